@@ -1,0 +1,98 @@
+// The object codec: the one-pass pipeline that turns plaintext into a stored object and back.
+//
+// Encode: plaintext -> SHA-256 and size (observed) -> zstd (optional) -> AES-256-GCM in chunks
+// (optional) -> header + body + trailer. Decode reverses it and verifies everything: header magic and
+// version, every AEAD tag (chunk order and truncation included), the zstd frame being complete, and the
+// plaintext SHA-256 and size against the trailer. The byte layout is in docs/FORMAT.md and is frozen by a
+// golden object in tests/unit/data/.
+//
+// Memory is constant whatever the object size. A decoder passes plaintext downstream as it goes, so
+// its output is only trustworthy once finish() has returned without throwing: consumers write to a
+// temporary file and publish it only after that.
+// Verification failures throw ErrorKind::Corruption; an encrypted object with no key or the wrong key
+// throws ErrorKind::Auth (a wrong key shows as a failed tag on the first chunk; the identity file's key
+// check normally catches it before any object is read).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/crypto.h"
+#include "common/io.h"
+
+namespace pgvault {
+
+enum class Compression : std::uint8_t { None = 0, Zstd = 1 };
+enum class Encryption : std::uint8_t { None = 0, Aes256Gcm = 1 };
+
+inline constexpr std::size_t kObjectHeaderSize = 32;
+inline constexpr std::size_t kObjectTrailerSize = 48;
+inline constexpr std::uint32_t kDefaultChunkSize = 64 * 1024;
+
+struct EncodeOptions {
+  Compression compression = Compression::Zstd;
+  int level = 3;                     // zstd level (1..19; negative levels allowed by zstd)
+  int threads = 0;                   // zstd worker threads; 0 = compress in the calling thread
+  const MasterKey* key = nullptr;    // nullptr: no encryption
+  std::uint32_t chunk_size = kDefaultChunkSize;
+};
+
+struct Digest {
+  Sha256Digest sha256{};
+  std::uint64_t size = 0;  // plaintext bytes
+  std::string hex() const;
+  bool operator==(const Digest&) const = default;
+};
+
+// What the header says about an object.
+struct ObjectHeader {
+  std::uint8_t version = 1;
+  Compression compression = Compression::None;
+  Encryption encryption = Encryption::None;
+};
+
+class ObjectEncoder final : public Sink {
+ public:
+  // Writes the encoded object to `out`; finish() writes the trailer and then calls out.finish().
+  ObjectEncoder(Sink& out, const EncodeOptions& opts);
+  ~ObjectEncoder() override;
+  void write(ByteView plaintext) override;
+  void finish() override;
+  // Valid after finish().
+  const Digest& digest() const;
+  std::uint64_t encoded_size() const;  // bytes written to `out`
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class ObjectDecoder final : public Sink {
+ public:
+  // `key` may be nullptr; an encrypted object then fails with ErrorKind::Auth.
+  // `what` names the object in error messages (e.g. the storage key).
+  ObjectDecoder(Sink& out, const MasterKey* key, std::string what);
+  ~ObjectDecoder() override;
+  void write(ByteView encoded) override;
+  // Verifies the trailer, digest and size, then calls out.finish().
+  void finish() override;
+  const Digest& digest() const;        // valid after finish()
+  const ObjectHeader& header() const;  // valid once the header bytes arrived
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses the trailer from the last kObjectTrailerSize bytes of an object (a ranged read), giving the
+// plaintext digest without downloading or decoding the body. Throws Corruption if the bytes are not a
+// trailer. The digest it returns is a claim: a full decode verifies it.
+Digest parse_trailer(ByteView last_bytes, const std::string& what);
+
+// Convenience for small objects.
+Bytes encode_bytes(ByteView plaintext, const EncodeOptions& opts);
+Bytes decode_bytes(ByteView encoded, const MasterKey* key, const std::string& what);
+
+}  // namespace pgvault
