@@ -1,0 +1,171 @@
+#include "common/archive.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "common/errors.h"
+#include "common/fs.h"
+
+namespace pgvault {
+namespace {
+
+// A sink that only counts: decoding into it verifies an object without keeping it.
+class DiscardSink final : public Sink {
+ public:
+  void write(ByteView) override {}
+  void finish() override {}
+};
+
+// The major version from PG_VERSION in the working directory (the data directory under
+// archive_command), else from the WAL page magic.
+int detect_pg_version(std::uint16_t magic) {
+  std::ifstream in("PG_VERSION");
+  int v = 0;
+  if (in >> v && v >= 10) return v;
+  return pg_version_for_wal_magic(magic);
+}
+
+Digest file_digest(const std::string& path) {
+  FileSource src(path);
+  Sha256 h;
+  Bytes buf(1 << 20);
+  std::uint64_t size = 0;
+  for (;;) {
+    std::size_t n = src.read(buf);
+    if (n == 0) break;
+    h.update(ByteView(buf.data(), n));
+    size += n;
+  }
+  return Digest{h.final(), size};
+}
+
+std::string describe_digest(const Digest& d) { return "sha256 " + d.hex() + ", " + std::to_string(d.size) + " bytes"; }
+
+}  // namespace
+
+PushOutcome push_wal(Repository& repo, const std::string& path) {
+  std::string file_name = base_name(path);
+  auto name = WalFileName::parse(file_name);
+  if (!name) {
+    throw Error(ErrorKind::InvalidInput,
+                "\"" + path + "\" is not a WAL file name (expected a segment such as 000000010000000000000001, "
+                "a .partial, .history or .backup file)");
+  }
+
+  std::unique_ptr<FileSource> src;
+  try {
+    src = std::make_unique<FileSource>(path);
+  } catch (const Error& e) {
+    throw Error(ErrorKind::InvalidInput, std::string("cannot read WAL file: ") + e.what());
+  }
+
+  if (name->kind == WalFileKind::Segment || name->kind == WalFileKind::Partial) {
+    Bytes page(kWalLongHeaderSize);
+    std::size_t got = 0;
+    while (got < page.size()) {
+      std::size_t n = src->read(std::span(page).subspan(got));
+      if (n == 0) break;
+      got += n;
+    }
+    page.resize(got);
+    WalLongHeader h;
+    try {
+      h = parse_wal_long_header(page, path);
+    } catch (const Error& e) {
+      throw Error(ErrorKind::InvalidInput, e.what());
+    }
+    if (src->file_size() != h.segment_size) {
+      throw Error(ErrorKind::InvalidInput, path + " is " + std::to_string(src->file_size()) +
+                                               " bytes but its header says the segment size is " +
+                                               std::to_string(h.segment_size) + ": refusing a truncated segment");
+    }
+    if (h.timeline != name->timeline) {
+      throw Error(ErrorKind::InvalidInput, path + ": page header timeline " + std::to_string(h.timeline) +
+                                               " does not match the file name");
+    }
+    Identity proposed;
+    proposed.system_identifier = h.system_identifier;
+    proposed.pg_version = detect_pg_version(h.magic);
+    proposed.wal_segment_size = h.segment_size;
+    Identity stored = repo.ensure_identity(proposed);
+    if (stored.wal_segment_size != h.segment_size) {
+      throw Error(ErrorKind::Foreign, path + ": segment size " + std::to_string(h.segment_size) +
+                                          " differs from the repository's " + std::to_string(stored.wal_segment_size));
+    }
+    src = std::make_unique<FileSource>(path);  // start again at byte 0 (the header is in the page cache)
+  }
+
+  const std::string key = keys::wal(*name);
+  const std::string where = repo.describe() + "/" + key;
+  if (!repo.storage().head(key)) {
+    try {
+      repo.put_object(key, *src, PutOptions{.if_absent = true, .size = src->file_size()});
+      spdlog::debug("archived {} to {}", file_name, where);
+      return PushOutcome::Stored;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Duplicate) throw;
+      // Stored concurrently by another process: compare below.
+    }
+  }
+
+  // Already there: PostgreSQL re-archives after a crash, which must succeed when the content is the same.
+  Digest local = file_digest(path);
+  Digest stored = repo.stored_digest(key);
+  if (!(stored == local)) {
+    throw Error(ErrorKind::Duplicate, file_name + " is already archived with different content (stored: " +
+                                          describe_digest(stored) + "; local: " + describe_digest(local) +
+                                          "); refusing to overwrite " + where);
+  }
+  DiscardSink discard;
+  try {
+    repo.get_object(key, discard);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Corruption) throw;
+    // The stored copy claims this very content but does not verify: replace it with the good file.
+    spdlog::warn("{}: stored copy is corrupt ({}); rewriting it from {}", where, e.what(), path);
+    FileSource again(path);
+    repo.put_object(key, again, PutOptions{.if_absent = false, .size = again.file_size()});
+    return PushOutcome::Repaired;
+  }
+  spdlog::info("{} was already archived with identical content ({})", file_name, describe_digest(local));
+  return PushOutcome::AlreadyStored;
+}
+
+FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std::string& dest) {
+  auto name = WalFileName::parse(name_arg);
+  if (!name) {
+    throw Error(ErrorKind::InvalidInput, "\"" + name_arg + "\" is not a WAL file name");
+  }
+  const std::string key = keys::wal(*name);
+  std::unique_ptr<Source> src;
+  try {
+    src = repo.storage().get(key);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::NotFound) throw;
+    // "Not in the archive" ends recovery, so be sure the archive itself is there: an unmounted
+    // directory or a wrong bucket must not look like the end of the WAL.
+    if (!repo.identity()) {
+      throw Error(ErrorKind::Config, "repository " + repo.describe() + " has no " + keys::identity() +
+                                         ": wrong path or bucket, or nothing was ever archived there");
+    }
+    spdlog::debug("{} is not in the archive", name_arg);
+    return FetchOutcome::Missing;
+  }
+  AtomicFileWriter out(dest, /*no_replace=*/false, /*durable=*/false, 0600);
+  ObjectDecoder dec(out, repo.read_key(), repo.describe() + "/" + key);
+  pump(*src, dec);  // the decoder commits `out` only after every check passed
+  spdlog::debug("restored {} from {}", name_arg, repo.describe());
+  return FetchOutcome::Fetched;
+}
+
+FetchErrorMode fetch_error_mode(const std::string& on_error, const std::string& datadir) {
+  if (on_error == "abort") return FetchErrorMode::Abort;
+  if (on_error == "missing") return FetchErrorMode::Missing;
+  struct stat st;
+  return ::stat((datadir + "/standby.signal").c_str(), &st) == 0 ? FetchErrorMode::Missing : FetchErrorMode::Abort;
+}
+
+}  // namespace pgvault

@@ -1,0 +1,39 @@
+// The work of wal-push (archive_command) and wal-fetch (restore_command). The contract with PostgreSQL
+// is in docs/EXIT-CODES.md; the tools' main() only map the Error kinds thrown here to exit codes.
+#pragma once
+
+#include <string>
+
+#include "common/repo.h"
+
+namespace pgvault {
+
+enum class PushOutcome {
+  Stored,         // newly stored, durable
+  AlreadyStored,  // the repository already held this file with identical content (verified)
+  Repaired,       // the stored copy claimed identical content but failed verification; rewritten
+};
+
+// Archives the file at `path` (absolute, or relative to the working directory, which PostgreSQL sets to
+// the data directory). Returns only when the object is durable. Throws:
+//   InvalidInput  path missing/unreadable, not a WAL file name, wrong segment size
+//   Duplicate     the repository holds this name with different content (both digests in the message)
+//   Foreign       the segment's system identifier differs from the repository's
+//   and storage/codec kinds otherwise.
+PushOutcome push_wal(Repository& repo, const std::string& path);
+
+enum class FetchOutcome { Fetched, Missing };
+
+// Restores WAL file `name` (a segment, history, .partial or .backup file name) to `dest` (absolute or
+// relative to the working directory): decoded and verified into a temporary file beside it, renamed
+// into place only after verification. Missing means definitely not in the archive: the repository
+// answered and its identity exists. Every other failure throws.
+FetchOutcome fetch_wal(Repository& repo, const std::string& name, const std::string& dest);
+
+// How wal-fetch reports an error other than "missing": abort recovery (exit > 125) or behave as missing
+// (exit 1, so a standby falls back to streaming and retries). on_error "auto" picks Missing when
+// `datadir` holds standby.signal and Abort otherwise.
+enum class FetchErrorMode { Abort, Missing };
+FetchErrorMode fetch_error_mode(const std::string& on_error, const std::string& datadir = ".");
+
+}  // namespace pgvault

@@ -1,0 +1,315 @@
+// wal-push / wal-fetch logic on a local repository with synthetic WAL segments (1 MiB, a valid size).
+#include "common/archive.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "common/errors.h"
+#include "common/fs.h"
+#include "common/storage_fs.h"
+#include "test_support.h"
+
+using namespace pgvault;
+using pgvault::testing::FaultStorage;
+using pgvault::testing::TempDir;
+
+namespace {
+
+constexpr std::uint32_t kSeg = 1u << 20;
+
+Bytes make_segment(std::uint64_t sysid, std::uint32_t tli, std::uint8_t fill, std::uint32_t size = kSeg) {
+  Bytes seg(size);
+  for (std::size_t i = 0; i < seg.size(); ++i) seg[i] = static_cast<std::uint8_t>(fill + i % 251);
+  std::uint16_t magic = 0xD110, info = 2;
+  std::uint32_t blcksz = 8192;
+  std::memcpy(seg.data(), &magic, 2);
+  std::memcpy(seg.data() + 2, &info, 2);
+  std::memcpy(seg.data() + 4, &tli, 4);
+  std::memcpy(seg.data() + 24, &sysid, 8);
+  std::memcpy(seg.data() + 32, &size, 4);
+  std::memcpy(seg.data() + 36, &blcksz, 4);
+  return seg;
+}
+
+void write_file(const std::string& path, ByteView data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+}
+
+Bytes read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(in), {});
+}
+
+ErrorKind kind_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.kind();
+  }
+  ADD_FAILURE() << "no error";
+  return ErrorKind::Internal;
+}
+
+struct Fixture : ::testing::Test {
+  TempDir dir;
+  std::string repo_path = dir / "repo";
+  std::string wal_dir = dir / "pg_wal";
+  Config config;
+
+  void SetUp() override {
+    std::filesystem::create_directories(wal_dir);
+    config.repository.path = repo_path;
+  }
+  Repository repo() { return Repository(make_fs_storage(repo_path), config); }
+  std::string put_file(const std::string& name, ByteView data) {
+    std::string p = wal_dir + "/" + name;
+    write_file(p, data);
+    return p;
+  }
+};
+
+const char* kName = "000000010000000000000001";
+
+}  // namespace
+
+TEST_F(Fixture, PushThenFetchRoundTrips) {
+  Bytes seg = make_segment(42, 1, 7);
+  auto r = repo();
+  EXPECT_EQ(push_wal(r, put_file(kName, seg)), PushOutcome::Stored);
+  EXPECT_TRUE(std::filesystem::exists(repo_path + "/wal/0000000100000000/" + kName));
+  auto r2 = repo();
+  EXPECT_EQ(fetch_wal(r2, kName, dir / "RECOVERYXLOG"), FetchOutcome::Fetched);
+  EXPECT_EQ(read_file(dir / "RECOVERYXLOG"), seg);
+}
+
+TEST_F(Fixture, IdentityRecordsTheCluster) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(7301234567890123456ull, 1, 1)));
+  auto id = repo().identity();
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->system_identifier, 7301234567890123456ull);
+  EXPECT_EQ(id->wal_segment_size, kSeg);
+  EXPECT_EQ(id->pg_version, 15);
+}
+
+TEST_F(Fixture, ForeignClusterIsRefused) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(1111, 1, 1)));
+  auto r2 = repo();
+  EXPECT_EQ(kind_of([&] { push_wal(r2, put_file("000000010000000000000002", make_segment(2222, 1, 1))); }),
+            ErrorKind::Foreign);
+  EXPECT_FALSE(std::filesystem::exists(repo_path + "/wal/0000000100000000/000000010000000000000002"));
+}
+
+TEST_F(Fixture, RepushOfIdenticalContentSucceedsWithoutRewriting) {
+  auto path = put_file(kName, make_segment(42, 1, 3));
+  auto r = repo();
+  push_wal(r, path);
+  std::string stored = repo_path + "/wal/0000000100000000/" + kName;
+  struct stat before, after;
+  ASSERT_EQ(::stat(stored.c_str(), &before), 0);
+  auto r2 = repo();
+  EXPECT_EQ(push_wal(r2, path), PushOutcome::AlreadyStored);
+  ASSERT_EQ(::stat(stored.c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);  // not rewritten
+}
+
+TEST_F(Fixture, DifferentContentUnderSameNameFailsAndKeepsTheStoredOne) {
+  auto r = repo();
+  Bytes first = make_segment(42, 1, 3);
+  push_wal(r, put_file(kName, first));
+  Bytes stored_before = read_file(repo_path + "/wal/0000000100000000/" + kName);
+  auto r2 = repo();
+  try {
+    push_wal(r2, put_file(kName, make_segment(42, 1, 4)));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Duplicate);
+    std::string msg = e.what();
+    EXPECT_NE(msg.find(Digest{sha256(first), first.size()}.hex()), std::string::npos) << msg;
+    Bytes second = make_segment(42, 1, 4);
+    EXPECT_NE(msg.find(Digest{sha256(second), second.size()}.hex()), std::string::npos) << msg;
+  }
+  EXPECT_EQ(read_file(repo_path + "/wal/0000000100000000/" + kName), stored_before);
+}
+
+TEST_F(Fixture, HistoryFilesAreNeverOverwrittenEither) {
+  auto r = repo();
+  push_wal(r, put_file("00000002.history", as_bytes("1\t0/3000000\tno recovery target specified\n")));
+  auto r2 = repo();
+  EXPECT_EQ(push_wal(r2, put_file("00000002.history", as_bytes("1\t0/3000000\tno recovery target specified\n"))),
+            PushOutcome::AlreadyStored);
+  EXPECT_EQ(kind_of([&] { push_wal(r2, put_file("00000002.history", as_bytes("1\t0/4000000\tother\n"))); }),
+            ErrorKind::Duplicate);
+}
+
+TEST_F(Fixture, PartialAndBackupHistoryFiles) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(42, 1, 1)));
+  EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.partial", make_segment(42, 1, 9))), PushOutcome::Stored);
+  EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.00000028.backup", as_bytes("START WAL LOCATION\n"))),
+            PushOutcome::Stored);
+  EXPECT_EQ(fetch_wal(r, "000000010000000000000002.00000028.backup", dir / "out"), FetchOutcome::Fetched);
+  EXPECT_EQ(read_file(dir / "out"), Bytes(as_bytes("START WAL LOCATION\n").begin(), as_bytes("START WAL LOCATION\n").end()));
+}
+
+TEST_F(Fixture, BadInputIsRefused) {
+  auto r = repo();
+  EXPECT_EQ(kind_of([&] { push_wal(r, wal_dir + "/" + kName); }), ErrorKind::InvalidInput);  // missing
+  EXPECT_EQ(kind_of([&] { push_wal(r, put_file("postgresql.conf", as_bytes("x"))); }), ErrorKind::InvalidInput);
+  EXPECT_EQ(kind_of([&] { push_wal(r, put_file(kName, as_bytes("not a wal segment at all, no"))); }),
+            ErrorKind::InvalidInput);
+  Bytes truncated = make_segment(42, 1, 1);
+  truncated.resize(kSeg / 2);
+  EXPECT_EQ(kind_of([&] { push_wal(r, put_file(kName, truncated)); }), ErrorKind::InvalidInput);
+  EXPECT_EQ(kind_of([&] { fetch_wal(r, "../etc/passwd", dir / "x"); }), ErrorKind::InvalidInput);
+  EXPECT_FALSE(std::filesystem::exists(repo_path + "/wal"));
+}
+
+TEST_F(Fixture, FetchMissingIsMissingOnlyWhenTheRepositoryExists) {
+  auto r = repo();
+  // No identity: a wrong path must not look like the end of the archive.
+  EXPECT_EQ(kind_of([&] { fetch_wal(r, kName, dir / "x"); }), ErrorKind::Config);
+  push_wal(r, put_file(kName, make_segment(42, 1, 1)));
+  auto r2 = repo();
+  EXPECT_EQ(fetch_wal(r2, "000000010000000000000002", dir / "x"), FetchOutcome::Missing);
+  EXPECT_EQ(fetch_wal(r2, "00000002.history", dir / "x"), FetchOutcome::Missing);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
+}
+
+TEST_F(Fixture, CorruptOrTruncatedObjectsNeverReachTheDestination) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(42, 1, 1)));
+  std::string stored = repo_path + "/wal/0000000100000000/" + kName;
+  Bytes good = read_file(stored);
+  for (std::size_t pos : {std::size_t{5}, std::size_t{40}, good.size() / 2, good.size() - 60, good.size() - 3}) {
+    Bytes bad = good;
+    bad[pos] ^= 0x01;
+    write_file(stored, bad);
+    auto r2 = repo();
+    EXPECT_NE(kind_of([&] { fetch_wal(r2, kName, dir / "RECOVERYXLOG"); }), ErrorKind::NotFound) << pos;
+    EXPECT_FALSE(std::filesystem::exists(dir / "RECOVERYXLOG")) << pos;
+  }
+  for (std::size_t len : {std::size_t{0}, std::size_t{10}, good.size() / 2, good.size() - 1}) {
+    write_file(stored, ByteView(good).first(len));
+    auto r2 = repo();
+    EXPECT_EQ(kind_of([&] { fetch_wal(r2, kName, dir / "RECOVERYXLOG"); }), ErrorKind::Corruption) << len;
+    EXPECT_FALSE(std::filesystem::exists(dir / "RECOVERYXLOG")) << len;
+  }
+  // No temporary files left beside the destination either.
+  for (auto& e : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().filename().string().find(kTempPrefix), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(Fixture, CorruptStoredCopyOfIdenticalContentIsRepaired) {
+  auto path = put_file(kName, make_segment(42, 1, 1));
+  auto r = repo();
+  push_wal(r, path);
+  std::string stored = repo_path + "/wal/0000000100000000/" + kName;
+  Bytes obj = read_file(stored);
+  obj[obj.size() / 2] ^= 0xFF;  // body damage, trailer intact
+  write_file(stored, obj);
+  auto r2 = repo();
+  EXPECT_EQ(push_wal(r2, path), PushOutcome::Repaired);
+  auto r3 = repo();
+  EXPECT_EQ(fetch_wal(r3, kName, dir / "x"), FetchOutcome::Fetched);
+  EXPECT_EQ(read_file(dir / "x"), read_file(path));
+}
+
+TEST_F(Fixture, StorageErrorsAreNotMissing) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(42, 1, 1)));
+  auto faulty = std::make_unique<FaultStorage>(make_fs_storage(repo_path));
+  faulty->fail = [](const std::string& op, const std::string&) {
+    if (op == "get") throw Error(ErrorKind::Transient, "storage unreachable");
+  };
+  Repository fr(std::move(faulty), config);
+  EXPECT_EQ(kind_of([&] { fetch_wal(fr, kName, dir / "x"); }), ErrorKind::Transient);
+  EXPECT_EQ(kind_of([&] { fetch_wal(fr, "000000010000000000000009", dir / "x"); }), ErrorKind::Transient);
+}
+
+TEST_F(Fixture, EncryptionAndCompressionCombinationsAllReadBack) {
+  std::string keyfile = dir / "key";
+  write_file(keyfile, as_bytes("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+  ::chmod(keyfile.c_str(), 0600);
+  int n = 2;
+  std::vector<std::pair<std::string, Bytes>> pushed;
+  for (auto comp : {Compression::None, Compression::Zstd}) {
+    for (auto enc : {Encryption::None, Encryption::Aes256Gcm}) {
+      config.compression.method = comp;
+      config.encryption.method = enc;
+      config.encryption.key_file = keyfile;
+      std::string name = segment_file_name(1, static_cast<std::uint64_t>(n++), kSeg);
+      Bytes seg = make_segment(42, 1, static_cast<std::uint8_t>(n));
+      auto r = repo();
+      push_wal(r, put_file(name, seg));
+      pushed.emplace_back(name, seg);
+    }
+  }
+  // Read everything back with yet another configuration: the headers decide.
+  config.compression.method = Compression::Zstd;
+  config.encryption.method = Encryption::None;
+  for (auto& [name, seg] : pushed) {
+    auto r = repo();
+    ASSERT_EQ(fetch_wal(r, name, dir / "out"), FetchOutcome::Fetched) << name;
+    EXPECT_EQ(read_file(dir / "out"), seg) << name;
+  }
+}
+
+TEST_F(Fixture, WrongKeyIsAnAuthError) {
+  std::string k1 = dir / "k1", k2 = dir / "k2";
+  write_file(k1, as_bytes("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+  write_file(k2, as_bytes("fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"));
+  ::chmod(k1.c_str(), 0600);
+  ::chmod(k2.c_str(), 0600);
+  config.encryption.method = Encryption::Aes256Gcm;
+  config.encryption.key_file = k1;
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(42, 1, 1)));
+  config.encryption.key_file = k2;
+  auto r2 = repo();
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, kName, dir / "x"); }), ErrorKind::Auth);
+  EXPECT_EQ(kind_of([&] { push_wal(r2, put_file("000000010000000000000002", make_segment(42, 1, 2))); }),
+            ErrorKind::Auth);
+  config.encryption.key_file.clear();
+  config.encryption.method = Encryption::None;
+  auto r3 = repo();
+  EXPECT_EQ(kind_of([&] { fetch_wal(r3, kName, dir / "x"); }), ErrorKind::Auth);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
+}
+
+TEST_F(Fixture, PassphraseKeyedRepository) {
+  std::string pf = dir / "pass";
+  write_file(pf, as_bytes("correct horse battery staple\n"));
+  ::chmod(pf.c_str(), 0600);
+  config.encryption.method = Encryption::Aes256Gcm;
+  config.encryption.passphrase_file = pf;
+  Bytes seg = make_segment(42, 1, 5);
+  auto r = repo();
+  push_wal(r, put_file(kName, seg));
+  auto r2 = repo();
+  ASSERT_EQ(fetch_wal(r2, kName, dir / "x"), FetchOutcome::Fetched);
+  EXPECT_EQ(read_file(dir / "x"), seg);
+  write_file(pf, as_bytes("wrong horse\n"));
+  auto r3 = repo();
+  EXPECT_EQ(kind_of([&] { fetch_wal(r3, kName, dir / "y"); }), ErrorKind::Auth);
+}
+
+TEST(FetchErrorMode, FollowsSignalFilesUnlessForced) {
+  TempDir dir;
+  EXPECT_EQ(fetch_error_mode("auto", dir.path()), FetchErrorMode::Abort);
+  write_file(dir / "recovery.signal", {});
+  EXPECT_EQ(fetch_error_mode("auto", dir.path()), FetchErrorMode::Abort);
+  write_file(dir / "standby.signal", {});
+  EXPECT_EQ(fetch_error_mode("auto", dir.path()), FetchErrorMode::Missing);
+  EXPECT_EQ(fetch_error_mode("abort", dir.path()), FetchErrorMode::Abort);
+  ::unlink((dir / "standby.signal").c_str());
+  EXPECT_EQ(fetch_error_mode("missing", dir.path()), FetchErrorMode::Missing);
+}

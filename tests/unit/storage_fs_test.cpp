@@ -1,0 +1,149 @@
+#include "common/storage_fs.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/errors.h"
+#include "common/fs.h"
+#include "test_support.h"
+
+using namespace pgvault;
+using pgvault::testing::TempDir;
+
+namespace {
+std::string read_file(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+int count_temp_files(const std::string& dir) {
+  int n = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.path().filename().string().rfind(kTempPrefix, 0) == 0) ++n;
+  }
+  return n;
+}
+}  // namespace
+
+TEST(FsStorage, PutGetHeadListRemove) {
+  TempDir dir;
+  auto s = make_fs_storage(dir.path() + "/repo");
+  write_all(*s, "wal/0000000100000000/000000010000000000000001", as_bytes("hello"));
+  write_all(*s, "wal/00000002.history", as_bytes("hist"));
+  write_all(*s, "pgvault.json", as_bytes("{}"));
+  Bytes got = read_all(*s, "wal/0000000100000000/000000010000000000000001");
+  EXPECT_EQ(std::string(got.begin(), got.end()), "hello");
+  auto info = s->head("wal/00000002.history");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->size, 4u);
+  EXPECT_FALSE(s->head("wal/nope"));
+  auto all = s->list("wal/");
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].key, "wal/0000000100000000/000000010000000000000001");
+  EXPECT_EQ(all[1].key, "wal/00000002.history");
+  EXPECT_EQ(s->list("wal/0000000100000000/").size(), 1u);
+  EXPECT_EQ(s->list("wal/00000002").size(), 1u);
+  EXPECT_EQ(s->list("").size(), 3u);
+  EXPECT_EQ(s->list("nothing/").size(), 0u);
+  s->remove("wal/00000002.history");
+  s->remove("wal/00000002.history");  // missing is fine
+  EXPECT_FALSE(s->head("wal/00000002.history"));
+}
+
+TEST(FsStorage, GetMissingIsNotFound) {
+  TempDir dir;
+  auto s = make_fs_storage(dir.path());
+  try {
+    s->get("wal/x");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::NotFound);
+  }
+}
+
+TEST(FsStorage, UnreadableIsNotNotFound) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads everything";
+  TempDir dir;
+  auto s = make_fs_storage(dir.path());
+  write_all(*s, "a/b", as_bytes("x"));
+  ::chmod((dir.path() + "/a").c_str(), 0);
+  try {
+    s->get("a/b");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Io);
+  }
+}
+
+TEST(FsStorage, RangedGet) {
+  TempDir dir;
+  auto s = make_fs_storage(dir.path());
+  write_all(*s, "k", as_bytes("0123456789"));
+  auto src = s->get("k", ByteRange{7, 3});
+  Bytes out;
+  VectorSink sink(out);
+  pump(*src, sink);
+  EXPECT_EQ(std::string(out.begin(), out.end()), "789");
+}
+
+TEST(FsStorage, NothingVisibleBeforeCommitAndAbortLeavesNoTrace) {
+  TempDir dir;
+  auto s = make_fs_storage(dir.path());
+  {
+    auto w = s->put("x/obj");
+    w->write(as_bytes("partial"));
+    EXPECT_FALSE(s->head("x/obj"));
+    EXPECT_TRUE(s->list("").empty());  // temp files are never listed
+    EXPECT_EQ(count_temp_files(dir.path()), 1);
+  }  // destroyed without commit
+  EXPECT_FALSE(s->head("x/obj"));
+  EXPECT_EQ(count_temp_files(dir.path()), 0);
+}
+
+TEST(FsStorage, IfAbsentNeverOverwrites) {
+  TempDir dir;
+  auto s = make_fs_storage(dir.path());
+  write_all(*s, "k", as_bytes("first"), PutOptions{.if_absent = true, .size = {}});
+  try {
+    write_all(*s, "k", as_bytes("second"), PutOptions{.if_absent = true, .size = {}});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Duplicate);
+  }
+  EXPECT_EQ(read_file(dir.path() + "/k"), "first");
+  EXPECT_EQ(count_temp_files(dir.path()), 0);
+  write_all(*s, "k", as_bytes("third"));  // a plain put replaces atomically
+  EXPECT_EQ(read_file(dir.path() + "/k"), "third");
+}
+
+TEST(FsStorage, RelativeRootIsAConfigError) {
+  try {
+    make_fs_storage("relative/repo");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Config);
+  }
+}
+
+TEST(FsStorage, NotWritableRootIsAnIoError) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root writes everywhere";
+  TempDir dir;
+  ::mkdir((dir.path() + "/ro").c_str(), 0500);
+  auto s = make_fs_storage(dir.path() + "/ro");
+  EXPECT_THROW(write_all(*s, "k", as_bytes("x")), Error);
+}
+
+TEST(FsStorage, LargeObjectStreams) {
+  TempDir dir;
+  auto s = make_fs_storage(dir.path());
+  Bytes big(5 << 20);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 7 + (i >> 12));
+  auto w = s->put("big");
+  for (std::size_t off = 0; off < big.size(); off += 100003) {
+    w->write(ByteView(big).subspan(off, std::min<std::size_t>(100003, big.size() - off)));
+  }
+  w->commit();
+  EXPECT_EQ(read_all(*s, "big"), big);
+}

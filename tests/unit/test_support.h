@@ -1,0 +1,150 @@
+// Test support: temporary directories, an in-memory storage, and a fault-injecting storage wrapper.
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "common/errors.h"
+#include "common/storage.h"
+
+namespace pgvault::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "pgvault-test-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::permissions(path_, std::filesystem::perms::owner_all, ec);
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+// Every object in a map; put is atomic at commit.
+class MemoryStorage : public Storage {
+ public:
+  std::string describe() const override { return "memory:"; }
+
+  std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override {
+    struct W : ObjectWriter {
+      MemoryStorage* s;
+      std::string key;
+      bool if_absent;
+      Bytes data;
+      bool done = false;
+      void write(ByteView d) override { data.insert(data.end(), d.begin(), d.end()); }
+      void commit() override {
+        std::lock_guard g(s->mu);
+        if (if_absent && s->objects.count(key)) throw Error(ErrorKind::Duplicate, key + " exists");
+        s->objects[key] = data;
+        done = true;
+      }
+      void abort() noexcept override { done = true; }
+    };
+    auto w = std::make_unique<W>();
+    w->s = this;
+    w->key = key;
+    w->if_absent = opts.if_absent;
+    return w;
+  }
+
+  std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override {
+    std::lock_guard g(mu);
+    auto it = objects.find(key);
+    if (it == objects.end()) throw Error(ErrorKind::NotFound, key + " not found");
+    Bytes slice = it->second;
+    if (range) {
+      std::uint64_t off = std::min<std::uint64_t>(range->offset, slice.size());
+      std::uint64_t end = range->length ? std::min<std::uint64_t>(slice.size(), off + *range->length) : slice.size();
+      slice = Bytes(slice.begin() + off, slice.begin() + end);
+    }
+    struct S : Source {
+      Bytes d;
+      std::size_t pos = 0;
+      std::size_t read(std::span<std::uint8_t> buf) override {
+        std::size_t n = std::min(buf.size(), d.size() - pos);
+        std::copy_n(d.begin() + pos, n, buf.begin());
+        pos += n;
+        return n;
+      }
+    };
+    auto s = std::make_unique<S>();
+    s->d = std::move(slice);
+    return s;
+  }
+
+  std::optional<ObjectInfo> head(const std::string& key) override {
+    std::lock_guard g(mu);
+    auto it = objects.find(key);
+    if (it == objects.end()) return std::nullopt;
+    return ObjectInfo{key, it->second.size(), 0};
+  }
+
+  std::vector<ObjectInfo> list(const std::string& prefix) override {
+    std::lock_guard g(mu);
+    std::vector<ObjectInfo> out;
+    for (auto& [k, v] : objects) {
+      if (k.compare(0, prefix.size(), prefix) == 0) out.push_back({k, v.size(), 0});
+    }
+    return out;
+  }
+
+  void remove(const std::string& key) override {
+    std::lock_guard g(mu);
+    objects.erase(key);
+  }
+
+  std::mutex mu;
+  std::map<std::string, Bytes> objects;
+};
+
+// Forwards to another storage; a test sets `fail` to make chosen calls throw.
+class FaultStorage : public Storage {
+ public:
+  explicit FaultStorage(std::unique_ptr<Storage> inner) : owned_(std::move(inner)), inner_(*owned_) {}
+  // Called with the operation name ("put", "get", "head", "list", "remove") and key; may throw.
+  std::function<void(const std::string& op, const std::string& key)> fail = [](auto&, auto&) {};
+
+  std::string describe() const override { return "fault:" + inner_.describe(); }
+  std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override {
+    fail("put", key);
+    return inner_.put(key, opts);
+  }
+  std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override {
+    fail("get", key);
+    return inner_.get(key, range);
+  }
+  std::optional<ObjectInfo> head(const std::string& key) override {
+    fail("head", key);
+    return inner_.head(key);
+  }
+  std::vector<ObjectInfo> list(const std::string& prefix) override {
+    fail("list", prefix);
+    return inner_.list(prefix);
+  }
+  void remove(const std::string& key) override {
+    fail("remove", key);
+    inner_.remove(key);
+  }
+
+ private:
+  std::unique_ptr<Storage> owned_;
+  Storage& inner_;
+};
+
+}  // namespace pgvault::testing
