@@ -1,0 +1,50 @@
+"""pytest fixtures shared by the integration tests.
+
+* ``workspace``: a :class:`helpers.pg.Workspace` -- a fresh postgres-owned temp dir; every cluster
+  made with ``workspace.cluster(name)`` is stopped and the directory removed when the test ends,
+  pass or fail.  On failure the tail of each cluster's server log is printed.
+* ``pgvault_tools``: ``pgvault_tools["wal-push"]`` is the absolute path of a pgvault executable that
+  the postgres user can run (copied out of $PGVAULT_BIN if postgres cannot reach the build dir).
+
+The helpers package is importable from tests as ``helpers`` (this directory is on sys.path).
+"""
+
+import signal
+
+import pytest
+
+from helpers.pg import Workspace
+
+
+def pytest_configure(config):
+    # SIGTERM (e.g. from a CI runner) would end Python without running fixture teardowns or atexit
+    # handlers; turn it into KeyboardInterrupt so the servers are stopped and temp dirs removed.
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def workspace(request):
+    """A :class:`helpers.pg.Workspace`, closed (servers stopped, dir removed) after the test."""
+    with Workspace() as ws:
+        yield ws
+        failed = any(getattr(request.node, f"rep_{when}", None) is not None
+                     and getattr(request.node, f"rep_{when}").failed for when in ("setup", "call"))
+        if failed:
+            for cluster in ws.clusters:
+                print(f"\n===== server log {cluster.log_path} (last lines) =====\n"
+                      f"{cluster.log_tail(80)}")
+
+
+@pytest.fixture
+def pgvault_tools(workspace):
+    """Lazily installed pgvault executables: ``pgvault_tools["wal-push"]`` -> path string."""
+    return workspace.tools
