@@ -47,7 +47,7 @@ TEST(WalName, SegmentArithmeticRoundTrips) {
   EXPECT_EQ(segment_number(1, 0, sz), 256u);
   EXPECT_EQ(segment_file_name(1, 256, sz), "000000010000000100000000");
   EXPECT_EQ(segment_file_name(3, 255, sz), "0000000300000000000000FF");
-  EXPECT_EQ(segment_file_name(1, 4096 + 2, 1u << 30), "000000010000000400000002");
+  EXPECT_EQ(segment_file_name(1, 4 * 4 + 2, 1u << 30), "000000010000000400000002");
   EXPECT_EQ(history_file_name(2), "00000002.history");
   EXPECT_TRUE(valid_segment_size(16u << 20));
   EXPECT_FALSE(valid_segment_size(3u << 20));
