@@ -55,6 +55,9 @@ PushOutcome push_wal(Repository& repo, const std::string& path) {
                 "a .partial, .history or .backup file)");
   }
 
+  // Load and check the encryption key before anything is written, so a bad key changes nothing.
+  repo.write_key();
+
   std::unique_ptr<FileSource> src;
   try {
     src = std::make_unique<FileSource>(path);

@@ -326,6 +326,12 @@ Config load_config(const std::optional<std::string>& path, const ConfigOverrides
   return parse_config(ss.str(), file, true, overrides);
 }
 
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  for (const auto& [k, _] : key_table()) out.push_back(k);
+  return out;
+}
+
 std::uint64_t parse_size(const std::string& text, const std::string& what) {
   std::size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;

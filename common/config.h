@@ -94,6 +94,9 @@ Config load_config(const std::optional<std::string>& path, const ConfigOverrides
 Config parse_config(const std::string& toml_text, const std::string& origin, bool apply_env,
                     const ConfigOverrides& overrides = {});
 
+// Every key ("section.key"), for documentation checks.
+std::vector<std::string> config_keys();
+
 // Parses "64MiB", "1GiB", "512KiB", "100MB", "4096" into bytes. Throws Config naming `what`.
 std::uint64_t parse_size(const std::string& text, const std::string& what);
 // Parses "30d", "12h", "2w", "90m" into seconds. Throws Config naming `what`.

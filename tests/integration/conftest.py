@@ -48,3 +48,17 @@ def workspace(request):
 def pgvault_tools(workspace):
     """Lazily installed pgvault executables: ``pgvault_tools["wal-push"]`` -> path string."""
     return workspace.tools
+
+
+# --- repositories ------------------------------------------------------------------------------------
+# Every test that takes `repo` runs once per backend: the local directory and S3 (Swift's s3api).
+
+BACKENDS = ["fs"]
+
+
+@pytest.fixture(params=BACKENDS)
+def repo(request, workspace):
+    from helpers.repo import Repo
+    if request.param == "s3":
+        return Repo(workspace, "s3", s3=request.getfixturevalue("s3_server"))
+    return Repo(workspace, "fs")

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "common/errors.h"
 
@@ -129,4 +131,22 @@ TEST(Config, SizesAndDurations) {
   EXPECT_EQ(parse_duration("12h", "x"), 12 * 3600);
   EXPECT_THROW(parse_duration("30", "x"), Error);
   EXPECT_THROW(parse_duration("d", "x"), Error);
+}
+
+TEST(Config, ShippedExampleParsesAndDocumentsEveryKey) {
+  std::ifstream in(std::string(PGVAULT_TEST_DATA) + "/../../../conf/pgvault.toml");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  Config c = parse_config(text, "conf/pgvault.toml", false);
+  EXPECT_EQ(c.repository.path, "/var/lib/pgvault/repo");
+  for (const auto& key : config_keys()) {
+    std::string section = "[" + key.substr(0, key.find('.')) + "]";
+    std::string name = key.substr(key.find('.') + 1);
+    EXPECT_NE(text.find(section), std::string::npos) << section;
+    EXPECT_TRUE(text.find("\n" + name + " =") != std::string::npos ||
+                text.find("# " + name + " =") != std::string::npos)
+        << key << " is not documented in conf/pgvault.toml";
+  }
 }

@@ -1,0 +1,145 @@
+"""A pgvault repository for the integration tests, on either backend, with its config file.
+
+The same tests run against the local-directory backend and the S3 backend (OpenStack Swift's s3api,
+see helpers/swift.py): tests talk to :class:`Repo` for everything backend-specific -- the config file,
+the tool command lines, and raw object access (to corrupt, truncate or delete stored objects).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Mapping, Optional
+
+from .proc import PG_USER, chown_to, run
+
+
+def wal_key(name: str) -> str:
+    """Storage key of a WAL file (docs/FORMAT.md): history files at wal/, the rest grouped by 16 hex."""
+    if name.endswith(".history"):
+        return f"wal/{name}"
+    return f"wal/{name[:16]}/{name}"
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Repo:
+    """A repository plus the pgvault.toml that points at it.
+
+    ``backend`` is "fs" or "s3"; for "s3", ``s3`` is a running helpers.swift.SwiftS3 server, and each
+    Repo gets its own bucket.
+    """
+
+    def __init__(self, workspace, backend: str = "fs", s3=None, name: str = "repo",
+                 settings: Optional[Mapping[str, Mapping[str, object]]] = None):
+        self.workspace = workspace
+        self.backend = backend
+        self.s3 = s3
+        self.name = name
+        self.dir = workspace.mkdir(f"{name}-conf", mode=0o755)
+        self.config_path = self.dir / "pgvault.toml"
+        self.path: Optional[Path] = None
+        self.bucket: Optional[str] = None
+        if backend == "fs":
+            self.path = workspace.path(name)
+            base = {"repository": {"type": "fs", "path": str(self.path)}}
+        elif backend == "s3":
+            assert s3 is not None, "the s3 backend needs a running S3 server"
+            self.bucket = s3.new_bucket()
+            base = {"repository": {"type": "s3", "bucket": self.bucket, "endpoint": s3.endpoint,
+                                   "region": s3.region, "access_key_id": s3.access_key,
+                                   "secret_access_key": s3.secret_key, "uri_style": "path"}}
+        else:
+            raise ValueError(backend)
+        self.settings: dict[str, dict[str, object]] = {k: dict(v) for k, v in base.items()}
+        self.update(settings or {})
+
+    # -- configuration ---------------------------------------------------------------------------
+    def update(self, settings: Mapping[str, Mapping[str, object]]) -> "Repo":
+        """Merge settings ({"section": {"key": value}}) and rewrite the config file."""
+        for section, values in settings.items():
+            self.settings.setdefault(section, {}).update(values)
+        lines = []
+        for section, values in self.settings.items():
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+            lines.append("")
+        self.config_path.write_text("\n".join(lines))
+        os.chmod(self.config_path, 0o644)
+        chown_to(self.config_path)
+        return self
+
+    def write_key(self, key_hex: str = "00112233445566778899aabbccddeeff" * 2, name: str = "key") -> Path:
+        """A key file readable only by postgres."""
+        p = self.dir / name
+        p.write_text(key_hex + "\n")
+        os.chmod(p, 0o600)
+        chown_to(p)
+        return p
+
+    def tool(self, name: str) -> str:
+        return self.workspace.tool(name)
+
+    def cmd(self, tool: str, *args: str) -> list[str]:
+        return [self.tool(tool), "--config", str(self.config_path), *args]
+
+    @property
+    def archive_command(self) -> str:
+        return f"{self.tool('wal-push')} --config {self.config_path} %p"
+
+    @property
+    def restore_command(self) -> str:
+        return f"{self.tool('wal-fetch')} --config {self.config_path} %f %p"
+
+    # -- raw object access (bypassing pgvault) -----------------------------------------------------
+    def keys(self, prefix: str = "") -> list[str]:
+        if self.backend == "fs":
+            out = []
+            if not self.path.exists():
+                return out
+            for root, _, files in os.walk(self.path):
+                for f in files:
+                    key = os.path.relpath(os.path.join(root, f), self.path)
+                    if key.startswith(prefix) and not f.startswith(".pgvault-tmp."):
+                        out.append(key)
+            return sorted(out)
+        return self.s3.list_keys(self.bucket, prefix)
+
+    def temp_files(self) -> list[str]:
+        """Leftover temporary files (fs only): invisible to every tool."""
+        if self.backend != "fs" or not self.path.exists():
+            return []
+        return [os.path.join(r, f) for r, _, fs in os.walk(self.path) for f in fs
+                if f.startswith(".pgvault-tmp.")]
+
+    def read(self, key: str) -> bytes:
+        if self.backend == "fs":
+            return (self.path / key).read_bytes()
+        return self.s3.get_object(self.bucket, key)
+
+    def write(self, key: str, data: bytes) -> None:
+        if self.backend == "fs":
+            p = self.path / key
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+            chown_to(p)
+        else:
+            self.s3.put_object(self.bucket, key, data)
+
+    def delete(self, key: str) -> None:
+        if self.backend == "fs":
+            (self.path / key).unlink()
+        else:
+            self.s3.delete_object(self.bucket, key)
+
+    def flip_byte(self, key: str, offset: int) -> None:
+        data = bytearray(self.read(key))
+        data[offset % len(data)] ^= 0x01
+        self.write(key, bytes(data))
