@@ -1,0 +1,176 @@
+#include "common/manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "common/errors.h"
+
+namespace pgvault {
+
+using nlohmann::json;
+
+std::string BackupManifest::to_json() const {
+  json j;
+  j["format"] = format;
+  j["label"] = label;
+  j["type"] = type;
+  j["parent"] = parent;
+  j["timeline"] = timeline;
+  j["start_lsn"] = format_lsn(start_lsn);
+  j["stop_lsn"] = format_lsn(stop_lsn);
+  j["start_wal"] = start_wal;
+  j["stop_wal"] = stop_wal;
+  j["start_time"] = start_time;
+  j["stop_time"] = stop_time;
+  j["pg_version"] = pg_version;
+  j["system_identifier"] = std::to_string(system_identifier);
+  j["wal_segment_size"] = wal_segment_size;
+  j["backup_label"] = backup_label;
+  j["tablespace_map"] = tablespace_map;
+  j["server_manifest_verified"] = server_manifest_verified;
+  j["total_bytes"] = total_bytes;
+  j["stored_bytes"] = stored_bytes;
+  j["tablespaces"] = json::array();
+  for (const auto& t : tablespaces) j["tablespaces"].push_back({{"oid", t.oid}, {"location", t.location}});
+  j["directories"] = json::array();
+  for (const auto& d : directories) {
+    j["directories"].push_back({{"path", d.path}, {"tablespace", d.tablespace}, {"mode", d.mode}});
+  }
+  j["bundles"] = json::array();
+  for (const auto& b : bundles) {
+    j["bundles"].push_back(
+        {{"index", b.index}, {"plain_size", b.plain_size}, {"stored_size", b.stored_size}, {"sha256", b.sha256}});
+  }
+  j["files"] = json::array();
+  for (const auto& f : files) {
+    j["files"].push_back({{"path", f.path},
+                          {"tablespace", f.tablespace},
+                          {"size", f.size},
+                          {"mode", f.mode},
+                          {"mtime", f.mtime},
+                          {"sha256", f.sha256},
+                          {"bundle", f.bundle},
+                          {"offset", f.offset}});
+  }
+  return j.dump(1) + "\n";
+}
+
+BackupManifest BackupManifest::from_json(const std::string& text, const std::string& what) {
+  try {
+    json j = json::parse(text);
+    BackupManifest m;
+    m.format = j.at("format").get<int>();
+    if (m.format > kManifestFormat) {
+      throw Error(ErrorKind::Config, what + ": manifest format " + std::to_string(m.format) +
+                                         " is newer than this pgvault understands; upgrade pgvault");
+    }
+    m.label = j.at("label").get<std::string>();
+    m.type = j.at("type").get<std::string>();
+    m.parent = j.value("parent", "");
+    m.timeline = j.at("timeline").get<std::uint32_t>();
+    m.start_lsn = parse_lsn(j.at("start_lsn").get<std::string>(), what + " start_lsn");
+    m.stop_lsn = parse_lsn(j.at("stop_lsn").get<std::string>(), what + " stop_lsn");
+    m.start_wal = j.at("start_wal").get<std::string>();
+    m.stop_wal = j.at("stop_wal").get<std::string>();
+    m.start_time = j.at("start_time").get<std::string>();
+    m.stop_time = j.at("stop_time").get<std::string>();
+    m.pg_version = j.at("pg_version").get<int>();
+    m.system_identifier = std::stoull(j.at("system_identifier").get<std::string>());
+    m.wal_segment_size = j.at("wal_segment_size").get<std::uint32_t>();
+    m.backup_label = j.at("backup_label").get<std::string>();
+    m.tablespace_map = j.value("tablespace_map", "");
+    m.server_manifest_verified = j.value("server_manifest_verified", false);
+    m.total_bytes = j.value("total_bytes", std::uint64_t{0});
+    m.stored_bytes = j.value("stored_bytes", std::uint64_t{0});
+    for (const auto& t : j.at("tablespaces")) {
+      m.tablespaces.push_back({t.at("oid").get<std::uint32_t>(), t.at("location").get<std::string>()});
+    }
+    for (const auto& d : j.at("directories")) {
+      m.directories.push_back(
+          {d.at("path").get<std::string>(), d.at("tablespace").get<std::uint32_t>(), d.at("mode").get<std::uint32_t>()});
+    }
+    for (const auto& b : j.at("bundles")) {
+      m.bundles.push_back({b.at("index").get<std::uint64_t>(), b.at("plain_size").get<std::uint64_t>(),
+                           b.at("stored_size").get<std::uint64_t>(), b.at("sha256").get<std::string>()});
+    }
+    for (const auto& f : j.at("files")) {
+      ManifestFile mf;
+      mf.path = f.at("path").get<std::string>();
+      mf.tablespace = f.at("tablespace").get<std::uint32_t>();
+      mf.size = f.at("size").get<std::uint64_t>();
+      mf.mode = f.at("mode").get<std::uint32_t>();
+      mf.mtime = f.at("mtime").get<std::int64_t>();
+      mf.sha256 = f.at("sha256").get<std::string>();
+      mf.bundle = f.at("bundle").get<std::uint64_t>();
+      mf.offset = f.at("offset").get<std::uint64_t>();
+      m.files.push_back(std::move(mf));
+    }
+    return m;
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::Corruption, what + ": malformed manifest (" + e.what() + ")");
+  } catch (const std::logic_error& e) {
+    throw Error(ErrorKind::Corruption, what + ": malformed manifest (" + e.what() + ")");
+  }
+}
+
+std::string make_backup_label(std::int64_t unix_time, bool incremental) {
+  std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return std::string(buf) + (incremental ? "-I" : "-F");
+}
+
+std::int64_t parse_iso8601(const std::string& text) {
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+      static_cast<std::size_t>(consumed) != text.size()) {
+    throw Error(ErrorKind::InvalidInput, "\"" + text + "\" is not a UTC time like 2026-11-21T16:41:00Z");
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+BackupManifest read_manifest(Repository& repo, const std::string& label) {
+  std::string key = keys::backup_manifest(label);
+  Bytes data = repo.get_bytes(key);
+  BackupManifest m = BackupManifest::from_json(std::string(data.begin(), data.end()), repo.describe() + "/" + key);
+  if (m.label != label) {
+    throw Error(ErrorKind::Corruption, repo.describe() + "/" + key + ": manifest is for backup " + m.label);
+  }
+  return m;
+}
+
+void write_manifest(Repository& repo, const BackupManifest& m) {
+  std::string text = m.to_json();
+  repo.put_bytes(keys::backup_manifest(m.label), as_bytes(text), PutOptions{.if_absent = true, .size = {}});
+}
+
+BackupListing list_backups(Repository& repo) {
+  BackupListing out;
+  std::map<std::string, bool> labels;  // label -> has manifest
+  const std::string prefix = keys::backups_prefix();
+  for (const auto& obj : repo.storage().list(prefix)) {
+    std::string rest = obj.key.substr(prefix.size());
+    auto slash = rest.find('/');
+    if (slash == std::string::npos) continue;
+    std::string label = rest.substr(0, slash);
+    bool is_manifest = rest.substr(slash + 1) == "manifest.json";
+    labels[label] = labels[label] || is_manifest;
+  }
+  for (const auto& [label, complete] : labels) {
+    if (complete) out.complete.push_back(read_manifest(repo, label));
+    else out.incomplete.push_back(label);
+  }
+  return out;
+}
+
+}  // namespace pgvault

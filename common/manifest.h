@@ -1,0 +1,98 @@
+// The backup manifest: backups/<label>/manifest.json, written LAST by base-push (a backup without it is
+// incomplete and invisible), stored as a codec object (digest-verified, encrypted when configured).
+//
+// Data layout: the files of a backup are packed into bundles (backups/<label>/bundle-NNNNNN). A bundle's
+// plaintext is the concatenation of whole files, in manifest order; a file larger than the bundle size
+// gets a bundle of its own. Each file records (bundle, offset, size) inside the bundle's plaintext and
+// its own SHA-256, so a restore verifies every file as well as every bundle.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/repo.h"
+
+namespace pgvault {
+
+inline constexpr int kManifestFormat = 1;
+
+struct ManifestFile {
+  std::string path;              // relative to the data directory, or to the tablespace for tablespace files
+  std::uint32_t tablespace = 0;  // 0 = the data directory; else the tablespace OID
+  std::uint64_t size = 0;
+  std::uint32_t mode = 0600;
+  std::int64_t mtime = 0;
+  std::string sha256;            // hex of the file's content
+  std::uint64_t bundle = 0;      // bundle index
+  std::uint64_t offset = 0;      // byte offset of the file in the bundle's plaintext
+};
+
+struct ManifestDirectory {
+  std::string path;
+  std::uint32_t tablespace = 0;
+  std::uint32_t mode = 0700;
+};
+
+struct ManifestTablespace {
+  std::uint32_t oid = 0;
+  std::string location;  // absolute path on the backed-up server
+};
+
+struct ManifestBundle {
+  std::uint64_t index = 0;
+  std::uint64_t plain_size = 0;   // bytes of plaintext (sum of its files)
+  std::uint64_t stored_size = 0;  // bytes in the repository (after compression/encryption)
+  std::string sha256;             // plaintext digest, as in the object trailer
+};
+
+struct BackupManifest {
+  int format = kManifestFormat;
+  std::string label;               // e.g. "20261121T164100Z-F"; sorts by start time (UTC)
+  std::string type = "full";       // "full" | "incremental"
+  std::string parent;              // label of the parent backup (incremental only)
+  std::uint32_t timeline = 1;
+  std::uint64_t start_lsn = 0;
+  std::uint64_t stop_lsn = 0;
+  std::string start_wal;           // segment holding start_lsn
+  std::string stop_wal;            // segment holding stop_lsn (archived before the manifest was written)
+  std::string start_time;          // ISO 8601 UTC
+  std::string stop_time;
+  int pg_version = 0;
+  std::uint64_t system_identifier = 0;
+  std::uint32_t wal_segment_size = 16u << 20;
+  std::string backup_label;        // contents of backup_label
+  std::string tablespace_map;      // contents of tablespace_map ("" when none)
+  bool server_manifest_verified = false;  // the server's backup_manifest checksums matched
+  std::vector<ManifestTablespace> tablespaces;
+  std::vector<ManifestDirectory> directories;
+  std::vector<ManifestFile> files;
+  std::vector<ManifestBundle> bundles;
+  // Totals (derived, stored for listing without summing).
+  std::uint64_t total_bytes = 0;   // database bytes (sum of file sizes)
+  std::uint64_t stored_bytes = 0;  // repository bytes (sum of bundle stored sizes)
+
+  std::string to_json() const;
+  // Corruption error naming `what` on malformed input.
+  static BackupManifest from_json(const std::string& text, const std::string& what);
+};
+
+// Label for a backup starting now: "YYYYMMDDTHHMMSSZ-F" (full) or "-I" (incremental).
+std::string make_backup_label(std::int64_t unix_time, bool incremental);
+// Seconds since the epoch for an ISO 8601 UTC time written by now_iso8601(); throws InvalidInput.
+std::int64_t parse_iso8601(const std::string& text);
+
+// What the repository holds under backups/.
+struct BackupListing {
+  std::vector<BackupManifest> complete;   // sorted by label (oldest first)
+  std::vector<std::string> incomplete;    // labels with objects but no manifest
+};
+BackupListing list_backups(Repository& repo);
+
+// Reads and verifies one manifest. NotFound when the backup has no manifest.
+BackupManifest read_manifest(Repository& repo, const std::string& label);
+// Writes the manifest (the commit point of a backup).
+void write_manifest(Repository& repo, const BackupManifest& m);
+
+}  // namespace pgvault
