@@ -1,0 +1,897 @@
+#include "common/s3.h"
+
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <openssl/evp.h>
+
+#include "common/errors.h"
+#include "common/http.h"
+#include "common/s3_xml.h"
+#include "common/sigv4.h"
+
+namespace pgvault {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using sigv4::Pairs;
+
+constexpr std::uint64_t kMinPartSize = 5ull << 20;
+constexpr int kMaxDeleteBatch = 1000;
+
+// Thrown by a response check to ask for another attempt (truncated body, error inside a 200...).
+struct RetryRequest {
+  std::string why;
+};
+
+struct Endpoint {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // as written, without port ("[::1]" keeps its brackets)
+  std::string port;    // "" when not written
+};
+
+Endpoint parse_endpoint(const std::string& endpoint, const std::string& region) {
+  std::string e = endpoint.empty() ? "https://s3." + region + ".amazonaws.com" : endpoint;
+  Endpoint ep;
+  std::string rest;
+  if (e.starts_with("https://")) {
+    ep.scheme = "https";
+    rest = e.substr(8);
+  } else if (e.starts_with("http://")) {
+    ep.scheme = "http";
+    rest = e.substr(7);
+  } else {
+    throw Error(ErrorKind::Config, "s3 endpoint '" + e + "' must start with https:// (or http://)");
+  }
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.empty() || rest.find_first_of("/?#@ ") != std::string::npos) {
+    throw Error(ErrorKind::Config, "s3 endpoint '" + e + "' must be scheme://host[:port] without a path");
+  }
+  std::size_t colon = rest.rfind(':');
+  std::size_t bracket = rest.rfind(']');
+  if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
+    ep.host = rest.substr(0, colon);
+    ep.port = rest.substr(colon + 1);
+    if (ep.port.empty() || ep.port.find_first_not_of("0123456789") != std::string::npos) {
+      throw Error(ErrorKind::Config, "s3 endpoint '" + e + "' has a bad port");
+    }
+  } else {
+    ep.host = rest;
+  }
+  return ep;
+}
+
+std::int64_t parse_iso8601(const std::string& s) {
+  std::tm tm{};
+  if (s.size() < 19 || std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+std::uint64_t parse_u64(const std::string& s, bool* ok) {
+  std::uint64_t v = 0;
+  *ok = !s.empty() && s.size() <= 19 && s.find_first_not_of("0123456789") == std::string::npos;
+  if (*ok) v = std::stoull(s);
+  return v;
+}
+
+std::string md5_raw(ByteView data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, EVP_md5(), nullptr);
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+std::string unquote(std::string s) {
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  return s;
+}
+
+bool retryable_curl(int code) {
+  switch (static_cast<CURLcode>(code)) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_READ_ERROR:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool retryable_http(long status, const std::string& code) {
+  if (status >= 500 || status == 429 || status == 408) return true;
+  // S3 reports these as 400: the connection idled too long, or the body arrived altered.
+  if (status == 400 && (code == "RequestTimeout" || code == "BadDigest" ||
+                        code == "XAmzContentSHA256Mismatch" || code == "InvalidDigest")) {
+    return true;
+  }
+  return false;
+}
+
+class S3Storage;
+
+// One HTTP exchange of the S3 API, with what it needs to be retried.
+struct Call {
+  std::string op;       // for messages: "put", "get", "list"...
+  std::string method;
+  std::string key;      // full key inside the bucket; "" for bucket-level requests
+  Pairs query;
+  Pairs headers;        // extra signed headers
+  ByteView body;
+  std::string payload_hash;  // computed from body when empty
+  std::function<void()> reset;                    // before every attempt (drop a partial body)
+  std::function<void(ByteView)> on_body;          // 2xx body
+  std::function<void(const HttpResponse&)> check; // after a 2xx: may throw RetryRequest
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+Call make_call(std::string op, std::string method, std::string key) {
+  Call c;
+  c.op = std::move(op);
+  c.method = std::move(method);
+  c.key = std::move(key);
+  return c;
+}
+
+class S3Storage final : public Storage {
+ public:
+  explicit S3Storage(const S3Options& o);
+
+  std::string describe() const override {
+    return "s3://" + opt_.bucket + (prefix_.empty() ? "" : "/" + prefix_.substr(0, prefix_.size() - 1));
+  }
+  std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override;
+  std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override;
+  std::optional<ObjectInfo> head(const std::string& key) override;
+  std::vector<ObjectInfo> list(const std::string& prefix) override;
+  void remove(const std::string& key) override;
+  void remove_many(const std::vector<std::string>& keys) override;
+
+  // Internals shared with the writer and reader.
+  const S3Options& options() const { return opt_; }
+  std::string full_key(const std::string& key) const { return prefix_ + key; }
+  HttpClientPool& pool() { return pool_; }
+  HttpResponse execute(HttpClient& client, const Call& call);
+  std::optional<HttpResponse> head_raw(HttpClient& client, const std::string& full);
+  [[noreturn]] void fail(const HttpResponse& r, const Call& call) const;
+  std::string where(const std::string& full) const { return "s3://" + opt_.bucket + "/" + full; }
+  std::atomic<bool> no_if_none_match{false};
+
+ private:
+  HttpResponse attempt(HttpClient& client, const Call& call);
+  std::string url_and_path(const Call& call, std::string* host, std::string* path) const;
+
+  S3Options opt_;
+  Endpoint ep_;
+  std::string prefix_;
+  HttpClientPool pool_;
+  std::atomic<bool> no_delete_objects_{false};
+};
+
+HttpSettings http_settings(const S3Options& o) {
+  HttpSettings s;
+  s.connect_timeout_s = o.connect_timeout_s;
+  s.low_speed_limit = o.low_speed_limit;
+  s.low_speed_time_s = o.low_speed_time_s;
+  s.request_timeout_s = o.request_timeout_s;
+  s.verify_tls = o.verify_tls;
+  s.ca_file = o.ca_file;
+  return s;
+}
+
+S3Storage::S3Storage(const S3Options& o)
+    : opt_(o), ep_(parse_endpoint(o.endpoint, o.region)), pool_(http_settings(o)) {
+  prefix_ = o.prefix;
+  while (!prefix_.empty() && prefix_.front() == '/') prefix_.erase(prefix_.begin());
+  if (!prefix_.empty() && prefix_.back() != '/') prefix_ += '/';
+}
+
+std::string S3Storage::url_and_path(const Call& call, std::string* host, std::string* path) const {
+  std::string h = ep_.host;
+  if (opt_.uri_style == "virtual") {
+    h = opt_.bucket + "." + h;
+    *path = "/" + call.key;
+  } else {
+    *path = "/" + opt_.bucket + (call.key.empty() ? "" : "/" + call.key);
+  }
+  *host = ep_.port.empty() ? h : h + ":" + ep_.port;
+  std::string url = ep_.scheme + "://" + *host + sigv4::uri_encode(*path, true);
+  if (!call.query.empty()) url += "?" + sigv4::canonical_query(call.query);
+  return url;
+}
+
+HttpResponse S3Storage::attempt(HttpClient& client, const Call& call) {
+  std::string host, path;
+  HttpRequest req;
+  req.method = call.method;
+  req.url = url_and_path(call, &host, &path);
+  req.body = call.body;
+  req.cancel = call.cancel;
+  const std::string date = sigv4::amz_date_now();
+  sigv4::Request sr;
+  sr.method = call.method;
+  sr.path = path;
+  sr.query = call.query;
+  sr.payload_hash = call.payload_hash.empty() ? sigv4::sha256_hex(call.body) : call.payload_hash;
+  sr.headers = {{"host", host}, {"x-amz-date", date}, {"x-amz-content-sha256", sr.payload_hash}};
+  if (!opt_.session_token.empty()) sr.headers.emplace_back("x-amz-security-token", opt_.session_token);
+  for (const auto& h : call.headers) sr.headers.push_back(h);
+  sigv4::Credentials creds{opt_.access_key_id, opt_.secret_access_key, opt_.session_token};
+  auto s = sigv4::sign(sr, creds, opt_.region, "s3", date);
+  req.headers = sr.headers;
+  req.headers.emplace_back("authorization", s.authorization);
+  if (call.reset) call.reset();
+  return client.perform(req, call.on_body);
+}
+
+HttpResponse S3Storage::execute(HttpClient& client, const Call& call) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::seconds(opt_.total_timeout_s);
+  std::string last;
+  int attempts = 0;
+  for (int n = 0;; ++n) {
+    if (n > 0) {
+      double cap = std::min<double>(opt_.retry_max_delay_ms, opt_.retry_base_ms * std::pow(2.0, n - 1));
+      auto delay = std::chrono::milliseconds(
+          static_cast<long>(std::uniform_real_distribution<double>(0, std::max(cap, 1.0))(rng)));
+      if (n > opt_.max_retries || Clock::now() + delay >= deadline) break;
+      if (call.cancel != nullptr && call.cancel->load()) break;
+      std::this_thread::sleep_for(delay);
+    }
+    ++attempts;
+    HttpResponse r;
+    try {
+      r = attempt(client, call);
+    } catch (const RetryRequest& e) {  // thrown by on_body
+      last = e.why;
+      continue;
+    }
+    if (r.curl_code != CURLE_OK) {
+      last = "curl: " + r.curl_error;
+      spdlog::debug("s3 {} {} {}: attempt {}: {}", call.method, opt_.bucket, call.key, attempts, last);
+      if (call.cancel != nullptr && call.cancel->load()) {
+        throw Error(ErrorKind::Interrupted, "s3 " + call.op + " " + where(call.key) + ": cancelled");
+      }
+      if (r.curl_code == CURLE_PEER_FAILED_VERIFICATION || r.curl_code == CURLE_SSL_CACERT_BADFILE ||
+          r.curl_code == CURLE_SSL_CERTPROBLEM) {
+        throw Error(ErrorKind::Config, "s3 " + call.op + " " + where(call.key) + ": tls: " + r.curl_error);
+      }
+      if (!retryable_curl(r.curl_code)) {
+        throw Error(ErrorKind::Transient, "s3 " + call.op + " " + where(call.key) + ": " + last);
+      }
+      continue;
+    }
+    std::string code = s3xml::text(r.error_body, "Code");
+    spdlog::debug("s3 {} {} {}: attempt {}: HTTP {} {}", call.method, opt_.bucket, call.key, attempts,
+                  r.status, code);
+    if (r.status >= 200 && r.status < 300) {
+      try {
+        if (call.check) call.check(r);
+      } catch (const RetryRequest& e) {
+        last = e.why;
+        continue;
+      }
+      return r;
+    }
+    if (retryable_http(r.status, code)) {
+      last = "HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code);
+      continue;
+    }
+    return r;
+  }
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start).count();
+  throw Error(ErrorKind::Transient, "s3 " + call.op + " " + where(call.key) + ": giving up after " +
+                                        std::to_string(attempts) + " attempts in " + std::to_string(secs) +
+                                        " s: " + last);
+}
+
+void S3Storage::fail(const HttpResponse& r, const Call& call) const {
+  std::string code = s3xml::text(r.error_body, "Code");
+  std::string message = s3xml::text(r.error_body, "Message");
+  ErrorKind kind = ErrorKind::Internal;
+  std::string hint;
+  switch (r.status) {
+    case 401:
+    case 403:
+      kind = ErrorKind::Auth;
+      if (code == "SignatureDoesNotMatch") hint = " (check secret_access_key)";
+      else if (code == "InvalidAccessKeyId") hint = " (check access_key_id)";
+      else if (code == "RequestTimeTooSkewed") hint = " (check the system clock)";
+      break;
+    case 404:
+      kind = code == "NoSuchBucket" ? ErrorKind::Config : ErrorKind::NotFound;
+      break;
+    case 301:
+    case 307:
+    case 400:
+      kind = (r.status != 400 || code == "AuthorizationHeaderMalformed" || code == "InvalidBucketName" ||
+              code == "InvalidRegion")
+                 ? ErrorKind::Config
+                 : ErrorKind::Internal;
+      if (r.status != 400) hint = " (check region and endpoint)";
+      break;
+    case 409:
+      kind = ErrorKind::Conflict;
+      break;
+    case 412:
+      kind = ErrorKind::Duplicate;
+      break;
+    default:
+      kind = r.status >= 500 ? ErrorKind::Transient : ErrorKind::Internal;
+  }
+  std::string msg = "s3 " + call.op + " " + where(call.key) + ": HTTP " + std::to_string(r.status);
+  if (!code.empty()) msg += " " + code;
+  if (!message.empty()) msg += ": " + message;
+  throw Error(kind, msg + hint);
+}
+
+std::optional<HttpResponse> S3Storage::head_raw(HttpClient& client, const std::string& full) {
+  Call call = make_call("head", "HEAD", full);
+  auto r = execute(client, call);
+  if (r.status == 404) return std::nullopt;
+  if (r.status < 200 || r.status >= 300) fail(r, call);
+  return r;
+}
+
+std::optional<ObjectInfo> S3Storage::head(const std::string& key) {
+  auto client = pool_.acquire();
+  auto r = head_raw(*client, full_key(key));
+  if (!r) return std::nullopt;
+  ObjectInfo info;
+  info.key = key;
+  bool ok = false;
+  info.size = parse_u64(r->header("content-length"), &ok);
+  if (!ok) throw Error(ErrorKind::Transient, "s3 head " + where(full_key(key)) + ": no content-length");
+  std::string lm = r->header("last-modified");
+  if (!lm.empty()) {
+    std::time_t t = curl_getdate(lm.c_str(), nullptr);
+    info.mtime = t > 0 ? t : 0;
+  }
+  return info;
+}
+
+std::vector<ObjectInfo> S3Storage::list(const std::string& prefix) {
+  auto client = pool_.acquire();
+  std::vector<ObjectInfo> out;
+  std::string token;
+  const std::string full = full_key(prefix);
+  for (int page = 0;; ++page) {
+    std::string body;
+    Call call = make_call("list", "GET", "");
+    call.query = {{"list-type", "2"}, {"prefix", full}, {"encoding-type", "url"}};
+    if (!token.empty()) call.query.emplace_back("continuation-token", token);
+    call.reset = [&] { body.clear(); };
+    call.on_body = [&](ByteView b) { body.append(reinterpret_cast<const char*>(b.data()), b.size()); };
+    call.check = [&](const HttpResponse&) {
+      if (!s3xml::has(body, "ListBucketResult")) throw RetryRequest{"list: incomplete ListBucketResult"};
+    };
+    auto r = execute(*client, call);
+    if (r.status != 200) {
+      call.key = full;
+      fail(r, call);
+    }
+    const bool url_encoded = s3xml::text(body, "EncodingType") == "url";
+    for (auto c : s3xml::elements(body, "Contents")) {
+      std::string k = s3xml::text(c, "Key");
+      if (url_encoded) k = s3xml::url_decode(k);
+      if (!k.starts_with(prefix_)) continue;
+      ObjectInfo info;
+      info.key = k.substr(prefix_.size());
+      bool ok = false;
+      info.size = parse_u64(s3xml::text(c, "Size"), &ok);
+      info.mtime = parse_iso8601(s3xml::text(c, "LastModified"));
+      out.push_back(std::move(info));
+    }
+    if (s3xml::text(body, "IsTruncated") != "true") break;
+    token = s3xml::text(body, "NextContinuationToken");
+    if (token.empty()) {
+      throw Error(ErrorKind::Internal, "s3 list " + where(full) + ": truncated listing without a token");
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+  return out;
+}
+
+void S3Storage::remove(const std::string& key) {
+  auto client = pool_.acquire();
+  Call call = make_call("delete", "DELETE", full_key(key));
+  auto r = execute(*client, call);
+  if (r.status == 404 || (r.status >= 200 && r.status < 300)) return;
+  fail(r, call);
+}
+
+void S3Storage::remove_many(const std::vector<std::string>& keys) {
+  for (std::size_t i = 0; i < keys.size(); i += kMaxDeleteBatch) {
+    std::size_t end = std::min(keys.size(), i + kMaxDeleteBatch);
+    if (no_delete_objects_.load()) {
+      for (std::size_t k = i; k < end; ++k) remove(keys[k]);
+      continue;
+    }
+    std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>";
+    for (std::size_t k = i; k < end; ++k) xml += "<Object><Key>" + s3xml::escape(full_key(keys[k])) + "</Key></Object>";
+    xml += "</Delete>";
+    std::string body;
+    Call call = make_call("delete-objects", "POST", "");
+    call.query = {{"delete", ""}};
+    call.body = as_bytes(xml);
+    call.headers = {{"content-md5", sigv4::md5_base64(call.body)}, {"content-type", "application/xml"}};
+    call.reset = [&] { body.clear(); };
+    call.on_body = [&](ByteView b) { body.append(reinterpret_cast<const char*>(b.data()), b.size()); };
+    call.check = [&](const HttpResponse&) {
+      if (!s3xml::has(body, "DeleteResult")) throw RetryRequest{"delete: incomplete DeleteResult"};
+    };
+    HttpResponse r;
+    {
+      auto client = pool_.acquire();
+      r = execute(*client, call);
+    }
+    if (r.status == 501 || s3xml::text(r.error_body, "Code") == "NotImplemented") {
+      spdlog::debug("s3 {}: DeleteObjects not supported, deleting one by one", opt_.bucket);
+      no_delete_objects_ = true;
+      for (std::size_t k = i; k < end; ++k) remove(keys[k]);
+      continue;
+    }
+    if (r.status != 200) fail(r, call);
+    for (auto e : s3xml::elements(body, "Error")) {
+      std::string code = s3xml::text(e, "Code");
+      if (code == "NoSuchKey") continue;
+      HttpResponse fake;
+      fake.status = code == "AccessDenied" ? 403 : 500;
+      fake.error_body = "<Error>" + std::string(e) + "</Error>";
+      Call one = call;
+      one.key = s3xml::text(e, "Key");
+      fail(fake, one);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reader: ranged GETs of get_chunk_size bytes.
+
+class S3Reader final : public Source {
+ public:
+  S3Reader(S3Storage& s, std::string full, std::optional<ByteRange> range)
+      : s_(s), full_(std::move(full)), client_(s.pool().acquire()) {
+    if (range) {
+      pos_ = range->offset;
+      if (range->length) end_ = range->offset + *range->length;
+    }
+    fetch(true);
+  }
+
+  std::size_t read(std::span<std::uint8_t> buf) override {
+    while (chunk_pos_ == chunk_.size()) {
+      if (eof_) return 0;
+      fetch(false);
+    }
+    std::size_t n = std::min(buf.size(), chunk_.size() - chunk_pos_);
+    std::memcpy(buf.data(), chunk_.data() + chunk_pos_, n);
+    chunk_pos_ += n;
+    return n;
+  }
+
+ private:
+  void fetch(bool first) {
+    chunk_.clear();
+    chunk_pos_ = 0;
+    if (end_ && pos_ >= *end_) {
+      if (first) {  // zero-length range: still report a missing object
+        if (!s_.head_raw(*client_, full_)) throw Error(ErrorKind::NotFound, "s3 get " + s_.where(full_) + ": not found");
+      }
+      eof_ = true;
+      return;
+    }
+    std::uint64_t want = s_.options().get_chunk_size;
+    if (end_) want = std::min(want, *end_ - pos_);
+    const std::uint64_t last = pos_ + want - 1;
+    std::uint64_t total = 0;
+    Call call = make_call("get", "GET", full_);
+    call.headers = {{"range", "bytes=" + std::to_string(pos_) + "-" + std::to_string(last)}};
+    if (!etag_.empty()) call.headers.emplace_back("if-match", etag_);
+    const std::uint64_t cap = want;
+    call.reset = [&] { chunk_.clear(); };
+    call.on_body = [&](ByteView b) {
+      if (chunk_.size() + b.size() > cap) {
+        throw Error(ErrorKind::Internal, "s3 get " + s_.where(full_) + ": server sent more than the range asked");
+      }
+      chunk_.insert(chunk_.end(), b.begin(), b.end());
+    };
+    call.check = [&](const HttpResponse& r) {
+      bool ok = false;
+      std::uint64_t len = parse_u64(r.header("content-length"), &ok);
+      if (ok && len != chunk_.size()) {
+        throw RetryRequest{"get: body of " + std::to_string(chunk_.size()) + " bytes, content-length " +
+                           std::to_string(len)};
+      }
+      if (r.status == 206) {
+        // Content-Range: bytes a-b/total
+        std::string cr = r.header("content-range");
+        unsigned long long a = 0, b = 0, t = 0;
+        if (std::sscanf(cr.c_str(), "bytes %llu-%llu/%llu", &a, &b, &t) != 3 || a != pos_ || b < a ||
+            b - a + 1 != chunk_.size()) {
+          throw RetryRequest{"get: content-range '" + cr + "' does not match " + std::to_string(chunk_.size()) +
+                             " bytes at " + std::to_string(pos_)};
+        }
+        total = t;
+      } else if (r.status == 200) {
+        if (pos_ != 0) throw RetryRequest{"get: server ignored the range"};
+        total = chunk_.size();
+      } else {
+        throw RetryRequest{"get: unexpected HTTP " + std::to_string(r.status)};
+      }
+    };
+    auto r = s_.execute(*client_, call);
+    if (r.status == 206 || r.status == 200) {
+      if (etag_.empty()) etag_ = r.header("etag");
+      end_ = end_ ? std::min(*end_, total) : total;
+      pos_ += chunk_.size();
+      if (pos_ >= *end_) eof_ = true;
+      if (chunk_.empty() && !eof_) {
+        throw Error(ErrorKind::Transient, "s3 get " + s_.where(full_) + ": empty body before the end");
+      }
+      return;
+    }
+    if (r.status == 416) {  // range starts at or beyond the end (an empty object answers this too)
+      auto h = s_.head_raw(*client_, full_);
+      if (!h) throw Error(ErrorKind::NotFound, "s3 get " + s_.where(full_) + ": not found");
+      bool ok = false;
+      std::uint64_t size = parse_u64(h->header("content-length"), &ok);
+      if (ok && pos_ >= size) {
+        end_ = pos_;
+        eof_ = true;
+        return;
+      }
+      s_.fail(r, call);
+    }
+    if (!first && (r.status == 404 || r.status == 412)) {
+      throw Error(ErrorKind::Transient, "s3 get " + s_.where(full_) + ": object changed or vanished while reading (HTTP " +
+                                            std::to_string(r.status) + ")");
+    }
+    s_.fail(r, call);
+  }
+
+  S3Storage& s_;
+  std::string full_;
+  HttpClientPool::Lease client_;
+  std::uint64_t pos_ = 0;
+  std::optional<std::uint64_t> end_;
+  std::string etag_;
+  Bytes chunk_;
+  std::size_t chunk_pos_ = 0;
+  bool eof_ = false;
+};
+
+std::unique_ptr<Source> S3Storage::get(const std::string& key, std::optional<ByteRange> range) {
+  return std::make_unique<S3Reader>(*this, full_key(key), range);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Writer: one PUT up to the threshold, multipart beyond.
+
+class S3Writer final : public ObjectWriter {
+ public:
+  S3Writer(S3Storage& s, std::string full, PutOptions opts)
+      : s_(s), o_(s.options()), full_(std::move(full)), opts_(opts) {}
+
+  ~S3Writer() override {
+    if (!done_) abort();
+  }
+
+  void write(ByteView data) override {
+    if (done_) throw Error(ErrorKind::Internal, "s3 put " + s_.where(full_) + ": write after commit/abort");
+    total_ += data.size();
+    buf_.insert(buf_.end(), data.begin(), data.end());
+    if (!multipart_ && (buf_.size() > o_.multipart_threshold ||
+                        (opts_.size && *opts_.size > o_.multipart_threshold))) {
+      start_multipart();
+    }
+    if (multipart_) {
+      while (buf_.size() >= part_size(next_part_)) dispatch(part_size(next_part_));
+    }
+  }
+
+  void commit() override {
+    if (done_) throw Error(ErrorKind::Internal, "s3 put " + s_.where(full_) + ": commit twice");
+    try {
+      if (!multipart_) {
+        put_single();
+      } else {
+        if (!buf_.empty()) dispatch(buf_.size());
+        finish_workers();
+        if (error_) std::rethrow_exception(error_);
+        complete();
+      }
+      done_ = true;
+    } catch (...) {
+      abort();
+      throw;
+    }
+  }
+
+  void abort() noexcept override {
+    done_ = true;
+    cancel_ = true;
+    try {
+      finish_workers();
+      if (!upload_id_.empty()) {
+        auto client = s_.pool().acquire();
+        Call call = make_call("abort-multipart", "DELETE", full_);
+        call.query = {{"uploadId", upload_id_}};
+        upload_id_.clear();
+        auto r = s_.execute(*client, call);
+        if (r.status >= 300 && r.status != 404) {
+          spdlog::warn("s3 abort multipart upload of {}: HTTP {}", s_.where(full_), r.status);
+        }
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("s3 abort multipart upload of {}: {}", s_.where(full_), e.what());
+    }
+    buf_.clear();
+    buf_.shrink_to_fit();
+  }
+
+ private:
+  struct Part {
+    int number;
+    Bytes data;
+  };
+  struct Done {
+    std::string etag;
+    std::string md5;  // raw
+  };
+
+  std::uint64_t part_size(int number) const {
+    // Double every 2000 parts so an object of unknown size stays within S3's 10000 parts.
+    int shift = std::min((number - 1) / 2000, 4);
+    std::uint64_t base = std::max(o_.part_size, kMinPartSize);
+    if (opts_.size) base = std::max(base, (*opts_.size + 9000) / 9000);
+    return base << shift;
+  }
+
+  void check_absent(HttpClient& client) {
+    if (!opts_.if_absent) return;
+    if (s_.head_raw(client, full_)) {
+      throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": the object already exists");
+    }
+  }
+
+  void put_single() {
+    auto client = s_.pool().acquire();
+    check_absent(*client);
+    Call call = make_call("put", "PUT", full_);
+    call.body = buf_;
+    const std::string md5 = sigv4::md5_base64(call.body);
+    call.headers = {{"content-md5", md5}};
+    const bool cond = opts_.if_absent && !s_.no_if_none_match.load();
+    if (cond) call.headers.emplace_back("if-none-match", "*");
+    int attempts = 0;
+    call.reset = [&] { ++attempts; };
+    auto r = s_.execute(*client, call);
+    if (r.status >= 200 && r.status < 300) return;
+    if (cond && r.status == 501) {  // the store does not do conditional writes: HEAD was the check
+      s_.no_if_none_match = true;
+      call.headers.pop_back();
+      r = s_.execute(*client, call);
+      if (r.status >= 200 && r.status < 300) return;
+    }
+    if (r.status == 412 && attempts > 1) {
+      // A lost answer to an earlier attempt that did store the object? Same MD5 means it was ours.
+      auto h = s_.head_raw(*client, full_);
+      if (h && unquote(h->header("etag")) == sigv4::md5_hex(buf_)) return;
+    }
+    if (r.status == 412) {
+      throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": the object already exists");
+    }
+    s_.fail(r, call);
+  }
+
+  void start_multipart() {
+    auto client = s_.pool().acquire();
+    check_absent(*client);
+    std::string body;
+    Call call = make_call("create-multipart", "POST", full_);
+    call.query = {{"uploads", ""}};
+    call.reset = [&] { body.clear(); };
+    call.on_body = [&](ByteView b) { body.append(reinterpret_cast<const char*>(b.data()), b.size()); };
+    call.check = [&](const HttpResponse&) {
+      if (s3xml::text(body, "UploadId").empty()) throw RetryRequest{"create-multipart: no UploadId"};
+    };
+    auto r = s_.execute(*client, call);
+    if (r.status != 200) s_.fail(r, call);
+    upload_id_ = s3xml::text(body, "UploadId");
+    multipart_ = true;
+    const int n = std::max(1, o_.upload_parallel);
+    for (int i = 0; i < n; ++i) workers_.emplace_back([this] { work(); });
+  }
+
+  void dispatch(std::size_t n) {
+    Part p{next_part_++, Bytes(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(n))};
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(n));
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return queue_.size() < static_cast<std::size_t>(std::max(1, o_.upload_parallel)) || error_; });
+    if (error_) std::rethrow_exception(error_);
+    queue_.push_back(std::move(p));
+    cv_.notify_all();
+  }
+
+  void work() {
+    auto client = s_.pool().acquire();
+    while (true) {
+      Part p;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty() || closing_ || cancel_; });
+        if (cancel_ || error_ || queue_.empty()) return;
+        p = std::move(queue_.front());
+        queue_.pop_front();
+        cv_.notify_all();
+      }
+      try {
+        Call call = make_call("upload-part", "PUT", full_);
+        call.query = {{"partNumber", std::to_string(p.number)}, {"uploadId", upload_id_}};
+        call.body = p.data;
+        call.headers = {{"content-md5", sigv4::md5_base64(call.body)}};
+        call.cancel = &cancel_;
+        call.check = [&](const HttpResponse& r) {
+          if (r.header("etag").empty()) throw RetryRequest{"upload-part: no ETag"};
+        };
+        auto r = s_.execute(*client, call);
+        if (r.status != 200) s_.fail(r, call);
+        std::lock_guard lock(mu_);
+        done_parts_[p.number] = Done{r.header("etag"), md5_raw(p.data)};
+      } catch (...) {
+        std::lock_guard lock(mu_);
+        if (!error_) error_ = std::current_exception();
+        cv_.notify_all();
+        return;
+      }
+    }
+  }
+
+  void finish_workers() {
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+      cv_.notify_all();
+    }
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  void complete() {
+    auto client = s_.pool().acquire();
+    const int parts = next_part_ - 1;
+    if (static_cast<int>(done_parts_.size()) != parts) {
+      throw Error(ErrorKind::Internal, "s3 put " + s_.where(full_) + ": missing parts");
+    }
+    check_absent(*client);
+    std::string xml = "<CompleteMultipartUpload>";
+    std::string md5s;
+    for (const auto& [num, d] : done_parts_) {
+      xml += "<Part><PartNumber>" + std::to_string(num) + "</PartNumber><ETag>" + s3xml::escape(d.etag) +
+             "</ETag></Part>";
+      md5s += d.md5;
+    }
+    xml += "</CompleteMultipartUpload>";
+    const std::string expected_etag = sigv4::md5_hex(as_bytes(md5s)) + "-" + std::to_string(parts);
+    std::string body;
+    int attempts = 0;
+    Call call = make_call("complete-multipart", "POST", full_);
+    call.query = {{"uploadId", upload_id_}};
+    call.body = as_bytes(xml);
+    call.headers = {{"content-md5", sigv4::md5_base64(call.body)}, {"content-type", "application/xml"}};
+    call.reset = [&] {
+      body.clear();
+      ++attempts;
+    };
+    call.on_body = [&](ByteView b) { body.append(reinterpret_cast<const char*>(b.data()), b.size()); };
+    call.check = [&](const HttpResponse&) {
+      // S3 may answer 200 and report an error in the body, even after streaming whitespace.
+      if (s3xml::has(body, "Error")) {
+        std::string code = s3xml::text(body, "Code");
+        if (code == "InternalError" || code == "SlowDown" || code == "ServiceUnavailable") {
+          throw RetryRequest{"complete-multipart: " + code};
+        }
+      } else if (!s3xml::has(body, "CompleteMultipartUploadResult")) {
+        throw RetryRequest{"complete-multipart: incomplete answer"};
+      }
+    };
+    auto r = s_.execute(*client, call);
+    if (r.status == 200 && s3xml::has(body, "Error")) {
+      HttpResponse fake = r;
+      fake.status = 500;
+      fake.error_body = body;
+      s_.fail(fake, call);
+    }
+    if (r.status == 404 && attempts > 1) {
+      // An earlier attempt may have completed the upload and lost its answer: accept the object only
+      // if it is exactly ours (multipart ETag = MD5 of the part MD5s, "-", part count).
+      auto h = s_.head_raw(*client, full_);
+      if (h && unquote(h->header("etag")) == expected_etag) {
+        upload_id_.clear();
+        return;
+      }
+    }
+    if (r.status != 200) s_.fail(r, call);
+    upload_id_.clear();
+  }
+
+  S3Storage& s_;
+  const S3Options& o_;
+  std::string full_;
+  PutOptions opts_;
+  Bytes buf_;
+  std::uint64_t total_ = 0;
+  bool done_ = false;
+  bool multipart_ = false;
+  std::string upload_id_;
+  int next_part_ = 1;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Part> queue_;
+  std::vector<std::thread> workers_;
+  std::map<int, Done> done_parts_;
+  std::exception_ptr error_;
+  bool closing_ = false;
+  std::atomic<bool> cancel_{false};
+};
+
+std::unique_ptr<ObjectWriter> S3Storage::put(const std::string& key, const PutOptions& opts) {
+  return std::make_unique<S3Writer>(*this, full_key(key), opts);
+}
+
+}  // namespace
+
+std::unique_ptr<Storage> make_s3_storage(const S3Options& o) {
+  if (o.bucket.empty()) throw Error(ErrorKind::Config, "s3: bucket is required");
+  if (o.uri_style != "path" && o.uri_style != "virtual") {
+    throw Error(ErrorKind::Config, "s3: uri_style must be \"path\" or \"virtual\", not \"" + o.uri_style + "\"");
+  }
+  if (o.access_key_id.empty() || o.secret_access_key.empty()) {
+    throw Error(ErrorKind::Config, "s3: access_key_id and secret_access_key are required");
+  }
+  if (o.region.empty()) throw Error(ErrorKind::Config, "s3: region is required");
+  if (o.part_size < kMinPartSize || o.part_size > (5ull << 30)) {
+    throw Error(ErrorKind::Config, "s3: part_size must be between 5 MiB and 5 GiB");
+  }
+  if (o.upload_parallel < 1 || o.upload_parallel > 64) {
+    throw Error(ErrorKind::Config, "s3: upload_parallel must be between 1 and 64");
+  }
+  if (o.get_chunk_size < 64 * 1024) throw Error(ErrorKind::Config, "s3: get_chunk_size must be at least 64 KiB");
+  if (o.multipart_threshold > (5ull << 30)) throw Error(ErrorKind::Config, "s3: multipart_threshold above 5 GiB");
+  if (o.max_retries < 0 || o.total_timeout_s < 1 || o.connect_timeout_s < 1 || o.low_speed_time_s < 1) {
+    throw Error(ErrorKind::Config, "s3: retry and timeout settings must be positive");
+  }
+  return std::make_unique<S3Storage>(o);
+}
+
+}  // namespace pgvault
