@@ -1,0 +1,72 @@
+// base-push: a full base backup of a running PostgreSQL 15+ server into the repository.
+//
+// How it works (docs/EXIT-CODES.md has the tool's exit codes):
+//  1. Connects in physical replication mode (pgconn.h), runs IDENTIFY_SYSTEM and checks the server:
+//     version 15 or newer, wal_level not minimal, archive_mode not off. The repository's identity must
+//     name the same database system (created on first use).
+//  2. Runs BASE_BACKUP (PostgreSQL 15 syntax, TARGET 'client', WAIT false, TABLESPACE_MAP, a SHA-256
+//     backup manifest) and splits the tar archives of the CopyData stream (tar.h) into files, which are
+//     packed into bundles and uploaded in parallel (backup_bundles.h), each file's SHA-256 computed on
+//     the way. backup_label and tablespace_map are stored as files and copied into the manifest.
+//  3. Checks every received file against the server's backup_manifest (size and SHA-256).
+//  4. Waits until the stop segment (the segment holding the last byte before the stop LSN) is in the
+//     repository: PostgreSQL switches to a new segment at the end of a backup taken on a primary, so it
+//     is archived promptly by archive_command. On a standby there is no switch: the segment arrives when
+//     the primary archives it.
+//  5. Writes manifest.json (the commit point). Until then the backup is invisible.
+// On any failure or interrupt: the server-side backup is cancelled (the connection closed), no manifest
+// is written, and the bundles already uploaded are deleted (best effort; leftovers are incomplete
+// backups that retention-prune removes after [retention] incomplete_grace).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/manifest.h"
+#include "common/repo.h"
+
+namespace pgvault {
+
+struct BackupOptions {
+  std::string conninfo;              // libpq conninfo; Default: [backup] conninfo ("" = PG* variables)
+  std::string checkpoint = "fast";   // "fast" | "spread"; Default: [backup] checkpoint
+  int parallel = 0;                  // upload workers; 0 = number of cores. Default: [backup] parallel
+  std::uint64_t bundle_size = 64ull << 20;  // Default: [backup] bundle_size
+  int archive_timeout = 600;         // seconds to wait for the stop segment. Default: 600
+  bool progress = false;             // a progress line on stderr (meant for a terminal)
+};
+
+// Options from the configuration (conninfo, checkpoint, parallel, bundle_size).
+BackupOptions backup_options_from_config(const Config& config);
+
+struct BackupResult {
+  BackupManifest manifest;
+  double seconds = 0;                // wall-clock duration, including the wait for the stop segment
+  std::string server_version;        // e.g. "15.4"
+};
+
+// Takes a base backup. Throws (ErrorKind): Transient (server unreachable or failed, storage failures),
+// Auth (authentication refused), Config (no REPLICATION attribute, wal_level minimal, archive_mode off,
+// PostgreSQL older than 15, bad options), Foreign (repository of another database system), Corruption
+// (the received files do not match the server's backup_manifest), Interrupted (SIGINT/SIGTERM after
+// install_interrupt_handlers()), and storage/codec kinds.
+BackupResult run_base_backup(Repository& repo, const BackupOptions& opts);
+
+// SIGINT and SIGTERM set a flag that run_base_backup checks at least every 200 ms; it then aborts
+// cleanly and throws ErrorKind::Interrupted.
+void install_interrupt_handlers();
+
+// One line for the log: label, size, stored size, duration, rate, WAL range.
+std::string backup_summary_line(const BackupResult& r);
+// The --json summary (one JSON object and a newline).
+std::string backup_summary_json(const BackupResult& r);
+
+// Checks the files of a backup against the server's backup_manifest text (PostgreSQL's JSON format,
+// SHA256 checksums): same set of paths (tablespace files as "pg_tblspc/<oid>/<path>"), sizes and
+// digests, and the manifest's own checksum. Throws Corruption naming the first differences.
+void verify_server_manifest(const std::string& manifest_text, const std::vector<ManifestFile>& files);
+
+// "16MB", "1GB", "64kB" (PostgreSQL's unit spelling) -> bytes; throws InvalidInput.
+std::uint64_t parse_pg_size(const std::string& text);
+
+}  // namespace pgvault

@@ -1,0 +1,59 @@
+// base-push: take a base backup of a running PostgreSQL server into the repository.
+// Exit codes: docs/EXIT-CODES.md.
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "common/backup.h"
+#include "common/cli.h"
+
+namespace {
+
+int exit_code(const pgvault::Error& e) {
+  using K = pgvault::ErrorKind;
+  switch (e.kind()) {
+    case K::InvalidInput:
+    case K::Config: return 2;
+    case K::Conflict: return 3;
+    case K::Foreign: return 4;
+    case K::Auth: return 5;
+    case K::Corruption: return 6;
+    case K::Interrupted: return 130;
+    default: return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Take a base backup of a running PostgreSQL server (replication connection, BASE_BACKUP) into\n"
+               "the pgvault repository. The backup becomes visible once its stop segment is archived.",
+               "base-push"};
+  pgvault::CommonOptions common;
+  std::optional<std::string> conninfo, checkpoint;
+  int archive_timeout = 600;
+  bool json = false;
+  app.add_option("--conninfo", conninfo, "libpq connection string (default: [backup] conninfo, then PG* variables)");
+  app.add_option("--checkpoint", checkpoint, "checkpoint at the start: fast or spread (default: [backup] checkpoint)")
+      ->check(CLI::IsMember({"fast", "spread"}));
+  app.add_option("--archive-timeout", archive_timeout, "seconds to wait for the stop segment to be archived")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--json", json, "print a JSON summary on stdout");
+  pgvault::add_common_options(app, common);
+  return pgvault::run_tool({"base-push", exit_code}, app, argc, argv, [&] {
+    pgvault::Config config = pgvault::load_tool_config(common);
+    pgvault::BackupOptions opts = pgvault::backup_options_from_config(config);
+    if (conninfo) opts.conninfo = *conninfo;
+    if (checkpoint) opts.checkpoint = *checkpoint;
+    opts.archive_timeout = archive_timeout;
+    opts.progress = isatty(STDERR_FILENO) != 0;
+    pgvault::install_interrupt_handlers();
+    pgvault::Repository repo(pgvault::open_storage(config), config);
+    pgvault::BackupResult result = pgvault::run_base_backup(repo, opts);
+    spdlog::info("{}", pgvault::backup_summary_line(result));
+    if (json) std::fputs(pgvault::backup_summary_json(result).c_str(), stdout);
+    return 0;
+  });
+}
