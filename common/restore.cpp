@@ -603,12 +603,38 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
     return result;
   }
 
-  // ---- Step 2: the directories.
+  // ---- Step 2: the directories. Every check first, then changes.
   const std::string& pgdata = opts.pgdata;
   Undo undo;
   undo.pgdata = pgdata;
+  std::map<std::uint32_t, std::set<std::string>> ts_tops;  // what the backup writes in each location
+  for (const auto& [oid, loc] : result.plan.tablespaces) {
+    if (loc == pgdata || loc.rfind(pgdata + "/", 0) == 0) {
+      throw Error(ErrorKind::InvalidInput, "tablespace " + std::to_string(oid) + " location " + loc +
+                                               " is inside the data directory");
+    }
+    auto& tops = ts_tops[oid];
+    for (const auto& d : m.directories) {
+      if (d.tablespace == oid) tops.insert(d.path.substr(0, d.path.find('/')));
+    }
+    for (const auto& f : m.files) {
+      if (f.tablespace == oid) tops.insert(f.path.substr(0, f.path.find('/')));
+    }
+    tops.erase("");
+    // Never removed, not even with --force: the location may belong to another (running) cluster.
+    for (const auto& top : tops) {
+      std::string p = loc + "/" + top;
+      if (::access(p.c_str(), F_OK) == 0) {
+        throw Error(ErrorKind::InvalidInput, "tablespace directory " + p +
+                                                 " already exists; remove it or restore the tablespace elsewhere "
+                                                 "with --tablespace-map " + loc + "=NEWDIR");
+      }
+    }
+  }
   struct stat sb{};
-  if (::stat(pgdata.c_str(), &sb) == 0) {
+  bool exists = ::stat(pgdata.c_str(), &sb) == 0;
+  if (!exists && errno != ENOENT) throw errno_error("stat " + pgdata, errno);
+  if (exists) {
     if (!S_ISDIR(sb.st_mode)) throw Error(ErrorKind::InvalidInput, pgdata + " exists and is not a directory");
     refuse_running_server(pgdata);
     if (!dir_is_empty(pgdata)) {
@@ -622,12 +648,10 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
       spdlog::warn("--force: removing the contents of {}", pgdata);
       remove_contents(pgdata);
     }
-  } else if (errno == ENOENT) {
+  } else {
     make_dirs(parent_dir(pgdata), 0755);
     make_dir(pgdata, 0700);
     undo.created_pgdata = true;
-  } else {
-    throw errno_error("stat " + pgdata, errno);
   }
   if (::chmod(pgdata.c_str(), 0700) != 0) throw errno_error("chmod " + pgdata, errno);
 
@@ -640,36 +664,15 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
                          ").\nWhile this file exists the directory is incomplete and must not be used.\n",
                      0600);
 
-    // Tablespace locations: create, or check that what the backup writes there does not exist yet.
+    // Tablespace locations: create them, or note what we add to them.
     for (const auto& [oid, loc] : result.plan.tablespaces) {
       st.tablespace_dirs[oid] = loc;
-      if (loc == pgdata || loc.rfind(pgdata + "/", 0) == 0) {
-        throw Error(ErrorKind::InvalidInput, "tablespace " + std::to_string(oid) + " location " + loc +
-                                                 " is inside the data directory");
-      }
-      std::set<std::string> tops;
-      for (const auto& d : m.directories) {
-        if (d.tablespace == oid) tops.insert(d.path.substr(0, d.path.find('/')));
-      }
-      for (const auto& f : m.files) {
-        if (f.tablespace == oid) tops.insert(f.path.substr(0, f.path.find('/')));
-      }
       if (::access(loc.c_str(), F_OK) != 0) {
         make_dirs(parent_dir(loc), 0755);
         make_dir(loc, 0700);
         undo.remove.push_back(loc);
-        continue;
-      }
-      // Never removed, not even with --force: the location may belong to another (running) cluster.
-      for (const auto& top : tops) {
-        std::string p = loc + "/" + top;
-        if (top.empty() || ::access(p.c_str(), F_OK) != 0) continue;
-        throw Error(ErrorKind::InvalidInput, "tablespace directory " + p +
-                                                 " already exists; remove it or restore the tablespace elsewhere "
-                                                 "with --tablespace-map " + loc + "=NEWDIR");
-      }
-      for (const auto& top : tops) {
-        if (!top.empty()) undo.remove.push_back(loc + "/" + top);
+      } else {
+        for (const auto& top : ts_tops[oid]) undo.remove.push_back(loc + "/" + top);
       }
     }
 

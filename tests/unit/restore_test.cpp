@@ -1,0 +1,301 @@
+#include "common/restore.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/crypto.h"
+#include "common/errors.h"
+#include "tests/unit/test_support.h"
+
+namespace pgvault {
+namespace {
+
+constexpr std::uint32_t kSeg = 16u << 20;
+std::string seg_name(std::uint32_t tli, std::uint64_t segno) { return segment_file_name(tli, segno, kSeg); }
+std::string seg_key(std::uint32_t tli, std::uint64_t segno) { return keys::wal(*WalFileName::parse(seg_name(tli, segno))); }
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+unsigned mode_of(const std::string& path) {
+  struct stat sb{};
+  if (::lstat(path.c_str(), &sb) != 0) return 0;
+  return sb.st_mode & 07777;
+}
+
+bool exists(const std::string& path) {
+  struct stat sb{};
+  return ::lstat(path.c_str(), &sb) == 0;
+}
+
+// A repository in memory holding one synthetic backup (files split over two bundles) and its WAL.
+struct Fixture {
+  testing::MemoryStorage* mem = nullptr;
+  std::unique_ptr<Repository> repo;
+  BackupManifest m;
+  testing::TempDir tmp;
+
+  Fixture() {
+    auto s = std::make_unique<testing::MemoryStorage>();
+    mem = s.get();
+    Config c;
+    c.compression.method = Compression::Zstd;
+    repo = std::make_unique<Repository>(std::move(s), c);
+    repo->ensure_identity(Identity{kRepositoryFormat, 42, 15, kSeg, ""});
+    m.label = "20260101T000000Z-F";
+    m.timeline = 1;
+    m.start_lsn = 2ull * kSeg + 0x28;
+    m.stop_lsn = 3ull * kSeg + 0x100;
+    m.start_wal = seg_name(1, 2);
+    m.stop_wal = seg_name(1, 3);
+    m.start_time = "2026-01-01T00:00:00Z";
+    m.stop_time = "2026-01-01T00:01:00Z";
+    m.pg_version = 15;
+    m.system_identifier = 42;
+    m.backup_label = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nCHECKPOINT LOCATION: 0/2000060\n";
+    m.tablespaces.push_back({16384, tmp / "ts-orig"});
+    m.directories = {{"base", 0, 0700}, {"base/5", 0, 0700}, {"global", 0, 0700}, {"pg_wal", 0, 0700},
+                     {"pg_tblspc", 0, 0700}, {"pg_tblspc/16384", 0, 0700}, {"PG_15_202209061", 16384, 0700},
+                     {"PG_15_202209061/5", 16384, 0700}};
+    add_bundle(0, {{"PG_VERSION", "15\n"}, {"backup_label", m.backup_label}, {"base/5/1259", std::string(70000, 'a')},
+                   {"global/pg_control", std::string(8192, 'c')}, {"empty_file", ""},
+                   {"postgresql.auto.conf", "# Do not edit\nrestore_command = 'old'\nwork_mem = '8MB'\n"}});
+    add_bundle(1, {{"tablespace_map", "16384 /old/place\n"}, {"PG_15_202209061/5/16390", "tablespace data"},
+                   {"base/5/16385", "relation"}});
+    for (auto& f : m.files) {
+      if (f.path.rfind("PG_15", 0) == 0) f.tablespace = 16384;
+    }
+    for (std::uint64_t n = 1; n <= 6; ++n) repo->put_bytes(seg_key(1, n), as_bytes("wal"));
+  }
+
+  void add_bundle(std::uint64_t index, std::vector<std::pair<std::string, std::string>> files) {
+    std::string plain;
+    for (auto& [path, content] : files) {
+      ManifestFile f;
+      f.path = path;
+      f.size = content.size();
+      f.mode = path == "PG_VERSION" ? 0640 : 0600;
+      f.mtime = 1700000000;
+      f.sha256 = to_hex(sha256(as_bytes(content)));
+      f.bundle = index;
+      f.offset = plain.size();
+      plain += content;
+      m.files.push_back(f);
+    }
+    repo->put_bytes(keys::backup_bundle(m.label, index), as_bytes(plain));
+    m.bundles.push_back({index, plain.size(), 0, to_hex(sha256(as_bytes(plain)))});
+  }
+
+  void commit() { write_manifest(*repo, m); }
+
+  RestoreOptions options() {
+    RestoreOptions o;
+    o.pgdata = tmp / "pgdata";
+    o.restore_command = make_restore_command("/usr/lib/pgvault/wal-fetch", "/etc/pg vault.toml", {});
+    o.parallel = 2;
+    return o;
+  }
+};
+
+TEST(RestoreTest, TargetTimeParsing) {
+  EXPECT_DOUBLE_EQ(parse_target_time("2026-01-01T00:01:00Z"), 1767225660.0);
+  EXPECT_DOUBLE_EQ(parse_target_time("2026-01-01 00:01:00.25+00"), 1767225660.25);
+  EXPECT_DOUBLE_EQ(parse_target_time("2026-01-01 02:01:00+02:00"), 1767225660.0);
+  EXPECT_DOUBLE_EQ(parse_target_time("2025-12-31 19:01:00-0500"), 1767225660.0);
+  for (const char* bad : {"2026-01-01 00:01:00", "yesterday", "2026-01-01T00:01:00Zx", "2026-13-01 00:00:00Z"}) {
+    EXPECT_THROW(parse_target_time(bad), Error) << bad;
+  }
+}
+
+TEST(RestoreTest, RestoreCommandAndAutoConf) {
+  EXPECT_EQ(make_restore_command("/usr/bin/wal-fetch", "/etc/p.toml", {"repository.path=/x"}),
+            "/usr/bin/wal-fetch --config /etc/p.toml --set repository.path=/x %f %p");
+  EXPECT_EQ(make_restore_command("/opt/my tools/wal-fetch", "", {}), "'/opt/my tools/wal-fetch' %f %p");
+  std::string out = rewrite_auto_conf("# head\nrestore_command = 'old'\nRecovery_Target_Time = 'x'\nwork_mem = 1\n",
+                                      "restore_command = 'new'\n");
+  EXPECT_EQ(out, "# head\nwork_mem = 1\nrestore_command = 'new'\n");
+}
+
+TEST(RestoreTest, RestoresVerifiedFilesAndRecoverySettings) {
+  Fixture fx;
+  fx.commit();
+  RestoreOptions o = fx.options();
+  o.target = {TargetKind::Lsn, "0/5000000", 5ull * kSeg, 0};
+  o.exclusive = true;
+  o.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
+  RestoreResult r = run_restore(*fx.repo, o);
+  const std::string d = o.pgdata;
+  EXPECT_EQ(r.plan.backup.label, fx.m.label);
+  EXPECT_EQ(r.plan.wal.first_segno, 2u);
+  EXPECT_EQ(r.plan.wal.last_segno, 5u);
+  EXPECT_EQ(mode_of(d), 0700u);
+  EXPECT_EQ(slurp(d + "/PG_VERSION"), "15\n");
+  EXPECT_EQ(mode_of(d + "/PG_VERSION"), 0640u);
+  EXPECT_EQ(slurp(d + "/base/5/1259"), std::string(70000, 'a'));
+  EXPECT_EQ(slurp(d + "/global/pg_control"), std::string(8192, 'c'));
+  EXPECT_TRUE(exists(d + "/empty_file"));
+  EXPECT_FALSE(exists(d + "/tablespace_map"));  // links are made instead
+  EXPECT_FALSE(exists(d + "/" + kRestoreMarker));
+  EXPECT_FALSE(exists(d + "/global/pg_control.pgvault-restore"));
+  EXPECT_TRUE(exists(d + "/recovery.signal"));
+  EXPECT_FALSE(exists(d + "/standby.signal"));
+  for (const char* dir : {"pg_wal/archive_status", "pg_replslot", "pg_notify", "pg_logical/snapshots", "pg_stat_tmp"}) {
+    EXPECT_EQ(mode_of(d + "/" + dir), 0700u) << dir;
+  }
+  std::error_code ec;
+  EXPECT_EQ(std::filesystem::read_symlink(d + "/pg_tblspc/16384", ec).string(), fx.tmp / "ts-new");
+  EXPECT_EQ(slurp(fx.tmp / "ts-new/PG_15_202209061/5/16390"), "tablespace data");
+  EXPECT_FALSE(exists(fx.tmp / "ts-orig"));
+  std::string conf = slurp(d + "/postgresql.auto.conf");
+  EXPECT_EQ(conf.find("'old'"), std::string::npos);
+  EXPECT_NE(conf.find("work_mem = '8MB'"), std::string::npos);
+  EXPECT_NE(conf.find("restore_command = '/usr/lib/pgvault/wal-fetch --config ''/etc/pg vault.toml'' %f %p'"),
+            std::string::npos) << conf;
+  EXPECT_NE(conf.find("recovery_target_lsn = '0/5000000'"), std::string::npos);
+  EXPECT_NE(conf.find("recovery_target_action = 'promote'"), std::string::npos);
+  EXPECT_NE(conf.find("recovery_target_inclusive = off"), std::string::npos);
+  EXPECT_NE(conf.find("recovery_target_timeline = 'latest'"), std::string::npos);
+  EXPECT_EQ(r.files, fx.m.files.size() - 1);  // all but tablespace_map
+
+  // Not empty any more: refused without --force, replaced with it.
+  try {
+    run_restore(*fx.repo, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::InvalidInput);
+  }
+  RestoreOptions o2 = fx.options();
+  o2.force = true;
+  o2.standby = true;
+  // The tablespace directory exists at the new place and is never removed by --force.
+  o2.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
+  EXPECT_THROW(run_restore(*fx.repo, o2), Error);
+  EXPECT_TRUE(exists(d + "/PG_VERSION"));  // refused before --force removed anything
+  o2.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-other"}};
+  run_restore(*fx.repo, o2);
+  EXPECT_TRUE(exists(d + "/standby.signal"));
+  EXPECT_FALSE(exists(d + "/recovery.signal"));
+}
+
+TEST(RestoreTest, MissingWalIsReportedBeforeAnythingIsWritten) {
+  Fixture fx;
+  fx.commit();
+  fx.mem->objects.erase(seg_key(1, 4));
+  RestoreOptions o = fx.options();
+  o.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
+  try {
+    run_restore(*fx.repo, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::NotFound);
+    EXPECT_NE(std::string(e.what()).find(seg_name(1, 4)), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(exists(o.pgdata));
+  EXPECT_FALSE(exists(fx.tmp / "ts-new"));
+  // Immediate only needs the WAL up to the stop segment.
+  o.target = {TargetKind::Immediate, "", 0, 0};
+  EXPECT_NO_THROW(run_restore(*fx.repo, o));
+}
+
+TEST(RestoreTest, CorruptFileFailsNamingItAndLeavesNothing) {
+  Fixture fx;
+  fx.m.files[2].sha256 = std::string(64, '0');  // base/5/1259 "differs" from the manifest
+  fx.commit();
+  RestoreOptions o = fx.options();
+  o.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
+  std::filesystem::create_directories(o.pgdata);
+  try {
+    run_restore(*fx.repo, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("base/5/1259"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(fx.m.label), std::string::npos) << msg;
+  }
+  EXPECT_TRUE(exists(o.pgdata));  // it existed before: left, empty
+  EXPECT_TRUE(std::filesystem::is_empty(o.pgdata));
+  EXPECT_FALSE(exists(fx.tmp / "ts-new"));
+}
+
+TEST(RestoreTest, DamagedBundleFailsNamingBackupAndFile) {
+  Fixture fx;
+  fx.commit();
+  auto& obj = fx.mem->objects[keys::backup_bundle(fx.m.label, 1)];
+  obj[obj.size() / 2] ^= 0x20;
+  RestoreOptions o = fx.options();
+  o.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
+  try {
+    run_restore(*fx.repo, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+    EXPECT_NE(std::string(e.what()).find(fx.m.label), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bundle-000001"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(exists(o.pgdata));
+}
+
+TEST(RestoreTest, ChoosesNewestBackupBeforeTheTarget) {
+  Fixture fx;
+  fx.commit();
+  BackupManifest later = fx.m;
+  later.label = "20260102T000000Z-F";
+  later.start_lsn = 5ull * kSeg + 0x28;
+  later.stop_lsn = 5ull * kSeg + 0x200;
+  later.stop_time = "2026-01-02T00:01:00Z";
+  write_manifest(*fx.repo, later);
+  Inventory inv = load_inventory(*fx.repo);
+  RestoreOptions o = fx.options();
+  EXPECT_EQ(plan_restore(*fx.repo, inv, o).backup.label, later.label);
+  o.target = {TargetKind::Time, "2026-01-01T12:00:00Z", 0, parse_target_time("2026-01-01T12:00:00Z")};
+  EXPECT_EQ(plan_restore(*fx.repo, inv, o).backup.label, fx.m.label);
+  o.target = {TargetKind::Time, "2026-01-01T00:01:00Z", 0, parse_target_time("2026-01-01T00:01:00Z")};
+  EXPECT_THROW(plan_restore(*fx.repo, inv, o), Error);  // within the stop second: not surely after it
+  o.target = {TargetKind::Lsn, "0/5000100", 5ull * kSeg + 0x100, 0};
+  EXPECT_EQ(plan_restore(*fx.repo, inv, o).backup.label, fx.m.label);
+  o.target = {TargetKind::Latest, "", 0, 0};
+  o.backup = fx.m.label;
+  EXPECT_EQ(plan_restore(*fx.repo, inv, o).backup.label, fx.m.label);
+  o.backup = "nope";
+  EXPECT_THROW(plan_restore(*fx.repo, inv, o), Error);
+}
+
+TEST(RestoreTest, FollowsTimelinesToTheTarget) {
+  Fixture fx;
+  fx.commit();
+  fx.repo->put_bytes("wal/00000002.history", as_bytes("1\t0/5000100\tpromoted\n"));
+  for (std::uint64_t s = 5; s <= 7; ++s) fx.repo->put_bytes(seg_key(2, s), as_bytes("wal"));
+  Inventory inv = load_inventory(*fx.repo);
+  RestoreOptions o = fx.options();
+  RestorePlan p = plan_restore(*fx.repo, inv, o);
+  EXPECT_EQ(p.target_timeline, 2u);
+  EXPECT_EQ(p.wal.last_segno, 7u);
+  o.target_timeline = "current";
+  p = plan_restore(*fx.repo, inv, o);
+  EXPECT_EQ(p.target_timeline, 1u);
+  EXPECT_EQ(p.wal.last_segno, 6u);
+  o.target_timeline = "2";
+  fx.mem->objects.erase(seg_key(2, 5));
+  try {
+    plan_restore(*fx.repo, load_inventory(*fx.repo), o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(seg_name(2, 5)), std::string::npos) << e.what();
+  }
+  o.target_timeline = "3";
+  EXPECT_THROW(plan_restore(*fx.repo, inv, o), Error);
+}
+
+}  // namespace
+}  // namespace pgvault
