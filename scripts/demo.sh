@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The main job on the embedded default, start to finish, on a throwaway PostgreSQL 15:
+#   archive through wal-push into a local repository while pgbench writes, take a base backup, mark a
+#   point in time, keep writing, then restore a second data directory to that point through wal-fetch
+#   and check that its data is exactly what the primary had at that point (and not what came after).
+# Everything lives in a temporary directory that is removed at the end; both servers are stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh release wal-push wal-fetch >/dev/null
+BIN="$PWD/build/release"
+PGBIN=/usr/lib/postgresql/15/bin
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then /usr/sbin/runuser -u postgres -- "$@"; else "$@"; fi; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+WORK=$(mktemp -d /tmp/pgvault-demo.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/bin" "$WORK/repo"
+cp "$BIN"/wal-push "$BIN"/wal-fetch "$WORK/bin/"
+cat > "$WORK/pgvault.toml" <<TOML
+[repository]
+type = "fs"
+path = "$WORK/repo"
+
+[compression]
+method = "zstd"
+level = 3
+TOML
+[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$WORK"
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start() {  # datadir port
+  as_pg "$PGBIN/postgres" -D "$1" -p "$2" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$WORK" \
+    >"$1.log" 2>&1 &
+  PIDS+=($!)
+}
+psqlq() { as_pg "$PGBIN/psql" -X -A -t -q -h "$WORK" -p "$1" -U postgres -d postgres -v ON_ERROR_STOP=1 -c "$2"; }
+wait_ready() { for _ in $(seq 300); do as_pg "$PGBIN/pg_isready" -q -h "$WORK" -p "$1" && return 0; sleep 0.2; done; echo "server did not start" >&2; exit 1; }
+state() { psqlq "$1" "SELECT count(*) || ' accounts, sum(abalance) = ' || sum(abalance) FROM pgbench_accounts"; }
+
+say "1. A PostgreSQL 15 primary archiving through wal-push into $WORK/repo"
+as_pg "$PGBIN/initdb" -D "$WORK/primary" -U postgres -A trust --data-checksums >/dev/null
+cat >> "$WORK/primary/postgresql.conf" <<CONF
+wal_level = replica
+archive_mode = on
+archive_command = '$WORK/bin/wal-push --config $WORK/pgvault.toml %p'
+CONF
+P1=$(port)
+start "$WORK/primary" "$P1"
+wait_ready "$P1"
+as_pg "$PGBIN/pgbench" -h "$WORK" -p "$P1" -U postgres -i -s 10 -q postgres 2>&1 | tail -1
+
+say "2. Base backup (pg_basebackup -X none: every later change must come back from the archive)"
+as_pg "$PGBIN/pg_basebackup" -h "$WORK" -p "$P1" -U postgres -D "$WORK/base" -X none -c fast
+echo "base backup in $WORK/base"
+
+say "3. Load, then a restore point, then more load that the restore must NOT contain"
+as_pg "$PGBIN/pgbench" -h "$WORK" -p "$P1" -U postgres -T 10 -c 4 postgres 2>&1 | grep -E "^(tps|number of transactions actually)"
+psqlq "$P1" "SELECT pg_create_restore_point('demo')" >/dev/null
+AT_POINT=$(state "$P1")
+echo "at restore point 'demo': $AT_POINT"
+as_pg "$PGBIN/pgbench" -h "$WORK" -p "$P1" -U postgres -T 5 -c 4 postgres 2>&1 | grep -E "^tps"
+LATER=$(state "$P1")
+echo "after more load:          $LATER"
+LAST=$(psqlq "$P1" "SELECT pg_walfile_name(pg_switch_wal())")
+for _ in $(seq 600); do
+  [ "$(psqlq "$P1" "SELECT last_archived_wal >= '$LAST' FROM pg_stat_archiver")" = t ] && break; sleep 0.2
+done
+echo "archived up to $LAST: $(psqlq "$P1" "SELECT archived_count || ' files, ' || failed_count || ' failures' FROM pg_stat_archiver")"
+echo "repository: $(find "$WORK/repo/wal" -type f | wc -l) objects, $(du -sh "$WORK/repo" | cut -f1) (WAL written: $(du -sh "$WORK/primary/pg_wal" | cut -f1) in pg_wal)"
+
+say "4. Point-in-time recovery of a second data directory to 'demo' through wal-fetch"
+mv "$WORK/base" "$WORK/restored"
+cat >> "$WORK/restored/postgresql.auto.conf" <<CONF
+restore_command = '$WORK/bin/wal-fetch --config $WORK/pgvault.toml %f %p'
+recovery_target_name = 'demo'
+recovery_target_action = 'promote'
+CONF
+touch "$WORK/restored/recovery.signal"
+[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$WORK/restored"
+chmod 700 "$WORK/restored"
+P2=$(port)
+start "$WORK/restored" "$P2"
+wait_ready "$P2"
+for _ in $(seq 600); do [ "$(psqlq "$P2" "SELECT pg_is_in_recovery()")" = f ] && break; sleep 0.2; done
+grep -c 'restored log file' "$WORK/restored.log" | xargs echo "WAL files restored through wal-fetch:"
+grep -m1 'recovery stopping' "$WORK/restored.log" | sed 's/.*LOG: *//'
+
+say "5. Check"
+GOT=$(state "$P2")
+echo "primary at 'demo': $AT_POINT"
+echo "restored:          $GOT"
+if [ "$GOT" = "$AT_POINT" ] && [ "$GOT" != "$LATER" ]; then
+  printf '\033[1;32mOK: the restored cluster matches the primary exactly at the restore point.\033[0m\n'
+else
+  printf '\033[1;31mMISMATCH\033[0m\n'; exit 1
+fi
