@@ -1,6 +1,6 @@
 // s3-storage-tool: drives the s3 backend and the SigV4 signer from the integration tests.
 //
-//   s3-storage-tool sign < request.json            sign one request (JSON in, JSON out)
+//   s3-storage-tool sign < requests.jsonl          sign requests (a JSON line in, a JSON line out)
 //   s3-storage-tool [--opt FIELD=VALUE]... [--debug] COMMAND ...
 //     put KEY FILE [--if-absent] [--size]          upload FILE ("-" = stdin) in 1 MiB writes
 //     put-abandon KEY FILE                         write FILE, then drop the writer without commit
@@ -38,8 +38,7 @@ int exit_code(ErrorKind k) {
   }
 }
 
-int do_sign() {
-  auto j = nlohmann::json::parse(std::cin);
+void sign_one(const nlohmann::json& j) {
   sigv4::Request r;
   r.method = j.at("method");
   r.path = j.at("path");
@@ -54,7 +53,15 @@ int do_sign() {
                         {"authorization", s.authorization},
                         {"encoded_path", sigv4::uri_encode(r.path, true)},
                         {"encoded_query", sigv4::canonical_query(r.query)}};
-  std::cout << out.dump() << "\n";
+  std::cout << out.dump() << std::endl;
+}
+
+// One JSON request per input line, one JSON answer per output line.
+int do_sign() {
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line.empty()) continue;
+    sign_one(nlohmann::json::parse(line));
+  }
   return 0;
 }
 
