@@ -126,7 +126,6 @@ class Receiver final : public TarHandler {
   const std::map<std::uint32_t, std::string>& tablespace_links() const { return links_; }
 
   void begin_entry(const TarEntry& e) override {
-    skipping_ = false;
     switch (e.type) {
       case TarEntry::Type::Directory:
         m_.directories.push_back({e.path, tablespace_, e.mode});
@@ -145,7 +144,6 @@ class Receiver final : public TarHandler {
         return;
       case TarEntry::Type::Other:
         spdlog::warn("{}: ignoring tar entry {} of type '{}'", archive_, e.path, e.typeflag);
-        skipping_ = true;
         return;
       case TarEntry::Type::File: break;
     }
@@ -215,7 +213,6 @@ class Receiver final : public TarHandler {
   std::uint64_t offset_ = 0;
   bool dedicated_ = false;
   bool in_file_ = false;
-  bool skipping_ = false;
   ManifestFile cur_;
   std::uint64_t received_ = 0;
   std::unique_ptr<Sha256> hasher_;

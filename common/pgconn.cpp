@@ -13,14 +13,25 @@ namespace pgvault {
 
 namespace {
 
-// libpq messages end with a newline and may span lines ("connection to server ... failed: FATAL: ...").
-std::string one_line(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+// libpq messages end with a newline and may span lines ("connection to server ... failed: FATAL:  ...",
+// "\tIs the server running ..."): one line, runs of blanks collapsed.
+std::string one_line(const std::string& s) {
   std::string out;
+  bool blank = false;
   for (char c : s) {
-    if (c == '\n') out += "; ";
-    else out += c;
+    if (c == '\n') {
+      while (!out.empty() && out.back() == ' ') out.pop_back();
+      if (!out.empty()) out += ";";
+      blank = true;
+    } else if (c == ' ' || c == '\t') {
+      blank = true;
+    } else {
+      if (blank && !out.empty()) out += ' ';
+      blank = false;
+      out += c;
+    }
   }
+  while (!out.empty() && (out.back() == ';' || out.back() == ' ')) out.pop_back();
   return out;
 }
 
@@ -84,7 +95,7 @@ ReplicationConnection::ReplicationConnection(const std::string& conninfo, const 
     ErrorKind kind = ErrorKind::Transient;
     std::string hint;
     if (needs_password || contains(msg, "authentication failed") || contains(msg, "pg_hba.conf") ||
-        contains(msg, "no password supplied")) {
+        contains(msg, "no password supplied") || (contains(msg, "role \"") && contains(msg, "does not exist"))) {
       kind = ErrorKind::Auth;
     } else if (contains(msg, "must be superuser or replication role") ||
                contains(msg, "permission denied to start WAL sender") ||

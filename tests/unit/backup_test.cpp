@@ -1,0 +1,176 @@
+#include "common/backup.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "common/backup_bundles.h"
+#include "common/crypto.h"
+#include "test_support.h"
+
+namespace pgvault {
+namespace {
+
+std::string hex_of(const std::string& s) { return to_hex(sha256(as_bytes(s))); }
+
+// A manifest in PostgreSQL's format, with its checksum.
+std::string server_manifest(const std::vector<std::tuple<std::string, std::uint64_t, std::string>>& files) {
+  std::string body = "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n";
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& [path, size, sum] = files[i];
+    body += std::string(i ? ",\n" : "") + "{ \"Path\": \"" + path + "\", \"Size\": " + std::to_string(size) +
+            ", \"Last-Modified\": \"2026-11-21 16:00:00 GMT\", \"Checksum-Algorithm\": \"SHA256\", \"Checksum\": \"" +
+            sum + "\" }";
+  }
+  body += " ],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n";
+  return body + "\"Manifest-Checksum\": \"" + hex_of(body) + "\"}\n";
+}
+
+ManifestFile file(const std::string& path, const std::string& content, std::uint32_t ts = 0) {
+  ManifestFile f;
+  f.path = path;
+  f.tablespace = ts;
+  f.size = content.size();
+  f.sha256 = hex_of(content);
+  return f;
+}
+
+TEST(ServerManifest, MatchingFilesPass) {
+  std::vector<ManifestFile> files = {file("backup_label", "label"), file("base/1/1259", "data"),
+                                     file("PG_15_202209061/5/16390", "ts", 16384)};
+  std::string m = server_manifest({{"backup_label", 5, hex_of("label")},
+                                   {"base/1/1259", 4, hex_of("data")},
+                                   {"pg_tblspc/16384/PG_15_202209061/5/16390", 2, hex_of("ts")}});
+  EXPECT_NO_THROW(verify_server_manifest(m, files));
+}
+
+void expect_corruption(const std::string& m, const std::vector<ManifestFile>& files, const std::string& needle) {
+  try {
+    verify_server_manifest(m, files);
+    FAIL() << "no error, expected " << needle;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(ServerManifest, DifferencesAreCorruption) {
+  std::vector<ManifestFile> files = {file("a", "aaa"), file("b", "bbb")};
+  expect_corruption(server_manifest({{"a", 3, hex_of("aaa")}, {"b", 4, hex_of("bbb")}}), files,
+                    "b has 3 bytes, the server's manifest says 4");
+  expect_corruption(server_manifest({{"a", 3, hex_of("aaa")}, {"b", 3, hex_of("bbX")}}), files, "b SHA-256");
+  expect_corruption(server_manifest({{"a", 3, hex_of("aaa")}}), files, "b received but not in");
+  expect_corruption(server_manifest({{"a", 3, hex_of("aaa")}, {"b", 3, hex_of("bbb")}, {"c", 1, hex_of("c")}}),
+                    files, "c is in the server's manifest but was not received");
+  std::string m = server_manifest({{"a", 3, hex_of("aaa")}, {"b", 3, hex_of("bbb")}});
+  m[m.find("WAL-Ranges") + 2] ^= 1;
+  expect_corruption(m, files, "checksum mismatch");
+  expect_corruption("not json", files, "not valid JSON");
+}
+
+TEST(PgSize, Units) {
+  EXPECT_EQ(parse_pg_size("16MB"), 16u << 20);
+  EXPECT_EQ(parse_pg_size("1GB"), 1u << 30);
+  EXPECT_EQ(parse_pg_size("64kB"), 64u << 10);
+  EXPECT_THROW(parse_pg_size("MB"), Error);
+  EXPECT_THROW(parse_pg_size("16XB"), Error);
+}
+
+TEST(BytePipe, BoundedAndOrdered) {
+  BytePipe pipe(1000, nullptr);
+  std::string expected;
+  std::thread producer([&] {
+    for (int i = 0; i < 2000; ++i) {
+      std::string piece(static_cast<std::size_t>(i % 37 + 1), static_cast<char>('a' + i % 26));
+      pipe.write(as_bytes(piece));
+    }
+    pipe.close();
+  });
+  for (int i = 0; i < 2000; ++i) expected += std::string(static_cast<std::size_t>(i % 37 + 1), static_cast<char>('a' + i % 26));
+  std::string got;
+  std::uint8_t buf[100];
+  while (std::size_t n = pipe.read(buf)) got.append(reinterpret_cast<char*>(buf), n);
+  producer.join();
+  EXPECT_EQ(got, expected);
+}
+
+TEST(BytePipe, ConsumerFailureReachesProducer) {
+  BytePipe pipe(10, nullptr);
+  pipe.fail(std::make_exception_ptr(Error(ErrorKind::Transient, "storage down")));
+  try {
+    pipe.write(as_bytes(std::string("x")));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Transient);
+  }
+}
+
+TEST(BundleUploader, UploadsDecodableBundlesInOrder) {
+  testing::MemoryStorage storage;
+  BundleUploaderOptions o;
+  o.workers = 3;
+  o.max_open = 4;
+  o.encode.compression = Compression::Zstd;
+  BundleUploader up(storage, "L", o, nullptr);
+  std::vector<std::string> contents;
+  for (int b = 0; b < 10; ++b) {
+    up.open(static_cast<std::uint64_t>(b), b == 5 ? 64 : 1 << 20, b == 5);
+    std::string c;
+    for (int i = 0; i < 50; ++i) c += "bundle " + std::to_string(b) + " line " + std::to_string(i) + "\n";
+    up.write(as_bytes(c.substr(0, 100)));
+    up.write(as_bytes(c.substr(100)));
+    contents.push_back(c);
+  }
+  auto bundles = up.finish();
+  ASSERT_EQ(bundles.size(), 10u);
+  for (std::size_t b = 0; b < 10; ++b) {
+    EXPECT_EQ(bundles[b].index, b);
+    EXPECT_EQ(bundles[b].plain_size, contents[b].size());
+    EXPECT_EQ(bundles[b].sha256, hex_of(contents[b]));
+    Bytes stored = storage.objects.at(keys::backup_bundle("L", b));
+    EXPECT_EQ(stored.size(), bundles[b].stored_size);
+    Bytes plain = decode_bytes(stored, nullptr, "bundle");
+    EXPECT_EQ(std::string(plain.begin(), plain.end()), contents[b]);
+  }
+}
+
+TEST(BundleUploader, AbortLeavesNothingUncommitted) {
+  testing::MemoryStorage storage;
+  BundleUploaderOptions o;
+  o.workers = 2;
+  o.max_open = 3;
+  o.encode.compression = Compression::None;
+  {
+    BundleUploader up(storage, "L", o, nullptr);
+    up.open(0, 1 << 20, false);
+    up.write(as_bytes(std::string("partial")));
+    up.abort();
+  }
+  EXPECT_TRUE(storage.objects.empty());
+}
+
+TEST(BundleUploader, StorageFailureSurfacesToProducer) {
+  testing::MemoryStorage mem;
+  struct Failing : testing::MemoryStorage {
+    std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions&) override {
+      throw Error(ErrorKind::Transient, "cannot put " + key);
+    }
+  } storage;
+  BundleUploaderOptions o;
+  o.workers = 1;
+  o.max_open = 2;
+  BundleUploader up(storage, "L", o, nullptr);
+  up.open(0, 16, false);
+  bool thrown = false;
+  try {
+    for (int i = 0; i < 1000; ++i) up.write(as_bytes(std::string(64, 'x')));
+    up.finish();
+  } catch (const Error& e) {
+    thrown = true;
+    EXPECT_EQ(e.kind(), ErrorKind::Transient);
+  }
+  EXPECT_TRUE(thrown);
+}
+
+}  // namespace
+}  // namespace pgvault
