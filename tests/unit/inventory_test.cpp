@@ -1,5 +1,11 @@
 #include "common/inventory.h"
 
+#include <nlohmann/json.hpp>
+#include <cstring>
+
+#include "common/crypto.h"
+#include "common/inventory_report.h"
+
 #include <gtest/gtest.h>
 
 #include "common/errors.h"
@@ -301,6 +307,132 @@ TEST(InventoryTest, BackupWhoseStopSegmentIsMissingIsNotInTheWindow) {
   ASSERT_TRUE(w.available);
   EXPECT_EQ(w.earliest_backup, "20260102T000000Z-F");
   EXPECT_EQ(w.latest_lsn, lsn_of(11));
+}
+
+// --- verify_repository and the renderers ---
+
+constexpr std::uint32_t kSmallSeg = 1u << 20;
+
+Bytes wal_segment(std::uint64_t segno, std::uint64_t sysid) {
+  Bytes b(kSmallSeg, 0);
+  std::uint16_t magic = 0xD110, info = 0x0002;
+  std::uint32_t tli = 1, seg = kSmallSeg, blck = 8192;
+  std::uint64_t addr = segno * kSmallSeg;
+  std::memcpy(&b[0], &magic, 2);
+  std::memcpy(&b[2], &info, 2);
+  std::memcpy(&b[4], &tli, 4);
+  std::memcpy(&b[8], &addr, 8);
+  std::memcpy(&b[24], &sysid, 8);
+  std::memcpy(&b[32], &seg, 4);
+  std::memcpy(&b[36], &blck, 4);
+  return b;
+}
+
+struct VerifyRepo {
+  testing::MemoryStorage* mem = nullptr;
+  std::unique_ptr<Repository> repo;
+  BackupManifest m;
+  VerifyRepo() {
+    auto s = std::make_unique<testing::MemoryStorage>();
+    mem = s.get();
+    Config c;
+    repo = std::make_unique<Repository>(std::move(s), c);
+    repo->ensure_identity(Identity{kRepositoryFormat, 42, 15, kSmallSeg, ""});
+    for (std::uint64_t n = 1; n <= 8; ++n) put_segment(n, 42);
+    m = manifest("20260101T000000Z-F", 1, 2, 3);
+    m.start_lsn = 2ull * kSmallSeg + 0x28;
+    m.stop_lsn = 3ull * kSmallSeg + 0x100;
+    m.wal_segment_size = kSmallSeg;
+    std::string plain;
+    for (auto [path, content] : std::vector<std::pair<std::string, std::string>>{
+             {"PG_VERSION", "15\n"}, {"empty", ""}, {"base/1/1259", std::string(5000, 'x')}}) {
+      m.files.push_back({path, 0, content.size(), 0600, 0, to_hex(sha256(as_bytes(content))), 0, plain.size()});
+      plain += content;
+    }
+    repo->put_bytes(keys::backup_bundle(m.label, 0), as_bytes(plain));
+    m.bundles.push_back({0, plain.size(), mem->objects[keys::backup_bundle(m.label, 0)].size(),
+                         to_hex(sha256(as_bytes(plain)))});
+  }
+  std::string seg_key_small(std::uint64_t n) { return keys::wal(*WalFileName::parse(segment_file_name(1, n, kSmallSeg))); }
+  void put_segment(std::uint64_t n, std::uint64_t sysid) {
+    Bytes b = wal_segment(n, sysid);
+    mem->objects.erase(seg_key_small(n));
+    repo->put_bytes(seg_key_small(n), b);
+  }
+  VerifyReport verify() {
+    write_manifest_once();
+    return verify_repository(*repo, load_inventory(*repo), VerifyOptions{2, false});
+  }
+  void write_manifest_once() {
+    mem->objects.erase(keys::backup_manifest(m.label));
+    write_manifest(*repo, m);
+  }
+};
+
+bool has_problem(const VerifyReport& r, const std::string& key, const std::string& needle) {
+  for (const auto& p : r.problems) {
+    if (p.key == key && p.message.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(InventoryVerifyTest, CleanRepositoryHasNoProblems) {
+  VerifyRepo v;
+  VerifyReport r = v.verify();
+  EXPECT_TRUE(r.problems.empty()) << r.problems.front().key << ": " << r.problems.front().message;
+  EXPECT_EQ(r.objects, 1u + 1u + 8u);  // manifest, bundle, segments
+}
+
+TEST(InventoryVerifyTest, ReportsMissingSegmentOnTheBackupsPath) {
+  VerifyRepo v;
+  v.mem->objects.erase(v.seg_key_small(5));
+  v.mem->objects.erase(v.seg_key_small(1));  // before the backup: not a problem
+  VerifyReport r = v.verify();
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].key, v.seg_key_small(5));
+  EXPECT_EQ(r.problems[0].kind, "missing");
+}
+
+TEST(InventoryVerifyTest, ReportsDamagedObjectsAndFiles) {
+  VerifyRepo v;
+  v.m.files[2].sha256 = std::string(64, 'f');
+  v.put_segment(6, 43);                              // another database system
+  auto& seg7 = v.mem->objects[v.seg_key_small(7)];  // bit rot in a stored segment
+  seg7[seg7.size() / 2] ^= 1;
+  VerifyReport r = v.verify();
+  std::string bundle = keys::backup_bundle(v.m.label, 0);
+  EXPECT_TRUE(has_problem(r, bundle, "base/1/1259")) << r.problems.size();
+  EXPECT_TRUE(has_problem(r, v.seg_key_small(6), "database system 43"));
+  EXPECT_TRUE(has_problem(r, v.seg_key_small(7), ""));
+  EXPECT_EQ(r.problems.size(), 3u);
+
+  v.mem->objects.erase(bundle);
+  VerifyReport r2 = v.verify();
+  EXPECT_TRUE(has_problem(r2, bundle, "missing"));
+}
+
+TEST(InventoryVerifyTest, RendersTextAndJson) {
+  VerifyRepo v;
+  v.mem->objects.erase(v.seg_key_small(6));
+  v.repo->put_bytes(keys::backup_bundle("20260105T000000Z-F", 0), as_bytes("x"));
+  VerifyReport r = v.verify();
+  Inventory inv = load_inventory(*v.repo);
+  RecoveryWindow w = recovery_window(inv);
+  std::string text = inventory_text("memory:", inv, w, &r);
+  EXPECT_NE(text.find("20260101T000000Z-F"), std::string::npos);
+  EXPECT_NE(text.find("20260105T000000Z-F"), std::string::npos);
+  EXPECT_NE(text.find(segment_file_name(1, 6, kSmallSeg)), std::string::npos);  // the gap
+  EXPECT_NE(text.find("PROBLEM missing"), std::string::npos);
+  auto j = nlohmann::json::parse(inventory_json("memory:", inv, w, &r));
+  EXPECT_EQ(j["backups"][0]["label"], "20260101T000000Z-F");
+  EXPECT_EQ(j["backups"][0]["stop_lsn"], "0/300100");
+  EXPECT_EQ(j["incomplete_backups"][0]["label"], "20260105T000000Z-F");
+  EXPECT_EQ(j["wal"][0]["segments"], 7);
+  EXPECT_EQ(j["wal"][0]["gaps"][0]["first"], segment_file_name(1, 6, kSmallSeg));
+  EXPECT_EQ(j["recovery_window"]["available"], true);
+  EXPECT_EQ(j["recovery_window"]["latest"]["lsn"], "0/600000");
+  EXPECT_EQ(j["verify"]["problems"].size(), 1u);
+  EXPECT_TRUE(nlohmann::json::parse(inventory_json("memory:", inv, w, nullptr))["verify"].is_null());
 }
 
 }  // namespace
