@@ -4,10 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
+#include <algorithm>
 #include <fstream>
+#include <thread>
 
 #include "common/errors.h"
 #include "common/fs.h"
+#include "common/spool.h"
 
 namespace pgvault {
 namespace {
@@ -46,7 +51,7 @@ std::string describe_digest(const Digest& d) { return "sha256 " + d.hex() + ", "
 
 }  // namespace
 
-PushOutcome push_wal(Repository& repo, const std::string& path) {
+PushResult push_wal(Repository& repo, const std::string& path) {
   std::string file_name = base_name(path);
   auto name = WalFileName::parse(file_name);
   if (!name) {
@@ -105,9 +110,9 @@ PushOutcome push_wal(Repository& repo, const std::string& path) {
   const std::string where = repo.describe() + "/" + key;
   if (!repo.storage().head(key)) {
     try {
-      repo.put_object(key, *src, PutOptions{.if_absent = true, .size = src->file_size()});
+      Digest d = repo.put_object(key, *src, PutOptions{.if_absent = true, .size = src->file_size()});
       spdlog::debug("archived {} to {}", file_name, where);
-      return PushOutcome::Stored;
+      return {PushOutcome::Stored, d};
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::Duplicate) throw;
       // Stored concurrently by another process: compare below.
@@ -131,10 +136,88 @@ PushOutcome push_wal(Repository& repo, const std::string& path) {
     spdlog::warn("{}: stored copy is corrupt ({}); rewriting it from {}", where, e.what(), path);
     FileSource again(path);
     repo.put_object(key, again, PutOptions{.if_absent = false, .size = again.file_size()});
-    return PushOutcome::Repaired;
+    return {PushOutcome::Repaired, local};
   }
   spdlog::info("{} was already archived with identical content ({})", file_name, describe_digest(local));
-  return PushOutcome::AlreadyStored;
+  return {PushOutcome::AlreadyStored, local};
+}
+
+namespace {
+
+// The files after `current` that PostgreSQL will ask for next: .ready in archive_status, history files
+// first (PostgreSQL archives them first), then in name order.
+std::vector<std::string> next_ready(const std::string& wal_dir, const std::string& current, std::size_t max) {
+  std::vector<std::string> history, rest;
+  DIR* d = ::opendir((wal_dir + "/archive_status").c_str());
+  if (!d) return {};
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() <= 6 || n.compare(n.size() - 6, 6, ".ready") != 0) continue;
+    n.resize(n.size() - 6);
+    auto w = WalFileName::parse(n);
+    if (!w || n == current) continue;
+    (w->kind == WalFileKind::History ? history : rest).push_back(n);
+  }
+  ::closedir(d);
+  std::sort(history.begin(), history.end());
+  std::sort(rest.begin(), rest.end());
+  history.insert(history.end(), rest.begin(), rest.end());
+  if (history.size() > max) history.resize(max);
+  return history;
+}
+
+}  // namespace
+
+PushOutcome archive_command(const Config& config, const std::string& path) {
+  Repository repo(open_storage(config), config);
+  const std::string name = base_name(path);
+  const bool lookahead = config.push.parallel > 1;
+  std::string spool;
+  if (lookahead) {
+    try {
+      spool = spool_dir(config.push.spool, "push", repo.describe());
+    } catch (const Error& e) {
+      spdlog::warn("look-ahead disabled: {}", e.what());
+    }
+  }
+  if (!spool.empty()) {
+    try {
+      if (take_push_record(spool, name, file_identity(path))) {
+        spdlog::debug("{} was archived ahead by an earlier call", name);
+        return PushOutcome::AlreadyStored;
+      }
+    } catch (const Error&) {
+      // No usable record: push normally (which reports a missing file properly).
+    }
+  }
+
+  std::vector<std::thread> workers;
+  if (!spool.empty()) {
+    const std::string wal_dir = parent_dir(path);
+    for (const std::string& next : next_ready(wal_dir, name, static_cast<std::size_t>(config.push.parallel - 1))) {
+      workers.emplace_back([&config, &spool, wal_dir, next] {
+        const std::string p = wal_dir + "/" + next;
+        try {
+          FileIdentity id = file_identity(p);
+          Repository own(open_storage(config), config);  // one storage connection per thread
+          PushResult r = push_wal(own, p);
+          write_push_record(spool, next, id, r.digest);
+        } catch (const std::exception& e) {
+          // Not recorded: PostgreSQL's own call for this file will push it and report any error.
+          spdlog::debug("look-ahead push of {} failed: {}", next, e.what());
+        }
+      });
+    }
+  }
+  struct Join {
+    std::vector<std::thread>& t;
+    ~Join() {
+      for (auto& w : t) w.join();
+    }
+  } join{workers};
+  PushOutcome outcome = push_wal(repo, path).outcome;
+  if (!spool.empty()) prune_spool(spool, 24 * 3600);
+  return outcome;
 }
 
 FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std::string& dest) {

@@ -14,13 +14,24 @@ enum class PushOutcome {
   Repaired,       // the stored copy claimed identical content but failed verification; rewritten
 };
 
+struct PushResult {
+  PushOutcome outcome = PushOutcome::Stored;
+  Digest digest;  // of the file's content
+};
+
 // Archives the file at `path` (absolute, or relative to the working directory, which PostgreSQL sets to
 // the data directory). Returns only when the object is durable. Throws:
 //   InvalidInput  path missing/unreadable, not a WAL file name, wrong segment size
 //   Duplicate     the repository holds this name with different content (both digests in the message)
 //   Foreign       the segment's system identifier differs from the repository's
 //   and storage/codec kinds otherwise.
-PushOutcome push_wal(Repository& repo, const std::string& path);
+PushResult push_wal(Repository& repo, const std::string& path);
+
+// What archive_command runs: serves `path` from a look-ahead record when one matches (see spool.h),
+// else pushes it; meanwhile pushes up to [push] parallel - 1 of the following files PostgreSQL has
+// marked .ready (pg_wal/archive_status) in parallel and records each one that became durable. Returns
+// when all of them are done; only the outcome for `path` decides the result.
+PushOutcome archive_command(const Config& config, const std::string& path);
 
 enum class FetchOutcome { Fetched, Missing };
 

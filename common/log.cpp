@@ -8,7 +8,7 @@ namespace pgvault {
 
 void init_logging(std::string_view tool) {
   // Unbuffered stderr sink without colours: the output goes to PostgreSQL's log, not a terminal.
-  auto logger = spdlog::stderr_logger_st(std::string(tool));
+  auto logger = spdlog::stderr_logger_mt(std::string(tool));
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %n[%P] %l: %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::info);

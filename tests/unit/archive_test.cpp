@@ -81,7 +81,7 @@ const char* kName = "000000010000000000000001";
 TEST_F(Fixture, PushThenFetchRoundTrips) {
   Bytes seg = make_segment(42, 1, 7);
   auto r = repo();
-  EXPECT_EQ(push_wal(r, put_file(kName, seg)), PushOutcome::Stored);
+  EXPECT_EQ(push_wal(r, put_file(kName, seg)).outcome, PushOutcome::Stored);
   EXPECT_TRUE(std::filesystem::exists(repo_path + "/wal/0000000100000000/" + kName));
   auto r2 = repo();
   EXPECT_EQ(fetch_wal(r2, kName, dir / "RECOVERYXLOG"), FetchOutcome::Fetched);
@@ -115,7 +115,7 @@ TEST_F(Fixture, RepushOfIdenticalContentSucceedsWithoutRewriting) {
   struct stat before, after;
   ASSERT_EQ(::stat(stored.c_str(), &before), 0);
   auto r2 = repo();
-  EXPECT_EQ(push_wal(r2, path), PushOutcome::AlreadyStored);
+  EXPECT_EQ(push_wal(r2, path).outcome, PushOutcome::AlreadyStored);
   ASSERT_EQ(::stat(stored.c_str(), &after), 0);
   EXPECT_EQ(before.st_ino, after.st_ino);  // not rewritten
 }
@@ -143,7 +143,7 @@ TEST_F(Fixture, HistoryFilesAreNeverOverwrittenEither) {
   auto r = repo();
   push_wal(r, put_file("00000002.history", as_bytes("1\t0/3000000\tno recovery target specified\n")));
   auto r2 = repo();
-  EXPECT_EQ(push_wal(r2, put_file("00000002.history", as_bytes("1\t0/3000000\tno recovery target specified\n"))),
+  EXPECT_EQ(push_wal(r2, put_file("00000002.history", as_bytes("1\t0/3000000\tno recovery target specified\n"))).outcome,
             PushOutcome::AlreadyStored);
   EXPECT_EQ(kind_of([&] { push_wal(r2, put_file("00000002.history", as_bytes("1\t0/4000000\tother\n"))); }),
             ErrorKind::Duplicate);
@@ -152,8 +152,8 @@ TEST_F(Fixture, HistoryFilesAreNeverOverwrittenEither) {
 TEST_F(Fixture, PartialAndBackupHistoryFiles) {
   auto r = repo();
   push_wal(r, put_file(kName, make_segment(42, 1, 1)));
-  EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.partial", make_segment(42, 1, 9))), PushOutcome::Stored);
-  EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.00000028.backup", as_bytes("START WAL LOCATION\n"))),
+  EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.partial", make_segment(42, 1, 9))).outcome, PushOutcome::Stored);
+  EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.00000028.backup", as_bytes("START WAL LOCATION\n"))).outcome,
             PushOutcome::Stored);
   EXPECT_EQ(fetch_wal(r, "000000010000000000000002.00000028.backup", dir / "out"), FetchOutcome::Fetched);
   EXPECT_EQ(read_file(dir / "out"), Bytes(as_bytes("START WAL LOCATION\n").begin(), as_bytes("START WAL LOCATION\n").end()));
@@ -217,7 +217,7 @@ TEST_F(Fixture, CorruptStoredCopyOfIdenticalContentIsRepaired) {
   obj[obj.size() / 2] ^= 0xFF;  // body damage, trailer intact
   write_file(stored, obj);
   auto r2 = repo();
-  EXPECT_EQ(push_wal(r2, path), PushOutcome::Repaired);
+  EXPECT_EQ(push_wal(r2, path).outcome, PushOutcome::Repaired);
   auto r3 = repo();
   EXPECT_EQ(fetch_wal(r3, kName, dir / "x"), FetchOutcome::Fetched);
   EXPECT_EQ(read_file(dir / "x"), read_file(path));

@@ -32,8 +32,7 @@ int main(int argc, char** argv) {
   pgvault::add_common_options(app, common);
   return pgvault::run_tool({"wal-push", exit_code}, app, argc, argv, [&] {
     pgvault::Config config = pgvault::load_tool_config(common);
-    pgvault::Repository repo(pgvault::open_storage(config), config);
-    pgvault::push_wal(repo, path);
+    pgvault::archive_command(config, path);
     return 0;
   });
 }

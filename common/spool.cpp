@@ -1,0 +1,83 @@
+#include "common/spool.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "common/crypto.h"
+#include "common/errors.h"
+#include "common/fs.h"
+
+namespace pgvault {
+
+std::string spool_dir(const std::string& configured, const std::string& kind, const std::string& repo_describe) {
+  std::string dir = configured;
+  if (dir.empty()) {
+    std::string hash = to_hex(sha256(as_bytes(repo_describe))).substr(0, 16);
+    dir = "/var/tmp/pgvault-" + std::to_string(::getuid()) + "/" + kind + "-" + hash;
+  }
+  make_dirs(dir, 0700);
+  return dir;
+}
+
+FileIdentity file_identity(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) throw errno_error("stat " + path, errno);
+  FileIdentity id;
+  id.dev = st.st_dev;
+  id.ino = st.st_ino;
+  id.size = static_cast<unsigned long long>(st.st_size);
+  id.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+  id.ctime_ns = static_cast<long long>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec;
+  return id;
+}
+
+namespace {
+std::string record_text(const FileIdentity& id) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%llu %llu %llu %lld %lld", id.dev, id.ino, id.size, id.mtime_ns, id.ctime_ns);
+  return buf;
+}
+}  // namespace
+
+void write_push_record(const std::string& spool, const std::string& name, const FileIdentity& id, const Digest& d) {
+  std::string text = record_text(id) + " " + d.hex() + "\n";
+  // Not fsynced: losing a record only means the file is pushed (and found identical) once more.
+  AtomicFileWriter w(spool + "/" + name + ".done", /*no_replace=*/false, /*durable=*/false, 0600);
+  w.write(as_bytes(text));
+  w.commit();
+}
+
+bool take_push_record(const std::string& spool, const std::string& name, const FileIdentity& id) {
+  std::string path = spool + "/" + name + ".done";
+  std::ifstream in(path);
+  if (!in) return false;
+  std::string line;
+  std::getline(in, line);
+  ::unlink(path.c_str());  // used once, whatever it says
+  return line.rfind(record_text(id) + " ", 0) == 0;
+}
+
+void prune_spool(const std::string& spool, long max_age_seconds) {
+  DIR* d = ::opendir(spool.c_str());
+  if (!d) return;
+  std::time_t now = std::time(nullptr);
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        now - st.st_mtime > max_age_seconds) {
+      ::unlinkat(::dirfd(d), e->d_name, 0);
+    }
+  }
+  ::closedir(d);
+}
+
+}  // namespace pgvault
