@@ -152,6 +152,8 @@ def test_base_push_restores_exactly_with_tablespace(workspace, repo):
     assert all(b["plain_size"] <= 1 << 20 for b in m["bundles"]
                if len([f for f in m["files"] if f["bundle"] == b["index"]]) > 1)
     assert repo.keys(wal_key(m["stop_wal"]))  # the stop segment was archived before the manifest
+    info = pg.run(repo.cmd("archive-info", "--json"))
+    assert info.rc == 0 and label in info.stdout, info.stderr
 
     restored = workspace.cluster("restored")
     newts = workspace.mkdir("tblspc-restored")
@@ -168,7 +170,8 @@ def test_base_push_restores_exactly_with_tablespace(workspace, repo):
 # Failures: each leaves no visible backup and says why.
 # ---------------------------------------------------------------------------------------------------
 
-def test_interrupted_base_push_leaves_no_backup(workspace, repo):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_base_push_leaves_no_backup(workspace, repo, sig):
     # Slow on purpose (one worker, zstd -19, small bundles) so the signal lands mid-stream.
     repo.update({"backup": {"bundle_size": "1MiB", "parallel": 1}, "compression": {"level": 19}})
     pg = start_primary(workspace, repo)
@@ -182,7 +185,7 @@ def test_interrupted_base_push_leaves_no_backup(workspace, repo):
             assert proc.poll() is None, proc.communicate()[1].decode()
             assert time.monotonic() < deadline, "no bundle appeared"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -190,7 +193,7 @@ def test_interrupted_base_push_leaves_no_backup(workspace, repo):
             proc.wait()
     err = err.decode()
     assert proc.returncode == 130, err
-    assert "interrupted by SIGINT" in err
+    assert f"interrupted by {sig.name}" in err
     assert not [k for k in repo.keys("backups/") if k.endswith("manifest.json")]
     assert repo.keys("backups/") == [], "uploaded bundles were not deleted"
     # The server-side backup was aborted: no backup in progress, and a new one succeeds.
