@@ -127,7 +127,7 @@ bool retryable_curl(int code) {
 }
 
 bool retryable_http(long status, const std::string& code) {
-  if (status >= 500 || status == 429 || status == 408) return true;
+  if ((status >= 500 && status != 501) || status == 429 || status == 408) return true;  // 501: NotImplemented
   // S3 reports these as 400: the connection idled too long, or the body arrived altered.
   if (status == 400 && (code == "RequestTimeout" || code == "BadDigest" ||
                         code == "XAmzContentSHA256Mismatch" || code == "InvalidDigest")) {

@@ -8,6 +8,7 @@
 //     head KEY | list PREFIX | rm KEY | rm-many    (rm-many reads keys from stdin, one per line)
 // Options come from PGVAULT_S3_<FIELD> environment variables, then --opt (FIELD as in S3Options).
 // Exit: 0 ok, 2 not-found, 3 duplicate, 4 auth, 5 transient, 6 config, 1 anything else.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -114,6 +115,7 @@ int run(std::vector<std::string> args) {
       auto eq = args[++i].find('=');
       set_opt(o, args[i].substr(0, eq), args[i].substr(eq + 1));
     } else if (a == "--debug") {
+      spdlog::set_default_logger(spdlog::stderr_color_mt("s3-storage-tool"));
       spdlog::set_level(spdlog::level::debug);
     } else if (a == "--if-absent" || a == "--size") {
       flags[a] = "1";
