@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 
 #include <algorithm>
 #include <fstream>
@@ -90,10 +92,8 @@ PushResult push_wal(Repository& repo, const std::string& path) {
                                                " bytes but its header says the segment size is " +
                                                std::to_string(h.segment_size) + ": refusing a truncated segment");
     }
-    if (h.timeline != name->timeline) {
-      throw Error(ErrorKind::InvalidInput, path + ": page header timeline " + std::to_string(h.timeline) +
-                                               " does not match the file name");
-    }
+    // No check of h.timeline against the name: the first segment of a new timeline starts as a copy
+    // of the old timeline's segment, so its first page header carries the old timeline.
     Identity proposed;
     proposed.system_identifier = h.system_identifier;
     proposed.pg_version = detect_pg_version(h.magic);
@@ -220,7 +220,7 @@ PushOutcome archive_command(const Config& config, const std::string& path) {
   return outcome;
 }
 
-FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std::string& dest) {
+FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std::string& dest, Digest* digest) {
   auto name = WalFileName::parse(name_arg);
   if (!name) {
     throw Error(ErrorKind::InvalidInput, "\"" + name_arg + "\" is not a WAL file name");
@@ -243,8 +243,133 @@ FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std:
   AtomicFileWriter out(dest, /*no_replace=*/false, /*durable=*/false, 0600);
   ObjectDecoder dec(out, repo.read_key(), repo.describe() + "/" + key);
   pump(*src, dec);  // the decoder commits `out` only after every check passed
+  if (digest) *digest = dec.digest();
   spdlog::debug("restored {} from {}", name_arg, repo.describe());
   return FetchOutcome::Fetched;
+}
+
+namespace {
+
+// A worker holds this lock for its lifetime; wal-fetch spawns one only when nobody holds it.
+class SpoolLock {
+ public:
+  explicit SpoolLock(const std::string& spool) {
+    fd_ = ::open((spool + "/prefetch.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    held_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+  }
+  ~SpoolLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool held() const { return held_; }
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+};
+
+void write_digest_file(const std::string& path, const Digest& d) {
+  AtomicFileWriter w(path, false, false, 0600);
+  std::string text = d.hex() + " " + std::to_string(d.size) + "\n";
+  w.write(as_bytes(text));
+  w.commit();
+}
+
+// Moves a verified prefetched copy of `name` to `dest`. False when there is none (or it fails to verify:
+// then it is thrown away and the caller fetches from the repository).
+bool take_prefetched(const std::string& spool, const std::string& name, const std::string& dest) {
+  const std::string data = spool + "/" + name, sidecar = data + ".sha256";
+  std::ifstream in(sidecar);
+  std::string hex;
+  std::uint64_t size = 0;
+  if (!(in >> hex >> size)) return false;
+  bool ok = false;
+  try {
+    Digest d = file_digest(data);
+    ok = d.hex() == hex && d.size == size;
+  } catch (const Error&) {
+  }
+  if (ok) {
+    if (::rename(data.c_str(), dest.c_str()) != 0) {
+      if (errno != EXDEV) throw errno_error("rename " + data + " to " + dest, errno);
+      FileSource src(data);  // another filesystem: copy, still atomically
+      AtomicFileWriter out(dest, false, false, 0600);
+      pump(src, out);
+      ::unlink(data.c_str());
+    }
+  } else {
+    spdlog::warn("prefetched {} failed verification; fetching it again", data);
+    ::unlink(data.c_str());
+  }
+  ::unlink(sidecar.c_str());
+  return ok;
+}
+
+void clear_spool(const std::string& spool, const std::string& below) {
+  DIR* d = ::opendir(spool.c_str());
+  if (!d) return;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == ".." || n == "prefetch.lock") continue;
+    if (below.empty() || n.substr(0, 24) < below) ::unlinkat(::dirfd(d), e->d_name, 0);
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
+FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
+                             const std::function<void()>& spawn_worker) {
+  Repository repo(open_storage(config), config);
+  auto wal = WalFileName::parse(name);
+  if (config.fetch.prefetch == 0 || !wal || wal->kind != WalFileKind::Segment) return fetch_wal(repo, name, dest);
+
+  std::string spool;
+  try {
+    spool = spool_dir(config.fetch.spool, "fetch", repo.describe());
+  } catch (const Error& e) {
+    spdlog::warn("prefetch disabled: {}", e.what());
+    return fetch_wal(repo, name, dest);
+  }
+  FetchOutcome outcome = FetchOutcome::Fetched;
+  if (take_prefetched(spool, name, dest)) {
+    spdlog::debug("restored {} from the prefetch spool", name);
+  } else {
+    outcome = fetch_wal(repo, name, dest);
+  }
+  if (outcome == FetchOutcome::Missing) {
+    clear_spool(spool, "");
+    return outcome;
+  }
+  clear_spool(spool, name);  // older segments and other timelines' leftovers
+  if (SpoolLock(spool).held()) spawn_worker();  // the probe lock is released before the worker starts
+  return outcome;
+}
+
+void prefetch_worker(const Config& config, const std::string& name) {
+  auto wal = WalFileName::parse(name);
+  if (!wal || wal->kind != WalFileKind::Segment || config.fetch.prefetch == 0) return;
+  Repository repo(open_storage(config), config);
+  std::string spool = spool_dir(config.fetch.spool, "fetch", repo.describe());
+  SpoolLock lock(spool);
+  if (!lock.held()) return;  // another worker is at it
+  auto id = repo.identity();
+  std::uint32_t seg_size = id ? id->wal_segment_size : kDefaultWalSegmentSize;
+  std::uint64_t segno = segment_number(wal->log, wal->seg, seg_size);
+  for (int i = 1; i <= config.fetch.prefetch; ++i) {
+    std::string next = segment_file_name(wal->timeline, segno + static_cast<std::uint64_t>(i), seg_size);
+    const std::string data = spool + "/" + next;
+    struct stat st;
+    if (::stat((data + ".sha256").c_str(), &st) == 0) continue;
+    try {
+      Digest d;
+      if (fetch_wal(repo, next, data, &d) == FetchOutcome::Missing) break;
+      write_digest_file(data + ".sha256", d);
+    } catch (const Error& e) {
+      ::unlink(data.c_str());
+      spdlog::warn("prefetch of {} stopped: {}", next, e.what());
+      break;
+    }
+  }
 }
 
 FetchErrorMode fetch_error_mode(const std::string& on_error, const std::string& datadir) {

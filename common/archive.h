@@ -2,6 +2,7 @@
 // is in docs/EXIT-CODES.md; the tools' main() only map the Error kinds thrown here to exit codes.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/repo.h"
@@ -39,7 +40,21 @@ enum class FetchOutcome { Fetched, Missing };
 // relative to the working directory): decoded and verified into a temporary file beside it, renamed
 // into place only after verification. Missing means definitely not in the archive: the repository
 // answered and its identity exists. Every other failure throws.
-FetchOutcome fetch_wal(Repository& repo, const std::string& name, const std::string& dest);
+// When `digest` is not null it receives the verified plaintext digest.
+FetchOutcome fetch_wal(Repository& repo, const std::string& name, const std::string& dest,
+                       Digest* digest = nullptr);
+
+// What restore_command runs: hands over `name` from the prefetch spool when a verified copy is there,
+// else fetches it; then, when [fetch] prefetch > 0, makes sure a detached worker is fetching the next
+// segments of the same timeline into the spool (see spool.h). `spawn_worker` starts that worker (the
+// tool re-executes itself); it is not called when a worker is already running. On "missing" the
+// spool is emptied: recovery is ending or waiting for streaming.
+FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
+                             const std::function<void()>& spawn_worker);
+
+// The detached worker: fetches up to [fetch] prefetch segments following `name` into the spool,
+// skipping those already there, and stops at the first one missing from the archive.
+void prefetch_worker(const Config& config, const std::string& name);
 
 // How wal-fetch reports an error other than "missing": abort recovery (exit > 125) or behave as missing
 // (exit 1, so a standby falls back to streaming and retries). on_error "auto" picks Missing when

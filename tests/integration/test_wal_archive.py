@@ -483,3 +483,52 @@ def test_lookahead_survives_kill_9(workspace, repo):
     replica.wait_for_recovery_end(timeout=300)
     assert pgbench_state(replica) == expected
     assert replica.scalar("SELECT count(*) FROM filler") == filler
+
+
+# ---------------------------------------------------------------------------------------------------
+# Prefetching recovery ([fetch] prefetch): a detached worker fetches the next segments ahead.
+# ---------------------------------------------------------------------------------------------------
+
+def test_prefetch_recovery_across_timeline_switch(workspace, repo):
+    spool = workspace.mkdir("fetch-spool")
+    repo.update({"fetch": {"prefetch": 8, "spool": str(spool)}})
+    pg = start_primary(workspace, repo)
+    pg.pgbench_init(scale=2)
+    first = workspace.cluster("first")
+    second = workspace.cluster("second")
+    pg.basebackup(first.datadir)
+    pg.basebackup(second.datadir)
+    pg.pgbench(["-T", "3"])
+    pg.psql("INSERT INTO pgbench_history SELECT 1, 1, 1, 1, now() FROM generate_series(1, 300000)")
+    pg.psql("SELECT pg_create_restore_point('fork')")
+    at_fork = pgbench_state(pg)
+    pg.pgbench(["-T", "2"])  # timeline 1 goes on past the fork: none of this may reach timeline 2
+    pg.wait_archived(pg.switch_wal(), fail_on_error=True)
+    pg.stop()
+
+    # Recover to the fork point and promote: timeline 2, archiving into the same repository.
+    first.configure(archive_command=repo.archive_command)
+    first.enable_recovery({"restore_command": f"PGVAULT_LOG_LEVEL=debug {repo.restore_command}",
+                           "recovery_target_name": "fork", "recovery_target_action": "promote"})
+    first.start()
+    first.wait_for_recovery_end(timeout=300)
+    assert pgbench_state(first) == at_fork
+    assert "restored" in first.log_text() and "from the prefetch spool" in first.log_text()
+    first.pgbench(["-T", "3"])
+    first.psql("INSERT INTO pgbench_history SELECT 2, 2, 2, 2, now() FROM generate_series(1, 300000)")
+    first.wait_archived(first.switch_wal(), fail_on_error=True)
+    expected = pgbench_state(first)
+    assert "wal/00000002.history" in repo.keys()
+
+    # From the same base backup, follow the history to the end of timeline 2.
+    second.enable_recovery({"restore_command": f"PGVAULT_LOG_LEVEL=debug {repo.restore_command}",
+                            "recovery_target_timeline": "latest"})
+    second.start()
+    second.wait_for_recovery_end(timeout=300)
+    assert pgbench_state(second) == expected
+    log = second.log_text()
+    assert re.search(r'restored log file "00000002[0-9A-F]{16}" from archive', log)
+    assert "from the prefetch spool" in log
+    time.sleep(1)
+    leftovers = [p.name for p in spool.iterdir() if p.name != "prefetch.lock"]
+    assert leftovers == [], leftovers
