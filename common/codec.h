@@ -30,13 +30,16 @@ enum class Encryption : std::uint8_t { None = 0, Aes256Gcm = 1 };
 inline constexpr std::size_t kObjectHeaderSize = 32;
 inline constexpr std::size_t kObjectTrailerSize = 48;
 inline constexpr std::uint32_t kDefaultChunkSize = 64 * 1024;
+// Largest chunk size an encoder accepts and a decoder believes (a decoder buffers one chunk, so a
+// header claiming more is treated as corrupt rather than allocated).
+inline constexpr std::uint32_t kMaxChunkSize = 16 * 1024 * 1024;
 
 struct EncodeOptions {
   Compression compression = Compression::Zstd;
   int level = 3;                     // zstd level (1..19; negative levels allowed by zstd)
   int threads = 0;                   // zstd worker threads; 0 = compress in the calling thread
   const MasterKey* key = nullptr;    // nullptr: no encryption
-  std::uint32_t chunk_size = kDefaultChunkSize;
+  std::uint32_t chunk_size = kDefaultChunkSize;  // 1..kMaxChunkSize; used only when encrypting
 };
 
 struct Digest {
@@ -51,6 +54,7 @@ struct ObjectHeader {
   std::uint8_t version = 1;
   Compression compression = Compression::None;
   Encryption encryption = Encryption::None;
+  std::uint32_t chunk_size = 0;  // AEAD chunk size (bytes of the compressed stream); 0 when unencrypted
 };
 
 class ObjectEncoder final : public Sink {
