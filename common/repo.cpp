@@ -3,10 +3,12 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
 #include "common/errors.h"
+#include "common/s3.h"
 #include "common/storage_fs.h"
 
 namespace pgvault {
@@ -82,7 +84,29 @@ Bytes to_bytes(const json& j) {
 }  // namespace
 
 std::unique_ptr<Storage> open_storage(const Config& config) {
-  if (config.repository.type == "fs") return make_fs_storage(config.repository.path);
+  const auto& r = config.repository;
+  if (r.type == "fs") return make_fs_storage(r.path);
+  if (r.type == "s3") {
+    S3Options o;
+    o.bucket = r.bucket;
+    o.prefix = r.prefix;
+    o.endpoint = r.endpoint;
+    o.region = r.region;
+    o.uri_style = r.uri_style;
+    o.access_key_id = r.access_key_id;
+    o.secret_access_key = r.secret_access_key;
+    o.session_token = r.session_token;
+    o.verify_tls = r.verify_tls;
+    o.ca_file = r.ca_file;
+    o.part_size = r.part_size;
+    // A 16 MiB WAL segment, even stored uncompressed and encrypted, goes in one PUT.
+    o.multipart_threshold = std::max<std::uint64_t>(r.part_size, 20ull << 20);
+    o.upload_parallel = r.upload_parallel;
+    o.connect_timeout_s = r.connect_timeout;
+    o.low_speed_time_s = r.timeout;
+    o.total_timeout_s = r.retry_time;
+    return make_s3_storage(o);
+  }
   throw Error(ErrorKind::Config, config.source + ": [repository] type \"" + config.repository.type +
                                      "\" is not supported by this build");
 }

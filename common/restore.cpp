@@ -460,6 +460,13 @@ RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOp
 
   std::string first_refusal;
   for (const BackupManifest* b : cands) {
+    if (b->type != "full") {
+      // Restoring an incremental backup needs its parents' pages; this version restores full backups only.
+      std::string why = "backup " + b->label + " is " + b->type + "; only full backups can be restored";
+      if (!opts.backup.empty()) throw Error(ErrorKind::InvalidInput, why);
+      if (first_refusal.empty()) first_refusal = why;
+      continue;
+    }
     std::uint32_t tt = fixed_timeline ? *fixed_timeline
                        : opts.target_timeline == "current" ? b->timeline
                                                            : latest_timeline(inv, b->timeline);
@@ -523,7 +530,8 @@ RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOp
     }
     return plan;
   }
-  throw Error(ErrorKind::InvalidInput, "no backup can reach timeline " + opts.target_timeline + ": " + first_refusal);
+  throw Error(ErrorKind::InvalidInput, "no backup can reach the target " + describe_target(t) + " on timeline " +
+                                           opts.target_timeline + ": " + first_refusal);
 }
 
 // ---- Restoring ----------------------------------------------------------------------------------------

@@ -53,7 +53,15 @@ def pgvault_tools(workspace):
 # --- repositories ------------------------------------------------------------------------------------
 # Every test that takes `repo` runs once per backend: the local directory and S3 (Swift's s3api).
 
-BACKENDS = ["fs"]
+BACKENDS = ["fs", "s3"]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One OpenStack Swift (s3api + tempauth) on 127.0.0.1 for the whole test file, stopped by PID."""
+    from helpers.swift import SwiftS3
+    with SwiftS3() as server:
+        yield server
 
 
 @pytest.fixture(params=BACKENDS)

@@ -269,6 +269,18 @@ TEST(RestoreTest, ChoosesNewestBackupBeforeTheTarget) {
   EXPECT_EQ(plan_restore(*fx.repo, inv, o).backup.label, fx.m.label);
   o.backup = "nope";
   EXPECT_THROW(plan_restore(*fx.repo, inv, o), Error);
+
+  // Incremental backups are never restored as if they were full.
+  BackupManifest incr = later;
+  incr.label = "20260103T000000Z-I";
+  incr.type = "incremental";
+  incr.parent = later.label;
+  write_manifest(*fx.repo, incr);
+  inv = load_inventory(*fx.repo);
+  o.backup.clear();
+  EXPECT_EQ(plan_restore(*fx.repo, inv, o).backup.label, later.label);
+  o.backup = incr.label;
+  EXPECT_THROW(plan_restore(*fx.repo, inv, o), Error);
 }
 
 TEST(RestoreTest, FollowsTimelinesToTheTarget) {

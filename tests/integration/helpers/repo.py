@@ -37,6 +37,8 @@ class Repo:
     Repo gets its own bucket.
     """
 
+    _buckets = 0
+
     def __init__(self, workspace, backend: str = "fs", s3=None, name: str = "repo",
                  settings: Optional[Mapping[str, Mapping[str, object]]] = None):
         self.workspace = workspace
@@ -52,7 +54,10 @@ class Repo:
             base = {"repository": {"type": "fs", "path": str(self.path)}}
         elif backend == "s3":
             assert s3 is not None, "the s3 backend needs a running S3 server"
-            self.bucket = s3.new_bucket()
+            Repo._buckets += 1
+            self.bucket = f"pgvault-{os.getpid()}-{Repo._buckets}"
+            s3.create_bucket(self.bucket)
+            self._client = s3.client()
             base = {"repository": {"type": "s3", "bucket": self.bucket, "endpoint": s3.endpoint,
                                    "region": s3.region, "access_key_id": s3.access_key,
                                    "secret_access_key": s3.secret_key, "uri_style": "path"}}
@@ -110,7 +115,16 @@ class Repo:
                     if key.startswith(prefix) and not f.startswith(".pgvault-tmp."):
                         out.append(key)
             return sorted(out)
-        return self.s3.list_keys(self.bucket, prefix)
+        keys, token = [], None
+        while True:
+            kw = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kw["ContinuationToken"] = token
+            page = self._client.list_objects_v2(**kw)
+            keys += [o["Key"] for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return sorted(keys)
+            token = page["NextContinuationToken"]
 
     def temp_files(self) -> list[str]:
         """Leftover temporary files (fs only): invisible to every tool."""
@@ -122,7 +136,7 @@ class Repo:
     def read(self, key: str) -> bytes:
         if self.backend == "fs":
             return (self.path / key).read_bytes()
-        return self.s3.get_object(self.bucket, key)
+        return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def write(self, key: str, data: bytes) -> None:
         if self.backend == "fs":
@@ -131,13 +145,13 @@ class Repo:
             p.write_bytes(data)
             chown_to(p)
         else:
-            self.s3.put_object(self.bucket, key, data)
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def delete(self, key: str) -> None:
         if self.backend == "fs":
             (self.path / key).unlink()
         else:
-            self.s3.delete_object(self.bucket, key)
+            self._client.delete_object(Bucket=self.bucket, Key=key)
 
     def flip_byte(self, key: str, offset: int) -> None:
         data = bytearray(self.read(key))

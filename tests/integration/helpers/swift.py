@@ -196,7 +196,7 @@ use = egg:swift#dlo
         try:
             self.procs[name] = subprocess.Popen(
                 ["swift-%s-server" % name, conf, "--verbose"], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         finally:
             log.close()
 
@@ -267,6 +267,16 @@ use = egg:swift#dlo
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when the test process dies (killed by a timeout) so no server is
+    left running even when stop() never runs."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _stop_pid(proc, timeout=10.0):
