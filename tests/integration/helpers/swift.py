@@ -271,7 +271,8 @@ use = egg:swift#dlo
 
 def _die_with_parent():
     """In the child: get SIGTERM when the test process dies (killed by a timeout) so no server is
-    left running even when stop() never runs."""
+    left running even when stop() never runs. (The signal follows the thread that called start():
+    keep that thread alive as long as the servers are needed, as pytest's main thread is.)"""
     try:
         import ctypes
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
