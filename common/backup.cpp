@@ -413,6 +413,19 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
                                        " has archive_mode = off: base-push relies on the WAL archive "
                                        "(HINT: set archive_mode = on and archive_command = 'wal-push %p', then restart)");
   }
+  // archive_mode on with neither archive_command nor archive_library: nothing is ever archived, so the
+  // stop segment would never arrive. (Skipped if the role may not read the settings.)
+  bool archives_nothing = false;
+  try {
+    archives_nothing = conn.show("archive_command").empty() && conn.show("archive_library").empty();
+  } catch (const Error& e) {
+    spdlog::debug("cannot read archive_command: {}", e.what());
+  }
+  if (archives_nothing) {
+    throw Error(ErrorKind::Config, conn.describe() +
+                                       " archives nothing (archive_command and archive_library are empty): "
+                                       "base-push relies on the WAL archive (HINT: archive_command = 'wal-push %p')");
+  }
   const std::uint32_t seg_size = static_cast<std::uint32_t>(parse_pg_size(conn.show("wal_segment_size")));
   if (!valid_segment_size(seg_size)) {
     throw Error(ErrorKind::Transient, "server reports an invalid wal_segment_size " + std::to_string(seg_size));

@@ -168,7 +168,18 @@ PgResult ReplicationConnection::next_result(std::string_view what) {
     std::string msg = one_line(PQresultErrorMessage(r.get()));
     const char* hint = PQresultErrorField(r.get(), PG_DIAG_MESSAGE_HINT);
     if (hint && !contains(msg, hint)) msg += " (HINT: " + std::string(hint) + ")";
-    throw Error(kind_for_sqlstate(state), std::string(what) + " failed on the server: " + msg);
+    ErrorKind kind = kind_for_sqlstate(state);
+    r.reset();
+    // Drain what remains of this command so the connection can take the next one.
+    try {
+      for (;;) {
+        while (PQisBusy(conn_)) wait_readable();
+        PgResult rest(PQgetResult(conn_));
+        if (!rest) break;
+      }
+    } catch (const Error&) {
+    }
+    throw Error(kind, std::string(what) + " failed on the server: " + msg);
   }
   return r;
 }

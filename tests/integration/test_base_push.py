@@ -219,6 +219,14 @@ def test_archive_mode_off_is_refused(workspace, repo):
     assert repo.keys("backups/") == []
 
 
+def test_empty_archive_command_is_refused(workspace, repo):
+    pg = start_primary(workspace, repo, name="noarchivecmd", archive_command="")
+    res = base_push(pg, repo)
+    assert res.rc == 2, res.stderr
+    assert "archives nothing" in res.stderr
+    assert repo.keys("backups/") == []
+
+
 def test_wal_level_minimal_is_refused(workspace, repo):
     pg = workspace.cluster("minimal")
     pg.initdb()
@@ -241,7 +249,7 @@ def test_repository_of_another_cluster_is_refused(workspace, repo):
     assert repo.keys("backups/") == []
 
 
-def test_role_without_replication_is_refused(workspace, repo):
+def test_role_without_replication_is_refused_with_it_succeeds(workspace, repo):
     pg = start_primary(workspace, repo)
     pg.psql("CREATE ROLE plain LOGIN")
     conninfo = f"host={pg.sockdir} port={pg.port} user=plain dbname=postgres"
@@ -249,6 +257,11 @@ def test_role_without_replication_is_refused(workspace, repo):
     assert res.rc == 2, res.stderr
     assert "REPLICATION" in res.stderr
     assert repo.keys("backups/") == []
+    # A REPLICATION role that is not a superuser is all base-push needs.
+    pg.psql("ALTER ROLE plain REPLICATION")
+    res = pg.run(repo.cmd("base-push", "--conninfo", conninfo, "--json"))
+    assert res.rc == 0, res.stderr
+    assert json.loads(res.stdout)["server_manifest_verified"] is True
 
 
 def test_unreachable_server_fails_cleanly(workspace, repo):
