@@ -859,7 +859,7 @@ std::string restore_summary_line(const RestoreResult& r, const RestoreOptions& o
   }
   o << "; target " << describe_target(opts.target) << " on timeline " << r.plan.target_timeline << ", action "
     << opts.target_action << (opts.standby ? ", standby" : "") << "; WAL " << wal_range(r, b.wal_segment_size) << " ("
-    << r.plan.wal.segments << " segments) verified present";
+    << r.plan.wal.segments << (r.plan.wal.segments == 1 ? " segment" : " segments") << ") verified present";
   return o.str();
 }
 

@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
     opts.progress = isatty(STDERR_FILENO) != 0;
     pgvault::Repository repo(pgvault::open_storage(config), config);
     pgvault::RestoreResult r = pgvault::run_restore(repo, opts);
-    spdlog::info("{}", pgvault::restore_summary_line(r, opts));
     if (json) {
+      spdlog::info("{}", pgvault::restore_summary_line(r, opts));
       std::fputs(pgvault::restore_summary_json(r, opts).c_str(), stdout);
     } else if (opts.dry_run) {
       std::printf("%s\nsettings for postgresql.auto.conf:\n%s", pgvault::restore_summary_line(r, opts).c_str(),
