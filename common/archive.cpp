@@ -309,7 +309,8 @@ void clear_spool(const std::string& spool, const std::string& below) {
   if (!d) return;
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n == "." || n == ".." || n == "prefetch.lock") continue;
+    // Only finished files: a worker's temporary file is its own (prune_spool ages out leftovers).
+    if (n.size() < 24 || !WalFileName::parse(n.substr(0, 24))) continue;
     if (below.empty() || n.substr(0, 24) < below) ::unlinkat(::dirfd(d), e->d_name, 0);
   }
   ::closedir(d);
@@ -341,6 +342,7 @@ FetchOutcome restore_command(const Config& config, const std::string& name, cons
     return outcome;
   }
   clear_spool(spool, name);  // older segments and other timelines' leftovers
+  prune_spool(spool, 3600);  // anything an interrupted worker left behind
   if (SpoolLock(spool).held()) spawn_worker();  // the probe lock is released before the worker starts
   return outcome;
 }

@@ -70,7 +70,7 @@ void prune_spool(const std::string& spool, long max_age_seconds) {
   std::time_t now = std::time(nullptr);
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
+    if (n == "." || n == ".." || n == "prefetch.lock") continue;
     struct stat st;
     if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
         now - st.st_mtime > max_age_seconds) {
