@@ -1,0 +1,985 @@
+#!/usr/bin/python3
+"""pgvault side by side with pgBackRest (and cp / zstd / pg_basebackup floors), in one run on one machine.
+
+Run through tests/bench/run.sh (installs pgbackrest/hyperfine/time, builds Release), or directly:
+
+    PGVAULT_BIN=build/release /usr/bin/python3 tests/bench/bench.py --quick
+
+Sections (--only picks one; default all):
+  wal        per-segment calls, one fresh process per file exactly as PostgreSQL makes them (cwd = a data
+             directory copy, the file given as pg_wal/<name>), tools interleaved repetition by repetition:
+             wal-push vs pgbackrest archive-push, wal-fetch vs pgbackrest archive-get, local and S3, with
+             and without encryption, on two WAL sets (TPC-B, random hex text); floors cp+fsync, zstd -3+fsync
+  sustained  pgbench of fixed length with archive_command = each tool in turn: backlog at the end, drain time
+  recovery   one archived WAL range replayed by a restored cluster with restore_command = each tool
+  backup     base-push vs pgbackrest backup vs pg_basebackup -Ft (plain, client-zstd:3); restore:
+             pitr-prepare vs pgbackrest restore vs tar -x + fsync, on a pgbench database of --scale
+
+Every server runs through tests/integration/helpers (stopped by PID), everything lives in one temp
+workspace that is removed at the end, also on Ctrl-C / SIGTERM. Results: tests/bench/results/latest.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+os.environ.setdefault("PGVAULT_BIN", str(ROOT / "build" / "release"))
+
+from helpers import PG_USER, PgCluster, Workspace, chown_to, make_dir, pg_bin, remove_tree, run  # noqa: E402
+from helpers.proc import user_popen_kwargs  # noqa: E402
+
+try:
+    from helpers.swift import SwiftS3  # noqa: E402
+except ImportError:  # the S3 test server helper has not landed yet
+    SwiftS3 = None
+
+SEG = 16 * 1024 * 1024
+STANZA = "bench"
+PGBR_CIPHER_PASS = "bench-cipher-pass-0123456789abcdef"
+KEY_HEX = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Skip(Exception):
+    """A comparison that cannot run here (with the reason, printed in the output)."""
+
+
+# ------------------------------------------------------------------------------------------ results
+
+class Results:
+    def __init__(self):
+        self.rows: dict[tuple[str, str, str], dict] = {}   # (section, case, tool) -> row
+        self.order: list[tuple[str, str, str]] = []
+        self.pairs: list[tuple[str, str, str, list[str]]] = []  # section, case, pgvault tool, others
+        self.rss: dict[str, int] = {}                       # pgvault tool -> peak RSS KiB
+        self.notes: list[str] = []
+        self.info: dict[str, object] = {}
+
+    def add(self, section: str, case: str, tool: str, value: float, unit: str, **extra) -> None:
+        key = (section, case, tool)
+        if key not in self.rows:
+            self.rows[key] = {"section": section, "case": case, "tool": tool, "unit": unit, "samples": [],
+                              "extra": {}}
+            self.order.append(key)
+        self.rows[key]["samples"].append(value)
+        for k, v in extra.items():
+            self.rows[key]["extra"].setdefault(k, []).append(v)
+
+    def pair(self, section: str, case: str, pgvault_tool: str, others: list[str]) -> None:
+        if (section, case, pgvault_tool, others) not in self.pairs:
+            self.pairs.append((section, case, pgvault_tool, others))
+
+    def note_rss(self, tool: str, kib: int) -> None:
+        self.rss[tool] = max(self.rss.get(tool, 0), kib)
+
+    def note(self, text: str) -> None:
+        log("NOTE: " + text)
+        if text not in self.notes:
+            self.notes.append(text)
+
+    @staticmethod
+    def stats(row: dict) -> dict:
+        s = row["samples"]
+        return {"median": statistics.median(s), "min": min(s), "max": max(s), "n": len(s)}
+
+    def table(self) -> list[dict]:
+        """Rows of the summary table, pgvault first in each case, with pgvault/this ratios."""
+        out, seen = [], set()
+        for key in self.order:
+            section, case, _ = key
+            if (section, case) in seen:
+                continue
+            seen.add((section, case))
+            keys = [k for k in self.order if k[0] == section and k[1] == case]
+            pv = next((p for p in self.pairs if p[0] == section and p[1] == case), None)
+            base = None
+            if pv and (section, case, pv[2]) in self.rows:
+                base = self.stats(self.rows[(section, case, pv[2])])["median"]
+                keys.sort(key=lambda k: 0 if k[2] == pv[2] else 1)
+            for k in keys:
+                row = self.rows[k]
+                st = self.stats(row)
+                ratio = None
+                if base is not None and k[2] != pv[2] and st["median"] > 0:
+                    ratio = base / st["median"]
+                extra = {e: (statistics.median(v) if all(isinstance(x, (int, float)) for x in v) else v[-1])
+                         for e, v in row["extra"].items()}
+                out.append({"section": section, "case": case, "tool": k[2], "unit": row["unit"], **st,
+                            "samples": row["samples"], "pgvault_over_this": ratio, "extra": extra})
+        return out
+
+
+def fmt(v: float, unit: str) -> str:
+    if unit == "ms/seg":
+        return f"{v:.1f}"
+    if unit in ("s",):
+        return f"{v:.2f}"
+    return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def render_table(res: Results, markdown: bool) -> str:
+    rows = res.table()
+    head = ["section", "case", "tool", "unit", "median", "min", "max", "n", "pgvault/this", "notes"]
+    lines = []
+    body = []
+    for r in rows:
+        extra = ", ".join(f"{k}={(f'{v:.1f}' if isinstance(v, float) else v)}" for k, v in r["extra"].items())
+        body.append([r["section"], r["case"], r["tool"], r["unit"], fmt(r["median"], r["unit"]),
+                     fmt(r["min"], r["unit"]), fmt(r["max"], r["unit"]), str(r["n"]),
+                     f"{r['pgvault_over_this']:.2f}x" if r["pgvault_over_this"] is not None else "",
+                     extra])
+    if markdown:
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "|".join("---" for _ in head) + "|")
+        for b in body:
+            lines.append("| " + " | ".join(b) + " |")
+    else:
+        widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+        widths[-1] = 0
+        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+        prev = None
+        for b in body:
+            if prev is not None and (b[0], b[1]) != prev:
+                lines.append("")
+            prev = (b[0], b[1])
+            lines.append("  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip())
+    rss = ", ".join(f"{t} {kib / 1024:.1f} MiB" for t, kib in sorted(res.rss.items()))
+    lines.append("")
+    lines.append(("Peak RSS of pgvault tools (max over every call): " if not markdown else
+                  "**Peak RSS** of pgvault tools (max over every call): ") + (rss or "n/a"))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ process timing
+
+class Timed:
+    """Run one command as postgres, timing wall clock, and collect its peak RSS (wait4)."""
+
+    @staticmethod
+    def call(argv: list[str], cwd, env: Optional[dict] = None, user: str = PG_USER,
+             check: bool = True, timeout: float = 600) -> tuple[float, int, int, str]:
+        kw = user_popen_kwargs(user, env)
+        t0 = time.perf_counter()
+        p = subprocess.Popen([str(a) for a in argv], cwd=cwd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, **kw)
+        try:
+            err = p.stderr.read()
+            _, status, ru = os.wait4(p.pid, 0)
+        except BaseException:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            p.wait()
+            raise
+        t1 = time.perf_counter()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        p.stderr.close()
+        text = err.decode("utf-8", "replace")
+        if check and p.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, argv))} (cwd {cwd}) exited {p.returncode}:\n{text[-2000:]}")
+        return t1 - t0, ru.ru_maxrss, p.returncode, text
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def wait_detached(marker: str, timeout: float = 60.0) -> None:
+    """Wait (never kill) until no process has ``marker`` in its command line: detached look-ahead or
+    prefetch helpers of the previous pass must not steal CPU from the next tool."""
+    deadline = time.monotonic() + timeout
+    me = os.getpid()
+    while time.monotonic() < deadline:
+        busy = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == me:
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        busy = True
+                        break
+            except OSError:
+                pass
+        if not busy:
+            return
+        time.sleep(0.05)
+
+
+# ----------------------------------------------------------------------------------- TLS front-end
+
+class TlsProxy:
+    """TLS terminator in front of the plain-HTTP Swift S3 server (asyncio, own thread).
+
+    pgBackRest 2.45 (Debian 12) speaks S3 over https only (plain http arrived in 2.58), so both tools
+    go through this same front-end, keeping the comparison fair."""
+
+    def __init__(self, backend_port: int, workdir: Path):
+        self.backend_port = backend_port
+        cert, key = workdir / "proxy.crt", workdir / "proxy.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                        "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert), str(key))
+        self.loop = asyncio.new_event_loop()
+        self.port: Optional[int] = None
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, args=(ready,), daemon=True)
+        self.thread.start()
+        if not ready.wait(10) or self.port is None:
+            raise RuntimeError("TLS proxy did not start")
+
+    def _main(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def pipe(r, w, close_after: bool):
+            try:
+                while True:
+                    d = await r.read(1 << 18)
+                    if not d:
+                        break
+                    w.write(d)
+                    await w.drain()
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+                pass
+            finally:
+                try:
+                    if close_after:
+                        w.close()
+                    elif w.can_write_eof():
+                        w.write_eof()
+                except (OSError, RuntimeError):
+                    pass
+
+        async def handle(reader, writer):
+            try:
+                br, bw = await asyncio.open_connection("127.0.0.1", self.backend_port)
+            except OSError:
+                writer.close()
+                return
+            await asyncio.gather(pipe(reader, bw, False), pipe(br, writer, True))
+            bw.close()
+
+        async def start():
+            self.server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=self.ctx, backlog=128)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+# ------------------------------------------------------------------------------------------- bench
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.res = Results()
+        self.ws: Optional[Workspace] = None
+        self.s3 = None
+        self.proxy: Optional[TlsProxy] = None
+        self.s3_bucket = "bench"
+        self.tools: dict[str, str] = {}
+        self._n = 0
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.ws = Workspace(prefix="pgvault-bench-")
+        log(f"workspace {self.ws.root}")
+        bindir = Path(os.environ["PGVAULT_BIN"])
+        for name in ("wal-push", "wal-fetch", "base-push", "pitr-prepare"):
+            if (bindir / name).is_file():
+                self.tools[name] = self.ws.tool(name)
+        if "wal-push" not in self.tools or "wal-fetch" not in self.tools:
+            raise SystemExit(f"wal-push/wal-fetch not built in {bindir}")
+        self.key_file = self.ws.path("pgvault.key")
+        self.key_file.write_text(KEY_HEX + "\n")
+        os.chmod(self.key_file, 0o600)
+        chown_to(self.key_file)
+        for d in ("pgbr-lock", "pgbr-log", "pgbr-spool", "conf", "spool"):
+            self.ws.mkdir(d, mode=0o755)
+        self.res.info.update(self._host_info())
+
+    def start_s3(self) -> None:
+        if self.args.no_s3:
+            self.res.note("S3 skipped (--no-s3)")
+            return
+        if SwiftS3 is None:
+            self.res.note("S3 skipped: tests/integration/helpers/swift.py is not there yet")
+            return
+        log("starting Swift (S3 test server)")
+        try:
+            self.s3 = SwiftS3().start()
+            self.s3.create_bucket(self.s3_bucket)
+            self.proxy = TlsProxy(self.s3.port, self.ws.root)
+        except Exception as e:  # keep benchmarking the local repository
+            self.res.note(f"S3 skipped: the Swift test server did not start ({str(e).splitlines()[0]})")
+            self.stop_s3()
+            return
+        self.res.note("S3: OpenStack Swift s3api (helpers/swift.py) behind a local TLS front-end (Python "
+                      "asyncio) for BOTH tools: pgBackRest 2.45 cannot talk plain http to S3 "
+                      "(https only before 2.58)")
+
+    def stop_s3(self) -> None:
+        if self.proxy:
+            self.proxy.stop()
+            self.proxy = None
+        if self.s3:
+            self.s3.stop()
+            self.s3 = None
+
+    def close(self) -> None:
+        try:
+            self.stop_s3()
+        finally:
+            if self.ws:
+                self.ws.close()
+
+    def _host_info(self) -> dict:
+        def out(cmd):
+            try:
+                return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+            except OSError:
+                return ""
+        return {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "host_cores": os.cpu_count(),
+            "loadavg_start": os.getloadavg(),
+            "kernel": os.uname().release,
+            "pgbackrest": out(["pgbackrest", "version"]),
+            "zstd": out(["zstd", "--version"]),
+            "postgres": out([pg_bin("postgres"), "--version"]),
+            "git": out(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
+            "pgvault_bin": os.environ["PGVAULT_BIN"],
+            "pgvault_tools": sorted(self.tools),
+        }
+
+    def uniq(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n}"
+
+    # -- configs ---------------------------------------------------------------------------------
+    def pv_config(self, storage: str, enc: bool, name: str, push_parallel: int = 4, prefetch: int = 8) -> Path:
+        """A pgvault.toml for a fresh repository (local dir or S3 prefix) named ``name``."""
+        lines = ["[repository]"]
+        if storage == "fs":
+            lines += ['type = "fs"', f'path = "{self.ws.path("repos", name)}"']
+        else:
+            lines += ['type = "s3"', f'bucket = "{self.s3_bucket}"', f'prefix = "{name}"',
+                      f'endpoint = "https://127.0.0.1:{self.proxy.port}"', f'region = "{self.s3.region}"',
+                      'uri_style = "path"', f'access_key_id = "{self.s3.access_key}"',
+                      f'secret_access_key = "{self.s3.secret_key}"', "verify_tls = false"]
+        lines += ["", "[compression]", 'method = "zstd"', "level = 3", ""]
+        if enc:
+            lines += ["[encryption]", 'method = "aes-256-gcm"', f'key_file = "{self.key_file}"', ""]
+        spool = self.ws.mkdir("spool", name, mode=0o700)
+        lines += ["[push]", f"parallel = {push_parallel}", f'spool = "{spool}/push"', "",
+                  "[fetch]", f"prefetch = {prefetch}", f'spool = "{spool}/fetch"', "",
+                  "[log]", 'level = "warning"', ""]
+        conf = self.ws.path("conf", f"{name}.toml")
+        conf.write_text("\n".join(lines))
+        os.chmod(conf, 0o644)
+        chown_to(conf)
+        if storage == "fs":
+            make_dir(self.ws.path("repos"), mode=0o755)
+        return conf
+
+    def pb_config(self, storage: str, enc: bool, name: str, pg_path: Path, pg: Optional[PgCluster]) -> Path:
+        """A pgbackrest.conf with stanza ``bench`` on a fresh repository named ``name``."""
+        g = ["[global]", "compress-type=zst", "compress-level=3", "archive-async=n", "process-max=2",
+             f"lock-path={self.ws.path('pgbr-lock')}", f"log-path={self.ws.path('pgbr-log')}",
+             f"spool-path={self.ws.path('pgbr-spool')}", "log-level-console=warn", "log-level-file=off",
+             "log-level-stderr=warn", "start-fast=y", "repo1-retention-full=99", "archive-timeout=120"]
+        if storage == "fs":
+            g += ["repo1-type=posix", f"repo1-path={self.ws.path('repos', name)}"]
+            make_dir(self.ws.path("repos"), mode=0o755)
+        else:
+            g += ["repo1-type=s3", f"repo1-path=/{name}", f"repo1-s3-bucket={self.s3_bucket}",
+                  "repo1-s3-endpoint=127.0.0.1", f"repo1-storage-port={self.proxy.port}",
+                  f"repo1-s3-key={self.s3.access_key}", f"repo1-s3-key-secret={self.s3.secret_key}",
+                  f"repo1-s3-region={self.s3.region}", "repo1-s3-uri-style=path", "repo1-storage-verify-tls=n"]
+        if enc:
+            g += ["repo1-cipher-type=aes-256-cbc", f"repo1-cipher-pass={PGBR_CIPHER_PASS}"]
+        s = [f"[{STANZA}]", f"pg1-path={pg_path}"]
+        if pg is not None:
+            s += [f"pg1-port={pg.port}", f"pg1-socket-path={pg.sockdir}", "pg1-user=postgres"]
+        conf = self.ws.path("conf", f"{name}.conf")
+        conf.write_text("\n".join(g + [""] + s) + "\n")
+        os.chmod(conf, 0o600)
+        chown_to(conf)
+        return conf
+
+    def pb(self, conf: Path, *args: str) -> list[str]:
+        return ["pgbackrest", f"--config={conf}", f"--stanza={STANZA}", *args]
+
+    def stanza_create(self, conf: Path, pg: PgCluster) -> None:
+        """stanza-create against the running server (pg1-path must be its data directory)."""
+        run(self.pb(conf, f"--pg1-path={pg.datadir}", f"--pg1-port={pg.port}", f"--pg1-socket-path={pg.sockdir}",
+                    "stanza-create"), user=PG_USER, cwd=self.ws.root, check=True, timeout=300)
+
+    def storages(self) -> list[str]:
+        return ["fs"] + (["s3"] if self.s3 else [])
+
+    # -- clusters --------------------------------------------------------------------------------
+    def new_cluster(self, name: str, **settings) -> PgCluster:
+        pg = self.ws.cluster(name)
+        pg.initdb(checksums=False)
+        base = dict(wal_level="replica", max_wal_senders=5, fsync=True, synchronous_commit="off",
+                    shared_buffers="128MB", log_checkpoints=False)
+        base.update(settings)
+        pg.configure(base)
+        return pg
+
+    def drop_cluster(self, pg: PgCluster) -> None:
+        pg.stop("fast", timeout=60)
+        remove_tree(pg.workdir)
+
+    # ======================================================================== WAL segment sets
+    def gen_segments(self, pg: PgCluster, kind: str, n: int) -> list[Path]:
+        """n complete 16 MiB segments of ``kind`` load, copied out of pg_wal."""
+        log(f"generating {n} {kind} segments")
+        if kind == "hex":
+            pg.psql("CREATE TABLE IF NOT EXISTS hex (t text)")
+        pg.switch_wal()
+        pg.psql("SELECT txid_current()")
+        first = pg.current_wal_file()
+        first_no = int(first[8:16], 16) * 256 + int(first[16:24], 16)
+        target = first_no + n + 1
+        while True:
+            cur = pg.current_wal_file()
+            if int(cur[8:16], 16) * 256 + int(cur[16:24], 16) >= target:
+                break
+            if kind == "tpcb":
+                pg.psql("CHECKPOINT")
+                pg.pgbench(["-T", "5", "-c", "4", "-j", "2", "-M", "prepared", "-n"])
+            else:
+                pg.psql("INSERT INTO hex SELECT " + " || ".join(["md5(random()::text)"] * 8)
+                        + " FROM generate_series(1, 40000)")
+        pg.switch_wal()
+        last = pg.current_wal_file()
+        names = sorted(f for f in os.listdir(pg.datadir / "pg_wal")
+                       if re.fullmatch(r"[0-9A-F]{24}", f) and first <= f < last)[:n]
+        out = self.ws.mkdir("segments", kind, mode=0o755)
+        paths = []
+        for f in names:
+            shutil.copyfile(pg.datadir / "pg_wal" / f, out / f)
+            paths.append(out / f)
+        assert len(paths) == n, (len(paths), n)
+        assert all(p.stat().st_size == SEG for p in paths)
+        return paths
+
+    def zstd_ratio(self, segs: list[Path]) -> float:
+        total = comp = 0
+        for s in segs:
+            r = subprocess.run(["zstd", "-3", "-q", "-c", str(s)], stdout=subprocess.PIPE, check=True)
+            total += s.stat().st_size
+            comp += len(r.stdout)
+        return total / comp
+
+    # ============================================================================ section: wal
+    def bench_wal(self) -> None:
+        a = self.args
+        src = self.new_cluster("src", archive_mode="on", archive_command="/bin/true", wal_keep_size="4GB",
+                               max_wal_size="4GB", checkpoint_timeout="30min")
+        src.start()
+        src.pgbench_init(scale=10, extra_args=["-q"])
+        sets = {}
+        for kind in ("tpcb", "hex"):
+            segs = self.gen_segments(src, kind, a.segments + 1)   # [0] warms up, [1:] are timed
+            ratio = self.zstd_ratio(segs[1:])
+            sets[kind] = segs
+            self.res.info[f"walset_{kind}_zstd3_ratio"] = round(ratio, 3)
+            log(f"{kind}: {len(segs) - 1} segments, zstd -3 ratio {ratio:.2f}")
+        # The data directory the calls run in: a copy of src (same system identifier in pg_control).
+        pgdata = self.ws.path("pgdata-copy")
+        shutil.copytree(src.datadir, pgdata, symlinks=True,
+                        ignore=lambda d, names: names if d.endswith("/pg_wal") or d.endswith("/archive_status")
+                        else [n for n in names if n in ("postmaster.pid", "postmaster.opts")])
+        for sub in ("pg_wal", "pg_wal/archive_status"):
+            (pgdata / sub).mkdir(exist_ok=True)
+        chown_to(pgdata, recursive=True)
+        os.chmod(pgdata, 0o700)
+        try:
+            for kind, segs in sets.items():
+                wal = pgdata / "pg_wal"
+                for f in wal.iterdir():
+                    if f.is_file():
+                        f.unlink()
+                for f in (wal / "archive_status").iterdir():
+                    f.unlink()
+                for s in segs:
+                    os.link(s, wal / s.name) if os.stat(s).st_dev == os.stat(wal).st_dev else shutil.copy(s, wal)
+                chown_to(wal, recursive=True)
+                for storage in self.storages():
+                    for enc in (False, True):
+                        try:
+                            self.wal_case(src, pgdata, kind, segs, storage, enc)
+                        except (KeyboardInterrupt, SystemExit):
+                            raise
+                        except Exception as e:
+                            self.res.note(f"wal {kind} {storage} enc={enc} failed: {str(e)[:1200]}")
+        finally:
+            self.drop_cluster(src)
+            remove_tree(pgdata)
+
+    def wal_case(self, src: PgCluster, pgdata: Path, kind: str, segs: list[Path], storage: str,
+                 enc: bool) -> None:
+        a = self.args
+        names = [s.name for s in segs]
+        timed = names[1:]
+        case = f"{kind} {storage}{' aes' if enc else ''} zstd-3"
+        log(f"wal: {case}")
+        status = pgdata / "pg_wal" / "archive_status"
+        push_case, fetch_case = f"push {case}", f"fetch {case}"
+        tools = ["wal-push", "pgbackrest archive-push"]
+        if storage == "fs" and not enc:
+            tools += ["wal-push look-ahead (parallel=4, .ready files)", "cp + fsync", "zstd -3 + fsync"]
+        self.res.pair("wal", push_case, "wal-push", tools[1:])
+        last_repo: dict[str, tuple[Path, str]] = {}
+        for rep in range(a.reps):
+            for tool in tools:
+                name = self.uniq("r")
+                for f in status.iterdir():
+                    f.unlink()
+                ready = tool.startswith("wal-push look-ahead")
+                if tool.startswith("wal-push"):
+                    conf = self.pv_config(storage, enc, name, push_parallel=4 if ready else 1)
+                    cmd = lambda n: [self.tools["wal-push"], "--config", conf, f"pg_wal/{n}"]  # noqa: E731
+                elif tool.startswith("pgbackrest"):
+                    conf = self.pb_config(storage, enc, name, pgdata, None)
+                    self.stanza_create(conf, src)
+                    cmd = lambda n: self.pb(conf, "archive-push", f"pg_wal/{n}")  # noqa: E731
+                else:
+                    dst = self.ws.mkdir("repos", name, mode=0o755)
+                    if tool.startswith("cp"):
+                        cmd = lambda n: ["cp", f"pg_wal/{n}", f"{dst}/{n}"]  # noqa: E731
+                    else:
+                        cmd = lambda n: ["zstd", "-3", "-q", f"pg_wal/{n}", "-o", f"{dst}/{n}.zst"]  # noqa: E731
+                Timed.call(cmd(names[0]), pgdata)          # warm-up: repository initialised, not timed
+                if ready:   # PostgreSQL's view: every timed segment is waiting, marked .ready
+                    for n in timed:
+                        (status / f"{n}.ready").touch()
+                    chown_to(status, recursive=True)
+                total, rss = 0.0, 0
+                for n in timed:
+                    dt, kib, _, _ = Timed.call(cmd(n), pgdata)
+                    if tool.startswith(("cp", "zstd")):
+                        t0 = time.perf_counter()
+                        out = dst / (n if tool.startswith("cp") else f"{n}.zst")
+                        fsync_path(out)
+                        fsync_path(dst)
+                        dt += time.perf_counter() - t0
+                    if ready:
+                        (status / f"{n}.ready").rename(status / f"{n}.done")
+                    total += dt
+                    rss = max(rss, kib)
+                wait_detached(str(self.ws.path("conf")))
+                self.res.add("wal", push_case, tool, total * 1000 / len(timed), "ms/seg")
+                if tool.startswith("wal-push"):
+                    self.res.note_rss("wal-push", rss)
+                if tool in ("wal-push", "pgbackrest archive-push"):
+                    old = last_repo.get(tool)
+                    if old and storage == "fs":
+                        remove_tree(self.ws.path("repos", old[1]))
+                    last_repo[tool] = (conf, name)
+                elif storage == "fs":
+                    remove_tree(self.ws.path("repos", name))
+        # fetch from the last repositories written
+        fcase_tools = ["wal-fetch", "pgbackrest archive-get"]
+        self.res.pair("wal", fetch_case, "wal-fetch", fcase_tools[1:])
+        target = "pg_wal/RECOVERYXLOG"
+        pv_conf, pv_name = last_repo["wal-push"]
+        pb_conf, _ = last_repo["pgbackrest archive-push"]
+        spool = self.ws.path("spool", pv_name, "fetch")
+        for rep in range(a.reps):
+            for tool in fcase_tools:
+                if tool == "wal-fetch":
+                    remove_tree(spool)
+                    cmd = lambda n: [self.tools["wal-fetch"], "--config", pv_conf, n, target]  # noqa: E731
+                else:
+                    cmd = lambda n: self.pb(pb_conf, "archive-get", n, target)  # noqa: E731
+                total, rss = 0.0, 0
+                for n in timed:
+                    dt, kib, _, _ = Timed.call(cmd(n), pgdata)
+                    total += dt
+                    rss = max(rss, kib)
+                    if (pgdata / target).stat().st_size != SEG:
+                        raise RuntimeError(f"{tool} wrote a wrong size for {n}")
+                wait_detached(str(self.ws.path("conf")))
+                (pgdata / target).unlink()
+                self.res.add("wal", fetch_case, tool, total * 1000 / len(timed), "ms/seg")
+                if tool == "wal-fetch":
+                    self.res.note_rss("wal-fetch", rss)
+        if storage == "fs":
+            for _, name in last_repo.values():
+                remove_tree(self.ws.path("repos", name))
+
+    # ====================================================================== section: sustained
+    def bench_sustained(self) -> None:
+        a = self.args
+        cases = []
+        for storage in self.storages():
+            cases += [("wal-push", storage), ("pgbackrest archive-push", storage)]
+        cases.append(("cp (no fsync)", "fs"))
+        for storage in self.storages():
+            self.res.pair("sustained", f"drain {storage}", "wal-push", ["pgbackrest archive-push"]
+                          + (["cp (no fsync)"] if storage == "fs" else []))
+        for rep in range(a.sustained_reps):
+            for tool, storage in cases:
+                try:
+                    self.sustained_one(tool, storage)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as e:
+                    self.res.note(f"sustained {tool} {storage} failed: {str(e)[:1200]}")
+
+    def sustained_one(self, tool: str, storage: str) -> None:
+        a = self.args
+        name = self.uniq("sus")
+        log(f"sustained: {tool} {storage} ({a.duration}s pgbench)")
+        pg = self.new_cluster(name, archive_mode="on", archive_command="/bin/false", max_wal_size="64MB",
+                              min_wal_size="32MB", checkpoint_timeout="30s")
+        pbconf = None
+        if tool == "wal-push":
+            conf = self.pv_config(storage, False, name)
+            cmd = f"{self.tools['wal-push']} --config {conf} %p"
+        elif tool.startswith("pgbackrest"):
+            pbconf = self.pb_config(storage, False, name, pg.datadir, pg)
+            cmd = f"pgbackrest --config={pbconf} --stanza={STANZA} archive-push %p"
+        else:
+            dst = self.ws.mkdir("repos", name, mode=0o755)
+            cmd = f"test ! -f {dst}/%f && cp %p {dst}/%f"
+        pg.configure(archive_command=cmd)
+        try:
+            pg.start()
+            if pbconf:
+                self.stanza_create(pbconf, pg)
+            pg.pgbench_init(scale=a.wal_scale, extra_args=["-q"])
+            pg.wait_archived(pg.switch_wal(), timeout=600)
+            self.wait_drained(pg, 600)
+            pg.psql("SELECT pg_stat_reset_shared('archiver')")
+            lsn0 = pg.scalar("SELECT pg_current_wal_lsn()")
+            t0 = time.monotonic()
+            out = pg.pgbench(["-T", str(a.duration), "-c", "4", "-j", "2", "-M", "prepared", "-n"],
+                             timeout=a.duration + 600)
+            t1 = time.monotonic()
+            backlog = self.ready_count(pg)
+            st = pg.archiver_stats()
+            wal_mb = int(pg.scalar(f"SELECT pg_current_wal_lsn() - '{lsn0}'::pg_lsn")) / 1e6
+            self.wait_drained(pg, 3600)
+            drain = time.monotonic() - t1
+            st2 = pg.archiver_stats()
+            tps = re.search(r"tps = ([0-9.]+)", out)
+            self.res.add("sustained", f"drain {storage}", tool, drain, "s",
+                         backlog_ready=backlog, archived_at_end=int(st["archived_count"]),
+                         failed=int(st2["failed_count"]), wal_MB=round(wal_mb, 1),
+                         wal_MBps=round(wal_mb / (t1 - t0), 1), tps=float(tps.group(1)) if tps else 0.0)
+            log(f"  backlog {backlog} .ready, archived {st['archived_count']}, failed {st2['failed_count']}, "
+                f"drain {drain:.1f}s, WAL {wal_mb:.0f} MB")
+        finally:
+            self.drop_cluster(pg)
+            if storage == "fs":
+                remove_tree(self.ws.path("repos", name))
+
+    @staticmethod
+    def ready_count(pg: PgCluster) -> int:
+        return sum(1 for f in os.listdir(pg.datadir / "pg_wal" / "archive_status") if f.endswith(".ready"))
+
+    def wait_drained(self, pg: PgCluster, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.ready_count(pg) > 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"archive backlog not drained after {timeout}s: {pg.archiver_stats()}")
+            time.sleep(0.1)
+
+    # ======================================================================= section: recovery
+    def bench_recovery(self) -> None:
+        a = self.args
+        pg = self.new_cluster("rec-primary", archive_mode="on", archive_command="/bin/false",
+                              max_wal_size="256MB", checkpoint_timeout="5min")
+        repos = {}   # (tool, storage) -> conf
+        cmds = []
+        for storage in self.storages():
+            pv = self.pv_config(storage, False, self.uniq("recpv"))
+            pb = self.pb_config(storage, False, self.uniq("recpb"), pg.datadir, pg)
+            repos[("wal-fetch", storage)] = pv
+            repos[("pgbackrest archive-get", storage)] = pb
+            cmds += [f"{self.tools['wal-push']} --config {pv} %p",
+                     f"pgbackrest --config={pb} --stanza={STANZA} archive-push %p"]
+        pg.configure(archive_command=" && ".join(cmds))
+        base = self.ws.path("rec-base")
+        try:
+            pg.start()
+            for (tool, _), conf in repos.items():
+                if tool.startswith("pgbackrest"):
+                    self.stanza_create(conf, pg)
+            pg.pgbench_init(scale=a.wal_scale, extra_args=["-q"])
+            pg.basebackup(base)
+            label = (base / "backup_label").read_text()
+            start_lsn = re.search(r"START WAL LOCATION: (\S+)", label).group(1)
+            log(f"recovery: load {a.recovery_duration}s, archiving to {len(repos)} repositories")
+            pg.pgbench(["-T", str(a.recovery_duration), "-c", "4", "-j", "2", "-M", "prepared", "-n"],
+                       timeout=a.recovery_duration + 600)
+            end_lsn = pg.scalar("SELECT pg_current_wal_lsn()")
+            wal_bytes = int(pg.scalar(f"SELECT '{end_lsn}'::pg_lsn - '{start_lsn}'::pg_lsn"))
+            count = pg.scalar("SELECT sum(abalance) FROM pgbench_accounts")
+            pg.wait_archived(pg.switch_wal(), timeout=1800)
+            pg.stop("fast")
+            self.res.info["recovery_wal_MB"] = round(wal_bytes / 1e6, 1)
+            for storage in self.storages():
+                self.res.pair("recovery", f"replay {storage}", "wal-fetch", ["pgbackrest archive-get"])
+            for rep in range(a.recovery_reps):
+                for storage in self.storages():
+                    for tool in ("wal-fetch", "pgbackrest archive-get"):
+                        self.recover_one(tool, storage, repos[(tool, storage)], base, wal_bytes, count)
+        finally:
+            self.drop_cluster(pg)
+            remove_tree(base)
+
+    def recover_one(self, tool: str, storage: str, conf: Path, base: Path, wal_bytes: int, check: str) -> None:
+        name = self.uniq("rc")
+        r = self.ws.cluster(name)
+        r.init_from_backup(base)
+        if tool == "wal-fetch":
+            remove_tree(self.ws.path("spool", conf.stem, "fetch"))
+            cmd = f"{self.tools['wal-fetch']} --config {conf} %f %p"
+        else:
+            cmd = f"pgbackrest --config={conf} --stanza={STANZA} --pg1-path={r.datadir} archive-get %f \"%p\""
+        r.configure(archive_mode="off", restore_command=cmd)
+        r.enable_recovery()
+        try:
+            subprocess.run(["sync"], check=False)
+            t0 = time.monotonic()
+            r.start(wait=False)
+            r.wait_for_recovery_end(timeout=3600)
+            dt = time.monotonic() - t0
+            got = r.scalar("SELECT sum(abalance) FROM pgbench_accounts")
+            if got != check:
+                raise RuntimeError(f"recovery with {tool} gave sum(abalance) {got}, expected {check}")
+            self.res.add("recovery", f"replay {storage}", tool, dt, "s", MBps=round(wal_bytes / 1e6 / dt, 1))
+            log(f"recovery {tool} {storage}: {dt:.1f}s, {wal_bytes / 1e6 / dt:.1f} MB/s of WAL")
+        finally:
+            wait_detached(str(conf))
+            self.drop_cluster(r)
+
+    # ========================================================================= section: backup
+    def bench_backup(self) -> None:
+        a = self.args
+        pg = self.new_cluster("bk-primary", archive_mode="on", archive_command="/bin/false",
+                              max_wal_size="1GB", checkpoint_timeout="15min")
+        pv = self.pv_config("fs", False, "bkpv")
+        pb = self.pb_config("fs", False, "bkpb", pg.datadir, pg)
+        pv_conf_text = pv.read_text() + f'\n[backup]\nconninfo = "{pg.conninfo}"\nparallel = 2\n'
+        pv.write_text(pv_conf_text)
+        pg.configure(archive_command=f"{self.tools['wal-push']} --config {pv} %p && "
+                                     f"pgbackrest --config={pb} --stanza={STANZA} archive-push %p")
+        try:
+            pg.start()
+            self.stanza_create(pb, pg)
+            log(f"backup: pgbench -i -s {a.scale}")
+            pg.pgbench_init(scale=a.scale, extra_args=["-q"], timeout=3600)
+            pg.psql("CHECKPOINT")
+            size = int(pg.scalar("SELECT sum(pg_database_size(oid)) FROM pg_database"))
+            self.res.info["backup_db_MB"] = round(size / 1e6, 1)
+            env = pg.pg_env()
+            tools = []
+            if "base-push" in self.tools:
+                tools.append("base-push")
+            else:
+                self.res.note("base-push not built: backup compared without it")
+            tools += ["pgbackrest backup --type=full (process-max 2)", "pg_basebackup -Ft",
+                      "pg_basebackup -Ft --compress=client-zstd:3"]
+            self.res.pair("backup", "backup", "base-push", tools[1:] if tools[0] == "base-push" else tools)
+            rtools = []
+            if "pitr-prepare" in self.tools:
+                rtools.append("pitr-prepare")
+            else:
+                self.res.note("pitr-prepare not built: restore compared without it")
+            rtools += ["pgbackrest restore (process-max 2)", "tar -x + fsync", "tar --zstd -x + fsync"]
+            self.res.pair("backup", "restore", "pitr-prepare", rtools[1:] if rtools[0] == "pitr-prepare" else rtools)
+            tarplain = tarzst = None
+            for rep in range(a.backup_reps):
+                for tool in tools:
+                    out = self.ws.path(self.uniq("bk"))
+                    if tool == "base-push":
+                        argv = [self.tools["base-push"], "--config", pv]
+                    elif tool.startswith("pgbackrest"):
+                        argv = self.pb(pb, "backup", "--type=full", "--process-max=2")
+                    else:
+                        argv = [pg_bin("pg_basebackup"), "-D", out, "-Ft", "-X", "none", "-c", "fast",
+                                "-h", pg.sockdir, "-p", pg.port, "-U", "postgres"]
+                        if "zstd" in tool:
+                            argv.append("--compress=client-zstd:3")
+                        make_dir(out, mode=0o700)
+                    subprocess.run(["sync"], check=False)
+                    dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
+                    self.res.add("backup", "backup", tool, dt, "s", MBps=round(size / 1e6 / dt, 1))
+                    log(f"backup {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
+                    if tool == "base-push":
+                        self.res.note_rss("base-push", kib)
+                    if tool.startswith("pg_basebackup"):
+                        if "zstd" in tool:
+                            if tarzst:
+                                remove_tree(tarzst)
+                            tarzst = out
+                        else:
+                            if tarplain:
+                                remove_tree(tarplain)
+                            tarplain = out
+            pg.stop("fast")
+            for rep in range(a.backup_reps):
+                for tool in rtools:
+                    dest = self.ws.path(self.uniq("restore"))
+                    make_dir(dest, mode=0o700)
+                    if tool == "pitr-prepare":
+                        argv = [self.tools["pitr-prepare"], "--config", pv, "--pgdata", dest, "--force"]
+                    elif tool.startswith("pgbackrest"):
+                        argv = self.pb(pb, "restore", f"--pg1-path={dest}", "--process-max=2")
+                    else:
+                        src = (tarzst / "base.tar.zst") if "zstd" in tool else (tarplain / "base.tar")
+                        flag = "--zstd " if "zstd" in tool else ""
+                        argv = ["sh", "-c", f"tar {flag}-xf {src} -C {dest} && "
+                                            f"find {dest} -type f -print0 | xargs -0 sync"]
+                    subprocess.run(["sync"], check=False)
+                    dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
+                    self.res.add("backup", "restore", tool, dt, "s", MBps=round(size / 1e6 / dt, 1))
+                    log(f"restore {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
+                    if tool == "pitr-prepare":
+                        self.res.note_rss("pitr-prepare", kib)
+                    remove_tree(dest)
+        finally:
+            self.drop_cluster(pg)
+
+    # ----------------------------------------------------------------------------------- driver
+    def run(self) -> None:
+        a = self.args
+        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "backup"]
+        self.res.info.update(reps=a.reps, segments=a.segments, scale=a.scale, duration=a.duration,
+                             sections=sections, quick=a.quick)
+        for s in sections:
+            t0 = time.monotonic()
+            try:
+                getattr(self, f"bench_{s}")()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:
+                self.res.note(f"section {s} failed: {type(e).__name__}: {str(e)[:1500]}")
+            self.res.info[f"section_{s}_seconds"] = round(time.monotonic() - t0, 1)
+
+
+def write_results(res: Results, args) -> None:
+    res.info["loadavg_end"] = os.getloadavg()
+    outdir = Path(args.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    data = {"info": res.info, "notes": res.notes, "peak_rss_kib": res.rss, "rows": res.table()}
+    (outdir / "latest.json").write_text(json.dumps(data, indent=1) + "\n")
+    i = res.info
+    md = [f"# pgvault benchmark — {i.get('date')}", "",
+          f"Host: {i.get('host_cores')} cores (shared, noisy: load {i['loadavg_start'][0]:.1f} at start, "
+          f"{i['loadavg_end'][0]:.1f} at end), kernel {i.get('kernel')}; {i.get('postgres')}; "
+          f"{i.get('pgbackrest')}; zstd {str(i.get('zstd')).split(' ')[-2] if i.get('zstd') else '?'}; "
+          f"pgvault {i.get('git')} ({', '.join(i.get('pgvault_tools', []))}).", "",
+          f"Run: `tests/bench/run.sh {' '.join(args.argv)}` — reps {i.get('reps')}, segments {i.get('segments')}, "
+          f"scale {i.get('scale')}, sustained pgbench {i.get('duration')} s.", ""]
+    for k in ("walset_tpcb_zstd3_ratio", "walset_hex_zstd3_ratio", "recovery_wal_MB", "backup_db_MB"):
+        if k in i:
+            md.append(f"- {k}: {i[k]}")
+    md += ["", "Medians over the repetitions (tools interleaved A,B,A,B...); `pgvault/this` is the ratio of "
+           "medians (below 1: pgvault faster). ms/seg = wall time per process call, one fresh process per "
+           "16 MiB segment.", "", render_table(res, markdown=True), ""]
+    if res.notes:
+        md += ["Notes:", ""] + [f"- {n}" for n in res.notes] + [""]
+    (outdir / "latest.md").write_text("\n".join(md))
+    log(f"results: {outdir / 'latest.json'}, {outdir / 'latest.md'}")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reps", type=int, default=5, help="repetitions of each per-segment pass (default 5)")
+    p.add_argument("--segments", type=int, default=20, help="timed 16 MiB segments per WAL set (default 20)")
+    p.add_argument("--scale", type=int, default=50, help="pgbench scale of the backup database (default 50)")
+    p.add_argument("--wal-scale", type=int, default=10, help="pgbench scale for sustained/recovery (default 10)")
+    p.add_argument("--duration", type=int, default=60, help="seconds of pgbench in the sustained test (default 60)")
+    p.add_argument("--recovery-duration", type=int, default=30, help="seconds of load replayed (default 30)")
+    p.add_argument("--sustained-reps", type=int, default=1)
+    p.add_argument("--recovery-reps", type=int, default=None, help="default min(reps, 3)")
+    p.add_argument("--backup-reps", type=int, default=1, help="default 1 (the scale-50 backup is heavy)")
+    p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
+    p.add_argument("--only", choices=["wal", "sustained", "recovery", "backup"])
+    p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
+    p.add_argument("--out", default=str(HERE / "results"), help="results directory")
+    args = p.parse_args(argv)
+    args.argv = argv
+    if args.quick:
+        args.reps = min(args.reps, 2)
+        args.scale = min(args.scale, 5)
+        args.wal_scale = min(args.wal_scale, 5)
+        args.duration = min(args.duration, 15)
+        args.recovery_duration = min(args.recovery_duration, 10)
+    if args.recovery_reps is None:
+        args.recovery_reps = 1 if args.quick else min(args.reps, 3)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+
+    bench = Bench(args)
+    interrupted = False
+    try:
+        bench.setup()
+        if args.only in (None, "wal", "sustained", "recovery"):
+            bench.start_s3()
+        bench.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: cleaning up")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # let the clean-up finish
+        bench.close()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if interrupted:
+        return 130
+    print(render_table(bench.res, markdown=False))
+    if bench.res.notes:
+        print("\nNotes:\n" + "\n".join(f"- {n}" for n in bench.res.notes))
+    write_results(bench.res, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
