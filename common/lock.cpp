@@ -1,0 +1,162 @@
+#include "common/lock.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include "common/crypto.h"
+#include "common/errors.h"
+#include "common/repo.h"
+
+namespace pgvault {
+namespace {
+
+using nlohmann::json;
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string iso_time(std::int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::optional<LockHolder> parse_holder(const Bytes& data) {
+  try {
+    json j = json::parse(data.begin(), data.end());
+    LockHolder h;
+    h.tool = j.value("tool", "");
+    h.host = j.value("host", "");
+    h.pid = j.value("pid", std::int64_t{0});
+    h.time = j.value("time", std::int64_t{0});
+    h.token = j.value("token", "");
+    return h;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+// The holder recorded in `key`, nullopt when the object does not exist. `unparsable` is set when it
+// exists but is not a lock record (then the holder carries only the storage mtime).
+std::optional<LockHolder> read_holder(Storage& storage, const std::string& key, bool& unparsable) {
+  unparsable = false;
+  Bytes data;
+  try {
+    data = read_all(storage, key);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::NotFound) return std::nullopt;
+    throw;
+  }
+  if (auto h = parse_holder(data)) return h;
+  unparsable = true;
+  LockHolder h;
+  if (auto info = storage.head(key)) h.time = info->mtime;
+  return h;
+}
+
+bool dead_here(const LockHolder& h, const std::string& me) {
+  if (h.host != me || h.pid <= 0) return false;
+  if (h.pid == static_cast<std::int64_t>(::getpid())) return false;  // ourselves: not dead
+  return ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
+std::string describe_holder(const LockHolder& h) {
+  return (h.tool.empty() ? std::string("a process") : h.tool) + " on host " + (h.host.empty() ? "?" : h.host) +
+         " pid " + std::to_string(h.pid) + " since " + iso_time(h.time);
+}
+
+RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name, const LockOptions& opts) {
+  const std::string key = keys::lock(name);
+  const std::string me = host_name();
+  Bytes rnd(16);
+  random_bytes(rnd);
+  const std::string token = to_hex(rnd);
+  json record = {{"tool", opts.tool}, {"host", me}, {"pid", static_cast<std::int64_t>(::getpid())},
+                 {"time", opts.now}, {"time_iso", iso_time(opts.now)}, {"token", token}};
+  const std::string text = record.dump(2) + "\n";
+
+  std::optional<LockHolder> taken_over;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    try {
+      write_all(storage, key, as_bytes(text), PutOptions{.if_absent = true, .size = text.size()});
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Duplicate) throw;
+      bool unparsable = false;
+      auto holder = read_holder(storage, key, unparsable);
+      if (!holder) continue;  // released meanwhile: try again
+      std::int64_t age = opts.now - holder->time;
+      bool stale = age >= opts.stale_after || (!unparsable && dead_here(*holder, me));
+      std::string who = unparsable ? "an unreadable lock record" : describe_holder(*holder);
+      if (!stale) {
+        throw Error(ErrorKind::Conflict,
+                    "repository " + storage.describe() + " is locked by " + who + " (object " + key +
+                        "); another " + (opts.tool.empty() ? "process" : opts.tool) +
+                        " is running. If it is not, the lock is taken over once older than " +
+                        std::to_string(opts.stale_after) + "s, or delete " + key);
+      }
+      spdlog::warn("taking over stale lock {} held by {}", key, who);
+      taken_over = *holder;
+      storage.remove(key);
+      continue;
+    }
+    // Read back: on a store without conditional writes, a concurrent takeover may have replaced ours.
+    bool unparsable = false;
+    auto holder = read_holder(storage, key, unparsable);
+    if (!holder || unparsable || holder->token != token) {
+      throw Error(ErrorKind::Conflict, "repository " + storage.describe() + " lock " + key +
+                                           " was taken by " + (holder ? describe_holder(*holder) : "another process") +
+                                           " at the same moment; run again later");
+    }
+    RepositoryLock lock(&storage, key, token);
+    lock.taken_over_ = taken_over;
+    return lock;
+  }
+  throw Error(ErrorKind::Conflict, "repository " + storage.describe() + " lock " + key +
+                                       " changes hands too fast; run again later");
+}
+
+RepositoryLock::RepositoryLock(RepositoryLock&& other) noexcept
+    : storage_(other.storage_), key_(std::move(other.key_)), token_(std::move(other.token_)),
+      taken_over_(std::move(other.taken_over_)) {
+  other.storage_ = nullptr;
+}
+
+RepositoryLock::~RepositoryLock() {
+  if (!storage_) return;
+  try {
+    release();
+  } catch (const std::exception& e) {
+    spdlog::warn("could not release lock {}: {}", key_, e.what());
+  }
+}
+
+void RepositoryLock::release() {
+  if (!storage_) return;
+  Storage* s = storage_;
+  storage_ = nullptr;
+  bool unparsable = false;
+  auto holder = read_holder(*s, key_, unparsable);
+  if (!holder) return;
+  if (unparsable || holder->token != token_) {
+    spdlog::warn("lock {} is now held by {}; not releasing it", key_,
+                 unparsable ? std::string("an unreadable record") : describe_holder(*holder));
+    return;
+  }
+  s->remove(key_);
+}
+
+}  // namespace pgvault
