@@ -34,6 +34,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -181,11 +182,13 @@ class Timed:
     def call(argv: list[str], cwd, env: Optional[dict] = None, user: str = PG_USER,
              check: bool = True, timeout: float = 600) -> tuple[float, int, int, str]:
         kw = user_popen_kwargs(user, env)
+        # stderr into a file, not a pipe: a detached helper (look-ahead, prefetch) keeps the inherited
+        # descriptor open, and PostgreSQL (system()) only waits for the command itself, not for EOF.
+        errf = tempfile.TemporaryFile()
         t0 = time.perf_counter()
         p = subprocess.Popen([str(a) for a in argv], cwd=cwd, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, **kw)
+                             stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True, **kw)
         try:
-            err = p.stderr.read()
             _, status, ru = os.wait4(p.pid, 0)
         except BaseException:
             try:
@@ -196,8 +199,9 @@ class Timed:
             raise
         t1 = time.perf_counter()
         p.returncode = os.waitstatus_to_exitcode(status)
-        p.stderr.close()
-        text = err.decode("utf-8", "replace")
+        errf.seek(0)
+        text = errf.read(65536).decode("utf-8", "replace")
+        errf.close()
         if check and p.returncode != 0:
             raise RuntimeError(f"{' '.join(map(str, argv))} (cwd {cwd}) exited {p.returncode}:\n{text[-2000:]}")
         return t1 - t0, ru.ru_maxrss, p.returncode, text
@@ -618,7 +622,7 @@ class Bench:
                 elif storage == "fs":
                     remove_tree(self.ws.path("repos", name))
         # fetch from the last repositories written
-        fcase_tools = ["wal-fetch", "pgbackrest archive-get"]
+        fcase_tools = ["wal-fetch", "pgbackrest archive-get", "wal-fetch (prefetch=0)"]
         self.res.pair("wal", fetch_case, "wal-fetch", fcase_tools[1:])
         target = "pg_wal/RECOVERYXLOG"
         pv_conf, pv_name = last_repo["wal-push"]
@@ -629,10 +633,15 @@ class Bench:
                 if tool == "wal-fetch":
                     remove_tree(spool)
                     cmd = lambda n: [self.tools["wal-fetch"], "--config", pv_conf, n, target]  # noqa: E731
+                elif tool == "wal-fetch (prefetch=0)":
+                    remove_tree(spool)
+                    cmd = lambda n: [self.tools["wal-fetch"], "--config", pv_conf, "--set", "fetch.prefetch=0",  # noqa: E731
+                                     n, target]
                 else:
                     cmd = lambda n: self.pb(pb_conf, "archive-get", n, target)  # noqa: E731
                 total, rss = 0.0, 0
                 for n in timed:
+                    (pgdata / target).unlink(missing_ok=True)   # PostgreSQL removes it before each call
                     dt, kib, _, _ = Timed.call(cmd(n), pgdata)
                     total += dt
                     rss = max(rss, kib)
@@ -641,7 +650,7 @@ class Bench:
                 wait_detached(str(self.ws.path("conf")))
                 (pgdata / target).unlink()
                 self.res.add("wal", fetch_case, tool, total * 1000 / len(timed), "ms/seg")
-                if tool == "wal-fetch":
+                if tool.startswith("wal-fetch"):
                     self.res.note_rss("wal-fetch", rss)
         if storage == "fs":
             for _, name in last_repo.values():
