@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, start to finish, on a throwaway PostgreSQL 15:
-#   archive through wal-push into a local repository while pgbench writes, take a base backup, mark a
-#   point in time, keep writing, then restore a second data directory to that point through wal-fetch
-#   and check that its data is exactly what the primary had at that point (and not what came after).
+#   archive through wal-push into a local repository while pgbench writes, take a base backup with
+#   base-push, mark a point in time, keep writing, then restore a second data directory to that point
+#   with pitr-prepare (recovery through wal-fetch) and check that its data is exactly what the primary
+#   had at that point (and not what came after). archive-info --verify checks the repository.
 # Everything lives in a temporary directory that is removed at the end; both servers are stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh release wal-push wal-fetch >/dev/null
+scripts/build.sh release wal-push wal-fetch base-push pitr-prepare archive-info >/dev/null
 BIN="$PWD/build/release"
 PGBIN=/usr/lib/postgresql/15/bin
 
@@ -24,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK/bin" "$WORK/repo"
-cp "$BIN"/wal-push "$BIN"/wal-fetch "$WORK/bin/"
+cp "$BIN"/wal-push "$BIN"/wal-fetch "$BIN"/base-push "$BIN"/pitr-prepare "$BIN"/archive-info "$WORK/bin/"
 cat > "$WORK/pgvault.toml" <<TOML
 [repository]
 type = "fs"
@@ -33,6 +34,9 @@ path = "$WORK/repo"
 [compression]
 method = "zstd"
 level = 3
+
+[backup]
+conninfo = "host=$WORK port=PORT user=postgres"
 TOML
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$WORK"
 
@@ -54,13 +58,13 @@ archive_mode = on
 archive_command = '$WORK/bin/wal-push --config $WORK/pgvault.toml %p'
 CONF
 P1=$(port)
+sed -i "s/port=PORT/port=$P1/" "$WORK/pgvault.toml"
 start "$WORK/primary" "$P1"
 wait_ready "$P1"
 as_pg "$PGBIN/pgbench" -h "$WORK" -p "$P1" -U postgres -i -s 10 -q postgres 2>&1 | tail -1
 
-say "2. Base backup (pg_basebackup -X none: every later change must come back from the archive)"
-as_pg "$PGBIN/pg_basebackup" -h "$WORK" -p "$P1" -U postgres -D "$WORK/base" -X none -c fast
-echo "base backup in $WORK/base"
+say "2. Base backup with base-push (replication protocol, bundles compressed in parallel)"
+as_pg "$WORK/bin/base-push" --config "$WORK/pgvault.toml"
 
 say "3. Load, then a restore point, then more load that the restore must NOT contain"
 as_pg "$PGBIN/pgbench" -h "$WORK" -p "$P1" -U postgres -T 10 -c 4 postgres 2>&1 | grep -E "^(tps|number of transactions actually)"
@@ -77,16 +81,10 @@ done
 echo "archived up to $LAST: $(psqlq "$P1" "SELECT archived_count || ' files, ' || failed_count || ' failures' FROM pg_stat_archiver")"
 echo "repository: $(find "$WORK/repo/wal" -type f | wc -l) objects, $(du -sh "$WORK/repo" | cut -f1) (WAL written: $(du -sh "$WORK/primary/pg_wal" | cut -f1) in pg_wal)"
 
-say "4. Point-in-time recovery of a second data directory to 'demo' through wal-fetch"
-mv "$WORK/base" "$WORK/restored"
-cat >> "$WORK/restored/postgresql.auto.conf" <<CONF
-restore_command = '$WORK/bin/wal-fetch --config $WORK/pgvault.toml %f %p'
-recovery_target_name = 'demo'
-recovery_target_action = 'promote'
-CONF
-touch "$WORK/restored/recovery.signal"
-[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$WORK/restored"
-chmod 700 "$WORK/restored"
+say "4. Point-in-time recovery of a second data directory to 'demo': pitr-prepare, then start"
+as_pg "$WORK/bin/archive-info" --config "$WORK/pgvault.toml"
+as_pg "$WORK/bin/pitr-prepare" --config "$WORK/pgvault.toml" --pgdata "$WORK/restored" --target-name demo
+echo "archive_mode = off" >> "$WORK/restored/postgresql.auto.conf"  # the copy must not archive into the same repository
 P2=$(port)
 start "$WORK/restored" "$P2"
 wait_ready "$P2"
@@ -95,6 +93,7 @@ grep -c 'restored log file' "$WORK/restored.log" | xargs echo "WAL files restore
 grep -m1 'recovery stopping' "$WORK/restored.log" | sed 's/.*LOG: *//'
 
 say "5. Check"
+as_pg "$WORK/bin/archive-info" --config "$WORK/pgvault.toml" --verify | tail -3
 GOT=$(state "$P2")
 echo "primary at 'demo': $AT_POINT"
 echo "restored:          $GOT"
