@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import logging
 import os
 import re
 import shutil
@@ -301,6 +302,7 @@ class TlsProxy:
         self.loop.run_forever()
 
     def stop(self) -> None:
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)   # connections still open at exit
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
@@ -613,7 +615,8 @@ class Bench:
                 wait_detached(str(self.ws.path("conf")))
                 self.res.add("wal", push_case, tool, total * 1000 / len(timed), "ms/seg")
                 if tool.startswith("wal-push"):
-                    self.res.note_rss("wal-push", rss)
+                    label = f"wal-push {storage}{' aes' if enc else ''}{' look-ahead' if ready else ''}"
+                    self.res.note_rss(label, rss)
                 if tool in ("wal-push", "pgbackrest archive-push"):
                     old = last_repo.get(tool)
                     if old and storage == "fs":
@@ -651,7 +654,7 @@ class Bench:
                 (pgdata / target).unlink()
                 self.res.add("wal", fetch_case, tool, total * 1000 / len(timed), "ms/seg")
                 if tool.startswith("wal-fetch"):
-                    self.res.note_rss("wal-fetch", rss)
+                    self.res.note_rss(f"wal-fetch {storage}{' aes' if enc else ''}", rss)
         if storage == "fs":
             for _, name in last_repo.values():
                 remove_tree(self.ws.path("repos", name))
