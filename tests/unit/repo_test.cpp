@@ -1,0 +1,157 @@
+#include "common/repo.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "common/errors.h"
+#include "common/manifest.h"
+#include "common/spool.h"
+#include "test_support.h"
+
+using namespace pgvault;
+using pgvault::testing::MemoryStorage;
+using pgvault::testing::TempDir;
+
+namespace {
+
+ErrorKind kind_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.kind();
+  }
+  ADD_FAILURE() << "no error";
+  return ErrorKind::Internal;
+}
+
+std::string write_key(const TempDir& dir, const std::string& name, const std::string& hex) {
+  std::string p = dir / name;
+  std::ofstream(p) << hex << "\n";
+  ::chmod(p.c_str(), 0600);
+  return p;
+}
+
+}  // namespace
+
+TEST(Keys, LayoutIsDerivedFromTheNameAlone) {
+  EXPECT_EQ(keys::wal(*WalFileName::parse("000000010000000A000000FF")), "wal/000000010000000A/000000010000000A000000FF");
+  EXPECT_EQ(keys::wal(*WalFileName::parse("00000002.history")), "wal/00000002.history");
+  EXPECT_EQ(keys::wal(*WalFileName::parse("000000010000000000000002.partial")),
+            "wal/0000000100000000/000000010000000000000002.partial");
+  EXPECT_EQ(keys::backup_manifest("20261121T164100Z-F"), "backups/20261121T164100Z-F/manifest.json");
+  EXPECT_EQ(keys::backup_bundle("L", 7), "backups/L/bundle-000007");
+  EXPECT_EQ(keys::identity(), "pgvault.json");
+}
+
+TEST(Identity, CreatedOnceAndForeignClustersRefused) {
+  Repository repo(std::make_unique<MemoryStorage>(), Config{});
+  EXPECT_FALSE(repo.identity());
+  Identity id;
+  id.system_identifier = 7301234567890123456ull;
+  id.pg_version = 15;
+  id.wal_segment_size = 16u << 20;
+  Identity stored = repo.ensure_identity(id);
+  EXPECT_EQ(stored.system_identifier, id.system_identifier);
+  EXPECT_EQ(repo.ensure_identity(id).pg_version, 15);
+  Identity other = id;
+  other.system_identifier = 1;
+  EXPECT_EQ(kind_of([&] { repo.ensure_identity(other); }), ErrorKind::Foreign);
+}
+
+TEST(Identity, NewerFormatIsRefused) {
+  auto mem = std::make_unique<MemoryStorage>();
+  std::string j = R"({"format": 99, "system_identifier": "1", "pg_version": 15, "wal_segment_size": 16777216})";
+  mem->objects["pgvault.json"] = Bytes(j.begin(), j.end());
+  Repository repo(std::move(mem), Config{});
+  EXPECT_EQ(kind_of([&] { repo.identity(); }), ErrorKind::Config);
+}
+
+TEST(KeyRecord, WrongKeyFailsAtFirstUse) {
+  TempDir dir;
+  auto storage = std::make_unique<MemoryStorage>();
+  MemoryStorage* mem = storage.get();
+  Config c;
+  c.encryption.method = Encryption::Aes256Gcm;
+  c.encryption.key_file = write_key(dir, "k1", std::string(64, 'a'));
+  Repository repo(std::move(storage), c);
+  ASSERT_NE(repo.write_key(), nullptr);
+  repo.put_bytes("x", as_bytes("secret"));
+  ASSERT_TRUE(mem->objects.count("pgvault.key.json"));
+  auto copy = std::make_unique<MemoryStorage>();
+  copy->objects = mem->objects;
+  c.encryption.key_file = write_key(dir, "k2", std::string(64, 'b'));
+  Repository wrong(std::move(copy), c);
+  EXPECT_EQ(kind_of([&] { wrong.read_key(); }), ErrorKind::Auth);
+}
+
+TEST(KeyRecord, PassphraseSaltIsStoredAndReused) {
+  TempDir dir;
+  std::string pf = dir / "pass";
+  std::ofstream(pf) << "correct horse\n";
+  ::chmod(pf.c_str(), 0600);
+  Config c;
+  c.encryption.method = Encryption::Aes256Gcm;
+  c.encryption.passphrase_file = pf;
+  auto storage = std::make_unique<MemoryStorage>();
+  MemoryStorage* mem = storage.get();
+  Repository repo(std::move(storage), c);
+  repo.put_bytes("x", as_bytes("hello"));
+  std::string rec(mem->objects["pgvault.key.json"].begin(), mem->objects["pgvault.key.json"].end());
+  EXPECT_NE(rec.find("scrypt"), std::string::npos);
+  auto copy = std::make_unique<MemoryStorage>();
+  copy->objects = mem->objects;
+  Repository again(std::move(copy), c);
+  Bytes got = again.get_bytes("x");
+  EXPECT_EQ(std::string(got.begin(), got.end()), "hello");
+}
+
+TEST(Repository, StoredDigestReadsOnlyTheTrailer) {
+  Repository repo(std::make_unique<MemoryStorage>(), Config{});
+  repo.put_bytes("obj", as_bytes("some content"));
+  Digest d = repo.stored_digest("obj");
+  EXPECT_EQ(d.size, 12u);
+  EXPECT_EQ(d.sha256, sha256(as_bytes("some content")));
+  EXPECT_EQ(kind_of([&] { repo.stored_digest("missing"); }), ErrorKind::NotFound);
+}
+
+TEST(Manifest, JsonRoundTripAndListing) {
+  Repository repo(std::make_unique<MemoryStorage>(), Config{});
+  BackupManifest m;
+  m.label = make_backup_label(1795000000, false);
+  m.start_lsn = 0x2000028;
+  m.stop_lsn = 0x2000100;
+  m.start_wal = m.stop_wal = "000000010000000000000002";
+  m.start_time = "2026-11-21T16:41:00Z";
+  m.stop_time = "2026-11-21T16:41:05Z";
+  m.system_identifier = 42;
+  m.files.push_back({"base/1/1259", 0, 8192, 0600, 1, std::string(64, 'f'), 0, 0});
+  m.bundles.push_back({0, 8192, 100, std::string(64, 'e')});
+  write_manifest(repo, m);
+  repo.put_bytes("backups/20200101T000000Z-F/bundle-000000", as_bytes("orphan"));
+  BackupListing l = list_backups(repo);
+  ASSERT_EQ(l.complete.size(), 1u);
+  EXPECT_EQ(l.complete[0].label, m.label);
+  EXPECT_EQ(l.complete[0].files[0].path, "base/1/1259");
+  EXPECT_EQ(l.complete[0].stop_lsn, 0x2000100u);
+  ASSERT_EQ(l.incomplete.size(), 1u);
+  EXPECT_EQ(l.incomplete[0], "20200101T000000Z-F");
+  EXPECT_EQ(kind_of([&] { BackupManifest::from_json("{}", "x"); }), ErrorKind::Corruption);
+  EXPECT_EQ(parse_iso8601("2026-11-21T16:41:00Z") + 5, parse_iso8601("2026-11-21T16:41:05Z"));
+  EXPECT_EQ(kind_of([&] { parse_iso8601("yesterday"); }), ErrorKind::InvalidInput);
+}
+
+TEST(Spool, PushRecordMatchesOnlyTheSameFile) {
+  TempDir dir;
+  std::string spool = spool_dir(dir / "spool", "push", "fs:/x");
+  std::string f = dir / "000000010000000000000001";
+  std::ofstream(f) << "segment";
+  FileIdentity id = file_identity(f);
+  write_push_record(spool, "000000010000000000000001", id, Digest{});
+  EXPECT_TRUE(take_push_record(spool, "000000010000000000000001", id));
+  EXPECT_FALSE(take_push_record(spool, "000000010000000000000001", id));  // used once
+  write_push_record(spool, "000000010000000000000001", id, Digest{});
+  std::ofstream(f, std::ios::app) << "changed";
+  EXPECT_FALSE(take_push_record(spool, "000000010000000000000001", file_identity(f)));
+}
