@@ -1,0 +1,115 @@
+// retention-prune: delete the backups and WAL the retention policy no longer needs. Exit codes:
+// docs/EXIT-CODES.md.
+//
+// Test-only environment (never set in production):
+//   PGVAULT_TEST_NOW=<unix seconds>          the clock used for the policy, the grace period and the lock
+//   PGVAULT_TEST_CRASH_AFTER=<step>          _exit(9) right after the first executor step of that name
+//                                            ("manifest-delete", "bundles-delete", "wal-delete")
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <optional>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "common/cli.h"
+#include "common/lock.h"
+#include "common/retention.h"
+
+namespace {
+
+int exit_code(const pgvault::Error& e) {
+  using K = pgvault::ErrorKind;
+  switch (e.kind()) {
+    case K::InvalidInput:
+    case K::Config: return 2;
+    case K::Conflict: return 3;
+    case K::Auth: return 5;
+    case K::Corruption: return 6;
+    case K::Interrupted: return 130;
+    default: return 1;
+  }
+}
+
+std::int64_t clock_now() {
+  if (const char* t = std::getenv("PGVAULT_TEST_NOW"); t && *t) {
+    char* end = nullptr;
+    long long v = std::strtoll(t, &end, 10);
+    if (*end != '\0') throw pgvault::Error(pgvault::ErrorKind::Config, "PGVAULT_TEST_NOW must be unix seconds");
+    return v;
+  }
+  return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Delete the backups and WAL that the [retention] policy no longer needs, and garbage-collect\n"
+               "incomplete backups and leftover temporary files. One run at a time per repository.",
+               "retention-prune"};
+  pgvault::CommonOptions common;
+  bool dry_run = false, json = false;
+  std::optional<std::string> full, window, min_full, grace;
+  std::string stale = "1h";
+  app.add_flag("--dry-run", dry_run, "print the plan; delete nothing");
+  app.add_flag("--json", json, "print the plan (and, after a run, the result) as JSON on stdout");
+  app.add_option("--full-backups", full, "keep the newest N full backups (overrides [retention] full_backups)")
+      ->type_name("N");
+  app.add_option("--window", window, "keep what recovers to any point this far back, e.g. 30d (\"\" = off)")
+      ->type_name("DURATION");
+  app.add_option("--min-full-backups", min_full, "never fewer full backups than this")->type_name("N");
+  app.add_option("--incomplete-grace", grace, "incomplete backups older than this are deleted (default 24h)")
+      ->type_name("DURATION");
+  app.add_option("--stale-lock-timeout", stale, "take over a lock older than this (default 1h)")
+      ->type_name("DURATION");
+  pgvault::add_common_options(app, common);
+  return pgvault::run_tool({"retention-prune", exit_code}, app, argc, argv, [&] {
+    if (full) common.set.push_back("retention.full_backups=" + *full);
+    if (window) common.set.push_back("retention.window=" + *window);
+    if (min_full) common.set.push_back("retention.min_full_backups=" + *min_full);
+    if (grace) common.set.push_back("retention.incomplete_grace=" + *grace);
+    pgvault::Config config = pgvault::load_tool_config(common);
+    pgvault::RetentionPolicy policy = pgvault::retention_policy(config);
+    std::int64_t stale_after = pgvault::parse_duration(stale, "--stale-lock-timeout");
+    if (stale_after <= 0) throw pgvault::Error(pgvault::ErrorKind::Config, "--stale-lock-timeout must be positive");
+    const std::int64_t now = clock_now();
+
+    pgvault::Repository repo(pgvault::open_storage(config), config);
+    std::optional<pgvault::RepositoryLock> lock;
+    // A repository nothing was ever pushed to (or a mistyped path or bucket) holds nothing to prune: no
+    // lock object is written into it.
+    const bool initialised = repo.identity().has_value();
+    if (!initialised) spdlog::warn("repository {} has no {}: nothing to prune", repo.describe(), pgvault::keys::identity());
+    if (!dry_run && initialised) {
+      lock.emplace(pgvault::RepositoryLock::acquire(repo.storage(), "retention",
+                                                    {"retention-prune", stale_after, now}));
+    }
+    pgvault::Inventory inv = pgvault::load_inventory(repo);
+    pgvault::RetentionPlan plan = pgvault::plan_retention(inv, policy, now, pgvault::scan_retention_extras(repo));
+    if (dry_run) {
+      std::string out = json ? pgvault::retention_plan_json(repo.describe(), plan, true, nullptr)
+                             : pgvault::retention_plan_text(repo.describe(), plan);
+      std::fputs(out.c_str(), stdout);
+      return 0;
+    }
+    pgvault::RetentionExecOptions opts;
+    if (const char* crash = std::getenv("PGVAULT_TEST_CRASH_AFTER"); crash && *crash) {
+      std::string step = crash;
+      opts.hook = [step](std::string_view at) {
+        if (at == step) {
+          std::fflush(nullptr);
+          ::_exit(9);
+        }
+      };
+    }
+    pgvault::RetentionResult result = pgvault::execute_retention(repo, plan, opts);
+    if (lock) lock->release();
+    std::string out = json ? pgvault::retention_plan_json(repo.describe(), plan, false, &result)
+                           : pgvault::retention_summary_line(plan, result);
+    std::fputs(out.c_str(), stdout);
+    return 0;
+  });
+}
