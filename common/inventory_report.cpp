@@ -15,34 +15,13 @@
 
 #include "common/crypto.h"
 #include "common/errors.h"
+#include "common/format.h"
 
 namespace pgvault {
 
 namespace {
 
-std::string human(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  return buf;
-}
 
-std::string iso_time(std::int64_t t) {
-  if (t <= 0) return "";
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::int64_t duration_seconds(const BackupManifest& b) {
   try {
@@ -299,7 +278,7 @@ VerifyReport verify_repository(Repository& repo, const Inventory& inv, const Ver
         if (fatal) break;
       }
       std::fprintf(stderr, "\rverifying: %llu of %zu objects, %s  ", static_cast<unsigned long long>(done.load()),
-                   tasks.size(), human(bytes.load()).c_str());
+                   tasks.size(), human_bytes(bytes.load()).c_str());
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   }
@@ -341,7 +320,7 @@ std::string inventory_text(const std::string& repository, const Inventory& inv, 
   o << "repository " << repository;
   if (inv.identity) {
     o << ": database system " << inv.identity->system_identifier << ", PostgreSQL " << inv.identity->pg_version
-      << ", WAL segments of " << human(inv.wal_segment_size);
+      << ", WAL segments of " << human_bytes(inv.wal_segment_size);
   } else {
     o << ": empty (nothing archived yet)";
   }
@@ -352,7 +331,7 @@ std::string inventory_text(const std::string& repository, const Inventory& inv, 
     for (const auto& b : inv.backups) {
       rows.push_back({b.label, b.type, std::to_string(b.timeline), b.start_time, b.stop_time,
                       duration_text(duration_seconds(b)), format_lsn(b.start_lsn), format_lsn(b.stop_lsn),
-                      human(b.total_bytes), human(b.stored_bytes)});
+                      human_bytes(b.total_bytes), human_bytes(b.stored_bytes)});
     }
     o << table(rows);
   }
@@ -360,7 +339,7 @@ std::string inventory_text(const std::string& repository, const Inventory& inv, 
     o << "\nincomplete backups (" << inv.incomplete.size() << ", invisible to pitr-prepare)\n";
     std::vector<std::vector<std::string>> rows = {{"label", "objects", "stored", "last write", "reason"}};
     for (const auto& i : inv.incomplete) {
-      rows.push_back({i.label, std::to_string(i.objects), human(i.stored_bytes), iso_time(i.newest_mtime),
+      rows.push_back({i.label, std::to_string(i.objects), human_bytes(i.stored_bytes), format_utc(i.newest_mtime),
                       i.error.empty() ? "no manifest (unfinished or interrupted)" : i.error});
     }
     o << table(rows);
@@ -380,7 +359,7 @@ std::string inventory_text(const std::string& repository, const Inventory& inv, 
       rows.push_back({std::to_string(tli), tl.segments.empty() ? "-" : tl.segments.front().name,
                       tl.segments.empty() ? "-" : tl.segments.back().name, std::to_string(tl.segments.size()) +
                       (tl.partials.empty() ? "" : " + " + std::to_string(tl.partials.size()) + " partial"),
-                      human(stored_bytes(tl)), gaps.empty() ? "none" : gaps});
+                      human_bytes(stored_bytes(tl)), gaps.empty() ? "none" : gaps});
     }
     o << table(rows);
   }
@@ -403,12 +382,12 @@ std::string inventory_text(const std::string& repository, const Inventory& inv, 
   } else {
     o << "  earliest  " << w.earliest_time << "  " << format_lsn(w.earliest_lsn) << "  (end of backup "
       << w.earliest_backup << ")\n";
-    o << "  latest    " << (w.latest_mtime ? iso_time(w.latest_mtime) : std::string("?")) << "  "
+    o << "  latest    " << (w.latest_mtime ? format_utc(w.latest_mtime) : std::string("?")) << "  "
       << format_lsn(w.latest_lsn) << "  (end of " << w.latest_segment << ", timeline " << w.latest_timeline
       << "; the time is when it was archived)\n";
   }
   if (verify) {
-    o << "\nverify: " << verify->objects << " objects, " << human(verify->bytes) << " checked, "
+    o << "\nverify: " << verify->objects << " objects, " << human_bytes(verify->bytes) << " checked, "
       << verify->problems.size() << " problem" << (verify->problems.size() == 1 ? "" : "s") << "\n";
     for (const auto& p : verify->problems) o << "  PROBLEM " << p.kind << " " << p.key << ": " << p.message << "\n";
   }
@@ -452,7 +431,7 @@ std::string inventory_json(const std::string& repository, const Inventory& inv, 
     j["incomplete_backups"].push_back({{"label", i.label},
                                        {"objects", i.objects},
                                        {"stored_bytes", i.stored_bytes},
-                                       {"newest_mtime", iso_time(i.newest_mtime)},
+                                       {"newest_mtime", format_utc(i.newest_mtime)},
                                        {"error", i.error}});
   }
   j["wal"] = json::array();
@@ -485,7 +464,7 @@ std::string inventory_json(const std::string& repository, const Inventory& inv, 
     win["latest"] = {{"timeline", w.latest_timeline},
                      {"lsn", format_lsn(w.latest_lsn)},
                      {"segment", w.latest_segment},
-                     {"archived_at", iso_time(w.latest_mtime)}};
+                     {"archived_at", format_utc(w.latest_mtime)}};
   } else {
     win["earliest"] = nullptr;
     win["latest"] = nullptr;

@@ -11,6 +11,7 @@
 
 #include "common/crypto.h"
 #include "common/errors.h"
+#include "common/format.h"
 #include "common/repo.h"
 
 namespace pgvault {
@@ -24,14 +25,6 @@ std::string host_name() {
   return buf;
 }
 
-std::string iso_time(std::int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::optional<LockHolder> parse_holder(const Bytes& data) {
   try {
@@ -76,7 +69,7 @@ bool dead_here(const LockHolder& h, const std::string& me) {
 
 std::string describe_holder(const LockHolder& h) {
   return (h.tool.empty() ? std::string("a process") : h.tool) + " on host " + (h.host.empty() ? "?" : h.host) +
-         " pid " + std::to_string(h.pid) + " since " + iso_time(h.time);
+         " pid " + std::to_string(h.pid) + " since " + format_utc(h.time);
 }
 
 RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name, const LockOptions& opts) {
@@ -86,7 +79,7 @@ RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name
   random_bytes(rnd);
   const std::string token = to_hex(rnd);
   json record = {{"tool", opts.tool}, {"host", me}, {"pid", static_cast<std::int64_t>(::getpid())},
-                 {"time", opts.now}, {"time_iso", iso_time(opts.now)}, {"token", token}};
+                 {"time", opts.now}, {"time_iso", format_utc(opts.now)}, {"token", token}};
   const std::string text = record.dump(2) + "\n";
 
   std::optional<LockHolder> taken_over;

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "common/errors.h"
+#include "common/format.h"
 #include "common/s3.h"
 #include "common/storage_fs.h"
 
@@ -32,14 +33,7 @@ std::string backup_bundle(const std::string& label, std::uint64_t index) {
 std::string lock(const std::string& name) { return "locks/" + name; }
 }  // namespace keys
 
-std::string now_iso8601() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string now_iso8601() { return format_utc(static_cast<std::int64_t>(std::time(nullptr))); }
 
 namespace {
 

@@ -33,14 +33,6 @@ std::string plural(std::uint64_t n, const std::string& word) {
 
 }  // namespace
 
-std::string format_utc(std::int64_t unix_time) {
-  std::time_t t = static_cast<std::time_t>(unix_time);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string_view action_name(RetentionAction a) { return a == RetentionAction::Keep ? "keep" : "delete"; }
 

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/format.h"
 #include "common/inventory.h"
 #include "common/repo.h"
 
@@ -182,6 +183,5 @@ std::string retention_plan_json(const std::string& repository, const RetentionPl
                                 const RetentionResult* result);
 std::string retention_summary_line(const RetentionPlan& plan, const RetentionResult& result);
 
-std::string format_utc(std::int64_t unix_time);  // "2026-11-21T16:41:00Z"
 
 }  // namespace pgvault

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "common/format.h"
 #include "common/retention.h"
 
 namespace pgvault {
@@ -12,18 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string human(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
 
 std::string plural(std::uint64_t n, const std::string& word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
@@ -54,28 +43,28 @@ std::string retention_plan_text(const std::string& repository, const RetentionPl
     << "\n";
   for (const auto& b : p.backups) {
     o << upper(action_name(b.action)) << "  backup " << b.label << " " << b.type << " timeline " << b.timeline
-      << " start " << b.start_wal << " stopped " << b.stop_time << " " << human(b.stored_bytes)
+      << " start " << b.start_wal << " stopped " << b.stop_time << " " << human_bytes(b.stored_bytes)
       << (b.restorable ? "" : " [WAL incomplete]") << ": " << b.rule;
     for (std::size_t i = 1; i < b.rules.size(); ++i) o << "," << b.rules[i];
     o << " (" << b.reason << ")\n";
   }
   for (const auto& i : p.incomplete) {
     o << upper(action_name(i.action)) << "  incomplete backup " << i.label << " (" << plural(i.objects, "object")
-      << ", " << human(i.stored_bytes) << "): " << i.rule << " (" << i.reason << ")\n";
+      << ", " << human_bytes(i.stored_bytes) << "): " << i.rule << " (" << i.reason << ")\n";
   }
   for (const auto& w : p.wal) {
     o << upper(action_name(w.action)) << "  " << w.kind << " timeline " << w.timeline << " " << w.first;
     if (w.last != w.first) o << ".." << w.last;
-    o << " (" << plural(w.files, "file") << ", " << human(w.stored_bytes) << "): " << w.rule << "\n";
+    o << " (" << plural(w.files, "file") << ", " << human_bytes(w.stored_bytes) << "): " << w.rule << "\n";
   }
   for (const auto& t : p.temporaries) {
-    o << upper(action_name(t.action)) << "  temporary file " << t.path << " (" << human(t.size) << ", "
+    o << upper(action_name(t.action)) << "  temporary file " << t.path << " (" << human_bytes(t.size) << ", "
       << format_utc(t.mtime) << "): " << t.rule << "\n";
   }
   o << "wal: " << p.wal_rule << ": " << p.wal_reason << "\n";
   o << "plan: delete " << plural(p.backups_to_delete(), "backup") << ", "
     << plural(p.incomplete_to_delete(), "incomplete backup") << ", " << plural(p.wal_files_to_delete(), "WAL file")
-    << " (" << human(p.bytes_to_delete()) << "); keep " << plural(p.backups.size() - p.backups_to_delete(), "backup")
+    << " (" << human_bytes(p.bytes_to_delete()) << "); keep " << plural(p.backups.size() - p.backups_to_delete(), "backup")
     << "\n";
   return o.str();
 }
@@ -158,7 +147,7 @@ std::string retention_summary_line(const RetentionPlan& p, const RetentionResult
   if (r.incomplete_deleted) line += " and " + plural(r.incomplete_deleted, "incomplete backup");
   line += ", " + plural(r.wal_files_deleted, "WAL file");
   if (r.temporaries_deleted) line += ", " + plural(r.temporaries_deleted, "temporary file");
-  line += "; freed " + human(r.bytes_freed) + "; kept " +
+  line += "; freed " + human_bytes(r.bytes_freed) + "; kept " +
           plural(p.backups.size() - p.backups_to_delete(), "backup");
   if (!p.wal_cutoff.empty()) line += ", WAL from " + p.wal_cutoff;
   else line += ", all WAL (" + p.wal_rule + ")";
