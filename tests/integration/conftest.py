@@ -11,6 +11,8 @@ The helpers package is importable from tests as ``helpers`` (this directory is o
 
 import signal
 
+from helpers.proc import chown_to
+
 import pytest
 
 from helpers.pg import Workspace
@@ -70,3 +72,42 @@ def repo(request, workspace):
     if request.param == "s3":
         return Repo(workspace, "s3", s3=request.getfixturevalue("s3_server"))
     return Repo(workspace, "fs")
+
+
+# --- real WAL to push by hand, and a directory that looks like one in recovery -----------------------
+
+@pytest.fixture
+def primary(workspace):
+    """A running primary archiving nowhere ('true'), with a few real segments in pg_wal to push by hand."""
+    pg = workspace.cluster("src")
+    pg.initdb()
+    pg.configure(wal_level="replica", archive_mode="on", archive_command="/bin/true", wal_keep_size="1GB")
+    pg.start()
+    pg.psql("CREATE TABLE t(x int)")
+    names = []
+    for _ in range(3):
+        pg.psql("INSERT INTO t SELECT generate_series(1, 1000)")
+        names.append(pg.switch_wal())
+    pg.psql("CHECKPOINT")
+    pg.segments = names
+    return pg
+
+
+def push(pg, repo, path, cwd=None, config=None):
+    return pg.run([repo.tool("wal-push"), "--config", str(config or repo.config_path), str(path)],
+                  cwd=cwd or pg.datadir)
+
+
+def fetch(pg, repo, name, dest, cwd, config=None):
+    return pg.run([repo.tool("wal-fetch"), "--config", str(config or repo.config_path), name, str(dest)], cwd=cwd)
+
+
+@pytest.fixture
+def recovery_dir(workspace):
+    """A directory that looks like a data directory in archive recovery (wal-fetch's cwd)."""
+    d = workspace.mkdir("recovering", mode=0o700)
+    (d / "pg_wal").mkdir()
+    (d / "recovery.signal").write_text("")
+    chown_to(d, recursive=True)
+    return d
+

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import fetch, push
 from helpers.proc import PG_USER, chown_to, run, user_popen_kwargs
 from helpers.repo import Repo, wal_key
 
@@ -131,40 +132,7 @@ def test_standby_keeps_waiting_on_repository_errors(workspace, repo):
 # Command-line contract, on real WAL segments.
 # ---------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def primary(workspace, repo):
-    """A running primary archiving nowhere ('true'), with a few real segments in pg_wal to push by hand."""
-    pg = workspace.cluster("src")
-    pg.initdb()
-    pg.configure(wal_level="replica", archive_mode="on", archive_command="/bin/true", wal_keep_size="1GB")
-    pg.start()
-    pg.psql("CREATE TABLE t(x int)")
-    names = []
-    for _ in range(3):
-        pg.psql("INSERT INTO t SELECT generate_series(1, 1000)")
-        names.append(pg.switch_wal())
-    pg.psql("CHECKPOINT")
-    pg.segments = names
-    return pg
-
-
-def push(pg, repo, path, cwd=None, config=None):
-    return pg.run([repo.tool("wal-push"), "--config", str(config or repo.config_path), str(path)],
-                  cwd=cwd or pg.datadir)
-
-
-def fetch(pg, repo, name, dest, cwd, config=None):
-    return pg.run([repo.tool("wal-fetch"), "--config", str(config or repo.config_path), name, str(dest)], cwd=cwd)
-
-
-@pytest.fixture
-def recovery_dir(workspace):
-    """A directory that looks like a data directory in archive recovery (wal-fetch's cwd)."""
-    d = workspace.mkdir("recovering", mode=0o700)
-    (d / "pg_wal").mkdir()
-    (d / "recovery.signal").write_text("")
-    chown_to(d, recursive=True)
-    return d
+# `primary`, `recovery_dir`, `push` and `fetch` come from conftest.py (shared with the S3 fault tests).
 
 
 def test_push_relative_and_absolute_then_fetch_identical(primary, repo, recovery_dir):
