@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/file.h>
 
 #include <algorithm>
@@ -15,6 +16,8 @@
 #include "common/errors.h"
 #include "common/fs.h"
 #include "common/spool.h"
+
+extern char** environ;
 
 namespace pgvault {
 namespace {
@@ -345,6 +348,31 @@ FetchOutcome restore_command(const Config& config, const std::string& name, cons
   prune_spool(spool, 3600);  // anything an interrupted worker left behind
   if (SpoolLock(spool).held()) spawn_worker();  // the probe lock is released before the worker starts
   return outcome;
+}
+
+// Re-executes this program, detached (own session, no stdin/stdout), as the prefetch worker.
+void spawn_prefetch_worker(int argc, char** argv, const std::string& name) {
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e) {
+    if (std::string(*e).rfind(std::string(kPrefetchWorkerEnv) + "=", 0) != 0) env_store.emplace_back(*e);
+  }
+  env_store.push_back(std::string(kPrefetchWorkerEnv) + "=" + name);
+  std::vector<char*> envp;
+  for (auto& s : env_store) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args(argv, argv + argc);
+  args.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  posix_spawn(&pid, "/proc/self/exe", &actions, &attr, args.data(), envp.data());  // best effort
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
 }
 
 void prefetch_worker(const Config& config, const std::string& name) {

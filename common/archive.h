@@ -52,6 +52,11 @@ FetchOutcome fetch_wal(Repository& repo, const std::string& name, const std::str
 FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
                              const std::function<void()>& spawn_worker);
 
+// Re-executes this program (/proc/self/exe with the same arguments), detached in its own session with
+// stdin/stdout on /dev/null and kPrefetchWorkerEnv=<name> in its environment: the prefetch worker.
+inline constexpr const char* kPrefetchWorkerEnv = "PGVAULT_PREFETCH_WORKER";
+void spawn_prefetch_worker(int argc, char** argv, const std::string& name);
+
 // The detached worker: fetches up to [fetch] prefetch segments following `name` into the spool,
 // skipping those already there, and stops at the first one missing from the archive.
 void prefetch_worker(const Config& config, const std::string& name);

@@ -1,21 +1,14 @@
 // wal-fetch: restore_command = 'wal-fetch %f %p'. Exit codes: docs/EXIT-CODES.md.
-#include <fcntl.h>
-#include <spawn.h>
-
 #include <cstdlib>
 #include <string>
-#include <vector>
 
 #include "common/archive.h"
 #include "common/cli.h"
-
-extern char** environ;
 
 namespace {
 
 constexpr int kMissing = 1;          // not in the archive: PostgreSQL ends archive recovery here
 constexpr int kAbortRecovery = 200;  // > 125: PostgreSQL stops recovery with a FATAL error
-constexpr const char* kWorkerEnv = "PGVAULT_PREFETCH_WORKER";
 
 // on_error from the config once it is loaded; "auto" until then (a broken config still aborts
 // archive recovery, or reads as missing on a standby).
@@ -24,31 +17,6 @@ std::string g_on_error = "auto";
 int exit_code(const pgvault::Error& e) {
   (void)e;  // every failure other than "missing" is treated alike; the log line says which
   return pgvault::fetch_error_mode(g_on_error) == pgvault::FetchErrorMode::Missing ? kMissing : kAbortRecovery;
-}
-
-// Re-executes this program, detached (own session, no stdin/stdout), as the prefetch worker.
-void spawn_prefetch_worker(int argc, char** argv, const std::string& name) {
-  std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e) {
-    if (std::string(*e).rfind(std::string(kWorkerEnv) + "=", 0) != 0) env_store.emplace_back(*e);
-  }
-  env_store.push_back(std::string(kWorkerEnv) + "=" + name);
-  std::vector<char*> envp;
-  for (auto& s : env_store) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<char*> args(argv, argv + argc);
-  args.push_back(nullptr);
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
-  posix_spawn(&pid, "/proc/self/exe", &actions, &attr, args.data(), envp.data());  // best effort
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
 }
 
 }  // namespace
@@ -67,11 +35,11 @@ int main(int argc, char** argv) {
   return pgvault::run_tool({"wal-fetch", exit_code}, app, argc, argv, [&] {
     pgvault::Config config = pgvault::load_tool_config(common);
     g_on_error = config.fetch.on_error;
-    if (const char* worker = std::getenv(kWorkerEnv)) {
+    if (const char* worker = std::getenv(pgvault::kPrefetchWorkerEnv)) {
       pgvault::prefetch_worker(config, worker);
       return 0;
     }
-    auto outcome = pgvault::restore_command(config, name, dest, [&] { spawn_prefetch_worker(argc, argv, name); });
+    auto outcome = pgvault::restore_command(config, name, dest, [&] { pgvault::spawn_prefetch_worker(argc, argv, name); });
     return outcome == pgvault::FetchOutcome::Fetched ? 0 : kMissing;
   });
 }
