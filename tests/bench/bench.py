@@ -179,6 +179,8 @@ def render_table(res: Results, markdown: bool) -> str:
 class Timed:
     """Run one command as postgres, timing wall clock, and collect its peak RSS (wait4)."""
 
+    last_cpu = 0.0   # user + system seconds of the last call (wait4), less noisy than wall time
+
     @staticmethod
     def call(argv: list[str], cwd, env: Optional[dict] = None, user: str = PG_USER,
              check: bool = True, timeout: float = 600) -> tuple[float, int, int, str]:
@@ -186,6 +188,12 @@ class Timed:
         # stderr into a file, not a pipe: a detached helper (look-ahead, prefetch) keeps the inherited
         # descriptor open, and PostgreSQL (system()) only waits for the command itself, not for EOF.
         errf = tempfile.TemporaryFile()
+        # Peak RSS through GNU time: wait4()'s ru_maxrss of our own child would include the RSS of the
+        # forked Python interpreter before exec (Linux keeps the pre-exec high-water mark).
+        rssf = tempfile.NamedTemporaryFile(prefix="pgvault-bench-rss-", delete=False)
+        rssf.close()
+        os.chmod(rssf.name, 0o666)
+        argv = ["/usr/bin/time", "-f", "%M", "-o", rssf.name, *argv]
         t0 = time.perf_counter()
         p = subprocess.Popen([str(a) for a in argv], cwd=cwd, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True, **kw)
@@ -205,7 +213,14 @@ class Timed:
         errf.close()
         if check and p.returncode != 0:
             raise RuntimeError(f"{' '.join(map(str, argv))} (cwd {cwd}) exited {p.returncode}:\n{text[-2000:]}")
-        return t1 - t0, ru.ru_maxrss, p.returncode, text
+        Timed.last_cpu = ru.ru_utime + ru.ru_stime
+        try:
+            with open(rssf.name) as f:
+                kib = int(f.read().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            kib = 0
+        os.unlink(rssf.name)
+        return t1 - t0, kib, p.returncode, text
 
 
 def fsync_path(path: Path) -> None:
@@ -599,9 +614,10 @@ class Bench:
                     for n in timed:
                         (status / f"{n}.ready").touch()
                     chown_to(status, recursive=True)
-                total, rss = 0.0, 0
+                total, rss, cpu = 0.0, 0, 0.0
                 for n in timed:
                     dt, kib, _, _ = Timed.call(cmd(n), pgdata)
+                    cpu += Timed.last_cpu
                     if tool.startswith(("cp", "zstd")):
                         t0 = time.perf_counter()
                         out = dst / (n if tool.startswith("cp") else f"{n}.zst")
@@ -613,7 +629,8 @@ class Bench:
                     total += dt
                     rss = max(rss, kib)
                 wait_detached(str(self.ws.path("conf")))
-                self.res.add("wal", push_case, tool, total * 1000 / len(timed), "ms/seg")
+                self.res.add("wal", push_case, tool, total * 1000 / len(timed), "ms/seg",
+                             cpu_ms=round(cpu * 1000 / len(timed), 1))
                 if tool.startswith("wal-push"):
                     label = f"wal-push {storage}{' aes' if enc else ''}{' look-ahead' if ready else ''}"
                     self.res.note_rss(label, rss)
@@ -642,17 +659,19 @@ class Bench:
                                      n, target]
                 else:
                     cmd = lambda n: self.pb(pb_conf, "archive-get", n, target)  # noqa: E731
-                total, rss = 0.0, 0
+                total, rss, cpu = 0.0, 0, 0.0
                 for n in timed:
                     (pgdata / target).unlink(missing_ok=True)   # PostgreSQL removes it before each call
                     dt, kib, _, _ = Timed.call(cmd(n), pgdata)
+                    cpu += Timed.last_cpu
                     total += dt
                     rss = max(rss, kib)
                     if (pgdata / target).stat().st_size != SEG:
                         raise RuntimeError(f"{tool} wrote a wrong size for {n}")
                 wait_detached(str(self.ws.path("conf")))
                 (pgdata / target).unlink()
-                self.res.add("wal", fetch_case, tool, total * 1000 / len(timed), "ms/seg")
+                self.res.add("wal", fetch_case, tool, total * 1000 / len(timed), "ms/seg",
+                             cpu_ms=round(cpu * 1000 / len(timed), 1))
                 if tool.startswith("wal-fetch"):
                     self.res.note_rss(f"wal-fetch {storage}{' aes' if enc else ''}", rss)
         if storage == "fs":
@@ -922,7 +941,7 @@ def write_results(res: Results, args) -> None:
     md = [f"# pgvault benchmark — {i.get('date')}", "",
           f"Host: {i.get('host_cores')} cores (shared, noisy: load {i['loadavg_start'][0]:.1f} at start, "
           f"{i['loadavg_end'][0]:.1f} at end), kernel {i.get('kernel')}; {i.get('postgres')}; "
-          f"{i.get('pgbackrest')}; zstd {str(i.get('zstd')).split(' ')[-2] if i.get('zstd') else '?'}; "
+          f"{i.get('pgbackrest')}; zstd {(re.findall(r'v([0-9.]+)', str(i.get('zstd'))) or ['?'])[0]}; "
           f"pgvault {i.get('git')} ({', '.join(i.get('pgvault_tools', []))}).", "",
           f"Run: `tests/bench/run.sh {' '.join(args.argv)}` — reps {i.get('reps')}, segments {i.get('segments')}, "
           f"scale {i.get('scale')}, sustained pgbench {i.get('duration')} s.", ""]
