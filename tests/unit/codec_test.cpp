@@ -523,7 +523,8 @@ TEST(Tamper, ChunksSwappedRemovedOrDuplicated) {
   EXPECT_NE(msg.find("chunk 3"), std::string::npos) << msg;
 
   q = p;
-  q.records.insert(q.records.begin() + 2, q.records[2]);
+  Bytes duplicate = q.records[2];
+  q.records.insert(q.records.begin() + 2, duplicate);
   EXPECT_EQ(try_decode(q.join(), &key()), ErrorKind::Corruption);
 
   // Dropping the final chunk: the last full chunk is not sealed as final.
