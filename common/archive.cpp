@@ -10,6 +10,8 @@
 #include <sys/file.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <thread>
 
@@ -270,25 +272,44 @@ class SpoolLock {
   bool held_ = false;
 };
 
-void write_digest_file(const std::string& path, const Digest& d) {
-  AtomicFileWriter w(path, false, false, 0600);
-  std::string text = d.hex() + " " + std::to_string(d.size) + "\n";
+// "<X>.ready" beside a prefetched file X: its digest and size as verified while the worker decoded it,
+// and the spooled file's identity. The hand-over checks that identity, so it serves exactly the file
+// the worker verified (a replaced or rewritten file does not match). "<X>.inflight" marks a file a
+// worker is fetching right now.
+std::string identity_text(const FileIdentity& id) {
+  return std::to_string(id.dev) + " " + std::to_string(id.ino) + " " + std::to_string(id.size) + " " +
+         std::to_string(id.mtime_ns) + " " + std::to_string(id.ctime_ns);
+}
+
+void write_ready(const std::string& data, const Digest& d) {
+  AtomicFileWriter w(data + ".ready", false, false, 0600);
+  std::string text = d.hex() + " " + std::to_string(d.size) + " " + identity_text(file_identity(data)) + "\n";
   w.write(as_bytes(text));
   w.commit();
 }
 
-// Moves a verified prefetched copy of `name` to `dest`. False when there is none (or it fails to verify:
-// then it is thrown away and the caller fetches from the repository).
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// Moves the prefetched copy of `name` to `dest`. When a worker is fetching it right now, waits for it
+// (bounded). False when there is none, or when it does not match what the worker verified (then it is
+// thrown away and the caller fetches from the repository).
 bool take_prefetched(const std::string& spool, const std::string& name, const std::string& dest) {
-  const std::string data = spool + "/" + name, sidecar = data + ".sha256";
-  std::ifstream in(sidecar);
-  std::string hex;
+  const std::string data = spool + "/" + name, ready = data + ".ready", inflight = data + ".inflight";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!exists(ready) && exists(inflight) && !SpoolLock(spool).held() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::ifstream in(ready);
+  std::string hex, identity;
   std::uint64_t size = 0;
-  if (!(in >> hex >> size)) return false;
+  if (!(in >> hex >> size) || !std::getline(in >> std::ws, identity)) return false;
   bool ok = false;
   try {
-    Digest d = file_digest(data);
-    ok = d.hex() == hex && d.size == size;
+    ok = identity_text(file_identity(data)) == identity;
   } catch (const Error&) {
   }
   if (ok) {
@@ -300,10 +321,10 @@ bool take_prefetched(const std::string& spool, const std::string& name, const st
       ::unlink(data.c_str());
     }
   } else {
-    spdlog::warn("prefetched {} failed verification; fetching it again", data);
+    spdlog::warn("prefetched {} is not the file the worker verified; fetching it again", data);
     ::unlink(data.c_str());
   }
-  ::unlink(sidecar.c_str());
+  ::unlink(ready.c_str());
   return ok;
 }
 
@@ -385,21 +406,42 @@ void prefetch_worker(const Config& config, const std::string& name) {
   auto id = repo.identity();
   std::uint32_t seg_size = id ? id->wal_segment_size : kDefaultWalSegmentSize;
   std::uint64_t segno = segment_number(wal->log, wal->seg, seg_size);
+  std::vector<std::string> todo;
   for (int i = 1; i <= config.fetch.prefetch; ++i) {
     std::string next = segment_file_name(wal->timeline, segno + static_cast<std::uint64_t>(i), seg_size);
     const std::string data = spool + "/" + next;
-    struct stat st;
-    if (::stat((data + ".sha256").c_str(), &st) == 0) continue;
-    try {
-      Digest d;
-      if (fetch_wal(repo, next, data, &d) == FetchOutcome::Missing) break;
-      write_digest_file(data + ".sha256", d);
-    } catch (const Error& e) {
-      ::unlink(data.c_str());
-      spdlog::warn("prefetch of {} stopped: {}", next, e.what());
-      break;
-    }
+    if (exists(data + ".ready")) continue;
+    int fd = ::open((data + ".inflight").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+    todo.push_back(next);
   }
+  // Several fetches at once (storage latency overlaps), taken in order so the next one needed comes first.
+  std::atomic<std::size_t> next_index{0};
+  std::atomic<bool> stop{false};
+  auto work = [&] {
+    std::unique_ptr<Repository> own;
+    for (std::size_t i; !stop && (i = next_index++) < todo.size();) {
+      const std::string data = spool + "/" + todo[i];
+      try {
+        if (!own) own = std::make_unique<Repository>(open_storage(config), config);
+        Digest d;
+        if (fetch_wal(*own, todo[i], data, &d) == FetchOutcome::Missing) {
+          stop = true;  // the end of the archive: nothing after it either
+        } else {
+          write_ready(data, d);
+        }
+      } catch (const std::exception& e) {
+        ::unlink(data.c_str());
+        stop = true;
+        spdlog::warn("prefetch of {} stopped: {}", todo[i], e.what());
+      }
+      ::unlink((data + ".inflight").c_str());
+    }
+  };
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < std::min<std::size_t>(todo.size(), 4); ++t) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+  for (const auto& n : todo) ::unlink((spool + "/" + n + ".inflight").c_str());
 }
 
 FetchErrorMode fetch_error_mode(const std::string& on_error, const std::string& datadir) {
