@@ -12,6 +12,7 @@ Sections (--only picks one; default all):
              and without encryption, on two WAL sets (TPC-B, random hex text); floors cp+fsync, zstd -3+fsync
   sustained  pgbench of fixed length with archive_command = each tool in turn: backlog at the end, drain time
   recovery   one archived WAL range replayed by a restored cluster with restore_command = each tool
+  multipart  one 1 GiB object up to and down from the S3 server: pgvault's storage layer vs awscli
   backup     base-push vs pgbackrest backup vs pg_basebackup -Ft (plain, client-zstd:3); restore:
              pitr-prepare vs pgbackrest restore vs tar -x + fsync, on a pgbench database of --scale
 
@@ -827,6 +828,50 @@ class Bench:
             self.drop_cluster(r)
 
     # ========================================================================= section: backup
+    def bench_multipart(self) -> None:
+        """Multipart upload and ranged download of one 1 GiB object to the S3 test server (plain http,
+        straight to Swift): pgvault's storage layer (s3-storage-tool) vs awscli (both multipart)."""
+        if not self.s3:
+            self.res.note("multipart skipped: no S3 server")
+            return
+        tool = Path(os.environ["PGVAULT_BIN"]) / "s3-storage-tool"
+        if not tool.is_file():
+            self.res.note("multipart skipped: s3-storage-tool not built")
+            return
+        size = 1 << 30
+        blob = self.ws.path("multipart.bin")
+        block = os.urandom(1 << 20)
+        with open(blob, "wb") as f:
+            for _ in range(size >> 20):
+                f.write(block)
+        env = dict(self.s3.env(), PGVAULT_S3_ENDPOINT=self.s3.endpoint, PGVAULT_S3_BUCKET=self.s3_bucket,
+                   PGVAULT_S3_ACCESS_KEY_ID=self.s3.access_key, PGVAULT_S3_SECRET_ACCESS_KEY=self.s3.secret_key)
+        out = self.ws.path("multipart.out")
+        cases = {
+            "upload s3-storage-tool (pgvault storage layer)": [str(tool), "put", "mp/pgvault", str(blob)],
+            "upload aws s3 cp": ["aws", "--endpoint-url", self.s3.endpoint, "s3", "cp", "--quiet", str(blob),
+                                 f"s3://{self.s3_bucket}/mp/aws"],
+            "download s3-storage-tool (pgvault storage layer)": [str(tool), "get", "mp/pgvault", str(out)],
+            "download aws s3 cp": ["aws", "--endpoint-url", self.s3.endpoint, "s3", "cp", "--quiet",
+                                   f"s3://{self.s3_bucket}/mp/aws", str(out)],
+        }
+        for direction in ("upload", "download"):
+            names = [n for n in cases if n.startswith(direction)]
+            self.res.pair("multipart", f"{direction} 1 GiB", names[0], names[1:])
+        for _ in range(max(1, min(self.args.reps, 3))):
+            for name, cmd in cases.items():
+                t0 = time.monotonic()
+                r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+                dt = time.monotonic() - t0
+                if r.returncode != 0:
+                    self.res.note(f"multipart {name} failed: {r.stderr.strip()[-300:]}")
+                    continue
+                direction = name.split()[0]
+                self.res.add("multipart", f"{direction} 1 GiB", name, dt, "s", MBps=round(size / 1e6 / dt, 1))
+        blob.unlink()
+        if out.exists():
+            out.unlink()
+
     def bench_backup(self) -> None:
         a = self.args
         pg = self.new_cluster("bk-primary", archive_mode="on", archive_command="/bin/false",
@@ -917,7 +962,7 @@ class Bench:
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
         a = self.args
-        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "backup"]
+        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup"]
         self.res.info.update(reps=a.reps, segments=a.segments, scale=a.scale, duration=a.duration,
                              sections=sections, quick=a.quick)
         for s in sections:
@@ -970,7 +1015,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--recovery-reps", type=int, default=None, help="default min(reps, 3)")
     p.add_argument("--backup-reps", type=int, default=1, help="default 1 (the scale-50 backup is heavy)")
     p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
-    p.add_argument("--only", choices=["wal", "sustained", "recovery", "backup"])
+    p.add_argument("--only", choices=["wal", "sustained", "recovery", "backup", "multipart"])
     p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
     p.add_argument("--out", default=str(HERE / "results"), help="results directory")
     args = p.parse_args(argv)
@@ -993,7 +1038,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         bench.setup()
-        if args.only in (None, "wal", "sustained", "recovery"):
+        if args.only in (None, "wal", "sustained", "recovery", "multipart"):
             bench.start_s3()
         bench.run()
     except KeyboardInterrupt:
