@@ -63,6 +63,9 @@ class Repo:
                                    "secret_access_key": s3.secret_key, "uri_style": "path"}}
         else:
             raise ValueError(backend)
+        # Spools inside the workspace, so they go with it (the default is under /var/tmp).
+        base["push"] = {"spool": str(workspace.mkdir(f"{name}-push-spool"))}
+        base["fetch"] = {"spool": str(workspace.mkdir(f"{name}-fetch-spool"))}
         self.settings: dict[str, dict[str, object]] = {k: dict(v) for k, v in base.items()}
         self.update(settings or {})
 
