@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers.pg import free_port
+from helpers.pitr import start_primary
 from helpers.proc import PG_USER, chown_to, user_popen_kwargs
 from helpers.repo import Repo, wal_key
 
@@ -54,17 +55,6 @@ def pgbench_state(pg) -> tuple[str, ...]:
             pg.scalar("SELECT sum(abalance) FROM pgbench_accounts"),
             pg.scalar("SELECT count(*) FROM pgbench_history"),
             pg.scalar("SELECT count(*) || '/' || sum(id) || '/' || md5(string_agg(v, ',' ORDER BY id)) FROM t_ts"))
-
-
-def start_primary(workspace, repo: Repo, name="primary", **settings):
-    pg = workspace.cluster(name)
-    pg.initdb(checksums=True)
-    conf = dict(wal_level="replica", archive_mode="on", archive_command=repo.archive_command,
-                max_wal_size="1GB", checkpoint_timeout="30min")
-    conf.update(settings)
-    pg.configure(conf)
-    pg.start()
-    return pg
 
 
 def restore_backup(repo: Repo, label: str, datadir: Path, tablespace_dirs: dict[int, Path]) -> dict:
