@@ -220,6 +220,9 @@ PushOutcome archive_command(const Config& config, const std::string& path) {
       for (auto& w : t) w.join();
     }
   } join{workers};
+  // Alone, the segment is compressed by two zstd workers (about twice as fast on two cores); beside
+  // look-ahead pushes the cores are already busy, so each compresses in its own thread.
+  if (workers.empty()) repo.set_auto_threads(std::min(2, static_cast<int>(std::thread::hardware_concurrency())));
   PushOutcome outcome = push_wal(repo, path).outcome;
   if (!spool.empty()) prune_spool(spool, 24 * 3600);
   return outcome;

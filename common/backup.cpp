@@ -435,7 +435,8 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
   parallel = std::max(parallel, 1);
   uo.workers = parallel;
   uo.max_open = static_cast<std::size_t>(parallel) + 1;
-  uo.large_file_threads = (uo.encode.compression == Compression::Zstd && uo.encode.threads == 0 && parallel > 1)
+  uo.large_file_threads = (uo.encode.compression == Compression::Zstd && uo.encode.threads == 0 && parallel > 1 &&
+                           repo.config().compression.threads == Config::CompressionCfg::kAutoThreads)
                               ? parallel
                               : 0;
 

@@ -261,6 +261,9 @@ struct ObjectEncoder::Impl {
       if (opts.threads > 0) {
         // A libzstd built without threads refuses this; compressing in this thread is still correct.
         (void)ZSTD_CCtx_setParameter(zstd.get(), ZSTD_c_nbWorkers, opts.threads);
+        if (opts.job_size > 0) {
+          (void)ZSTD_CCtx_setParameter(zstd.get(), ZSTD_c_jobSize, static_cast<int>(opts.job_size));
+        }
       }
       if (encrypt) zbuf.resize(ZSTD_CStreamOutSize());
     }

@@ -38,6 +38,8 @@ struct EncodeOptions {
   Compression compression = Compression::Zstd;
   int level = 3;                     // zstd level (1..19; negative levels allowed by zstd)
   int threads = 0;                   // zstd worker threads; 0 = compress in the calling thread
+  std::size_t job_size = 0;          // with threads > 0: bytes per zstd job (0 = zstd's default); smaller
+                                     // jobs bound memory (each worker buffers about two jobs)
   const MasterKey* key = nullptr;    // nullptr: no encryption
   std::uint32_t chunk_size = kDefaultChunkSize;  // 1..kMaxChunkSize; used only when encrypting
 };

@@ -142,6 +142,13 @@ const std::map<std::string, Setter>& key_table() {
       c.compression.level = static_cast<int>(as_int(v, k, -7, 19));
     };
     t["compression.threads"] = [](Config& c, const RawValue& v, const std::string& k) {
+      if (v.text && *v.text == "auto") {
+        c.compression.threads = Config::CompressionCfg::kAutoThreads;
+        return;
+      }
+      if (!v.integer && !(v.text && !v.text->empty() && std::isdigit(static_cast<unsigned char>(v.text->front())))) {
+        bad(v, k, "\"auto\" or an integer between 0 and 64");
+      }
       c.compression.threads = static_cast<int>(as_int(v, k, 0, 64));
     };
     // encryption

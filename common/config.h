@@ -43,7 +43,10 @@ struct Config {
   struct CompressionCfg {
     Compression method = Compression::Zstd;
     int level = 3;
-    int threads = 0;  // zstd worker threads for one object (0: compress in the calling thread)
+    // zstd worker threads for one object: kAutoThreads ("auto": the tool decides, see
+    // Repository::encode_options), 0 (compress in the calling thread) or 1..64 workers.
+    int threads = kAutoThreads;
+    static constexpr int kAutoThreads = -1;
   } compression;
 
   struct EncryptionCfg {

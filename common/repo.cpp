@@ -243,6 +243,12 @@ EncodeOptions Repository::encode_options() {
   o.compression = config_.compression.method;
   o.level = config_.compression.level;
   o.threads = config_.compression.threads;
+  if (o.threads == Config::CompressionCfg::kAutoThreads) {
+    o.threads = auto_threads_;
+    // 1 MiB jobs: a 16 MiB segment still splits into enough jobs for every worker, and each worker
+    // buffers about two jobs, which keeps wal-push well under 32 MiB (zstd's default is 4x the window).
+    if (o.threads > 0) o.job_size = 1 << 20;
+  }
   o.key = write_key();
   return o;
 }

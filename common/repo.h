@@ -63,7 +63,10 @@ class Repository {
   const MasterKey* read_key();
   // The key for writing: nullptr when [encryption] method is "none". Creates the key record on first use.
   const MasterKey* write_key();
+  // What put_object encodes with. [compression] threads = "auto" means the auto_threads set here
+  // (default 0: the calling thread); a tool that encodes one object alone sets more (wal-push).
   EncodeOptions encode_options();
+  void set_auto_threads(int workers) { auto_threads_ = workers; }
 
   // Encodes everything `src` yields into `key` (committed atomically). Returns the plaintext digest.
   Digest put_object(const std::string& key, Source& src, const PutOptions& opts = {});
@@ -81,6 +84,7 @@ class Repository {
   std::optional<std::optional<Identity>> identity_;
   std::optional<MasterKey> key_;
   bool key_loaded_ = false;
+  int auto_threads_ = 0;
   bool key_verified_ = false;
   const MasterKey* load_key(bool create_record);
 };

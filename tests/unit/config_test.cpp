@@ -31,6 +31,7 @@ TEST(Config, DefaultsMatchTheDesign) {
   EXPECT_EQ(c.repository.path, "/var/lib/pgvault/repo");
   EXPECT_EQ(c.compression.method, Compression::Zstd);
   EXPECT_EQ(c.compression.level, 3);
+  EXPECT_EQ(c.compression.threads, Config::CompressionCfg::kAutoThreads);
   EXPECT_EQ(c.encryption.method, Encryption::None);
   EXPECT_EQ(c.push.parallel, 4);
   EXPECT_EQ(c.fetch.prefetch, 8);
@@ -108,6 +109,20 @@ TEST(Config, OverridesBeatEnvironmentBeatsFile) {
   ::unsetenv("AWS_ACCESS_KEY_ID");
   EXPECT_NE(config_error("", {{"compression.level", "x"}}).find("option compression.level"), std::string::npos);
   EXPECT_NE(config_error("", {{"nosuch.key", "1"}}).find("unknown key"), std::string::npos);
+}
+
+TEST(Config, CompressionThreadsAutoOrACount) {
+  EXPECT_EQ(parse_config("[compression]\nthreads = \"auto\"\n", "t", false).compression.threads,
+            Config::CompressionCfg::kAutoThreads);
+  EXPECT_EQ(parse_config("[compression]\nthreads = 0\n", "t", false).compression.threads, 0);
+  EXPECT_EQ(parse_config("", "t", false, {{"compression.threads", "4"}}).compression.threads, 4);
+  EXPECT_EQ(parse_config("", "t", false, {{"compression.threads", "auto"}}).compression.threads,
+            Config::CompressionCfg::kAutoThreads);
+  for (const char* bad : {"threads = -1", "threads = 65", "threads = \"many\"", "threads = true"}) {
+    std::string msg = config_error(std::string("[compression]\n") + bad + "\n");
+    EXPECT_NE(msg.find("line 2: threads must be"), std::string::npos) << bad << ": " << msg;
+  }
+  EXPECT_NE(config_error("", {{"compression.threads", "x"}}).find("\"auto\" or an integer"), std::string::npos);
 }
 
 TEST(Config, MissingExplicitFileIsAnError) {

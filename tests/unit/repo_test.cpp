@@ -116,6 +116,24 @@ TEST(Repository, StoredDigestReadsOnlyTheTrailer) {
   EXPECT_EQ(kind_of([&] { repo.stored_digest("missing"); }), ErrorKind::NotFound);
 }
 
+TEST(Repository, AutoCompressionThreadsAreTheToolsChoice) {
+  Config c;
+  ASSERT_EQ(c.compression.threads, Config::CompressionCfg::kAutoThreads);
+  Repository repo(std::make_unique<MemoryStorage>(), c);
+  EXPECT_EQ(repo.encode_options().threads, 0);  // nobody chose: the calling thread
+  repo.set_auto_threads(2);
+  EXPECT_EQ(repo.encode_options().threads, 2);
+  EXPECT_EQ(repo.encode_options().job_size, 1u << 20);  // bounded memory per worker
+  c.compression.threads = 0;                            // the operator's choice wins over the tool's
+  Repository fixed(std::make_unique<MemoryStorage>(), c);
+  fixed.set_auto_threads(2);
+  EXPECT_EQ(fixed.encode_options().threads, 0);
+  c.compression.threads = 3;
+  Repository three(std::make_unique<MemoryStorage>(), c);
+  EXPECT_EQ(three.encode_options().threads, 3);
+  EXPECT_EQ(three.encode_options().job_size, 0u);  // zstd's own job size
+}
+
 TEST(Manifest, JsonRoundTripAndListing) {
   Repository repo(std::make_unique<MemoryStorage>(), Config{});
   BackupManifest m;
