@@ -1,6 +1,6 @@
 #include "common/http.h"
 
-#include <curl/curl.h>
+#include "common/curl_api.h"
 
 #include <algorithm>
 #include <cstring>
@@ -54,7 +54,7 @@ size_t on_header(char* data, size_t size, size_t n, void* userp) {
 size_t on_write(char* data, size_t size, size_t n, void* userp) {
   auto* t = static_cast<Transfer*>(userp);
   long status = 0;
-  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_api().easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
   const size_t len = size * n;
   if (status >= 200 && status < 300) {
     if (t->on_body != nullptr && *t->on_body) {
@@ -94,15 +94,6 @@ int on_progress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return (t->req->cancel != nullptr && t->req->cancel->load()) ? 1 : 0;
 }
 
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      throw Error(ErrorKind::Internal, "curl_global_init failed");
-    }
-  });
-}
-
 }  // namespace
 
 std::string HttpResponse::header(std::string_view lower_name) const {
@@ -117,79 +108,79 @@ bool HttpResponse::has_header(std::string_view lower_name) const {
 }
 
 HttpClient::HttpClient(HttpSettings settings) : settings_(std::move(settings)) {
-  global_init();
-  curl_ = curl_easy_init();
+  curl_ = curl_api().easy_init();
   if (curl_ == nullptr) throw Error(ErrorKind::Internal, "curl_easy_init failed");
 }
 
-HttpClient::~HttpClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+HttpClient::~HttpClient() { curl_api().easy_cleanup(static_cast<CURL*>(curl_)); }
 
 HttpResponse HttpClient::perform(const HttpRequest& req, const BodyCallback& on_body) {
+  const CurlApi& api = curl_api();
   CURL* c = static_cast<CURL*>(curl_);
   // Reset options but keep the connection cache, so the next request reuses the connection.
-  curl_easy_reset(c);
+  api.easy_reset(c);
   HttpResponse resp;
   Transfer t{c, &req, &on_body, &resp, 0, nullptr};
   char errbuf[CURL_ERROR_SIZE] = {0};
 
-  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "pgvault/" PGVAULT_VERSION);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, settings_.connect_timeout_s);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, settings_.low_speed_limit);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, settings_.low_speed_time_s);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, settings_.request_timeout_s);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, settings_.verify_tls ? 1L : 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, settings_.verify_tls ? 2L : 0L);
-  if (!settings_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
+  api.easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  api.easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+  api.easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  api.easy_setopt(c, CURLOPT_USERAGENT, "pgvault/" PGVAULT_VERSION);
+  api.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  api.easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  api.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, settings_.connect_timeout_s);
+  api.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, settings_.low_speed_limit);
+  api.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, settings_.low_speed_time_s);
+  api.easy_setopt(c, CURLOPT_TIMEOUT, settings_.request_timeout_s);
+  api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, settings_.verify_tls ? 1L : 0L);
+  api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, settings_.verify_tls ? 2L : 0L);
+  if (!settings_.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
 
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+  api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  api.easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  api.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+  api.easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  api.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  api.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  api.easy_setopt(c, CURLOPT_XFERINFODATA, &t);
 
   if (req.method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    api.easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (req.method == "PUT") {
-    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    api.easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    api.easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
   } else if (req.method == "POST") {
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    api.easy_setopt(c, CURLOPT_POST, 1L);
+    api.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
   } else if (req.method != "GET") {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    api.easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
   if (req.method == "PUT" || req.method == "POST") {
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(c, CURLOPT_READDATA, &t);
-    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-    curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
+    api.easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+    api.easy_setopt(c, CURLOPT_READDATA, &t);
+    api.easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+    api.easy_setopt(c, CURLOPT_SEEKDATA, &t);
   }
 
   struct curl_slist* list = nullptr;
-  for (const auto& [k, v] : req.headers) list = curl_slist_append(list, (k + ": " + v).c_str());
-  list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
+  for (const auto& [k, v] : req.headers) list = api.slist_append(list, (k + ": " + v).c_str());
+  list = api.slist_append(list, "Expect:");  // no 100-continue round trip
   const bool has_type = std::any_of(req.headers.begin(), req.headers.end(),
                                     [](const auto& h) { return lower(h.first) == "content-type"; });
-  if (req.method == "POST" && !has_type) list = curl_slist_append(list, "Content-Type:");
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+  if (req.method == "POST" && !has_type) list = api.slist_append(list, "Content-Type:");
+  api.easy_setopt(c, CURLOPT_HTTPHEADER, list);
 
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(list);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+  CURLcode rc = api.easy_perform(c);
+  api.slist_free_all(list);
+  api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   // The error buffer is owned by this frame: detach it from the handle.
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+  api.easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
   if (t.error) std::rethrow_exception(t.error);
   resp.curl_code = static_cast<int>(rc);
-  if (rc != CURLE_OK) resp.curl_error = errbuf[0] != 0 ? errbuf : curl_easy_strerror(rc);
+  if (rc != CURLE_OK) resp.curl_error = errbuf[0] != 0 ? errbuf : api.easy_strerror(rc);
   return resp;
 }
 

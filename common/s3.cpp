@@ -1,6 +1,6 @@
 #include "common/s3.h"
 
-#include <curl/curl.h>
+#include "common/curl_api.h"
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -373,7 +373,7 @@ std::optional<ObjectInfo> S3Storage::head(const std::string& key) {
   if (!ok) throw Error(ErrorKind::Transient, "s3 head " + where(full_key(key)) + ": no content-length");
   std::string lm = r->header("last-modified");
   if (!lm.empty()) {
-    std::time_t t = curl_getdate(lm.c_str(), nullptr);
+    std::time_t t = curl_api().getdate(lm.c_str(), nullptr);
     info.mtime = t > 0 ? t : 0;
   }
   return info;
