@@ -257,7 +257,8 @@ Digest Repository::put_object(const std::string& key, Source& src, const PutOpti
   EncodeOptions eo = encode_options();
   auto writer = storage_->put(key, opts);
   ObjectEncoder enc(*writer, eo);
-  pump(src, enc);  // finish() writes the trailer and commits the writer
+  // 256 KiB reads: several objects are encoded at once by look-ahead, and each read buffer counts.
+  pump(src, enc, 256 << 10);  // finish() writes the trailer and commits the writer
   return enc.digest();
 }
 
