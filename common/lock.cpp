@@ -7,6 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <ctime>
 
 #include "common/crypto.h"
@@ -25,6 +28,12 @@ std::string host_name() {
   return buf;
 }
 
+
+std::string record_text(const std::string& tool, std::int64_t now, const std::string& token) {
+  json record = {{"tool", tool}, {"host", host_name()}, {"pid", static_cast<std::int64_t>(::getpid())},
+                 {"time", now}, {"time_iso", format_utc(now)}, {"token", token}};
+  return record.dump(2) + "\n";
+}
 
 std::optional<LockHolder> parse_holder(const Bytes& data) {
   try {
@@ -78,9 +87,7 @@ RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name
   Bytes rnd(16);
   random_bytes(rnd);
   const std::string token = to_hex(rnd);
-  json record = {{"tool", opts.tool}, {"host", me}, {"pid", static_cast<std::int64_t>(::getpid())},
-                 {"time", opts.now}, {"time_iso", format_utc(opts.now)}, {"token", token}};
-  const std::string text = record.dump(2) + "\n";
+  const std::string text = record_text(opts.tool, opts.now, token);
 
   std::optional<LockHolder> taken_over;
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -114,7 +121,7 @@ RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name
                                            " was taken by " + (holder ? describe_holder(*holder) : "another process") +
                                            " at the same moment; run again later");
     }
-    RepositoryLock lock(&storage, key, token);
+    RepositoryLock lock(&storage, key, token, opts.tool, opts.now);
     lock.taken_over_ = taken_over;
     return lock;
   }
@@ -122,13 +129,75 @@ RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name
                                        " changes hands too fast; run again later");
 }
 
+struct RepositoryLock::Heartbeat {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread thread;
+};
+
+RepositoryLock::RepositoryLock(Storage* storage, std::string key, std::string token, std::string record_tool,
+                               std::int64_t now)
+    : storage_(storage), key_(std::move(key)), token_(std::move(token)), tool_(std::move(record_tool)),
+      acquired_at_(now) {}
+
 RepositoryLock::RepositoryLock(RepositoryLock&& other) noexcept
     : storage_(other.storage_), key_(std::move(other.key_)), token_(std::move(other.token_)),
-      taken_over_(std::move(other.taken_over_)) {
+      tool_(std::move(other.tool_)), acquired_at_(other.acquired_at_), taken_over_(std::move(other.taken_over_)),
+      heartbeat_(std::move(other.heartbeat_)) {
   other.storage_ = nullptr;
 }
 
+void RepositoryLock::refresh(std::int64_t now) {
+  if (!storage_) throw Error(ErrorKind::Internal, "refresh of a released lock " + key_);
+  bool unparsable = false;
+  auto holder = read_holder(*storage_, key_, unparsable);
+  if (!holder || unparsable || holder->token != token_) {
+    throw Error(ErrorKind::Conflict, "lock " + key_ + " is no longer ours (now " +
+                                         (!holder ? std::string("deleted")
+                                                  : unparsable ? std::string("an unreadable record")
+                                                               : "held by " + describe_holder(*holder)) +
+                                         ")");
+  }
+  const std::string text = record_text(tool_, now, token_);
+  write_all(*storage_, key_, as_bytes(text), PutOptions{.if_absent = false, .size = text.size()});
+}
+
+void RepositoryLock::keep_fresh(std::chrono::milliseconds every) {
+  if (!storage_ || heartbeat_) return;
+  heartbeat_ = std::make_unique<Heartbeat>();
+  Heartbeat* hb = heartbeat_.get();  // on the heap: stays put when the lock is moved
+  const auto start = std::chrono::steady_clock::now();
+  hb->thread = std::thread([this_storage = storage_, key = key_, token = token_, tool = tool_,
+                            at = acquired_at_, hb, start, every] {
+    // A lock object of its own, refreshed in place; it never releases (storage_ is cleared below).
+    RepositoryLock self(this_storage, key, token, tool, at);
+    std::unique_lock lk(hb->mu);
+    while (!hb->cv.wait_for(lk, every, [hb] { return hb->stop; })) {
+      auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+      try {
+        self.refresh(at + elapsed.count());
+      } catch (const std::exception& e) {
+        spdlog::warn("could not refresh lock {}: {}", key, e.what());
+      }
+    }
+    self.storage_ = nullptr;
+  });
+}
+
+void RepositoryLock::stop_heartbeat() {
+  if (!heartbeat_) return;
+  {
+    std::lock_guard lk(heartbeat_->mu);
+    heartbeat_->stop = true;
+  }
+  heartbeat_->cv.notify_all();
+  heartbeat_->thread.join();
+  heartbeat_.reset();
+}
+
 RepositoryLock::~RepositoryLock() {
+  stop_heartbeat();
   if (!storage_) return;
   try {
     release();
@@ -138,6 +207,7 @@ RepositoryLock::~RepositoryLock() {
 }
 
 void RepositoryLock::release() {
+  stop_heartbeat();
   if (!storage_) return;
   Storage* s = storage_;
   storage_ = nullptr;

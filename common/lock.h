@@ -4,7 +4,8 @@
 // Contract:
 // - acquire() creates the object and returns the lock; when it exists and is not stale, it throws
 //   ErrorKind::Conflict with a message naming the holder (tool, host, pid, since when) and the key.
-// - A lock is stale when it is older than `stale_after` seconds, or when it was taken on this host by a
+// - A lock is stale when its record time (set at acquire, advanced by refresh/keep_fresh) is `stale_after`
+//   seconds old or more, or when it was taken on this host by a
 //   process that no longer exists (a crashed run: no need to wait). A stale lock is taken over: removed,
 //   then created again with if_absent; the lock is read back and must carry our token, so of two
 //   processes taking over at once, at most one wins on the fs backend (O_EXCL). On an S3 store without
@@ -16,6 +17,7 @@
 //   its storage mtime.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -50,17 +52,28 @@ class RepositoryLock {
 
   // Removes the lock object (if still ours). Throws on storage failure.
   void release();
+  // Rewrites the record with time = now (same token), so a run longer than stale_after is not taken
+  // over. Throws Conflict when the lock is no longer ours.
+  void refresh(std::int64_t now);
+  // Refreshes from a background thread every `every` until release(), with time = the acquire()
+  // time plus the elapsed time. A failed refresh is logged (the run goes on; the lock may then be
+  // taken over, which release() notices).
+  void keep_fresh(std::chrono::milliseconds every);
   const std::string& key() const { return key_; }
   // The lock that was taken over, when acquire() took over a stale one.
   const std::optional<LockHolder>& taken_over() const { return taken_over_; }
 
  private:
-  RepositoryLock(Storage* storage, std::string key, std::string token)
-      : storage_(storage), key_(std::move(key)), token_(std::move(token)) {}
+  struct Heartbeat;
+  RepositoryLock(Storage* storage, std::string key, std::string token, std::string record_tool, std::int64_t now);
+  void stop_heartbeat();
   Storage* storage_ = nullptr;
   std::string key_;
   std::string token_;
+  std::string tool_;
+  std::int64_t acquired_at_ = 0;
   std::optional<LockHolder> taken_over_;
+  std::unique_ptr<Heartbeat> heartbeat_;
 };
 
 // "retention-prune on host db1 pid 4711 since 2026-11-21T16:41:00Z"

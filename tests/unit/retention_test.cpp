@@ -3,12 +3,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include <gtest/gtest.h>
 
 #include "common/errors.h"
 #include "common/lock.h"
+#include "common/storage_fs.h"
 #include "tests/unit/test_support.h"
 
 namespace pgvault {
@@ -613,6 +617,40 @@ TEST(RepositoryLockTest, StaleLocksAreTakenOver) {
   auto lock = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0 + 1});
   ASSERT_TRUE(lock.taken_over());
   EXPECT_EQ(lock.taken_over()->pid, child);
+}
+
+TEST(RepositoryLockTest, KeptFreshDuringALongRun) {
+  testing::TempDir dir;
+  auto st = make_fs_storage(dir.path() + "/repo");  // thread-safe, unlike MemoryStorage
+  auto lock = RepositoryLock::acquire(*st, "retention", LockOptions{"retention-prune", 3600, kT0});
+  lock.keep_fresh(std::chrono::milliseconds(20));
+  std::int64_t seen = kT0;
+  for (int i = 0; i < 300 && seen < kT0 + 2; ++i) {  // up to 3 s of real time
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto j = nlohmann::json::parse(read_all(*st, "locks/retention"));
+    seen = j.at("time").get<std::int64_t>();
+    EXPECT_EQ(j.at("tool"), "retention-prune");
+  }
+  EXPECT_GE(seen, kT0 + 2);
+  // An hour after the original time the refreshed lock is not stale yet.
+  EXPECT_THROW(RepositoryLock::acquire(*st, "retention", LockOptions{"retention-prune", 3600, kT0 + 3600}), Error);
+  lock.release();  // stops the heartbeat, then deletes
+  EXPECT_FALSE(st->head("locks/retention"));
+}
+
+TEST(RepositoryLockTest, RefreshAfterATakeoverIsRefused) {
+  testing::MemoryStorage st;
+  auto old = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0});
+  auto now = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0 + 7200});
+  try {
+    old.refresh(kT0 + 7201);
+    FAIL() << "refreshed a lock that is no longer ours";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+    EXPECT_NE(std::string(e.what()).find("no longer ours"), std::string::npos) << e.what();
+  }
+  now.refresh(kT0 + 7300);
+  EXPECT_EQ(nlohmann::json::parse(read_all(st, "locks/retention")).at("time"), kT0 + 7300);
 }
 
 TEST(RepositoryLockTest, UnparsableLockIsHeldUntilStale) {

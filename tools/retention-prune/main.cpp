@@ -7,6 +7,7 @@
 //                                            ("manifest-delete", "bundles-delete", "wal-delete")
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
   app.add_option("--min-full-backups", min_full, "never fewer full backups than this")->type_name("N");
   app.add_option("--incomplete-grace", grace, "incomplete backups older than this are deleted (default 24h)")
       ->type_name("DURATION");
-  app.add_option("--stale-lock-timeout", stale, "take over a lock older than this (default 1h)")
+  app.add_option("--stale-lock-timeout", stale, "take over a lock not refreshed for this long (default 1h; a running prune refreshes its lock every third of it)")
       ->type_name("DURATION");
   pgvault::add_common_options(app, common);
   return pgvault::run_tool({"retention-prune", exit_code}, app, argc, argv, [&] {
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
     if (!dry_run && initialised) {
       lock.emplace(pgvault::RepositoryLock::acquire(repo.storage(), "retention",
                                                     {"retention-prune", stale_after, now}));
+      // A long run (many deletes on a slow store) must not look stale to the next retention-prune.
+      lock->keep_fresh(std::chrono::seconds(std::max<std::int64_t>(1, stale_after / 3)));
     }
     pgvault::Inventory inv = pgvault::load_inventory(repo);
     pgvault::RetentionPlan plan = pgvault::plan_retention(inv, policy, now, pgvault::scan_retention_extras(repo));
