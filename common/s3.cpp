@@ -519,6 +519,7 @@ class S3Reader final : public Source {
     if (!etag_.empty()) call.headers.emplace_back("if-match", etag_);
     const std::uint64_t cap = want;
     call.reset = [&] { chunk_.clear(); };
+    chunk_.reserve(want);  // one allocation: growing by doubling would briefly hold two copies
     call.on_body = [&](ByteView b) {
       if (chunk_.size() + b.size() > cap) {
         throw Error(ErrorKind::Internal, "s3 get " + s_.where(full_) + ": server sent more than the range asked");
@@ -600,7 +601,13 @@ std::unique_ptr<Source> S3Storage::get(const std::string& key, std::optional<Byt
 class S3Writer final : public ObjectWriter {
  public:
   S3Writer(S3Storage& s, std::string full, PutOptions opts)
-      : s_(s), o_(s.options()), full_(std::move(full)), opts_(opts) {}
+      : s_(s), o_(s.options()), full_(std::move(full)), opts_(opts) {
+    // An object announced small enough for one PUT is buffered in one allocation (pages are only
+    // touched as bytes arrive): growing by doubling would briefly hold two copies of it.
+    if (opts_.size && *opts_.size <= o_.multipart_threshold) {
+      buf_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*opts_.size + (64 << 10), o_.multipart_threshold + 1)));
+    }
+  }
 
   ~S3Writer() override {
     if (!done_) abort();
