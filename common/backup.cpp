@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include <thread>
 
 #include "common/backup_bundles.h"
+#include "common/crc32c.h"
 #include "common/crypto.h"
 #include "common/errors.h"
 #include "common/format.h"
@@ -151,14 +154,14 @@ class Receiver final : public TarHandler {
     cur_.offset = offset_;
     in_file_ = true;
     received_ = 0;
-    hasher_ = std::make_unique<Sha256>();
+    crc_ = Crc32c{};
     capture_ = tablespace_ == 0 && (e.path == "backup_label" || e.path == "tablespace_map");
     captured_.clear();
   }
 
   void entry_data(ByteView d) override {
     if (!in_file_) return;  // content of a skipped entry
-    hasher_->update(d);
+    crc_.update(d);
     bundles_.write(d);
     if (capture_) captured_.append(reinterpret_cast<const char*>(d.data()), d.size());
     offset_ += d.size();
@@ -173,8 +176,7 @@ class Receiver final : public TarHandler {
       throw Error(ErrorKind::Corruption, archive_ + ": " + cur_.path + " ended after " + std::to_string(received_) +
                                              " of " + std::to_string(cur_.size) + " bytes");
     }
-    Sha256Digest d = hasher_->final();
-    cur_.sha256 = to_hex(d);
+    cur_.crc32c = crc_.hex();
     if (capture_) {
       if (cur_.path == "backup_label") m_.backup_label = captured_;
       else m_.tablespace_map = captured_;
@@ -198,7 +200,7 @@ class Receiver final : public TarHandler {
   bool in_file_ = false;
   ManifestFile cur_;
   std::uint64_t received_ = 0;
-  std::unique_ptr<Sha256> hasher_;
+  Crc32c crc_;
   bool capture_ = false;
   std::string captured_;
   std::uint64_t bytes_ = 0;
@@ -298,6 +300,28 @@ BackupOptions backup_options_from_config(const Config& config) {
   return o;
 }
 
+namespace {
+
+// Our text form (crc32c_hex(): the value, most significant digit first) as PostgreSQL's backup_manifest
+// prints it: the 4 bytes of its uint32 pg_crc32c in the server's memory order, each as 2 hex digits
+// (pg_verifybackup compares those bytes with its own value in memory). On a little-endian server
+// 0xe3069283 is "839206e3".
+std::string crc32c_as_server_prints(const std::string& ours, std::endian order) {
+  if (ours.size() != 8 || order == std::endian::big) return ours;
+  return ours.substr(6, 2) + ours.substr(4, 2) + ours.substr(2, 2) + ours.substr(0, 2);
+}
+
+// The server's byte order is its own (the client may be another machine): a little-endian server is
+// the rule, but a big-endian one (s390x) prints the value in its natural order, so both are accepted.
+// Accepting the byte-swapped value too costs one bit of the 32 against a random corruption.
+bool server_crc32c_matches(std::string server, const std::string& ours) {
+  for (char& c : server) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ours.size() == 8 && (server == crc32c_as_server_prints(ours, std::endian::little) ||
+                              server == crc32c_as_server_prints(ours, std::endian::big));
+}
+
+}  // namespace
+
 void verify_server_manifest(const std::string& text, const std::vector<ManifestFile>& files) {
   json j;
   try {
@@ -347,10 +371,12 @@ void verify_server_manifest(const std::string& text, const std::vector<ManifestF
     if (it->second.size != f.size) {
       problems.push_back(path + " has " + std::to_string(f.size) + " bytes, the server's manifest says " +
                          std::to_string(it->second.size));
-    } else if (it->second.algorithm != "SHA256") {
-      problems.push_back(path + ": the server's manifest has no SHA256 checksum (" + it->second.algorithm + ")");
-    } else if (it->second.checksum != f.sha256) {
-      problems.push_back(path + " SHA-256 " + f.sha256 + " differs from the server's manifest " + it->second.checksum);
+    } else if (it->second.algorithm != "CRC32C") {
+      problems.push_back(path + ": the server's manifest has no CRC32C checksum (" + it->second.algorithm + ")");
+    } else if (!server_crc32c_matches(it->second.checksum, f.crc32c)) {
+      problems.push_back(path + " CRC-32C " + f.crc32c + " differs from the server's manifest " + it->second.checksum +
+                         " (PostgreSQL prints the bytes of the value as they lie in its memory: " +
+                         crc32c_as_server_prints(f.crc32c, std::endian::little) + " on a little-endian server)");
     }
   }
   for (const auto& [path, e] : server) {
@@ -455,7 +481,7 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
     // 2. BASE_BACKUP and the stream.
     std::string cmd = "BASE_BACKUP ( LABEL " + sql_quote("pgvault " + label) + ", PROGRESS, CHECKPOINT " +
                       sql_quote(opts.checkpoint) +
-                      ", WAIT false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', TABLESPACE_MAP, TARGET 'client' )";
+                      ", WAIT false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TABLESPACE_MAP, TARGET 'client' )";
     spdlog::debug("{}", cmd);
     progress.set_phase(opts.checkpoint == "fast" ? "waiting for checkpoint" : "waiting for a spread checkpoint");
     conn.send(cmd);

@@ -4,11 +4,12 @@
 //  1. Connects in physical replication mode (pgconn.h), runs IDENTIFY_SYSTEM and checks the server:
 //     version 15 or newer, wal_level not minimal, archive_mode not off. The repository's identity must
 //     name the same database system (created on first use).
-//  2. Runs BASE_BACKUP (PostgreSQL 15 syntax, TARGET 'client', WAIT false, TABLESPACE_MAP, a SHA-256
-//     backup manifest) and splits the tar archives of the CopyData stream (tar.h) into files, which are
-//     packed into bundles and uploaded in parallel (backup_bundles.h), each file's SHA-256 computed on
-//     the way. backup_label and tablespace_map are stored as files and copied into the manifest.
-//  3. Checks every received file against the server's backup_manifest (size and SHA-256).
+//  2. Runs BASE_BACKUP (PostgreSQL 15 syntax, TARGET 'client', WAIT false, TABLESPACE_MAP, a backup
+//     manifest with CRC-32C checksums) and splits the tar archives of the CopyData stream (tar.h) into
+//     files, which are packed into bundles and uploaded in parallel (backup_bundles.h), each file's
+//     CRC-32C computed on the way (crc32c.h; the bundles' SHA-256 is the object codec's).
+//     backup_label and tablespace_map are stored as files and copied into the manifest.
+//  3. Checks every received file against the server's backup_manifest (size and CRC-32C).
 //  4. Waits until the stop segment (the segment holding the last byte before the stop LSN) is in the
 //     repository: PostgreSQL switches to a new segment at the end of a backup taken on a primary, so it
 //     is archived promptly by archive_command. On a standby there is no switch: the segment arrives when
@@ -62,8 +63,9 @@ std::string backup_summary_line(const BackupResult& r);
 std::string backup_summary_json(const BackupResult& r);
 
 // Checks the files of a backup against the server's backup_manifest text (PostgreSQL's JSON format,
-// SHA256 checksums): same set of paths (tablespace files as "pg_tblspc/<oid>/<path>"), sizes and
-// digests, and the manifest's own checksum. Throws Corruption naming the first differences.
+// CRC32C checksums, compared with ManifestFile::crc32c): same set of paths (tablespace files as
+// "pg_tblspc/<oid>/<path>"), sizes and checksums, and the manifest's own checksum (SHA-256). Throws
+// Corruption naming the first differences (file, our value, the server's).
 void verify_server_manifest(const std::string& manifest_text, const std::vector<ManifestFile>& files);
 
 // "16MB", "1GB", "64kB" (PostgreSQL's unit spelling) -> bytes; throws InvalidInput.

@@ -82,7 +82,8 @@ class CountingSink final : public Sink {
   Bytes header;
 };
 
-// Splits a bundle's plaintext by the manifest's offsets and checks each file's SHA-256 (reads only).
+// Splits a bundle's plaintext by the manifest's offsets and checks each file's checksum (CRC-32C, or
+// SHA-256 in format 1 manifests) (reads only).
 class FileCheckSink final : public Sink {
  public:
   FileCheckSink(std::vector<const ManifestFile*> files, std::vector<std::string>& problems)
@@ -102,7 +103,7 @@ class FileCheckSink final : public Sink {
         d = d.subspan(n);
         continue;
       }
-      if (!hash_) hash_ = std::make_unique<Sha256>();
+      if (!hash_) hash_ = std::make_unique<FileChecksum>(f);
       std::uint64_t n = std::min<std::uint64_t>(f.offset + f.size - pos_, d.size());
       hash_->update(d.first(n));
       pos_ += n;
@@ -123,16 +124,14 @@ class FileCheckSink final : public Sink {
   std::vector<std::string>& problems_;
   std::size_t idx_ = 0;
   std::uint64_t pos_ = 0, size_ = 0;
-  std::unique_ptr<Sha256> hash_;
+  std::unique_ptr<FileChecksum> hash_;
   void settle_empty() {
     while (idx_ < files_.size() && files_[idx_]->size == 0 && pos_ >= files_[idx_]->offset) close();
   }
   void close() {
-    if (!hash_) hash_ = std::make_unique<Sha256>();
-    std::string got = to_hex(hash_->final());
-    if (got != files_[idx_]->sha256) {
-      problems_.push_back("file " + files_[idx_]->path + ": SHA-256 " + got + ", manifest says " + files_[idx_]->sha256);
-    }
+    if (!hash_) hash_ = std::make_unique<FileChecksum>(*files_[idx_]);
+    std::string mismatch = hash_->mismatch();
+    if (!mismatch.empty()) problems_.push_back("file " + files_[idx_]->path + ": " + mismatch);
     hash_.reset();
     ++idx_;
   }

@@ -47,9 +47,9 @@ struct VerifyOptions {
 };
 
 // Reads every object through the decoder (digests, AEAD tags), checks every file of every backup against
-// its manifest SHA-256, bundle sizes and digests, WAL segment headers (system identifier, position), and
-// WAL continuity from each backup's start across timeline switches to the end of every timeline that
-// descends from it. Problems are collected, not thrown; storage failures (Transient, Io, Auth) throw.
+// its manifest checksum (CRC-32C; SHA-256 in format 1 manifests), bundle sizes and digests, WAL segment
+// headers (system identifier, position), and WAL continuity from each backup's start across timeline
+// switches to the end of every timeline that descends from it. Problems are collected, not thrown; storage failures (Transient, Io, Auth) throw.
 VerifyReport verify_repository(Repository& repo, const Inventory& inv, const VerifyOptions& opts);
 
 // `verify` may be null (no --verify).

@@ -7,11 +7,55 @@
 #include <map>
 #include <set>
 
+#include "common/crypto.h"
 #include "common/errors.h"
 
 namespace pgvault {
 
 using nlohmann::json;
+
+namespace {
+
+// `digits` hex digits, returned in lowercase; else a Corruption error naming the file.
+std::string checked_hex(std::string v, std::size_t digits, const std::string& what, const std::string& path,
+                        const char* field) {
+  bool ok = v.size() == digits;
+  for (char& c : v) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  }
+  if (!ok) {
+    throw Error(ErrorKind::Corruption, what + ": malformed manifest (file " + path + ": \"" + field + "\" is not " +
+                                           std::to_string(digits) + " hex digits)");
+  }
+  return v;
+}
+
+}  // namespace
+
+FileChecksum::FileChecksum(const ManifestFile& f) : f_(f) {
+  if (!f.crc32c.empty()) crc_.emplace();
+  if (!f.sha256.empty() || f.crc32c.empty()) sha_ = std::make_unique<Sha256>();
+}
+
+FileChecksum::~FileChecksum() = default;
+
+void FileChecksum::update(ByteView data) {
+  if (crc_) crc_->update(data);
+  if (sha_) sha_->update(data);
+}
+
+std::string FileChecksum::mismatch() {
+  if (crc_) {
+    std::string got = crc_->hex();
+    if (got != f_.crc32c) return "CRC-32C " + got + ", manifest says " + f_.crc32c;
+  }
+  if (sha_) {
+    std::string got = to_hex(sha_->final());
+    if (got != f_.sha256) return "SHA-256 " + got + ", manifest says " + (f_.sha256.empty() ? "nothing" : f_.sha256);
+  }
+  return "";
+}
 
 std::string BackupManifest::to_json() const {
   json j;
@@ -47,14 +91,15 @@ std::string BackupManifest::to_json() const {
   }
   j["files"] = json::array();
   for (const auto& f : files) {
-    j["files"].push_back({{"path", f.path},
-                          {"tablespace", f.tablespace},
-                          {"size", f.size},
-                          {"mode", f.mode},
-                          {"mtime", f.mtime},
-                          {"sha256", f.sha256},
-                          {"bundle", f.bundle},
-                          {"offset", f.offset}});
+    json e = {{"path", f.path},         {"tablespace", f.tablespace}, {"size", f.size},
+              {"mode", f.mode},         {"mtime", f.mtime},           {"bundle", f.bundle},
+              {"offset", f.offset}};
+    if (!f.crc32c.empty()) e["crc32c"] = f.crc32c;
+    if (!f.sha256.empty()) e["sha256"] = f.sha256;  // an entry read from a format 1 manifest
+    if (f.crc32c.empty() && f.sha256.empty()) {
+      throw Error(ErrorKind::Internal, "manifest of " + label + ": file " + f.path + " has no checksum");
+    }
+    j["files"].push_back(std::move(e));
   }
   return j.dump(1) + "\n";
 }
@@ -104,7 +149,13 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
       mf.size = f.at("size").get<std::uint64_t>();
       mf.mode = f.at("mode").get<std::uint32_t>();
       mf.mtime = f.at("mtime").get<std::int64_t>();
-      mf.sha256 = f.at("sha256").get<std::string>();
+      // Format 2 writes "crc32c", format 1 wrote "sha256": verify with whichever the entry has.
+      if (f.contains("crc32c")) mf.crc32c = checked_hex(f["crc32c"].get<std::string>(), 8, what, mf.path, "crc32c");
+      if (f.contains("sha256")) mf.sha256 = checked_hex(f["sha256"].get<std::string>(), 64, what, mf.path, "sha256");
+      if (mf.crc32c.empty() && mf.sha256.empty()) {
+        throw Error(ErrorKind::Corruption,
+                    what + ": malformed manifest (file " + mf.path + " has no checksum: neither \"crc32c\" nor \"sha256\")");
+      }
       mf.bundle = f.at("bundle").get<std::uint64_t>();
       mf.offset = f.at("offset").get<std::uint64_t>();
       m.files.push_back(std::move(mf));

@@ -4,19 +4,25 @@
 // Data layout: the files of a backup are packed into bundles (backups/<label>/bundle-NNNNNN). A bundle's
 // plaintext is the concatenation of whole files, in manifest order; a file larger than the bundle size
 // gets a bundle of its own. Each file records (bundle, offset, size) inside the bundle's plaintext and
-// its own SHA-256, so a restore verifies every file as well as every bundle.
+// its own CRC-32C (the same checksum as the server's backup_manifest), so a restore verifies every file
+// as well as every bundle (whose SHA-256 the object codec checks). Manifests written by pgvault before
+// format 2 carry a per-file SHA-256 instead; they are still read and verified with it.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "common/crc32c.h"
 
 #include "common/repo.h"
 
 namespace pgvault {
 
-inline constexpr int kManifestFormat = 1;
+// 1: per-file "sha256"; 2: per-file "crc32c". Readers accept both.
+inline constexpr int kManifestFormat = 2;
 
 struct ManifestFile {
   std::string path;              // relative to the data directory, or to the tablespace for tablespace files
@@ -24,9 +30,31 @@ struct ManifestFile {
   std::uint64_t size = 0;
   std::uint32_t mode = 0600;
   std::int64_t mtime = 0;
-  std::string sha256;            // hex of the file's content
+  std::string crc32c;            // CRC-32C of the content: crc32c_hex() (8 hex digits, big-endian value)
   std::uint64_t bundle = 0;      // bundle index
   std::uint64_t offset = 0;      // byte offset of the file in the bundle's plaintext
+  std::string sha256;            // hex SHA-256 of the content: only in entries of format 1 manifests
+};
+
+class Sha256;
+
+// Checks a file's content against its manifest entry, with whichever checksum the entry has (CRC-32C,
+// or SHA-256 for an entry of a format 1 manifest; both when it has both).
+class FileChecksum {
+ public:
+  explicit FileChecksum(const ManifestFile& f);
+  ~FileChecksum();
+  FileChecksum(const FileChecksum&) = delete;
+  FileChecksum& operator=(const FileChecksum&) = delete;
+  void update(ByteView data);
+  // Call once, after the last update(): "" when the content matches, else e.g.
+  // "CRC-32C 1a2b3c4d, manifest says e3069283" (computed value first).
+  std::string mismatch();
+
+ private:
+  const ManifestFile& f_;
+  std::optional<Crc32c> crc_;
+  std::unique_ptr<Sha256> sha_;
 };
 
 struct ManifestDirectory {

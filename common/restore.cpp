@@ -245,7 +245,7 @@ class BundleSplitter final : public Sink {
   bool open_ = false;
   Fd fd_;
   std::string path_;
-  std::unique_ptr<Sha256> hash_;
+  std::unique_ptr<FileChecksum> hash_;
 
   void settle_empty_files() {
     while (idx_ < files_.size() && files_[idx_]->size == 0 && pos_ >= files_[idx_]->offset) {
@@ -255,7 +255,7 @@ class BundleSplitter final : public Sink {
   }
 
   void open_file(const ManifestFile& f) {
-    hash_ = std::make_unique<Sha256>();
+    hash_ = std::make_unique<FileChecksum>(f);
     open_ = true;
     if (skipped_file(f)) {
       path_.clear();
@@ -273,10 +273,9 @@ class BundleSplitter final : public Sink {
   }
 
   void close_file(const ManifestFile& f) {
-    std::string got = to_hex(hash_->final());
-    if (got != f.sha256) {
-      throw Error(ErrorKind::Corruption, "file " + f.path + " fails verification: SHA-256 " + got +
-                                             ", manifest says " + f.sha256);
+    std::string mismatch = hash_->mismatch();  // CRC-32C (SHA-256 in format 1 manifests)
+    if (!mismatch.empty()) {
+      throw Error(ErrorKind::Corruption, "file " + f.path + " fails verification: " + mismatch);
     }
     if (fd_) {
       if (::fchmod(fd_.get(), f.mode & 07777) != 0) throw errno_error("chmod " + path_, errno);

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/backup_bundles.h"
+#include "common/crc32c.h"
 #include "common/crypto.h"
 #include "test_support.h"
 
@@ -12,15 +13,25 @@ namespace pgvault {
 namespace {
 
 std::string hex_of(const std::string& s) { return to_hex(sha256(as_bytes(s))); }
+// Our manifest's form: the value, most significant digit first.
+std::string crc_of(const std::string& s) { return crc32c_hex(crc32c(as_bytes(s))); }
+// PostgreSQL's backup_manifest form on a little-endian server: the value's bytes as they lie in memory.
+std::string server_crc(const std::string& s) {
+  std::uint32_t v = crc32c(as_bytes(s));
+  std::uint8_t b[4] = {static_cast<std::uint8_t>(v), static_cast<std::uint8_t>(v >> 8),
+                       static_cast<std::uint8_t>(v >> 16), static_cast<std::uint8_t>(v >> 24)};
+  return to_hex(ByteView(b, 4));
+}
 
 // A manifest in PostgreSQL's format, with its checksum.
-std::string server_manifest(const std::vector<std::tuple<std::string, std::uint64_t, std::string>>& files) {
+std::string server_manifest(const std::vector<std::tuple<std::string, std::uint64_t, std::string>>& files,
+                            const std::string& algorithm = "CRC32C") {
   std::string body = "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n";
   for (std::size_t i = 0; i < files.size(); ++i) {
     const auto& [path, size, sum] = files[i];
     body += std::string(i ? ",\n" : "") + "{ \"Path\": \"" + path + "\", \"Size\": " + std::to_string(size) +
-            ", \"Last-Modified\": \"2026-11-21 16:00:00 GMT\", \"Checksum-Algorithm\": \"SHA256\", \"Checksum\": \"" +
-            sum + "\" }";
+            ", \"Last-Modified\": \"2026-11-21 16:00:00 GMT\", \"Checksum-Algorithm\": \"" + algorithm +
+            "\", \"Checksum\": \"" + sum + "\" }";
   }
   body += " ],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n";
   return body + "\"Manifest-Checksum\": \"" + hex_of(body) + "\"}\n";
@@ -31,17 +42,28 @@ ManifestFile file(const std::string& path, const std::string& content, std::uint
   f.path = path;
   f.tablespace = ts;
   f.size = content.size();
-  f.sha256 = hex_of(content);
+  f.crc32c = crc_of(content);
   return f;
 }
 
 TEST(ServerManifest, MatchingFilesPass) {
   std::vector<ManifestFile> files = {file("backup_label", "label"), file("base/1/1259", "data"),
                                      file("PG_15_202209061/5/16390", "ts", 16384)};
-  std::string m = server_manifest({{"backup_label", 5, hex_of("label")},
-                                   {"base/1/1259", 4, hex_of("data")},
-                                   {"pg_tblspc/16384/PG_15_202209061/5/16390", 2, hex_of("ts")}});
+  std::string m = server_manifest({{"backup_label", 5, server_crc("label")},
+                                   {"base/1/1259", 4, server_crc("data")},
+                                   {"pg_tblspc/16384/PG_15_202209061/5/16390", 2, server_crc("ts")}});
   EXPECT_NO_THROW(verify_server_manifest(m, files));
+}
+
+TEST(ServerManifest, Crc32cIsTheValuesBytesInMemoryOrder) {
+  // CRC-32C("123456789") = 0xe3069283: ours "e3069283", a little-endian server prints "839206e3" (the
+  // integration test checks this against a real server), a big-endian one "e3069283".
+  EXPECT_EQ(crc_of("123456789"), "e3069283");
+  EXPECT_EQ(server_crc("123456789"), "839206e3");
+  std::vector<ManifestFile> files = {file("a", "123456789")};
+  EXPECT_NO_THROW(verify_server_manifest(server_manifest({{"a", 9, "839206e3"}}), files));
+  EXPECT_NO_THROW(verify_server_manifest(server_manifest({{"a", 9, "839206E3"}}), files));
+  EXPECT_NO_THROW(verify_server_manifest(server_manifest({{"a", 9, "e3069283"}}), files));
 }
 
 void expect_corruption(const std::string& m, const std::vector<ManifestFile>& files, const std::string& needle) {
@@ -56,13 +78,18 @@ void expect_corruption(const std::string& m, const std::vector<ManifestFile>& fi
 
 TEST(ServerManifest, DifferencesAreCorruption) {
   std::vector<ManifestFile> files = {file("a", "aaa"), file("b", "bbb")};
-  expect_corruption(server_manifest({{"a", 3, hex_of("aaa")}, {"b", 4, hex_of("bbb")}}), files,
+  expect_corruption(server_manifest({{"a", 3, server_crc("aaa")}, {"b", 4, server_crc("bbb")}}), files,
                     "b has 3 bytes, the server's manifest says 4");
-  expect_corruption(server_manifest({{"a", 3, hex_of("aaa")}, {"b", 3, hex_of("bbX")}}), files, "b SHA-256");
-  expect_corruption(server_manifest({{"a", 3, hex_of("aaa")}}), files, "b received but not in");
-  expect_corruption(server_manifest({{"a", 3, hex_of("aaa")}, {"b", 3, hex_of("bbb")}, {"c", 1, hex_of("c")}}),
-                    files, "c is in the server's manifest but was not received");
-  std::string m = server_manifest({{"a", 3, hex_of("aaa")}, {"b", 3, hex_of("bbb")}});
+  // A wrong CRC-32C names the file, our value and the server's.
+  expect_corruption(server_manifest({{"a", 3, server_crc("aaa")}, {"b", 3, server_crc("bbX")}}), files,
+                    "b CRC-32C " + crc_of("bbb") + " differs from the server's manifest " + server_crc("bbX"));
+  expect_corruption(server_manifest({{"a", 3, server_crc("aaa")}, {"b", 3, hex_of("bbb")}}, "SHA256"), files,
+                    "b: the server's manifest has no CRC32C checksum (SHA256)");
+  expect_corruption(server_manifest({{"a", 3, server_crc("aaa")}}), files, "b received but not in");
+  expect_corruption(
+      server_manifest({{"a", 3, server_crc("aaa")}, {"b", 3, server_crc("bbb")}, {"c", 1, server_crc("c")}}), files,
+      "c is in the server's manifest but was not received");
+  std::string m = server_manifest({{"a", 3, server_crc("aaa")}, {"b", 3, server_crc("bbb")}});
   m[m.find("WAL-Ranges") + 2] ^= 1;
   expect_corruption(m, files, "checksum mismatch");
   expect_corruption("not json", files, "not valid JSON");

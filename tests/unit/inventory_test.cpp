@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <cstring>
 
+#include "common/crc32c.h"
 #include "common/crypto.h"
 #include "common/inventory_report.h"
 
@@ -332,7 +333,8 @@ struct VerifyRepo {
   testing::MemoryStorage* mem = nullptr;
   std::unique_ptr<Repository> repo;
   BackupManifest m;
-  VerifyRepo() {
+  // legacy: per-file "sha256" as in format 1 manifests (written by pgvault before CRC-32C).
+  explicit VerifyRepo(bool legacy = false) {
     auto s = std::make_unique<testing::MemoryStorage>();
     mem = s.get();
     Config c;
@@ -346,7 +348,13 @@ struct VerifyRepo {
     std::string plain;
     for (auto [path, content] : std::vector<std::pair<std::string, std::string>>{
              {"PG_VERSION", "15\n"}, {"empty", ""}, {"base/1/1259", std::string(5000, 'x')}}) {
-      m.files.push_back({path, 0, content.size(), 0600, 0, to_hex(sha256(as_bytes(content))), 0, plain.size()});
+      ManifestFile f{path, 0, content.size(), 0600, 0, crc32c_hex(crc32c(as_bytes(content))), 0, plain.size(), ""};
+      if (legacy) {
+        f.crc32c.clear();
+        f.sha256 = to_hex(sha256(as_bytes(content)));
+        m.format = 1;
+      }
+      m.files.push_back(f);
       plain += content;
     }
     repo->put_bytes(keys::backup_bundle(m.label, 0), as_bytes(plain));
@@ -395,13 +403,15 @@ TEST(InventoryVerifyTest, ReportsMissingSegmentOnTheBackupsPath) {
 
 TEST(InventoryVerifyTest, ReportsDamagedObjectsAndFiles) {
   VerifyRepo v;
-  v.m.files[2].sha256 = std::string(64, 'f');
+  const std::string good = v.m.files[2].crc32c;
+  v.m.files[2].crc32c = "ffffffff";
   v.put_segment(6, 43);                              // another database system
   auto& seg7 = v.mem->objects[v.seg_key_small(7)];  // bit rot in a stored segment
   seg7[seg7.size() / 2] ^= 1;
   VerifyReport r = v.verify();
   std::string bundle = keys::backup_bundle(v.m.label, 0);
-  EXPECT_TRUE(has_problem(r, bundle, "base/1/1259")) << r.problems.size();
+  EXPECT_TRUE(has_problem(r, bundle, "file base/1/1259: CRC-32C " + good + ", manifest says ffffffff"))
+      << r.problems.size();
   EXPECT_TRUE(has_problem(r, v.seg_key_small(6), "database system 43"));
   EXPECT_TRUE(has_problem(r, v.seg_key_small(7), ""));
   EXPECT_EQ(r.problems.size(), 3u);
@@ -409,6 +419,26 @@ TEST(InventoryVerifyTest, ReportsDamagedObjectsAndFiles) {
   v.mem->objects.erase(bundle);
   VerifyReport r2 = v.verify();
   EXPECT_TRUE(has_problem(r2, bundle, "missing"));
+}
+
+TEST(InventoryVerifyTest, Format1ManifestIsVerifiedWithSha256) {
+  VerifyRepo v(true);
+  VerifyReport clean = v.verify();
+  EXPECT_TRUE(clean.problems.empty()) << clean.problems.front().key << ": " << clean.problems.front().message;
+  // One byte of base/1/1259 changed in a bundle that is itself a valid object (and the manifest's bundle
+  // digest updated to match): only the per-file SHA-256 can tell.
+  std::string bundle = keys::backup_bundle(v.m.label, 0);
+  Bytes plain = v.repo->get_bytes(bundle);
+  plain[v.m.files[2].offset + 10] = 'y';
+  v.mem->objects.erase(bundle);
+  v.repo->put_bytes(bundle, plain);
+  v.m.bundles[0] = {0, plain.size(), v.mem->objects[bundle].size(), to_hex(sha256(plain))};
+  VerifyReport r = v.verify();
+  ASSERT_EQ(r.problems.size(), 1u);
+  std::string changed = std::string(10, 'x') + "y" + std::string(5000 - 11, 'x');
+  EXPECT_TRUE(has_problem(r, bundle, "file base/1/1259: SHA-256 " + to_hex(sha256(as_bytes(changed))) +
+                                         ", manifest says " + v.m.files[2].sha256))
+      << r.problems[0].message;
 }
 
 TEST(InventoryVerifyTest, RendersTextAndJson) {

@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "common/crc32c.h"
 #include "common/errors.h"
 #include "common/manifest.h"
 #include "common/spool.h"
@@ -144,7 +145,7 @@ TEST(Manifest, JsonRoundTripAndListing) {
   m.start_time = "2026-11-21T16:41:00Z";
   m.stop_time = "2026-11-21T16:41:05Z";
   m.system_identifier = 42;
-  m.files.push_back({"base/1/1259", 0, 8192, 0600, 1, std::string(64, 'f'), 0, 0});
+  m.files.push_back({"base/1/1259", 0, 8192, 0600, 1, "0123abcd", 0, 0, ""});
   m.bundles.push_back({0, 8192, 100, std::string(64, 'e')});
   write_manifest(repo, m);
   repo.put_bytes("backups/20200101T000000Z-F/bundle-000000", as_bytes("orphan"));
@@ -158,6 +159,52 @@ TEST(Manifest, JsonRoundTripAndListing) {
   EXPECT_EQ(kind_of([&] { BackupManifest::from_json("{}", "x"); }), ErrorKind::Corruption);
   EXPECT_EQ(parse_iso8601("2026-11-21T16:41:00Z") + 5, parse_iso8601("2026-11-21T16:41:05Z"));
   EXPECT_EQ(kind_of([&] { parse_iso8601("yesterday"); }), ErrorKind::InvalidInput);
+}
+
+// Per-file checksums: "crc32c" (format 2) or "sha256" (format 1 manifests); neither is corruption.
+TEST(Manifest, FileChecksumsInJson) {
+  BackupManifest m;
+  m.label = "20261121T164100Z-F";
+  m.start_wal = m.stop_wal = "000000010000000000000002";
+  m.files.push_back({"PG_VERSION", 0, 3, 0600, 1, crc32c_hex(crc32c(as_bytes(std::string("15\n")))), 0, 0, ""});
+  std::string text = m.to_json();
+  EXPECT_NE(text.find("\"crc32c\": \"" + m.files[0].crc32c + "\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("\"sha256\": \"" + std::string(64, 'a')), std::string::npos);
+  BackupManifest back = BackupManifest::from_json(text, "x");
+  EXPECT_EQ(back.format, kManifestFormat);
+  EXPECT_EQ(back.files[0].crc32c, m.files[0].crc32c);
+  EXPECT_TRUE(back.files[0].sha256.empty());
+
+  auto with_entry = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    auto pos = t.find(from);
+    EXPECT_NE(pos, std::string::npos) << from;
+    return t.replace(pos, from.size(), to);
+  };
+  const std::string crc_field = "\"crc32c\": \"" + m.files[0].crc32c + "\"";
+  BackupManifest old = BackupManifest::from_json(
+      with_entry(crc_field, "\"sha256\": \"" + std::string(64, 'A') + "\""), "x");
+  EXPECT_TRUE(old.files[0].crc32c.empty());
+  EXPECT_EQ(old.files[0].sha256, std::string(64, 'a'));
+
+  auto corruption = [&](const std::string& t, const std::string& needle) {
+    try {
+      BackupManifest::from_json(t, "backups/x/manifest.json");
+      ADD_FAILURE() << "accepted: " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  corruption(with_entry(crc_field, "\"no_checksum\": 1"), "file PG_VERSION has no checksum");
+  corruption(with_entry(crc_field, "\"crc32c\": \"e30692\""), "file PG_VERSION: \"crc32c\" is not 8 hex digits");
+  corruption(with_entry(crc_field, "\"crc32c\": \"e306928g\""), "file PG_VERSION: \"crc32c\" is not 8 hex digits");
+  corruption(with_entry(crc_field, "\"sha256\": \"abc\""), "file PG_VERSION: \"sha256\" is not 64 hex digits");
+
+  std::string newer = with_entry("\"format\": 2", "\"format\": 3");
+  EXPECT_EQ(kind_of([&] { BackupManifest::from_json(newer, "x"); }), ErrorKind::Config);
+  m.files[0].crc32c.clear();
+  EXPECT_EQ(kind_of([&] { m.to_json(); }), ErrorKind::Internal);  // never written without a checksum
 }
 
 TEST(Spool, PushRecordMatchesOnlyTheSameFile) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/crc32c.h"
 #include "common/crypto.h"
 #include "common/errors.h"
 #include "tests/unit/test_support.h"
@@ -44,8 +45,10 @@ struct Fixture {
   std::unique_ptr<Repository> repo;
   BackupManifest m;
   testing::TempDir tmp;
+  bool legacy_sha256 = false;  // per-file "sha256" as format 1 manifests (older pgvault) have
 
-  Fixture() {
+  explicit Fixture(bool legacy = false) : legacy_sha256(legacy) {
+    if (legacy) m.format = 1;
     auto s = std::make_unique<testing::MemoryStorage>();
     mem = s.get();
     Config c;
@@ -86,7 +89,8 @@ struct Fixture {
       f.size = content.size();
       f.mode = path == "PG_VERSION" ? 0640 : 0600;
       f.mtime = 1700000000;
-      f.sha256 = to_hex(sha256(as_bytes(content)));
+      if (legacy_sha256) f.sha256 = to_hex(sha256(as_bytes(content)));
+      else f.crc32c = crc32c_hex(crc32c(as_bytes(content)));
       f.bundle = index;
       f.offset = plain.size();
       plain += content;
@@ -209,7 +213,9 @@ TEST(RestoreTest, MissingWalIsReportedBeforeAnythingIsWritten) {
 
 TEST(RestoreTest, CorruptFileFailsNamingItAndLeavesNothing) {
   Fixture fx;
-  fx.m.files[2].sha256 = std::string(64, '0');  // base/5/1259 "differs" from the manifest
+  ASSERT_EQ(fx.m.files[2].path, "base/5/1259");
+  const std::string good = fx.m.files[2].crc32c;
+  fx.m.files[2].crc32c = "0badc0de";  // base/5/1259 "differs" from the manifest
   fx.commit();
   RestoreOptions o = fx.options();
   o.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
@@ -222,6 +228,7 @@ TEST(RestoreTest, CorruptFileFailsNamingItAndLeavesNothing) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("base/5/1259"), std::string::npos) << msg;
     EXPECT_NE(msg.find(fx.m.label), std::string::npos) << msg;
+    EXPECT_NE(msg.find("CRC-32C " + good + ", manifest says 0badc0de"), std::string::npos) << msg;
   }
   EXPECT_TRUE(exists(o.pgdata));  // it existed before: left, empty
   EXPECT_TRUE(std::filesystem::is_empty(o.pgdata));
@@ -242,6 +249,52 @@ TEST(RestoreTest, DamagedBundleFailsNamingBackupAndFile) {
     EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
     EXPECT_NE(std::string(e.what()).find(fx.m.label), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("bundle-000001"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(exists(o.pgdata));
+}
+
+// A backup taken by an older pgvault: format 1 manifest, per-file "sha256". It restores, verified with
+// SHA-256, and a file whose content differs is still caught and named.
+TEST(RestoreTest, Format1ManifestWithSha256IsVerified) {
+  {
+    Fixture fx(true);
+    fx.commit();
+    Bytes raw = fx.repo->get_bytes(keys::backup_manifest(fx.m.label));
+    std::string text(raw.begin(), raw.end());
+    EXPECT_NE(text.find("\"sha256\": \"" + to_hex(sha256(as_bytes(std::string("15\n")))) + "\""), std::string::npos);
+    EXPECT_EQ(text.find("crc32c"), std::string::npos) << text;
+    BackupManifest read = read_manifest(*fx.repo, fx.m.label);
+    EXPECT_EQ(read.format, 1);
+    EXPECT_TRUE(read.files[0].crc32c.empty());
+    EXPECT_EQ(read.files[0].sha256, fx.m.files[0].sha256);
+    RestoreOptions o = fx.options();
+    o.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
+    ASSERT_NO_THROW(run_restore(*fx.repo, o));
+    EXPECT_EQ(slurp(o.pgdata + "/base/5/1259"), std::string(70000, 'a'));
+  }
+  Fixture fx(true);
+  fx.commit();
+  // The bundle is rewritten with one byte of base/5/1259 changed: a valid object (its own SHA-256
+  // matches its new plaintext), so only the per-file check can catch it.
+  const std::string key = keys::backup_bundle(fx.m.label, 0);
+  Bytes plain = fx.repo->get_bytes(key);
+  const ManifestFile& f = fx.m.files[2];
+  ASSERT_EQ(f.path, "base/5/1259");
+  plain[f.offset + 1000] = 'b';
+  fx.mem->objects.erase(key);
+  fx.repo->put_bytes(key, plain);
+  std::string changed = std::string(1000, 'a') + "b" + std::string(70000 - 1001, 'a');
+  RestoreOptions o = fx.options();
+  o.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
+  try {
+    run_restore(*fx.repo, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("base/5/1259"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("SHA-256 " + to_hex(sha256(as_bytes(changed))) + ", manifest says " + f.sha256),
+              std::string::npos) << msg;
   }
   EXPECT_FALSE(exists(o.pgdata));
 }
