@@ -11,7 +11,8 @@
 //     backup writes (PG_15_<catversion>) must not exist, even with `force`: the location may belong to
 //     another cluster; remove them by hand or restore elsewhere with tablespace_map.
 //  3. Restore: bundles are decoded in parallel; each bundle's plaintext is split into its files, written
-//     with their mode and mtime and checked against the manifest's SHA-256 and size. global/pg_control is
+//     with their mode and mtime and checked against the manifest's CRC-32C (SHA-256 in manifests before format 2)
+//     and size; the bundle object itself is verified by its SHA-256. global/pg_control is
 //     written under a temporary name, and a marker file (kRestoreMarker) sits in the data directory.
 //  4. Finish: every file and directory is fsynced, postgresql.auto.conf gets the recovery settings, the
 //     signal file is written, and only then global/pg_control is renamed into place (the commit point:
