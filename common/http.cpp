@@ -2,7 +2,10 @@
 
 #include "common/curl_api.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -73,6 +76,23 @@ size_t on_write(char* data, size_t size, size_t n, void* userp) {
 
 size_t on_read(char* buf, size_t size, size_t n, void* userp) {
   auto* t = static_cast<Transfer*>(userp);
+  if (t->req->body_fd >= 0) {
+    const size_t want = static_cast<size_t>(std::min<std::uint64_t>(size * n, t->req->body_size - t->sent));
+    size_t got = 0;
+    while (got < want) {
+      ssize_t r = ::pread(t->req->body_fd, buf + got, want - got, static_cast<off_t>(t->sent + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        t->error = std::make_exception_ptr(
+            r < 0 ? errno_error("read upload body", errno)
+                  : Error(ErrorKind::Io, "read upload body: the spooled file ended early"));
+        return CURL_READFUNC_ABORT;
+      }
+      got += static_cast<size_t>(r);
+    }
+    t->sent += got;
+    return got;
+  }
   const ByteView body = t->req->body;
   const size_t len = std::min(size * n, body.size() - t->sent);
   if (len > 0) std::memcpy(buf, body.data() + t->sent, len);
@@ -82,7 +102,8 @@ size_t on_read(char* buf, size_t size, size_t n, void* userp) {
 
 int on_seek(void* userp, curl_off_t offset, int origin) {
   auto* t = static_cast<Transfer*>(userp);
-  if (origin != SEEK_SET || offset < 0 || static_cast<size_t>(offset) > t->req->body.size()) {
+  const std::uint64_t size = t->req->body_fd >= 0 ? t->req->body_size : t->req->body.size();
+  if (origin != SEEK_SET || offset < 0 || static_cast<std::uint64_t>(offset) > size) {
     return CURL_SEEKFUNC_CANTSEEK;
   }
   t->sent = static_cast<size_t>(offset);
@@ -151,7 +172,8 @@ HttpResponse HttpClient::perform(const HttpRequest& req, const BodyCallback& on_
     api.easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (req.method == "PUT") {
     api.easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    api.easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    api.easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+                    static_cast<curl_off_t>(req.body_fd >= 0 ? req.body_size : req.body.size()));
   } else if (req.method == "POST") {
     api.easy_setopt(c, CURLOPT_POST, 1L);
     api.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));

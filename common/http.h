@@ -34,6 +34,8 @@ struct HttpRequest {
   std::string url;     // fully encoded
   std::vector<std::pair<std::string, std::string>> headers;
   ByteView body;       // request body for PUT/POST (may be empty)
+  int body_fd = -1;    // or, when >= 0: the body is body_size bytes read from this file (pread, from 0)
+  std::uint64_t body_size = 0;
   const std::atomic<bool>* cancel = nullptr;  // when set and true, the transfer stops early
 };
 

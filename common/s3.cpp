@@ -1,19 +1,24 @@
 #include "common/s3.h"
 
 #include "common/curl_api.h"
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -146,6 +151,8 @@ struct Call {
   Pairs query;
   Pairs headers;        // extra signed headers
   ByteView body;
+  int body_fd = -1;          // or the body read from this file (see HttpRequest); payload_hash then required
+  std::uint64_t body_size = 0;
   std::string payload_hash;  // computed from body when empty
   std::function<void()> reset;                    // before every attempt (drop a partial body)
   std::function<void(ByteView)> on_body;          // 2xx body
@@ -234,12 +241,15 @@ HttpResponse S3Storage::attempt(HttpClient& client, const Call& call) {
   req.method = call.method;
   req.url = url_and_path(call, &host, &path);
   req.body = call.body;
+  req.body_fd = call.body_fd;
+  req.body_size = call.body_size;
   req.cancel = call.cancel;
   const std::string date = sigv4::amz_date_now();
   sigv4::Request sr;
   sr.method = call.method;
   sr.path = path;
   sr.query = call.query;
+  if (call.body_fd >= 0 && call.payload_hash.empty()) throw Error(ErrorKind::Internal, "s3: file body without a payload hash");
   sr.payload_hash = call.payload_hash.empty() ? sigv4::sha256_hex(call.body) : call.payload_hash;
   sr.headers = {{"host", host}, {"x-amz-date", date}, {"x-amz-content-sha256", sr.payload_hash}};
   if (!opt_.session_token.empty()) sr.headers.emplace_back("x-amz-security-token", opt_.session_token);
@@ -602,20 +612,32 @@ class S3Writer final : public ObjectWriter {
  public:
   S3Writer(S3Storage& s, std::string full, PutOptions opts)
       : s_(s), o_(s.options()), full_(std::move(full)), opts_(opts) {
-    // An object announced small enough for one PUT is buffered in one allocation (pages are only
-    // touched as bytes arrive): growing by doubling would briefly hold two copies of it.
+    // An object announced small enough for one PUT (a WAL segment) is spooled to an unnamed temporary
+    // file, hashed as it arrives, and sent from there: memory stays flat however many uploads run at
+    // once (look-ahead pushes four). Without a usable temporary directory it is buffered in memory, in
+    // one allocation (growing by doubling would briefly hold two copies).
     if (opts_.size && *opts_.size <= o_.multipart_threshold) {
-      buf_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*opts_.size + (64 << 10), o_.multipart_threshold + 1)));
+      spill_fd_ = open_spill_file(o_.spill_dir);
+      if (spill_fd_ >= 0) {
+        spill_digests_.emplace();
+      } else {
+        buf_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*opts_.size + (64 << 10), o_.multipart_threshold + 1)));
+      }
     }
   }
 
   ~S3Writer() override {
     if (!done_) abort();
+    close_spill();
   }
 
   void write(ByteView data) override {
     if (done_) throw Error(ErrorKind::Internal, "s3 put " + s_.where(full_) + ": write after commit/abort");
     total_ += data.size();
+    if (spill_fd_ >= 0) {
+      if (total_ <= o_.multipart_threshold && spill(data)) return;
+      unspill();  // larger than announced, or the temporary file failed: go on in memory
+    }
     buf_.insert(buf_.end(), data.begin(), data.end());
     if (!multipart_ && (buf_.size() > o_.multipart_threshold ||
                         (opts_.size && *opts_.size > o_.multipart_threshold))) {
@@ -664,9 +686,57 @@ class S3Writer final : public ObjectWriter {
     }
     buf_.clear();
     buf_.shrink_to_fit();
+    close_spill();
   }
 
  private:
+  static int open_spill_file(const std::string& configured) {
+    std::string dir = configured;
+    if (dir.empty()) {
+      const char* t = std::getenv("TMPDIR");
+      dir = (t != nullptr && *t != '\0') ? t : "/var/tmp";
+    }
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);  // no name: nothing left behind
+    if (fd < 0) spdlog::debug("s3 upload spool in {} unavailable ({}); buffering in memory", dir, std::strerror(errno));
+    return fd;
+  }
+
+  // Appends to the spool file; false (nothing lost: spilled_ bytes are in the file) when it fails.
+  bool spill(ByteView data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+      ssize_t r = ::pwrite(spill_fd_, data.data() + off, data.size() - off, static_cast<off_t>(spilled_ + off));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        spdlog::debug("s3 upload spool write failed ({}); buffering in memory", std::strerror(errno));
+        return false;
+      }
+      off += static_cast<std::size_t>(r);
+    }
+    spill_digests_->update(data);
+    spilled_ += data.size();
+    return true;
+  }
+
+  // Back to buffering in memory: what was spooled is read into buf_.
+  void unspill() {
+    buf_.resize(static_cast<std::size_t>(spilled_));
+    std::size_t got = 0;
+    while (got < buf_.size()) {
+      ssize_t r = ::pread(spill_fd_, buf_.data() + got, buf_.size() - got, static_cast<off_t>(got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) throw errno_error("s3 put " + s_.where(full_) + ": read back the upload spool", r < 0 ? errno : EIO);
+      got += static_cast<std::size_t>(r);
+    }
+    close_spill();
+  }
+
+  void close_spill() noexcept {
+    if (spill_fd_ >= 0) ::close(spill_fd_);
+    spill_fd_ = -1;
+    spill_digests_.reset();
+  }
+
   struct Part {
     int number;
     Bytes data;
@@ -695,8 +765,19 @@ class S3Writer final : public ObjectWriter {
     auto client = s_.pool().acquire();
     check_absent(*client);
     Call call = make_call("put", "PUT", full_);
-    call.body = buf_;
-    const std::string md5 = sigv4::md5_base64(call.body);
+    std::string md5, md5_hex;
+    if (spill_fd_ >= 0) {
+      spill_digests_->finish();
+      call.body_fd = spill_fd_;
+      call.body_size = spilled_;
+      call.payload_hash = spill_digests_->sha256_hex();
+      md5 = spill_digests_->md5_base64();
+      md5_hex = spill_digests_->md5_hex();
+    } else {
+      call.body = buf_;
+      md5 = sigv4::md5_base64(call.body);
+      md5_hex = sigv4::md5_hex(buf_);
+    }
     call.headers = {{"content-md5", md5}};
     const bool cond = opts_.if_absent && !s_.no_if_none_match.load();
     if (cond) call.headers.emplace_back("if-none-match", "*");
@@ -713,7 +794,7 @@ class S3Writer final : public ObjectWriter {
     if (r.status == 412 && attempts > 1) {
       // A lost answer to an earlier attempt that did store the object? Same MD5 means it was ours.
       auto h = s_.head_raw(*client, full_);
-      if (h && unquote(h->header("etag")) == sigv4::md5_hex(buf_)) return;
+      if (h && unquote(h->header("etag")) == md5_hex) return;
     }
     if (r.status == 412) {
       throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": the object already exists");
@@ -857,6 +938,9 @@ class S3Writer final : public ObjectWriter {
   std::string full_;
   PutOptions opts_;
   Bytes buf_;
+  int spill_fd_ = -1;                             // single-PUT body spooled here (see the constructor)
+  std::uint64_t spilled_ = 0;
+  std::optional<sigv4::BodyDigests> spill_digests_;
   std::uint64_t total_ = 0;
   bool done_ = false;
   bool multipart_ = false;

@@ -2,7 +2,8 @@
 // through libcurl, signed with AWS Signature Version 4 (common/sigv4.h).
 //
 // Contract: the Storage contract of common/storage.h, plus:
-// - put(): objects up to multipart_threshold are buffered in memory and sent in one PUT with
+// - put(): objects up to multipart_threshold are sent in one PUT (spooled to an unnamed temporary file
+//   when their size is announced, else buffered in memory) with
 //   Content-MD5 and a signed SHA-256 payload hash (the server rejects a body altered in transit).
 //   Larger ones switch to a multipart upload: parts of part_size bytes (grown for very large objects to
 //   stay under 10000 parts), upload_parallel of them in flight, each with its own Content-MD5. Memory
@@ -61,6 +62,9 @@ struct S3Options {
   std::uint64_t part_size = 8ull << 20;
   // Default: 4. Parts uploaded at once per writer.
   int upload_parallel = 4;
+  // Default: "" ($TMPDIR, else /var/tmp). Where a single-PUT body is spooled (an unnamed O_TMPFILE file,
+  // so nothing is left behind); when that fails the body is buffered in memory.
+  std::string spill_dir;
   // Default: 8 MiB. Bytes per ranged GET (memory per reader).
   std::uint64_t get_chunk_size = 8ull << 20;
   // Default: 8. Retries of one request after the first attempt.

@@ -70,6 +70,60 @@ std::string hex(ByteView data) {
 }
 
 std::string sha256_hex(ByteView data) { return hex_of(digest(EVP_sha256(), data)); }
+
+namespace {
+std::string base64_of(const std::string& raw) {
+  unsigned char out[64];
+  int n = EVP_EncodeBlock(out, reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+  return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
+}
+
+EVP_MD_CTX* new_ctx(const EVP_MD* md) {
+  EVP_MD_CTX* c = EVP_MD_CTX_new();
+  if (c == nullptr || EVP_DigestInit_ex(c, md, nullptr) != 1) {
+    EVP_MD_CTX_free(c);
+    throw Error(ErrorKind::Internal, "digest init failed");
+  }
+  return c;
+}
+
+std::string final_of(void* ctx) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx), out, &len) != 1) throw Error(ErrorKind::Internal, "digest failed");
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+}  // namespace
+
+BodyDigests::BodyDigests() : sha_(new_ctx(EVP_sha256())), md5_(nullptr) {
+  try {
+    md5_ = new_ctx(EVP_md5());
+  } catch (...) {
+    EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(sha_));
+    throw;
+  }
+}
+
+BodyDigests::~BodyDigests() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(sha_));
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(md5_));
+}
+
+void BodyDigests::update(ByteView data) {
+  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(sha_), data.data(), data.size()) != 1 ||
+      EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(md5_), data.data(), data.size()) != 1) {
+    throw Error(ErrorKind::Internal, "digest update failed");
+  }
+}
+
+void BodyDigests::finish() {
+  sha_raw_ = final_of(sha_);
+  md5_raw_ = final_of(md5_);
+}
+
+std::string BodyDigests::sha256_hex() const { return hex_of(sha_raw_); }
+std::string BodyDigests::md5_base64() const { return base64_of(md5_raw_); }
+std::string BodyDigests::md5_hex() const { return hex_of(md5_raw_); }
 std::string md5_hex(ByteView data) { return hex_of(digest(EVP_md5(), data)); }
 
 std::string md5_base64(ByteView data) {

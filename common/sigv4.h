@@ -65,4 +65,23 @@ std::string sha256_hex(ByteView data);
 std::string md5_base64(ByteView data);
 std::string md5_hex(ByteView data);
 
+// SHA-256 and MD5 of a body fed in pieces (an upload spooled to a file is hashed as it is written).
+class BodyDigests {
+ public:
+  BodyDigests();
+  ~BodyDigests();
+  BodyDigests(const BodyDigests&) = delete;
+  BodyDigests& operator=(const BodyDigests&) = delete;
+  void update(ByteView data);
+  void finish();  // then:
+  std::string sha256_hex() const;
+  std::string md5_base64() const;
+  std::string md5_hex() const;
+
+ private:
+  void* sha_;  // EVP_MD_CTX*
+  void* md5_;
+  std::string sha_raw_, md5_raw_;
+};
+
 }  // namespace pgvault::sigv4

@@ -105,6 +105,32 @@ def test_known_size_and_empty_object(tool, tmp_path):
     assert tool("head", "empty", check=0).stdout.startswith(b"0\t")
 
 
+def test_announced_upload_is_spooled_to_an_unnamed_file(swift, tool, tmp_path):
+    """A put whose size is announced (wal-push) is spooled to an O_TMPFILE file and sent from there; the
+    spool directory stays empty, a missing one falls back to memory, and a body that outgrows its
+    announcement moves on to a multipart upload. Every variant reads back byte for byte, also by awscli."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    src = blob(tmp_path / "seg", 3 << 20)
+    cases = [("spooled", {"spill_dir": str(spool)}, ["--size"]),
+             ("in-memory", {"spill_dir": str(tmp_path / "missing")}, ["--size"]),
+             ("outgrown", {"spill_dir": str(spool), "multipart_threshold": 6 << 20, "part_size": 5 << 20},
+              ["--size-is", str(1 << 20)])]
+    for name, opts, flags in cases:
+        data = src if name != "outgrown" else blob(tmp_path / "big", 13 << 20)
+        tool("put", name, data, *flags, opts=opts, check=0)
+        assert os.listdir(spool) == []
+        tool("get", name, str(tmp_path / "back"), check=0)
+        assert filecmp.cmp(data, tmp_path / "back", shallow=False), name
+        aws(swift, "s3", "cp", "s3://%s/t/%s" % (BUCKET, name), str(tmp_path / "aws"))
+        assert filecmp.cmp(data, tmp_path / "aws", shallow=False), name
+    # The multipart ETag ("<md5>-<parts>") shows the outgrown upload really switched to multipart.
+    etag = swift.client().head_object(Bucket=BUCKET, Key="t/outgrown")["ETag"]
+    assert etag.strip('"').endswith("-3"), etag
+    etag = swift.client().head_object(Bucket=BUCKET, Key="t/spooled")["ETag"]
+    assert "-" not in etag, etag
+
+
 def test_awscli_upload_read_by_pgvault(swift, tool, tmp_path):
     for name, size in [("aws-small", 3000), ("aws-multipart", 20 * 1024 * 1024 + 3)]:
         src = blob(tmp_path / name, size)

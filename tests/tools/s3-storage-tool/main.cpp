@@ -2,7 +2,8 @@
 //
 //   s3-storage-tool sign < requests.jsonl          sign requests (a JSON line in, a JSON line out)
 //   s3-storage-tool [--opt FIELD=VALUE]... [--debug] COMMAND ...
-//     put KEY FILE [--if-absent] [--size]          upload FILE ("-" = stdin) in 1 MiB writes
+//     put KEY FILE [--if-absent] [--size|--size-is N] upload FILE ("-" = stdin) in 1 MiB writes, announcing
+//                                                  its size (or N) to the writer
 //     put-abandon KEY FILE                         write FILE, then drop the writer without commit
 //     get KEY FILE [--offset N] [--length N]       download to FILE ("-" = stdout)
 //     head KEY | list PREFIX | rm KEY | rm-many    (rm-many reads keys from stdin, one per line)
@@ -83,6 +84,7 @@ void set_opt(S3Options& o, const std::string& k, const std::string& v) {
   else if (k == "part_size") o.part_size = u64();
   else if (k == "upload_parallel") o.upload_parallel = i();
   else if (k == "get_chunk_size") o.get_chunk_size = u64();
+  else if (k == "spill_dir") o.spill_dir = v;
   else if (k == "max_retries") o.max_retries = i();
   else if (k == "retry_base_ms") o.retry_base_ms = i();
   else if (k == "retry_max_delay_ms") o.retry_max_delay_ms = i();
@@ -119,7 +121,7 @@ int run(std::vector<std::string> args) {
       spdlog::set_level(spdlog::level::debug);
     } else if (a == "--if-absent" || a == "--size") {
       flags[a] = "1";
-    } else if ((a == "--offset" || a == "--length") && i + 1 < args.size()) {
+    } else if ((a == "--offset" || a == "--length" || a == "--size-is") && i + 1 < args.size()) {
       flags[a] = args[++i];
     } else {
       pos.push_back(a);
@@ -142,6 +144,7 @@ int run(std::vector<std::string> args) {
       po.size = static_cast<std::uint64_t>(std::ftell(f));
       std::fseek(f, 0, SEEK_SET);
     }
+    if (flags.count("--size-is")) po.size = std::stoull(flags["--size-is"]);  // announce a wrong size
     auto w = storage->put(pos[1], po);
     std::vector<std::uint8_t> buf(1 << 20);
     while (std::size_t n = std::fread(buf.data(), 1, buf.size(), f)) w->write(ByteView(buf.data(), n));
