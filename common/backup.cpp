@@ -247,7 +247,9 @@ void wait_for_segment(Repository& repo, const std::string& segment, int timeout_
   progress.set_phase("waiting for " + segment + " to be archived");
   spdlog::debug("waiting for {} in {}", key, repo.describe());
   auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
-  auto delay = std::chrono::milliseconds(100);
+  // PostgreSQL archives the stop segment right after the backup ends, usually within a few hundred ms:
+  // poll often at first (a HEAD is cheap), then back off.
+  auto delay = std::chrono::milliseconds(20);
   for (;;) {
     if (repo.storage().head(key)) return;
     if (Clock::now() >= deadline) {
@@ -258,11 +260,11 @@ void wait_for_segment(Repository& repo, const std::string& segment, int timeout_
     }
     auto until = std::min(Clock::now() + delay, deadline);
     while (Clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(50), until - Clock::now()));
       check_interrupt();
       progress.tick();
     }
-    delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+    delay = std::min(delay * 3 / 2, std::chrono::milliseconds(2000));
   }
 }
 
