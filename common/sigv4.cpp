@@ -95,33 +95,24 @@ std::string final_of(void* ctx) {
 }
 }  // namespace
 
-BodyDigests::BodyDigests() : sha_(new_ctx(EVP_sha256())), md5_(nullptr) {
-  try {
-    md5_ = new_ctx(EVP_md5());
-  } catch (...) {
-    EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(sha_));
-    throw;
-  }
-}
+BodyDigests::BodyDigests() : md5_(new_ctx(EVP_md5())) {}
 
-BodyDigests::~BodyDigests() {
-  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(sha_));
-  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(md5_));
-}
+BodyDigests::~BodyDigests() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(md5_)); }
 
 void BodyDigests::update(ByteView data) {
-  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(sha_), data.data(), data.size()) != 1 ||
-      EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(md5_), data.data(), data.size()) != 1) {
+  sha_.update(data);
+  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(md5_), data.data(), data.size()) != 1) {
     throw Error(ErrorKind::Internal, "digest update failed");
   }
 }
 
 void BodyDigests::finish() {
-  sha_raw_ = final_of(sha_);
+  Sha256Digest d = sha_.final();
+  sha_hex_ = hex(ByteView(d.data(), d.size()));
   md5_raw_ = final_of(md5_);
 }
 
-std::string BodyDigests::sha256_hex() const { return hex_of(sha_raw_); }
+std::string BodyDigests::sha256_hex() const { return sha_hex_; }
 std::string BodyDigests::md5_base64() const { return base64_of(md5_raw_); }
 std::string BodyDigests::md5_hex() const { return hex_of(md5_raw_); }
 std::string md5_hex(ByteView data) { return hex_of(digest(EVP_md5(), data)); }

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/crypto.h"
 #include "common/io.h"
 
 namespace pgvault::sigv4 {
@@ -79,9 +80,9 @@ class BodyDigests {
   std::string md5_hex() const;
 
  private:
-  void* sha_;  // EVP_MD_CTX*
-  void* md5_;
-  std::string sha_raw_, md5_raw_;
+  Sha256 sha_;
+  void* md5_;  // EVP_MD_CTX*
+  std::string sha_hex_, md5_raw_;
 };
 
 }  // namespace pgvault::sigv4
