@@ -113,15 +113,15 @@ PushResult push_wal(Repository& repo, const std::string& path) {
 
   const std::string key = keys::wal(*name);
   const std::string where = repo.describe() + "/" + key;
-  if (!repo.storage().head(key)) {
-    try {
-      Digest d = repo.put_object(key, *src, PutOptions{.if_absent = true, .size = src->file_size()});
-      spdlog::debug("archived {} to {}", file_name, where);
-      return {PushOutcome::Stored, d};
-    } catch (const Error& e) {
-      if (e.kind() != ErrorKind::Duplicate) throw;
-      // Stored concurrently by another process: compare below.
-    }
+  // No HEAD first: the create-if-absent put is the existence check (a duplicate is the rare case, a
+  // re-archive after a crash), which saves a round trip per call on S3.
+  try {
+    Digest d = repo.put_object(key, *src, PutOptions{.if_absent = true, .size = src->file_size()});
+    spdlog::debug("archived {} to {}", file_name, where);
+    return {PushOutcome::Stored, d};
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Duplicate) throw;
+    // Already stored (earlier or concurrently): compare below.
   }
 
   // Already there: PostgreSQL re-archives after a crash, which must succeed when the content is the same.
