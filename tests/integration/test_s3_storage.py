@@ -118,7 +118,9 @@ def test_announced_upload_is_spooled_to_an_unnamed_file(swift, tool, tmp_path):
               ["--size-is", str(1 << 20)])]
     for name, opts, flags in cases:
         data = src if name != "outgrown" else blob(tmp_path / "big", 13 << 20)
-        tool("put", name, data, *flags, opts=opts, check=0)
+        r = tool("put", name, data, *flags, "--debug", opts=opts, check=0)
+        fell_back = b"buffering in memory" in r.stderr
+        assert fell_back == (name == "in-memory"), (name, r.stderr.decode(errors="replace")[-2000:])
         assert os.listdir(spool) == []
         tool("get", name, str(tmp_path / "back"), check=0)
         assert filecmp.cmp(data, tmp_path / "back", shallow=False), name
