@@ -54,7 +54,7 @@ Digest file_digest(const std::string& path) {
   return Digest{h.final(), size};
 }
 
-std::string describe_digest(const Digest& d) { return "sha256 " + d.hex() + ", " + std::to_string(d.size) + " bytes"; }
+std::string describe_digest(const Digest& d) { return d.describe(); }
 
 }  // namespace
 
@@ -125,8 +125,10 @@ PushResult push_wal(Repository& repo, const std::string& path) {
   }
 
   // Already there: PostgreSQL re-archives after a crash, which must succeed when the content is the same.
-  Digest local = file_digest(path);
+  // The trailer of an encrypted object holds a keyed claim, not the SHA-256: compare like with like.
+  Digest plain = file_digest(path);
   Digest stored = repo.stored_digest(key);
+  Digest local = repo.claim_of(key, plain, stored.keyed);
   if (!(stored == local)) {
     throw Error(ErrorKind::Duplicate, file_name + " is already archived with different content (stored: " +
                                           describe_digest(stored) + "; local: " + describe_digest(local) +
@@ -141,10 +143,10 @@ PushResult push_wal(Repository& repo, const std::string& path) {
     spdlog::warn("{}: stored copy is corrupt ({}); rewriting it from {}", where, e.what(), path);
     FileSource again(path);
     repo.put_object(key, again, PutOptions{.if_absent = false, .size = again.file_size()});
-    return {PushOutcome::Repaired, local};
+    return {PushOutcome::Repaired, plain};
   }
   spdlog::info("{} was already archived with identical content ({})", file_name, describe_digest(local));
-  return {PushOutcome::AlreadyStored, local};
+  return {PushOutcome::AlreadyStored, plain};
 }
 
 namespace {
@@ -249,7 +251,7 @@ FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std:
     return FetchOutcome::Missing;
   }
   AtomicFileWriter out(dest, /*no_replace=*/false, /*durable=*/false, 0600);
-  ObjectDecoder dec(out, repo.read_key(), repo.describe() + "/" + key);
+  ObjectDecoder dec(out, repo.read_key(), key, repo.describe() + "/" + key);
   pump(*src, dec);  // the decoder commits `out` only after every check passed
   if (digest) *digest = dec.digest();
   spdlog::debug("restored {} from {}", name_arg, repo.describe());

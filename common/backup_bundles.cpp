@@ -116,6 +116,7 @@ void BundleUploader::worker() {
     try {
       std::string key = keys::backup_bundle(label_, job->index);
       EncodeOptions eo = opts_.encode;
+      eo.bound_name = key;
       if (job->single_file && opts_.large_file_threads > 0) eo.threads = opts_.large_file_threads;
       auto writer = storage_.put(key, PutOptions{.if_absent = true, .size = {}});
       ObjectEncoder enc(*writer, eo);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <optional>
 
 #include "common/errors.h"
@@ -19,18 +20,31 @@ namespace {
 
 constexpr std::uint8_t kHeaderMagic[4] = {'P', 'G', 'V', 'O'};
 constexpr std::uint8_t kTrailerMagic[4] = {'P', 'G', 'V', 'T'};
-constexpr std::uint8_t kFormatVersion = 1;
+constexpr std::uint8_t kFormatV1 = 1;       // read only
+constexpr std::uint8_t kFormatVersion = 2;  // written
 constexpr std::size_t kSaltOffset = 8;
 constexpr std::size_t kSaltSize = 16;
 constexpr std::size_t kChunkSizeOffset = 24;
+constexpr std::size_t kKeyIdOffset = 28;  // v2 encrypted: key id; otherwise reserved (zero)
+constexpr std::size_t kKeyIdSize = 4;
 constexpr std::size_t kTagSize = 16;
 constexpr std::size_t kNonceSize = 12;
-constexpr std::size_t kTrailerAuthSize = 40;  // digest + size: authenticated with the final chunk
+// Trailer bytes authenticated with the final chunk: v1 digest + size; v2 also the digest kind and
+// reserved bytes (everything but the magic).
+constexpr std::size_t kTrailerAuthSizeV1 = 40;
+constexpr std::size_t kTrailerAuthSizeV2 = 44;
 constexpr std::size_t kTrailerSizeOffset = 32;
+constexpr std::size_t kTrailerKindOffset = 40;  // v2: 0 plaintext SHA-256, 1 keyed claim
 constexpr std::size_t kTrailerMagicOffset = 44;
+constexpr std::uint8_t kDigestPlain = 0;
+constexpr std::uint8_t kDigestKeyed = 1;
+constexpr std::size_t kMaxNameSize = 0xFFFF;    // the name's length is a u16 in the AAD
 constexpr std::size_t kWriteSize = 256 * 1024;  // size of the writes handed to the downstream sink
 constexpr int kWindowLogMax = 27;              // 128 MiB: more than any level up to 22 uses
-constexpr std::string_view kObjectKeyInfo = "pgvault object v1";
+constexpr std::string_view kObjectKeyInfoV1 = "pgvault object v1";
+constexpr std::string_view kObjectKeyInfoV2 = "pgvault object v2";
+constexpr std::string_view kKeyIdInfo = "pgvault key id v2";
+constexpr std::string_view kDigestKeyInfo = "pgvault digest v2";
 
 using Header = std::array<std::uint8_t, kObjectHeaderSize>;
 using Trailer = std::array<std::uint8_t, kObjectTrailerSize>;
@@ -64,6 +78,7 @@ Trailer make_trailer(const Digest& d) {
   Trailer t{};
   std::memcpy(t.data(), d.sha256.data(), d.sha256.size());
   put_u64be(t.data() + kTrailerSizeOffset, d.size);
+  t[kTrailerKindOffset] = d.keyed ? kDigestKeyed : kDigestPlain;
   std::memcpy(t.data() + kTrailerMagicOffset, kTrailerMagic, sizeof kTrailerMagic);
   return t;
 }
@@ -73,15 +88,30 @@ Digest read_trailer(const std::uint8_t* t, const std::string& what) {
   if (std::memcmp(t + kTrailerMagicOffset, kTrailerMagic, sizeof kTrailerMagic) != 0) {
     throw Error(ErrorKind::Corruption, what + ": truncated or corrupted object (no trailer at the end)");
   }
-  for (std::size_t i = kTrailerAuthSize; i < kTrailerMagicOffset; ++i) {
-    if (t[i] != 0) {
-      throw Error(ErrorKind::Corruption, what + ": corrupted object trailer (reserved bytes are not zero)");
-    }
+  bool kind_ok = t[kTrailerKindOffset] == kDigestPlain || t[kTrailerKindOffset] == kDigestKeyed;
+  if (!kind_ok || t[kTrailerKindOffset + 1] != 0 || t[kTrailerKindOffset + 2] != 0 || t[kTrailerKindOffset + 3] != 0) {
+    throw Error(ErrorKind::Corruption, what + ": corrupted object trailer (reserved bytes are not zero)");
   }
   Digest d;
   std::memcpy(d.sha256.data(), t, d.sha256.size());
   d.size = get_u64be(t + kTrailerSizeOffset);
+  d.keyed = t[kTrailerKindOffset] == kDigestKeyed;
   return d;
+}
+
+// What a v2 encrypted object adds to every chunk's AAD: u16be(length) || the name it is stored under.
+Bytes name_block(const std::string& name, bool encoding) {
+  if (name.empty() || name.size() > kMaxNameSize) {
+    throw Error(encoding ? ErrorKind::InvalidInput : ErrorKind::Internal,
+                std::string(encoding ? "encode" : "decode") + ": an encrypted object needs the storage key it is " +
+                    (encoding ? "written under" : "read from") + " (1.." + std::to_string(kMaxNameSize) +
+                    " bytes, got " + std::to_string(name.size()) + ")");
+  }
+  Bytes b(2 + name.size());
+  b[0] = static_cast<std::uint8_t>(name.size() >> 8);
+  b[1] = static_cast<std::uint8_t>(name.size());
+  std::memcpy(b.data() + 2, name.data(), name.size());
+  return b;
 }
 
 // AES-256-GCM with one context reused for every chunk of an object: the key is set once, each chunk
@@ -101,8 +131,8 @@ class ChunkCipher {
   ChunkCipher& operator=(const ChunkCipher&) = delete;
 
   // Encrypts `in` into out[0, in.size()) and writes the tag to out[in.size(), +16).
-  void seal(std::uint64_t index, bool final, ByteView aad1, ByteView aad2, ByteView in, std::uint8_t* out) {
-    start(index, final, aad1, aad2);
+  void seal(std::uint64_t index, bool final, std::initializer_list<ByteView> aad, ByteView in, std::uint8_t* out) {
+    start(index, final, aad);
     int len = 0;
     if (!in.empty() &&
         (EVP_EncryptUpdate(ctx_, out, &len, in.data(), static_cast<int>(in.size())) != 1 ||
@@ -120,9 +150,10 @@ class ChunkCipher {
 
   // Decrypts record = ciphertext || tag into out[0, record.size() - 16). Returns false if the tag
   // does not verify (out then holds unauthenticated bytes the caller must not use).
-  bool open(std::uint64_t index, bool final, ByteView aad1, ByteView aad2, ByteView record, std::uint8_t* out) {
+  bool open(std::uint64_t index, bool final, std::initializer_list<ByteView> aad, ByteView record,
+            std::uint8_t* out) {
     ByteView ct = record.first(record.size() - kTagSize);
-    start(index, final, aad1, aad2);
+    start(index, final, aad);
     int len = 0;
     if (!ct.empty() && (EVP_DecryptUpdate(ctx_, out, &len, ct.data(), static_cast<int>(ct.size())) != 1 ||
                         static_cast<std::size_t>(len) != ct.size())) {
@@ -139,14 +170,14 @@ class ChunkCipher {
   }
 
  private:
-  void start(std::uint64_t index, bool final, ByteView aad1, ByteView aad2) {
+  void start(std::uint64_t index, bool final, std::initializer_list<ByteView> aad_parts) {
     std::uint8_t nonce[kNonceSize] = {};
     put_u64be(nonce, index);
     nonce[kNonceSize - 1] = final ? 1 : 0;
     if (EVP_CipherInit_ex(ctx_, nullptr, nullptr, nullptr, nonce, encrypt_ ? 1 : 0) != 1) {
       throw_internal_openssl("aes-256-gcm: set nonce");
     }
-    for (ByteView aad : {aad1, aad2}) {
+    for (ByteView aad : aad_parts) {
       int len = 0;
       if (!aad.empty() &&
           EVP_CipherUpdate(ctx_, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) {
@@ -159,9 +190,19 @@ class ChunkCipher {
   bool encrypt_;
 };
 
-// The per-object key: HKDF-SHA256(master, salt, "pgvault object v1").
-std::array<std::uint8_t, 32> object_key(const MasterKey& master, const std::uint8_t* salt) {
-  return hkdf_sha256(master, ByteView(salt, kSaltSize), kObjectKeyInfo);
+// The per-object key: HKDF-SHA256(master, salt, "pgvault object v<version>").
+std::array<std::uint8_t, 32> object_key(const MasterKey& master, const std::uint8_t* salt, std::uint8_t version) {
+  return hkdf_sha256(master, ByteView(salt, kSaltSize), version == kFormatV1 ? kObjectKeyInfoV1 : kObjectKeyInfoV2);
+}
+
+// v2: the first 4 bytes of HKDF-SHA256(master, salt, "pgvault key id v2"), stored in the header so a
+// reader tells a wrong key (Auth) from an altered or moved object (Corruption).
+std::array<std::uint8_t, kKeyIdSize> key_id(const MasterKey& master, const std::uint8_t* salt) {
+  auto k = hkdf_sha256(master, ByteView(salt, kSaltSize), kKeyIdInfo);
+  std::array<std::uint8_t, kKeyIdSize> id{};
+  std::memcpy(id.data(), k.data(), id.size());
+  OPENSSL_cleanse(k.data(), k.size());
+  return id;
 }
 
 struct ZstdCDeleter {
@@ -196,6 +237,21 @@ class FailureLatch {
 
 std::string Digest::hex() const { return to_hex(sha256); }
 
+std::string Digest::describe() const {
+  return std::string(keyed ? "hmac-sha256 " : "sha256 ") + hex() + ", " + std::to_string(size) + " bytes";
+}
+
+Digest keyed_claim(const MasterKey& master, const Digest& plain, std::string_view name) {
+  auto k = hkdf_sha256(master, {}, kDigestKeyInfo);
+  Bytes msg(plain.sha256.size() + 8 + name.size());
+  std::memcpy(msg.data(), plain.sha256.data(), plain.sha256.size());
+  put_u64be(msg.data() + plain.sha256.size(), plain.size);
+  std::memcpy(msg.data() + plain.sha256.size() + 8, name.data(), name.size());
+  Digest claim{hmac_sha256(k, msg), plain.size, true};
+  OPENSSL_cleanse(k.data(), k.size());
+  return claim;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Encoder
 
@@ -204,6 +260,9 @@ struct ObjectEncoder::Impl {
   bool encrypt = false;
   std::uint32_t chunk_size = 0;
   Header header{};
+  const MasterKey* master = nullptr;
+  std::string name;  // the storage key (encrypted only)
+  Bytes name_aad;    // its AAD block
 
   Sha256 sha;
   std::uint64_t size = 0;
@@ -242,9 +301,14 @@ struct ObjectEncoder::Impl {
                                                  " (got " + std::to_string(opts.chunk_size) + ")");
       }
       chunk_size = opts.chunk_size;
+      master = opts.key;
+      name = opts.bound_name;
+      name_aad = name_block(name, true);
       random_bytes(std::span<std::uint8_t>(header.data() + kSaltOffset, kSaltSize));
       put_u32be(header.data() + kChunkSizeOffset, chunk_size);
-      auto key = object_key(*opts.key, header.data() + kSaltOffset);
+      auto id = key_id(*master, header.data() + kSaltOffset);
+      std::memcpy(header.data() + kKeyIdOffset, id.data(), id.size());
+      auto key = object_key(*master, header.data() + kSaltOffset, kFormatVersion);
       cipher.emplace(key, true);
       OPENSSL_cleanse(key.data(), key.size());
       chunk.resize(chunk_size);
@@ -304,7 +368,7 @@ struct ObjectEncoder::Impl {
   void seal(ByteView in, bool final, ByteView trailer_auth) {
     std::size_t need = in.size() + kTagSize;
     if (obuf.size() - olen < need) flush();
-    cipher->seal(chunk_index, final, header, trailer_auth, in, obuf.data() + olen);
+    cipher->seal(chunk_index, final, {header, name_aad, trailer_auth}, in, obuf.data() + olen);
     olen += need;
     ++chunk_index;
   }
@@ -372,9 +436,11 @@ struct ObjectEncoder::Impl {
     }
     digest.sha256 = sha.final();
     digest.size = size;
-    Trailer trailer = make_trailer(digest);
+    // Encrypted, the trailer carries the keyed claim: a plaintext SHA-256 in clear would let anyone who
+    // can read the bucket confirm a guessed file.
+    Trailer trailer = make_trailer(encrypt ? keyed_claim(*master, digest, name) : digest);
     if (encrypt) {
-      seal(ByteView(chunk.data(), chunk_len), true, ByteView(trailer.data(), kTrailerAuthSize));
+      seal(ByteView(chunk.data(), chunk_len), true, ByteView(trailer.data(), kTrailerAuthSizeV2));
       chunk_len = 0;
     }
     emit(trailer);
@@ -411,7 +477,9 @@ std::uint64_t ObjectEncoder::encoded_size() const {
 struct ObjectDecoder::Impl {
   Sink& out;
   const MasterKey* key;
+  std::string name;  // the storage key the object is read from
   std::string what;
+  Bytes name_aad;    // v2 encrypted: its AAD block; empty otherwise
 
   Header header{};
   std::size_t header_len = 0;
@@ -438,15 +506,20 @@ struct ObjectDecoder::Impl {
   bool finished = false;
   FailureLatch latch;
 
-  Impl(Sink& o, const MasterKey* k, std::string w) : out(o), key(k), what(std::move(w)) {}
+  Impl(Sink& o, const MasterKey* k, std::string n, std::string w)
+      : out(o), key(k), name(std::move(n)), what(std::move(w)) {}
+
+  std::size_t trailer_auth_size() const {
+    return info.version == kFormatV1 ? kTrailerAuthSizeV1 : kTrailerAuthSizeV2;
+  }
 
   [[noreturn]] void corrupt(const std::string& msg) const { throw Error(ErrorKind::Corruption, what + ": " + msg); }
 
   void parse_header() {
     const std::uint8_t* h = header.data();
     if (std::memcmp(h, kHeaderMagic, sizeof kHeaderMagic) != 0) corrupt("not a pgvault object (bad magic)");
-    if (h[4] != kFormatVersion) {
-      corrupt("unsupported object format version " + std::to_string(h[4]) + " (this build reads version " +
+    if (h[4] != kFormatV1 && h[4] != kFormatVersion) {
+      corrupt("unsupported object format version " + std::to_string(h[4]) + " (this build reads versions 1 to " +
               std::to_string(kFormatVersion) + ")");
     }
     if (h[5] > static_cast<std::uint8_t>(Compression::Zstd)) {
@@ -455,7 +528,8 @@ struct ObjectDecoder::Impl {
     if (h[6] > static_cast<std::uint8_t>(Encryption::Aes256Gcm)) {
       corrupt("unknown encryption method " + std::to_string(h[6]) + " in the object header");
     }
-    if (h[7] != 0 || h[28] != 0 || h[29] != 0 || h[30] != 0 || h[31] != 0) {
+    bool has_key_id = h[4] != kFormatV1 && h[6] != static_cast<std::uint8_t>(Encryption::None);
+    if (h[7] != 0 || (!has_key_id && (h[28] != 0 || h[29] != 0 || h[30] != 0 || h[31] != 0))) {
       corrupt("corrupted object header (reserved bytes are not zero)");
     }
     info.version = h[4];
@@ -476,7 +550,15 @@ struct ObjectDecoder::Impl {
       if (key == nullptr) {
         throw Error(ErrorKind::Auth, what + ": object is encrypted but no encryption key is configured");
       }
-      auto k = object_key(*key, h + kSaltOffset);
+      if (info.version != kFormatV1) {
+        name_aad = name_block(name, false);
+        auto id = key_id(*key, h + kSaltOffset);
+        if (std::memcmp(id.data(), h + kKeyIdOffset, id.size()) != 0) {
+          throw Error(ErrorKind::Auth,
+                      what + ": object was encrypted with another key than the configured one (wrong encryption key)");
+        }
+      }
+      auto k = object_key(*key, h + kSaltOffset, info.version);
       cipher.emplace(k, false);
       OPENSSL_cleanse(k.data(), k.size());
       record = std::size_t{info.chunk_size} + kTagSize;
@@ -522,10 +604,14 @@ struct ObjectDecoder::Impl {
   }
 
   void open_chunk(ByteView rec, bool final, ByteView trailer_auth) {
-    if (!cipher->open(chunk_index, final, header, trailer_auth, rec, plain.data())) {
-      if (chunk_index == 0) {
+    if (!cipher->open(chunk_index, final, {header, name_aad, trailer_auth}, rec, plain.data())) {
+      if (chunk_index == 0 && info.version == kFormatV1) {
         throw Error(ErrorKind::Auth,
                     what + ": decryption failed on the first chunk: wrong encryption key or corrupted object");
+      }
+      if (chunk_index == 0) {  // v2: the key id matched, so the key is right
+        corrupt("authentication failed on chunk 0: the object was altered, or was not written under the name " +
+                name);
       }
       corrupt("authentication failed on chunk " + std::to_string(chunk_index));
     }
@@ -611,8 +697,12 @@ struct ObjectDecoder::Impl {
     if (held_len < min_len) corrupt("truncated object");
     const std::uint8_t* t = held.data() + held_len - kObjectTrailerSize;
     Digest claimed = read_trailer(t, what);
+    if (claimed.keyed && info.version == kFormatV1) corrupt("corrupted object trailer (reserved bytes are not zero)");
+    if (info.version != kFormatV1 && claimed.keyed != (info.encryption != Encryption::None)) {
+      corrupt("corrupted object trailer (its digest kind does not match the object's encryption)");
+    }
     if (cipher) {
-      open_chunk(ByteView(held.data(), held_len - kObjectTrailerSize), true, ByteView(t, kTrailerAuthSize));
+      open_chunk(ByteView(held.data(), held_len - kObjectTrailerSize), true, ByteView(t, trailer_auth_size()));
     }
     held_len = 0;
     if (zstd) {
@@ -636,16 +726,18 @@ struct ObjectDecoder::Impl {
       corrupt("plaintext size mismatch (expected " + std::to_string(claimed.size) + ", got " +
               std::to_string(digest.size) + ")");
     }
-    if (digest.sha256 != claimed.sha256) {
-      corrupt("plaintext digest mismatch (expected " + claimed.hex() + ", got " + digest.hex() + ")");
+    Digest got = claimed.keyed ? keyed_claim(*key, digest, name) : digest;
+    if (got.sha256 != claimed.sha256) {
+      corrupt(std::string(claimed.keyed ? "keyed " : "") + "plaintext digest mismatch (expected " + claimed.hex() +
+              ", got " + got.hex() + ")");
     }
     finished = true;
     out.finish();
   }
 };
 
-ObjectDecoder::ObjectDecoder(Sink& out, const MasterKey* key, std::string what)
-    : impl_(std::make_unique<Impl>(out, key, std::move(what))) {}
+ObjectDecoder::ObjectDecoder(Sink& out, const MasterKey* key, std::string bound_name, std::string what)
+    : impl_(std::make_unique<Impl>(out, key, std::move(bound_name), std::move(what))) {}
 ObjectDecoder::~ObjectDecoder() = default;
 
 void ObjectDecoder::write(ByteView encoded) {
@@ -685,10 +777,10 @@ Bytes encode_bytes(ByteView plaintext, const EncodeOptions& opts) {
   return out;
 }
 
-Bytes decode_bytes(ByteView encoded, const MasterKey* key, const std::string& what) {
+Bytes decode_bytes(ByteView encoded, const MasterKey* key, const std::string& bound_name, const std::string& what) {
   Bytes out;
   VectorSink sink(out);
-  ObjectDecoder dec(sink, key, what);
+  ObjectDecoder dec(sink, key, bound_name, what);
   dec.write(encoded);
   dec.finish();
   return out;

@@ -408,26 +408,29 @@ std::array<std::uint8_t, 32> hkdf_sha256(const MasterKey& master, ByteView salt,
   return out;
 }
 
-std::string key_check(const MasterKey& key) {
-  std::array<std::uint8_t, 32> check_key = hkdf_sha256(key, {}, "pgvault key check v1");
-  Wipe wipe_key(check_key);
-
+Sha256Digest hmac_sha256(ByteView key, ByteView message) {
   Owned<EVP_MAC> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
-  if (!mac) throw_openssl("key check: fetch hmac");
+  if (!mac) throw_openssl("hmac: fetch");
   Owned<EVP_MAC_CTX> ctx(EVP_MAC_CTX_new(mac.get()));
-  if (!ctx) throw_openssl("key check: new hmac context");
+  if (!ctx) throw_openssl("hmac: new context");
   char digest[] = "SHA256";
   OSSL_PARAM ps[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                      OSSL_PARAM_construct_end()};
-  static constexpr std::string_view kMessage = "pgvault";
-  std::array<std::uint8_t, 32> out{};
+  static unsigned char empty[1] = {0};
+  Sha256Digest out{};
   std::size_t len = 0;
-  if (EVP_MAC_init(ctx.get(), check_key.data(), check_key.size(), ps) != 1 ||
-      EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(kMessage.data()), kMessage.size()) != 1 ||
+  if (EVP_MAC_init(ctx.get(), key.empty() ? empty : key.data(), key.size(), ps) != 1 ||
+      EVP_MAC_update(ctx.get(), message.empty() ? empty : message.data(), message.size()) != 1 ||
       EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
-    throw_openssl("key check: hmac");
+    throw_openssl("hmac-sha256");
   }
-  return to_hex(out);
+  return out;
+}
+
+std::string key_check(const MasterKey& key) {
+  std::array<std::uint8_t, 32> check_key = hkdf_sha256(key, {}, "pgvault key check v1");
+  Wipe wipe_key(check_key);
+  return to_hex(hmac_sha256(check_key, as_bytes("pgvault")));
 }
 
 }  // namespace pgvault

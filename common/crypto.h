@@ -77,6 +77,9 @@ MasterKey derive_key_from_passphrase(std::string_view passphrase, const KdfParam
 // HKDF-SHA256(ikm = master, salt, info) -> 32 bytes.
 std::array<std::uint8_t, 32> hkdf_sha256(const MasterKey& master, ByteView salt, std::string_view info);
 
+// HMAC-SHA256(key, message) (RFC 2104).
+Sha256Digest hmac_sha256(ByteView key, ByteView message);
+
 // A value stored in the identity file that proves a key is the repository's key without revealing it:
 // hex(HMAC-SHA256(HKDF(master, "", "pgvault key check v1"), "pgvault")).
 std::string key_check(const MasterKey& key);

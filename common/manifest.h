@@ -72,7 +72,7 @@ struct ManifestBundle {
   std::uint64_t index = 0;
   std::uint64_t plain_size = 0;   // bytes of plaintext (sum of its files)
   std::uint64_t stored_size = 0;  // bytes in the repository (after compression/encryption)
-  std::string sha256;             // plaintext digest, as in the object trailer
+  std::string sha256;             // plaintext SHA-256 (the trailer of an encrypted bundle holds its keyed form)
 };
 
 struct BackupManifest {

@@ -255,6 +255,7 @@ EncodeOptions Repository::encode_options() {
 
 Digest Repository::put_object(const std::string& key, Source& src, const PutOptions& opts) {
   EncodeOptions eo = encode_options();
+  eo.bound_name = key;  // an encrypted object is bound to the key it is stored under
   auto writer = storage_->put(key, opts);
   ObjectEncoder enc(*writer, eo);
   // 256 KiB reads: several objects are encoded at once by look-ahead, and each read buffer counts.
@@ -264,7 +265,7 @@ Digest Repository::put_object(const std::string& key, Source& src, const PutOpti
 
 Digest Repository::get_object(const std::string& key, Sink& out) {
   auto src = storage_->get(key);
-  ObjectDecoder dec(out, read_key(), describe() + "/" + key);
+  ObjectDecoder dec(out, read_key(), key, describe() + "/" + key);
   pump(*src, dec);
   return dec.digest();
 }
@@ -293,6 +294,16 @@ Digest Repository::stored_digest(const std::string& key) {
   VectorSink sink(tail);
   pump(*src, sink, kObjectTrailerSize);
   return parse_trailer(tail, describe() + "/" + key);
+}
+
+Digest Repository::claim_of(const std::string& key, const Digest& plain, bool keyed) {
+  if (!keyed) return plain;
+  const MasterKey* k = read_key();
+  if (k == nullptr) {
+    throw Error(ErrorKind::Auth, describe() + "/" + key +
+                                     ": the stored object is encrypted but no encryption key is configured");
+  }
+  return keyed_claim(*k, plain, key);
 }
 
 }  // namespace pgvault

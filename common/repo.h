@@ -75,8 +75,15 @@ class Repository {
   // Small objects.
   void put_bytes(const std::string& key, ByteView plaintext, const PutOptions& opts = {});
   Bytes get_bytes(const std::string& key);
-  // The plaintext digest recorded in an object's trailer, without reading its body (a claim; see codec.h).
+  // The digest recorded in an object's trailer, without reading its body (a claim; see codec.h): the
+  // plaintext SHA-256, or for an encrypted object of format 2 a keyed claim (`keyed` set), which only
+  // claim_of() can reproduce. Never compare it with a plaintext digest directly.
   Digest stored_digest(const std::string& key);
+  // The claim the trailer of an object stored under `key` with plaintext digest `plain` carries:
+  // `plain` itself, or when `keyed` (take it from stored_digest) its keyed form under this repository's
+  // key (Auth error when no key is configured). `stored_digest(key) == claim_of(key, d, stored.keyed)`
+  // says "same content" without downloading the object.
+  Digest claim_of(const std::string& key, const Digest& plain, bool keyed);
 
  private:
   std::unique_ptr<Storage> storage_;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -300,6 +301,35 @@ TEST_F(Fixture, PassphraseKeyedRepository) {
   write_file(pf, as_bytes("wrong horse\n"));
   auto r3 = repo();
   EXPECT_EQ(kind_of([&] { fetch_wal(r3, kName, dir / "y"); }), ErrorKind::Auth);
+}
+
+// Encrypted objects carry a keyed claim, not the plaintext SHA-256: a re-push still tells identical from
+// different content from the trailer alone.
+TEST_F(Fixture, EncryptedRepushComparesKeyedClaims) {
+  std::string k = dir / "k";
+  write_file(k, as_bytes("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+  ::chmod(k.c_str(), 0600);
+  config.encryption.method = Encryption::Aes256Gcm;
+  config.encryption.key_file = k;
+  Bytes seg = make_segment(42, 1, 3);
+  auto r = repo();
+  ASSERT_EQ(push_wal(r, put_file(kName, seg)).outcome, PushOutcome::Stored);
+  Bytes stored = read_file(repo_path + "/wal/0000000100000000/" + kName);
+  const Sha256Digest sha = sha256(seg);
+  EXPECT_TRUE(std::search(stored.begin(), stored.end(), sha.begin(), sha.end()) == stored.end());
+
+  auto r2 = repo();
+  PushResult again = push_wal(r2, put_file(kName, seg));
+  EXPECT_EQ(again.outcome, PushOutcome::AlreadyStored);
+  EXPECT_EQ(again.digest, (Digest{sha, seg.size()}));  // the result still reports the plaintext digest
+  try {
+    push_wal(r2, put_file(kName, make_segment(42, 1, 4)));
+    FAIL() << "different content was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Duplicate);
+    EXPECT_NE(std::string(e.what()).find("stored: hmac-sha256 "), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(repo_path + "/wal/0000000100000000/" + kName), stored);
 }
 
 TEST(FetchErrorMode, FollowsSignalFilesUnlessForced) {

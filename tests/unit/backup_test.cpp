@@ -156,7 +156,7 @@ TEST(BundleUploader, UploadsDecodableBundlesInOrder) {
     EXPECT_EQ(bundles[b].sha256, hex_of(contents[b]));
     Bytes stored = storage.objects.at(keys::backup_bundle("L", b));
     EXPECT_EQ(stored.size(), bundles[b].stored_size);
-    Bytes plain = decode_bytes(stored, nullptr, "bundle");
+    Bytes plain = decode_bytes(stored, nullptr, keys::backup_bundle("L", b), "bundle");
     EXPECT_EQ(std::string(plain.begin(), plain.end()), contents[b]);
   }
 }

@@ -55,11 +55,15 @@ Bytes compressible_data(std::size_t n, std::uint32_t seed) {
   return b;
 }
 
+// The storage key the test objects are bound to (and the name errors show).
+const std::string kName = "test/object";
+
 EncodeOptions options(Compression c, bool encrypt, std::uint32_t chunk = kDefaultChunkSize) {
   EncodeOptions o;
   o.compression = c;
   o.key = encrypt ? &key() : nullptr;
   o.chunk_size = chunk;
+  o.bound_name = kName;
   return o;
 }
 
@@ -108,10 +112,10 @@ Bytes encode_pieces(ByteView plain, const EncodeOptions& o, std::initializer_lis
 
 // Decodes `obj`; returns the error kind, or nullopt on success (plaintext in *out).
 std::optional<ErrorKind> try_decode(ByteView obj, const MasterKey* k, Bytes* out = nullptr,
-                                    std::string* message = nullptr) {
+                                    std::string* message = nullptr, const std::string& name = kName) {
   RecordingSink sink;
   try {
-    ObjectDecoder dec(sink, k, "test/object");
+    ObjectDecoder dec(sink, k, name, name);
     feed(dec, obj, {4096, 13, 70000});
     dec.finish();
   } catch (const Error& e) {
@@ -206,7 +210,7 @@ TEST_P(RoundTrip, EncodeDecode) {
   }
 
   RecordingSink dec_sink;
-  ObjectDecoder dec(dec_sink, &key(), "test/object");
+  ObjectDecoder dec(dec_sink, &key(), kName, "test/object");
   feed(dec, obj, {5, 65536 + 16 + 48, 1, 999, 131072});
   dec.finish();
   EXPECT_TRUE(dec_sink.finished);
@@ -217,8 +221,8 @@ TEST_P(RoundTrip, EncodeDecode) {
   EXPECT_EQ(dec.header().chunk_size, c.encrypt ? kChunk : 0u);
 
   // The whole object at once, and through the convenience helpers.
-  EXPECT_TRUE(decode_bytes(obj, &key(), "x") == plain);
-  EXPECT_TRUE(decode_bytes(encode_bytes(plain, o), &key(), "x") == plain);
+  EXPECT_TRUE(decode_bytes(obj, &key(), kName, "x") == plain);
+  EXPECT_TRUE(decode_bytes(encode_bytes(plain, o), &key(), kName, "x") == plain);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllCombinations, RoundTrip, ::testing::ValuesIn(all_cases()), case_name);
@@ -245,7 +249,7 @@ TEST(Codec, DecodeByteByByte) {
       Bytes plain = compressible_data(5000, 3);
       Bytes obj = encode_bytes(plain, options(c, encrypt, 100));
       RecordingSink sink;
-      ObjectDecoder dec(sink, &key(), "test/object");
+      ObjectDecoder dec(sink, &key(), kName, "test/object");
       for (std::uint8_t b : obj) dec.write(ByteView(&b, 1));
       dec.finish();
       EXPECT_TRUE(sink.data == plain);
@@ -314,7 +318,7 @@ TEST(Codec, MisuseIsReported) {
 
   Bytes plain;
   VectorSink psink(plain);
-  ObjectDecoder dec(psink, nullptr, "obj");
+  ObjectDecoder dec(psink, nullptr, kName, "obj");
   expect_error([&] { (void)dec.header(); }, ErrorKind::Internal);
   dec.write(ByteView(out).first(10));
   expect_error([&] { (void)dec.header(); }, ErrorKind::Internal);
@@ -331,26 +335,34 @@ TEST(Layout, HeaderAndTrailerBytes) {
   Bytes plain = compressible_data(100000, 2);
   Bytes enc = encode_bytes(plain, options(Compression::Zstd, true));
   EXPECT_EQ(std::string(enc.begin(), enc.begin() + 4), "PGVO");
-  EXPECT_EQ(enc[4], 1);  // version
+  EXPECT_EQ(enc[4], 2);  // version
   EXPECT_EQ(enc[5], 1);  // zstd
   EXPECT_EQ(enc[6], 1);  // aes-256-gcm
   EXPECT_EQ(enc[7], 0);
   EXPECT_NE(Bytes(enc.begin() + 8, enc.begin() + 24), Bytes(16, 0));  // salt
   EXPECT_EQ(Bytes(enc.begin() + 24, enc.begin() + 28), (Bytes{0x00, 0x01, 0x00, 0x00}));  // 65536 BE
-  EXPECT_EQ(Bytes(enc.begin() + 28, enc.begin() + 32), Bytes(4, 0));
+  auto id = hkdf_sha256(key(), ByteView(enc).subspan(8, 16), "pgvault key id v2");
+  EXPECT_EQ(Bytes(enc.begin() + 28, enc.begin() + 32), Bytes(id.begin(), id.begin() + 4));  // key id
 
   Bytes plainobj = encode_bytes(plain, options(Compression::None, false));
   ASSERT_EQ(plainobj.size(), 32 + plain.size() + 48);
-  EXPECT_EQ(Bytes(plainobj.begin(), plainobj.begin() + 8), (Bytes{'P', 'G', 'V', 'O', 1, 0, 0, 0}));
+  EXPECT_EQ(Bytes(plainobj.begin(), plainobj.begin() + 8), (Bytes{'P', 'G', 'V', 'O', 2, 0, 0, 0}));
   EXPECT_EQ(Bytes(plainobj.begin() + 8, plainobj.begin() + 32), Bytes(24, 0));  // no salt, chunk size 0
   EXPECT_TRUE(Bytes(plainobj.begin() + 32, plainobj.end() - 48) == plain);        // body is the plaintext
 
-  const Sha256Digest want = sha256(plain);
+  // Trailer: the plaintext SHA-256 unencrypted; encrypted, HMAC-SHA256(HKDF(master, "", "pgvault digest
+  // v2"), sha256 || u64be(size) || name), and the digest kind byte says which.
+  const Sha256Digest sha = sha256(plain);
+  Bytes msg(sha.begin(), sha.end());
+  for (std::uint8_t b : {0, 0, 0, 0, 0, 0x01, 0x86, 0xa0}) msg.push_back(b);
+  msg.insert(msg.end(), kName.begin(), kName.end());
+  const Sha256Digest keyed = hmac_sha256(hkdf_sha256(key(), {}, "pgvault digest v2"), msg);
   for (const Bytes* obj : {&enc, &plainobj}) {
     const std::uint8_t* t = obj->data() + obj->size() - 48;
+    const Sha256Digest& want = obj == &enc ? keyed : sha;
     EXPECT_EQ(Bytes(t, t + 32), Bytes(want.begin(), want.end()));
     EXPECT_EQ(Bytes(t + 32, t + 40), (Bytes{0, 0, 0, 0, 0, 0x01, 0x86, 0xa0}));  // 100000 BE
-    EXPECT_EQ(Bytes(t + 40, t + 44), Bytes(4, 0));
+    EXPECT_EQ(Bytes(t + 40, t + 44), (Bytes{obj == &enc ? std::uint8_t{1} : std::uint8_t{0}, 0, 0, 0}));
     EXPECT_EQ(std::string(t + 44, t + 48), "PGVT");
   }
 }
@@ -375,15 +387,27 @@ TEST(Layout, ParseTrailer) {
   Digest d;
   Bytes obj = encode_pieces(plain, options(Compression::Zstd, true), {100000}, &d);
   EXPECT_EQ(d.sha256, sha256(plain));
-  EXPECT_EQ(parse_trailer(ByteView(obj).last(48), "o"), d);
-  EXPECT_EQ(parse_trailer(obj, "o"), d);
+  EXPECT_FALSE(d.keyed);  // the encoder reports the plaintext digest; the trailer has the keyed claim
+  const Digest claim = keyed_claim(key(), d, kName);
+  EXPECT_TRUE(claim.keyed);
+  EXPECT_EQ(claim.size, d.size);
+  EXPECT_EQ(parse_trailer(ByteView(obj).last(48), "o"), claim);
+  EXPECT_EQ(parse_trailer(obj, "o"), claim);
+  EXPECT_FALSE(parse_trailer(obj, "o") == d);
   EXPECT_EQ(d.hex(), to_hex(sha256(plain)));
+  EXPECT_EQ(d.describe(), "sha256 " + d.hex() + ", 70000 bytes");
+  EXPECT_EQ(claim.describe(), "hmac-sha256 " + claim.hex() + ", 70000 bytes");
+  Bytes plainobj = encode_bytes(plain, options(Compression::Zstd, false));
+  EXPECT_EQ(parse_trailer(plainobj, "o"), d);
   expect_error([&] { parse_trailer(ByteView(obj).last(47), "o/k"); }, ErrorKind::Corruption, "o/k: ");
   Bytes bad(obj.end() - 48, obj.end());
   bad[47] ^= 1;
   expect_error([&] { parse_trailer(bad, "o/k"); }, ErrorKind::Corruption, "o/k: ");
   bad[47] ^= 1;
   bad[41] = 1;
+  expect_error([&] { parse_trailer(bad, "o/k"); }, ErrorKind::Corruption, "reserved");
+  bad[41] = 0;
+  bad[40] = 2;  // digest kind: only 0 and 1 exist
   expect_error([&] { parse_trailer(bad, "o/k"); }, ErrorKind::Corruption, "reserved");
 }
 
@@ -556,7 +580,8 @@ TEST(Tamper, WrongKeyOrNoKey) {
   MasterKey other = test_key(1);
   std::string msg;
   EXPECT_EQ(try_decode(obj, &other, nullptr, &msg), ErrorKind::Auth);
-  EXPECT_NE(msg.find("test/object: decryption failed on the first chunk: wrong encryption key or corrupted object"),
+  EXPECT_NE(msg.find("test/object: object was encrypted with another key than the configured one (wrong encryption "
+                     "key)"),
             std::string::npos)
       << msg;
   EXPECT_EQ(try_decode(obj, nullptr, nullptr, &msg), ErrorKind::Auth);
@@ -578,9 +603,9 @@ TEST(Tamper, HeaderMessages) {
   EXPECT_EQ(try_decode(as_bytes("hello world"), &key(), nullptr, &msg), ErrorKind::Corruption);
   EXPECT_NE(msg.find("not a pgvault object (bad magic)"), std::string::npos) << msg;
   bad = obj;
-  bad[4] = 2;
+  bad[4] = 3;
   EXPECT_EQ(try_decode(bad, &key(), nullptr, &msg), ErrorKind::Corruption);
-  EXPECT_NE(msg.find("unsupported object format version 2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unsupported object format version 3"), std::string::npos) << msg;
   bad = obj;
   bad[5] = 9;
   EXPECT_EQ(try_decode(bad, &key(), nullptr, &msg), ErrorKind::Corruption);
@@ -607,7 +632,7 @@ TEST(Tamper, DigestMismatchMessage) {
   obj[100] ^= 1;
   std::string msg;
   RecordingSink sink;
-  ObjectDecoder dec(sink, nullptr, "wal/000000010000000000000001");
+  ObjectDecoder dec(sink, nullptr, "wal/000000010000000000000001", "wal/000000010000000000000001");
   dec.write(obj);
   expect_error([&] { dec.finish(); }, ErrorKind::Corruption,
                "wal/000000010000000000000001: plaintext digest mismatch (expected " + to_hex(sha256(plain)) +
@@ -684,17 +709,24 @@ void write_file(const std::string& path, const Bytes& data) {
   ASSERT_TRUE(f.good()) << path;
 }
 
+// The name the version 2 golden objects are bound to (docs/FORMAT.md 1.7).
+const std::string kGoldenName = "wal/0000000100000000/000000010000000000000007";
+
+// Rewrites the version 2 golden objects. The version 1 ones (golden-zstd-aes.pgvo, golden-zstd.pgvo)
+// were written by pgvault before format 2 and cannot be regenerated: they prove old objects still read.
 TEST(Golden, Regenerate) {
   const char* env = std::getenv("PGVAULT_REGENERATE_GOLDEN");
   if (env == nullptr || std::string(env) != "1") GTEST_SKIP() << "set PGVAULT_REGENERATE_GOLDEN=1 to rewrite";
   Bytes plain = golden_plaintext();
   EncodeOptions o = options(Compression::Zstd, true, kGoldenChunk);
   o.level = 3;
-  write_file(kGoldenDir + "/golden-zstd-aes.pgvo", encode_bytes(plain, o));
+  o.bound_name = kGoldenName;
+  write_file(kGoldenDir + "/golden-v2-zstd-aes.pgvo", encode_bytes(plain, o));
   o.key = nullptr;
-  write_file(kGoldenDir + "/golden-zstd.pgvo", encode_bytes(plain, o));
+  write_file(kGoldenDir + "/golden-v2-zstd.pgvo", encode_bytes(plain, o));
 }
 
+// Version 1 (read only): not bound to a name, plaintext SHA-256 in the trailer.
 TEST(Golden, EncryptedZstd) {
   Bytes obj = read_file(kGoldenDir + "/golden-zstd-aes.pgvo");
   ASSERT_GT(obj.size(), 80u);
@@ -722,6 +754,107 @@ TEST(Golden, Zstd) {
   Bytes out;
   ASSERT_EQ(try_decode(obj, nullptr, &out), std::nullopt);
   EXPECT_TRUE(out == plain);
+}
+
+TEST(Golden, V2EncryptedZstd) {
+  Bytes obj = read_file(kGoldenDir + "/golden-v2-zstd-aes.pgvo");
+  ASSERT_GT(obj.size(), 80u);
+  Bytes plain = golden_plaintext();
+  EXPECT_EQ(Bytes(obj.begin(), obj.begin() + 8), (Bytes{'P', 'G', 'V', 'O', 2, 1, 1, 0}));
+  EXPECT_EQ(Bytes(obj.begin() + 24, obj.begin() + 28), (Bytes{0, 0, 0, kGoldenChunk}));
+  auto id = hkdf_sha256(key(), ByteView(obj).subspan(8, 16), "pgvault key id v2");
+  EXPECT_EQ(Bytes(obj.begin() + 28, obj.begin() + 32), Bytes(id.begin(), id.begin() + 4));
+  EXPECT_GE(obj.size() - 32 - 48, 2 * (kGoldenChunk + 16) + 16) << "the golden object should span 3+ chunks";
+  const Digest plain_digest{sha256(plain), plain.size()};
+  EXPECT_EQ(parse_trailer(obj, "golden"), keyed_claim(key(), plain_digest, kGoldenName));
+
+  Bytes out;
+  ASSERT_EQ(try_decode(obj, &key(), &out, nullptr, kGoldenName), std::nullopt);
+  EXPECT_TRUE(out == plain);
+  EXPECT_EQ(try_decode(obj, nullptr, nullptr, nullptr, kGoldenName), ErrorKind::Auth);
+  EXPECT_EQ(try_decode(obj, &key(), nullptr, nullptr, "wal/0000000100000000/000000010000000000000008"),
+            ErrorKind::Corruption);
+}
+
+TEST(Golden, V2Zstd) {
+  Bytes obj = read_file(kGoldenDir + "/golden-v2-zstd.pgvo");
+  ASSERT_GT(obj.size(), 80u);
+  Bytes plain = golden_plaintext();
+  EXPECT_EQ(Bytes(obj.begin(), obj.begin() + 8), (Bytes{'P', 'G', 'V', 'O', 2, 1, 0, 0}));
+  EXPECT_EQ(Bytes(obj.begin() + 8, obj.begin() + 32), Bytes(24, 0));
+  EXPECT_EQ(parse_trailer(obj, "golden"), (Digest{sha256(plain), plain.size()}));
+  Bytes out;
+  ASSERT_EQ(try_decode(obj, nullptr, &out, nullptr, kGoldenName), std::nullopt);
+  EXPECT_TRUE(out == plain);
+}
+
+// --- binding to the storage key (format 2) ----------------------------------------------------------------
+
+TEST(Binding, EncryptedObjectMovedToAnotherNameFailsAsCorruption) {
+  for (Compression c : {Compression::None, Compression::Zstd}) {
+    EncodeOptions o = options(c, true, 1000);
+    o.bound_name = "wal/0000000100000000/000000010000000000000008";
+    Bytes obj = encode_bytes(random_data(5000, 3), o);
+    const std::string moved = "wal/0000000100000000/000000010000000000000007";
+    std::string msg;
+    EXPECT_EQ(try_decode(obj, &key(), nullptr, &msg, moved), ErrorKind::Corruption);
+    EXPECT_NE(msg.find(moved + ": authentication failed on chunk 0"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("not written under the name " + moved), std::string::npos) << msg;
+    EXPECT_EQ(try_decode(obj, &key(), nullptr, &msg, o.bound_name), std::nullopt) << msg;
+    // Also an object of a single chunk (the final one, whose AAD includes the trailer).
+    Bytes one = encode_bytes(as_bytes("x"), o);
+    EXPECT_EQ(try_decode(one, &key(), nullptr, &msg, moved), ErrorKind::Corruption);
+  }
+}
+
+TEST(Binding, EncryptedTrailerDoesNotRevealThePlaintextSha256) {
+  for (Compression c : {Compression::None, Compression::Zstd}) {
+    Bytes plain = compressible_data(200000, 5);
+    Bytes obj = encode_bytes(plain, options(c, true));
+    const Sha256Digest sha = sha256(plain);
+    EXPECT_TRUE(std::search(obj.begin(), obj.end(), sha.begin(), sha.end()) == obj.end());
+    Digest claim = parse_trailer(obj, "o");
+    EXPECT_TRUE(claim.keyed);
+    EXPECT_NE(claim.sha256, sha);
+    // The claim depends on the key and the name, so nobody without the key can compute it, and equal
+    // content under two names does not show as equal.
+    const Digest d{sha, plain.size()};
+    EXPECT_EQ(claim, keyed_claim(key(), d, kName));
+    EXPECT_NE(claim, keyed_claim(test_key(1), d, kName));
+    EXPECT_NE(claim, keyed_claim(key(), d, kName + "x"));
+  }
+}
+
+TEST(Binding, UnencryptedObjectsAreNotBound) {
+  // Nothing to authenticate with: an unencrypted object decodes under any name (FORMAT.md 1.3).
+  Bytes obj = encode_bytes(as_bytes("hello"), options(Compression::Zstd, false));
+  EXPECT_EQ(try_decode(obj, nullptr, nullptr, nullptr, "another/name"), std::nullopt);
+}
+
+TEST(Binding, EncryptingNeedsTheName) {
+  Bytes out;
+  VectorSink sink(out);
+  EncodeOptions o = options(Compression::Zstd, true);
+  o.bound_name.clear();
+  expect_error([&] { ObjectEncoder e(sink, o); }, ErrorKind::InvalidInput, "storage key");
+  o.bound_name = std::string(70000, 'k');
+  expect_error([&] { ObjectEncoder e(sink, o); }, ErrorKind::InvalidInput, "storage key");
+  EXPECT_TRUE(out.empty());
+  // A reader that does not say which name it reads under cannot authenticate a version 2 object.
+  Bytes obj = encode_bytes(as_bytes("hello"), options(Compression::Zstd, true));
+  EXPECT_EQ(try_decode(obj, &key(), nullptr, nullptr, ""), ErrorKind::Internal);
+}
+
+TEST(Binding, TrailerDigestKindMustMatchTheEncryption) {
+  // An unencrypted object claiming a keyed digest, or a version 1 object with the kind byte set.
+  Bytes obj = encode_bytes(as_bytes("hello"), options(Compression::Zstd, false));
+  obj[obj.size() - 8] = 1;
+  std::string msg;
+  EXPECT_EQ(try_decode(obj, nullptr, nullptr, &msg), ErrorKind::Corruption);
+  EXPECT_NE(msg.find("digest kind"), std::string::npos) << msg;
+  obj[4] = 1;
+  EXPECT_EQ(try_decode(obj, nullptr, nullptr, &msg), ErrorKind::Corruption);
+  EXPECT_NE(msg.find("reserved"), std::string::npos) << msg;
 }
 
 // --- speed (not run by default: --gtest_also_run_disabled_tests --gtest_filter='*Bench*') -------------
@@ -780,7 +913,7 @@ TEST(Codec, DISABLED_Bench16MiBSegment) {
   for (int rep = 0; rep < 5; ++rep) {
     Counting c;
     auto t0 = std::chrono::steady_clock::now();
-    ObjectDecoder dec(c, &key(), "bench");
+    ObjectDecoder dec(c, &key(), kName, "bench");
     feed(dec, obj, {1 << 20});
     dec.finish();
     best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());

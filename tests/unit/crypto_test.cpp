@@ -301,7 +301,7 @@ TEST(Scrypt, RejectsBadParams) {
 
 // HKDF-SHA256 computed from its definition (RFC 5869) with HMAC, as an independent check. The RFC's
 // own vectors use 22- or 80-byte input keys, which a MasterKey cannot hold.
-std::array<std::uint8_t, 32> hmac_sha256(ByteView key, ByteView data) {
+std::array<std::uint8_t, 32> reference_hmac(ByteView key, ByteView data) {
   EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
   char digest[] = "SHA256";
@@ -320,10 +320,21 @@ std::array<std::uint8_t, 32> hmac_sha256(ByteView key, ByteView data) {
 std::array<std::uint8_t, 32> reference_hkdf(const MasterKey& k, ByteView salt, std::string_view info) {
   Bytes s(salt.begin(), salt.end());
   if (s.empty()) s.assign(32, 0);
-  auto prk = hmac_sha256(s, k.bytes());
+  auto prk = reference_hmac(s, k.bytes());
   Bytes t(info.begin(), info.end());
   t.push_back(1);
-  return hmac_sha256(prk, t);
+  return reference_hmac(prk, t);
+}
+
+TEST(Hmac, Rfc4231Vectors) {
+  // Test case 2: key "Jefe".
+  EXPECT_EQ(hex_of(hmac_sha256(as_bytes("Jefe"), as_bytes("what do ya want for nothing?"))),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // Test case 1: 20 bytes of 0x0b, "Hi There".
+  EXPECT_EQ(hex_of(hmac_sha256(Bytes(20, 0x0b), as_bytes("Hi There"))),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  // Empty key and message (what the keyed digest never uses, but must not crash on).
+  EXPECT_EQ(hmac_sha256({}, {}), reference_hmac({}, {}));
 }
 
 TEST(Hkdf, MatchesDefinition) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "common/crc32c.h"
@@ -114,7 +115,84 @@ TEST(Repository, StoredDigestReadsOnlyTheTrailer) {
   Digest d = repo.stored_digest("obj");
   EXPECT_EQ(d.size, 12u);
   EXPECT_EQ(d.sha256, sha256(as_bytes("some content")));
+  EXPECT_FALSE(d.keyed);  // unencrypted: the plain SHA-256, nothing secret
+  EXPECT_EQ(repo.claim_of("obj", Digest{sha256(as_bytes("some content")), 12}, d.keyed), d);
   EXPECT_EQ(kind_of([&] { repo.stored_digest("missing"); }), ErrorKind::NotFound);
+}
+
+namespace {
+
+// Records every get: which key, and whether it was a ranged read.
+class CountingStorage final : public MemoryStorage {
+ public:
+  std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override {
+    (range ? ranged : full).push_back(key);
+    return MemoryStorage::get(key, range);
+  }
+  std::vector<std::string> full, ranged;
+};
+
+Config encrypted_config(const TempDir& dir) {
+  Config c;
+  c.encryption.method = Encryption::Aes256Gcm;
+  c.encryption.key_file = write_key(dir, "key", std::string(64, 'c'));
+  return c;
+}
+
+const std::string kSeg7 = "wal/0000000100000000/000000010000000000000007";
+const std::string kSeg8 = "wal/0000000100000000/000000010000000000000008";
+
+}  // namespace
+
+TEST(Repository, EncryptedObjectMovedToAnotherKeyFailsAsCorruptionNamingIt) {
+  TempDir dir;
+  auto storage = std::make_unique<MemoryStorage>();
+  MemoryStorage* mem = storage.get();
+  Repository repo(std::move(storage), encrypted_config(dir));
+  repo.put_bytes(kSeg7, as_bytes("segment seven"));
+  repo.put_bytes(kSeg8, as_bytes("segment eight"));
+  mem->objects[kSeg7] = mem->objects[kSeg8];  // a valid object of another segment under this name
+  try {
+    repo.get_bytes(kSeg7);
+    ADD_FAILURE() << "a moved object decoded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+    EXPECT_NE(std::string(e.what()).find("memory:/" + kSeg7 + ": authentication failed"), std::string::npos)
+        << e.what();
+  }
+  Bytes eight = repo.get_bytes(kSeg8);
+  EXPECT_EQ(std::string(eight.begin(), eight.end()), "segment eight");
+}
+
+TEST(Repository, EncryptedTrailerHoldsAKeyedClaimComparedWithoutDownload) {
+  TempDir dir;
+  auto storage = std::make_unique<CountingStorage>();
+  CountingStorage* mem = storage.get();
+  Repository repo(std::move(storage), encrypted_config(dir));
+  const std::string content = "the content of segment seven";
+  repo.put_bytes(kSeg7, as_bytes(content));
+  const Digest plain{sha256(as_bytes(content)), content.size()};
+  const Bytes& obj = mem->objects[kSeg7];
+  EXPECT_TRUE(std::search(obj.begin(), obj.end(), plain.sha256.begin(), plain.sha256.end()) == obj.end())
+      << "the plaintext SHA-256 is in the stored object";
+
+  mem->full.clear();
+  Digest stored = repo.stored_digest(kSeg7);
+  EXPECT_TRUE(stored.keyed);
+  EXPECT_EQ(stored.size, content.size());
+  EXPECT_EQ(stored, repo.claim_of(kSeg7, plain, stored.keyed));  // identical content
+  const std::string other = "the content of segment eight";
+  EXPECT_NE(stored, repo.claim_of(kSeg7, Digest{sha256(as_bytes(other)), other.size()}, stored.keyed));
+  EXPECT_NE(stored, plain);
+  EXPECT_TRUE(mem->full.empty()) << "the body was downloaded";
+  EXPECT_EQ(mem->ranged, std::vector<std::string>{kSeg7});
+
+  // Without a key configured the claim cannot be computed: an error, never "different".
+  auto copy = std::make_unique<MemoryStorage>();
+  copy->objects = mem->objects;
+  Repository keyless(std::move(copy), Config{});
+  EXPECT_EQ(kind_of([&] { keyless.claim_of(kSeg7, plain, true); }), ErrorKind::Auth);
+  EXPECT_EQ(keyless.claim_of(kSeg7, plain, false), plain);
 }
 
 TEST(Repository, AutoCompressionThreadsAreTheToolsChoice) {
