@@ -99,14 +99,10 @@ Digest read_trailer(const std::uint8_t* t, const std::string& what) {
   return d;
 }
 
+bool valid_name(const std::string& name) { return !name.empty() && name.size() <= kMaxNameSize; }
+
 // What a v2 encrypted object adds to every chunk's AAD: u16be(length) || the name it is stored under.
-Bytes name_block(const std::string& name, bool encoding) {
-  if (name.empty() || name.size() > kMaxNameSize) {
-    throw Error(encoding ? ErrorKind::InvalidInput : ErrorKind::Internal,
-                std::string(encoding ? "encode" : "decode") + ": an encrypted object needs the storage key it is " +
-                    (encoding ? "written under" : "read from") + " (1.." + std::to_string(kMaxNameSize) +
-                    " bytes, got " + std::to_string(name.size()) + ")");
-  }
+Bytes name_block(const std::string& name) {
   Bytes b(2 + name.size());
   b[0] = static_cast<std::uint8_t>(name.size() >> 8);
   b[1] = static_cast<std::uint8_t>(name.size());
@@ -303,7 +299,12 @@ struct ObjectEncoder::Impl {
       chunk_size = opts.chunk_size;
       master = opts.key;
       name = opts.bound_name;
-      name_aad = name_block(name, true);
+      if (!valid_name(name)) {
+        throw Error(ErrorKind::InvalidInput, "encode: an encrypted object needs the storage key it is written under "
+                                             "(1.." + std::to_string(kMaxNameSize) + " bytes, got " +
+                                                 std::to_string(name.size()) + ")");
+      }
+      name_aad = name_block(name);
       random_bytes(std::span<std::uint8_t>(header.data() + kSaltOffset, kSaltSize));
       put_u32be(header.data() + kChunkSizeOffset, chunk_size);
       auto id = key_id(*master, header.data() + kSaltOffset);
@@ -551,7 +552,11 @@ struct ObjectDecoder::Impl {
         throw Error(ErrorKind::Auth, what + ": object is encrypted but no encryption key is configured");
       }
       if (info.version != kFormatV1) {
-        name_aad = name_block(name, false);
+        if (!valid_name(name)) {
+          throw Error(ErrorKind::Internal, what + ": decoding an encrypted object needs the storage key it is read "
+                                                  "from (got " + std::to_string(name.size()) + " bytes)");
+        }
+        name_aad = name_block(name);
         auto id = key_id(*key, h + kSaltOffset);
         if (std::memcmp(id.data(), h + kKeyIdOffset, id.size()) != 0) {
           throw Error(ErrorKind::Auth,
