@@ -239,6 +239,7 @@ Inventory load_inventory(Repository& repo) {
         throw;
       }
       inc.error = e.what();
+      inc.error_kind = e.kind();
       inv.incomplete.push_back(std::move(inc));
     }
   }

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "common/errors.h"
 #include "common/manifest.h"
 #include "common/repo.h"
 #include "common/wal.h"
@@ -69,6 +70,7 @@ struct IncompleteBackup {
   std::int64_t newest_mtime = 0;  // newest object's mtime (retention's grace period), 0 when unknown
   std::string error;              // "" = no manifest (unfinished or interrupted base-push);
                                   // else why the manifest could not be read (corrupt, wrong key...)
+  ErrorKind error_kind = ErrorKind::Corruption;  // the kind of `error` (Corruption, NotFound, Config)
 };
 
 struct Inventory {
