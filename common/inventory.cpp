@@ -49,6 +49,47 @@ const ChainStep& step_for(const std::vector<ChainStep>& chain, std::uint64_t seg
   return chain.front();
 }
 
+// One timeline of a history as PostgreSQL's readTimeLineHistory builds it: the line's timeline begins
+// at the previous line's switchpoint (0 for the first) and ends at its own (the history's own timeline
+// has no end).
+struct HistorySpan {
+  std::uint32_t timeline = 0;
+  std::uint64_t begin = 0;
+  std::uint64_t end = kOpen;
+};
+
+std::vector<HistorySpan> history_spans(const TimelineHistory& h) {
+  std::vector<HistorySpan> out;
+  std::uint64_t begin = 0;
+  for (const auto& e : h.entries) {
+    out.push_back({e.parent, begin, e.switchpoint});
+    begin = e.switchpoint;
+  }
+  out.push_back({h.timeline, begin, kOpen});
+  return out;
+}
+
+// PostgreSQL's tliOfPointInHistory: the newest timeline whose [begin, end) holds `lsn`. A newer timeline
+// takes precedence, so a span whose switchpoint is not after an older one's is empty.
+std::uint32_t timeline_of_point(const std::vector<HistorySpan>& spans, std::uint64_t lsn) {
+  for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
+    if (it->begin <= lsn && lsn < it->end) return it->timeline;
+  }
+  return 0;
+}
+
+// Where each span really ends once newer timelines took their part: the smallest switchpoint from its
+// own on.
+std::vector<std::uint64_t> effective_ends(const std::vector<HistorySpan>& spans) {
+  std::vector<std::uint64_t> out(spans.size());
+  std::uint64_t end = kOpen;
+  for (std::size_t k = spans.size(); k-- > 0;) {
+    end = std::min(end, spans[k].end);
+    out[k] = end;
+  }
+  return out;
+}
+
 }  // namespace
 
 const WalObject* Inventory::find_segment(std::uint32_t timeline, std::uint64_t segno) const {
@@ -135,9 +176,9 @@ std::vector<HistoryEntry> parse_history(const std::string& text, const std::stri
     }
     while (k < line.size() && std::isspace(static_cast<unsigned char>(line[k]))) ++k;
     e.reason = line.substr(k);
-    if (!out.empty() && (e.parent <= out.back().parent || e.switchpoint < out.back().switchpoint)) {
-      throw bad("timelines and switchpoints must increase");
-    }
+    // PostgreSQL (readTimeLineHistory) requires increasing timelines only: a switchpoint that is not after
+    // the previous one is valid and leaves the timeline between them empty (see history_spans).
+    if (!out.empty() && e.parent <= out.back().parent) throw bad("timelines must increase");
     out.push_back(std::move(e));
   }
   return out;
@@ -198,6 +239,7 @@ Inventory load_inventory(Repository& repo) {
         throw;
       }
       inc.error = e.what();
+      inc.error_kind = e.kind();
       inv.incomplete.push_back(std::move(inc));
     }
   }
@@ -232,30 +274,32 @@ std::vector<ChainStep> timeline_chain(const Inventory& inv, std::uint32_t from_t
   if (!h.error.empty()) {
     throw Error(ErrorKind::Corruption, "history file " + history_file_name(to_timeline) + ": " + h.error);
   }
+  const std::vector<HistorySpan> spans = history_spans(h);
+  const std::vector<std::uint64_t> ends = effective_ends(spans);
   std::size_t i = 0;
-  while (i < h.entries.size() && h.entries[i].parent != from_timeline) ++i;
-  if (i == h.entries.size()) throw not_child("its history does not contain timeline " + std::to_string(from_timeline));
-  if (from_lsn >= h.entries[i].switchpoint) {
-    throw not_child("it branched off at " + format_lsn(h.entries[i].switchpoint));
+  while (i < spans.size() && spans[i].timeline != from_timeline) ++i;
+  if (i == spans.size()) throw not_child("its history does not contain timeline " + std::to_string(from_timeline));
+  // PostgreSQL refuses to start when the point recovery starts from is not on the backup's timeline in the
+  // requested timeline's history ("requested timeline is not a child of this server's history").
+  if (timeline_of_point(spans, from_lsn) != from_timeline) {
+    throw not_child("it branched off at " + format_lsn(ends[i]));
   }
+  // Segment s is read from the newest timeline whose first segment is <= s (XLogFileReadAnyTLI), so a
+  // timeline is read up to the segment before the smallest first segment of a newer one. A timeline with
+  // nothing left to read (an empty one, or two switches inside one segment) is dropped.
   std::vector<ChainStep> chain;
-  std::uint64_t begin = 0;
-  for (std::size_t j = i; j < h.entries.size(); ++j) {
-    chain.push_back({h.entries[j].parent, begin / seg, 0, begin, h.entries[j].switchpoint});
-    begin = h.entries[j].switchpoint;
-  }
-  chain.push_back({to_timeline, begin / seg, kOpen, begin, kOpen});
-  // Each step is read up to the segment before the next step's first one. A step whose range is empty
-  // (two switches inside one segment) is never read from: drop it.
-  std::vector<ChainStep> out;
-  for (std::size_t j = 0; j < chain.size(); ++j) {
-    if (j + 1 < chain.size()) {
-      if (chain[j + 1].begin_segno <= chain[j].begin_segno) continue;
-      chain[j].end_segno = chain[j + 1].begin_segno - 1;
+  std::uint64_t later_begin = kOpen;  // smallest first segment of the newer steps
+  for (std::size_t j = spans.size(); j-- > i;) {
+    std::uint64_t begin_lsn = j == i ? 0 : spans[j].begin;
+    std::uint64_t begin_segno = begin_lsn / seg;
+    if (begin_segno < later_begin) {
+      chain.push_back({spans[j].timeline, begin_segno, later_begin == kOpen ? kOpen : later_begin - 1, begin_lsn,
+                       ends[j]});
     }
-    out.push_back(chain[j]);
+    later_begin = std::min(later_begin, begin_segno);
   }
-  return out;
+  std::reverse(chain.begin(), chain.end());
+  return chain;
 }
 
 std::uint32_t latest_timeline(const Inventory& inv, std::uint32_t timeline) {
@@ -267,13 +311,8 @@ std::uint32_t latest_timeline(const Inventory& inv, std::uint32_t timeline) {
 std::vector<std::uint32_t> descendant_timelines(const Inventory& inv, std::uint32_t timeline, std::uint64_t lsn) {
   std::vector<std::uint32_t> out{timeline};
   for (const auto& [tli, h] : inv.histories) {
-    if (tli <= timeline) continue;
-    for (const auto& e : h.entries) {
-      if (e.parent == timeline && lsn < e.switchpoint) {
-        out.push_back(tli);
-        break;
-      }
-    }
+    if (tli <= timeline || !h.error.empty()) continue;
+    if (timeline_of_point(history_spans(h), lsn) == timeline) out.push_back(tli);
   }
   return out;
 }

@@ -7,9 +7,13 @@
 //
 // Timeline rules follow PostgreSQL 15 (xlogrecovery.c):
 // - A history file NNNNNNNN.history lists, one line each, "parentTLI<TAB>switchpoint<TAB>reason" for every
-//   ancestor of timeline N, oldest first; timeline N begins at the last line's switchpoint.
+//   ancestor of timeline N, oldest first; timeline N begins at the last line's switchpoint. Timelines
+//   increase; switchpoints need not (timeline.c, readTimeLineHistory): a point-in-time recovery back to a
+//   point before an earlier switch writes e.g. "1 0/3018CB0" then "2 0/3018C48".
+// - An LSN belongs to the NEWEST timeline of the history whose [begin, switchpoint) holds it
+//   (tliOfPointInHistory); so a timeline whose switchpoint is not after an earlier one is empty.
 // - Recovery reads segment s from the NEWEST timeline of the chain whose begin segment is <= s (the segment
-//   holding a switchpoint is read from the new timeline).
+//   holding a switchpoint is read from the new timeline; XLogFileReadAnyTLI).
 // - recovery_target_timeline = 'latest' means the highest N such that every history file
 //   start+1 .. N exists in the archive (PostgreSQL probes consecutively and stops at the first gap).
 #pragma once
@@ -20,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "common/errors.h"
 #include "common/manifest.h"
 #include "common/repo.h"
 #include "common/wal.h"
@@ -65,6 +70,7 @@ struct IncompleteBackup {
   std::int64_t newest_mtime = 0;  // newest object's mtime (retention's grace period), 0 when unknown
   std::string error;              // "" = no manifest (unfinished or interrupted base-push);
                                   // else why the manifest could not be read (corrupt, wrong key...)
+  ErrorKind error_kind = ErrorKind::Corruption;  // the kind of `error` (Corruption, NotFound, Config)
 };
 
 struct Inventory {
@@ -92,7 +98,7 @@ Inventory load_inventory(Repository& repo);
 void add_wal_listing(Inventory& inv, const std::vector<ObjectInfo>& wal_objects);
 
 // Parses a history file's text. Comment lines (#) and blank lines are skipped. Corruption naming `what`
-// when a line is malformed or timelines/switchpoints do not increase.
+// when a line is malformed or timelines do not increase (switchpoints may: see the timeline rules above).
 std::vector<HistoryEntry> parse_history(const std::string& text, const std::string& what);
 
 // ---- WAL ranges and timeline chains ----------------------------------------------------------------
@@ -114,12 +120,13 @@ struct ChainStep {
   std::uint64_t begin_segno = 0;  // first segment read from this timeline
   std::uint64_t end_segno = 0;    // last segment read from this timeline (inclusive)
   std::uint64_t begin_lsn = 0;    // where the timeline begins (0 for the first one)
-  std::uint64_t end_lsn = UINT64_MAX;  // switchpoint to the next step; UINT64_MAX for the last
+  std::uint64_t end_lsn = UINT64_MAX;  // end of its WAL in the history (its switchpoint, or a smaller later one); UINT64_MAX for the last
 };
 
-// Chain from `from_timeline` at `from_lsn` to `to_timeline`. Throws InvalidInput when to_timeline is not
-// a descendant of from_timeline after from_lsn (PostgreSQL: "requested timeline is not a child of this
-// server's history"), NotFound when a needed history file is missing.
+// Chain from `from_timeline` at `from_lsn` to `to_timeline`: every timeline recovery reads segments from,
+// with empty ones left out. Throws InvalidInput when from_lsn is not on from_timeline in to_timeline's
+// history (PostgreSQL: "requested timeline is not a child of this server's history"), NotFound when a
+// needed history file is missing.
 std::vector<ChainStep> timeline_chain(const Inventory& inv, std::uint32_t from_timeline, std::uint64_t from_lsn,
                                       std::uint32_t to_timeline);
 

@@ -158,7 +158,9 @@ VerifyReport verify_repository(Repository& repo, const Inventory& inv, const Ver
 
   // Static problems the inventory already knows.
   for (const auto& inc : inv.incomplete) {
-    if (!inc.error.empty()) problem(keys::backup_manifest(inc.label), "unreadable", inc.error);
+    if (inc.error.empty()) continue;
+    problem(keys::backup_manifest(inc.label), inc.error_kind == ErrorKind::Corruption ? "corruption" : "unreadable",
+            inc.error);
   }
   for (const auto& [tli, h] : inv.histories) {
     if (!h.error.empty()) problem(h.key, "corruption", h.error);

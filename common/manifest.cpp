@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -31,7 +32,61 @@ std::string checked_hex(std::string v, std::size_t digits, const std::string& wh
   return v;
 }
 
+Error path_error(const std::string& what, const char* entry, const std::string& path, const std::string& why) {
+  return Error(ErrorKind::Corruption, what + ": " + entry + " path \"" + path + "\" " + why +
+                                          ": refusing a manifest that could write outside the data directory");
+}
+
+// Checks every path and tablespace reference of a parsed manifest (see manifest_path_problem).
+void check_paths(const BackupManifest& m, const std::string& what) {
+  std::set<std::uint32_t> oids;
+  for (const auto& t : m.tablespaces) {
+    std::string loc = t.location;
+    while (loc.size() > 1 && loc.back() == '/') loc.pop_back();  // a trailing slash is harmless
+    std::string why = t.oid == 0                         ? "belongs to tablespace oid 0"
+                      : !oids.insert(t.oid).second       ? "is listed twice"
+                      : loc.empty() || loc[0] != '/'     ? "is not an absolute path"
+                      : loc == "/"                       ? ""
+                                                         : manifest_path_problem(loc.substr(1));
+    if (why.empty()) continue;
+    throw path_error(what, "tablespace", t.location, why);
+  }
+  auto check = [&](const char* entry, const std::string& path, std::uint32_t oid, bool dir) {
+    std::string why = manifest_path_problem(path, dir);
+    if (why.empty() && oid != 0 && !oids.count(oid)) why = "belongs to tablespace " + std::to_string(oid) + ", which the manifest does not list";
+    // pg_tblspc/<oid> becomes the link to a listed tablespace: nothing may be written through it.
+    if (why.empty() && oid == 0 && path.rfind("pg_tblspc/", 0) == 0) {
+      std::string rest = path.substr(10);
+      auto slash = rest.find('/');
+      std::string first = rest.substr(0, slash);
+      bool listed = std::any_of(m.tablespaces.begin(), m.tablespaces.end(),
+                                [&](const ManifestTablespace& t) { return std::to_string(t.oid) == first; });
+      if (listed && (slash != std::string::npos || !dir)) why = "lies inside the link to tablespace " + first;
+    }
+    if (!why.empty()) throw path_error(what, entry, path, why);
+  };
+  for (const auto& d : m.directories) check("directory", d.path, d.tablespace, true);
+  for (const auto& f : m.files) check("file", f.path, f.tablespace, false);
+}
+
 }  // namespace
+
+std::string manifest_path_problem(const std::string& path, bool directory) {
+  if (path.empty()) return "is empty";
+  if (directory && path == ".") return "";
+  if (path.find('\0') != std::string::npos) return "contains a NUL byte";
+  if (path[0] == '/') return "is an absolute path";
+  std::size_t start = 0;
+  while (true) {
+    std::size_t slash = path.find('/', start);
+    std::string_view c = std::string_view(path).substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (c.empty()) return "has an empty component";
+    if (c == "..") return "has a \"..\" component";
+    if (c == ".") return "has a \".\" component";
+    if (slash == std::string::npos) return "";
+    start = slash + 1;
+  }
+}
 
 FileChecksum::FileChecksum(const ManifestFile& f) : f_(f) {
   if (!f.crc32c.empty()) crc_.emplace();
@@ -160,6 +215,7 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
       mf.offset = f.at("offset").get<std::uint64_t>();
       m.files.push_back(std::move(mf));
     }
+    check_paths(m, what);
     return m;
   } catch (const json::exception& e) {
     throw Error(ErrorKind::Corruption, what + ": malformed manifest (" + e.what() + ")");

@@ -102,9 +102,17 @@ struct BackupManifest {
   std::uint64_t stored_bytes = 0;  // repository bytes (sum of bundle stored sizes)
 
   std::string to_json() const;
-  // Corruption error naming `what` on malformed input.
+  // Corruption error naming `what` on malformed input, including a path that could write outside the data
+  // directory or its tablespace location (manifest_path_problem), a tablespace location that is not an
+  // absolute path without ".." components, and an entry of a tablespace the manifest does not list.
   static BackupManifest from_json(const std::string& text, const std::string& what);
 };
+
+// Why `path` (a file or directory path from a manifest, relative to the data directory or to a tablespace
+// location) could write outside its root: "" when it is safe, else e.g. "is an absolute path" or "has a
+// \"..\" component". Safe means relative, with no empty, "." or ".." components and no NUL byte. A
+// directory entry may also be "." (the root itself, which a restore skips).
+std::string manifest_path_problem(const std::string& path, bool directory = false);
 
 // Label for a backup starting now: "YYYYMMDDTHHMMSSZ-F" (full) or "-I" (incremental).
 std::string make_backup_label(std::int64_t unix_time, bool incremental);

@@ -34,6 +34,9 @@ namespace fsys = std::filesystem;
 namespace {
 
 const char* const kControlTemp = "global/pg_control.pgvault-restore";
+// Ends the archive_mode line pitr-prepare writes, so a later restore (of a backup of a restored server)
+// recognises it as its own; the server's own archive_mode lines are never touched.
+const char* const kArchiveModeMark = "  # pitr-prepare --archive-mode off: this restore does not archive";
 
 // Directories PostgreSQL 15 expects in a data directory even when a backup leaves them out.
 const char* const kExpectedDirs[] = {
@@ -162,6 +165,52 @@ void make_dir(const std::string& path, unsigned mode) {
   if (::chmod(path.c_str(), mode & 07777) != 0) throw errno_error("chmod " + path, errno);
 }
 
+// Paths from the repository are checked when the manifest is parsed and again here, before each write;
+// and every write opens its way down component by component with O_NOFOLLOW beneath its root (the data
+// directory or a tablespace location), so neither a path nor a symbolic link met on the way (such as a
+// pg_tblspc/<oid> link) can lead a write outside the root.
+void check_restore_path(const std::string& label, const char* entry, const std::string& path, bool directory) {
+  std::string why = manifest_path_problem(path, directory);
+  if (!why.empty()) {
+    throw Error(ErrorKind::Corruption,
+                "backup " + label + ": " + entry + " path \"" + path + "\" " + why + "; refusing to write it");
+  }
+}
+
+// Opens the directory `rel` ("" = the root itself) beneath `root`, creating missing components (0700)
+// when `create`. A component that is a symbolic link or not a directory is Corruption.
+Fd open_dir_beneath(const std::string& root, const std::string& rel, bool create) {
+  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw errno_error("open " + root, errno);
+  Fd cur(fd);
+  std::string done = root;
+  std::size_t start = 0;
+  while (start < rel.size()) {
+    std::size_t slash = rel.find('/', start);
+    std::string c = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    start = slash == std::string::npos ? rel.size() : slash + 1;
+    done += "/" + c;
+    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int next = ::openat(cur.get(), c.c_str(), flags);
+    if (next < 0 && errno == ENOENT && create) {
+      if (::mkdirat(cur.get(), c.c_str(), 0700) != 0 && errno != EEXIST) throw errno_error("mkdir " + done, errno);
+      next = ::openat(cur.get(), c.c_str(), flags);
+    }
+    if (next < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+      throw Error(ErrorKind::Corruption, done + " is a symbolic link or not a directory: a restore never writes through one");
+    }
+    if (next < 0) throw errno_error("open " + done, errno);
+    cur = Fd(next);
+  }
+  return cur;
+}
+
+// make_dir beneath `root`: the directory `rel` and any missing parent, never through a symbolic link.
+void make_dir_beneath(const std::string& root, const std::string& rel, unsigned mode) {
+  Fd dir = open_dir_beneath(root, rel, true);
+  if (::fchmod(dir.get(), mode & 07777) != 0) throw errno_error("chmod " + root + "/" + rel, errno);
+}
+
 void fsync_tree(const std::string& root) {
   fsync_dir(root);
   std::error_code ec;
@@ -182,12 +231,10 @@ struct RestoreState {
   std::atomic<std::uint64_t> bytes{0};
   std::atomic<std::uint64_t> files{0};
 
-  std::string dest(const ManifestFile& f) const {
-    if (f.tablespace == 0) {
-      if (f.path == "global/pg_control") return pgdata + "/" + kControlTemp;
-      return pgdata + "/" + f.path;
-    }
-    return tablespace_dirs.at(f.tablespace) + "/" + f.path;
+  // Where a file goes: its root (the data directory or its tablespace's location) and the path below it.
+  std::pair<std::string, std::string> dest(const ManifestFile& f) const {
+    if (f.tablespace == 0) return {pgdata, f.path == "global/pg_control" ? kControlTemp : f.path};
+    return {tablespace_dirs.at(f.tablespace), f.path};
   }
 };
 
@@ -262,12 +309,14 @@ class BundleSplitter final : public Sink {
       fd_ = Fd();
       return;
     }
-    path_ = st_.dest(f);
-    int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == ENOENT) {  // a parent the manifest did not list
-      make_dirs(parent_dir(path_), 0700);
-      fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    }
+    check_restore_path(st_.label, "file", f.path, false);
+    auto [root, rel] = st_.dest(f);
+    path_ = root + "/" + rel;
+    auto slash = rel.rfind('/');
+    // Parents the manifest did not list are created; O_EXCL | O_NOFOLLOW: never through a link.
+    Fd dir = open_dir_beneath(root, slash == std::string::npos ? "" : rel.substr(0, slash), true);
+    std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+    int fd = ::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) throw errno_error("create " + path_, errno);
     fd_ = Fd(fd);
   }
@@ -374,6 +423,7 @@ std::string recovery_settings(const RestoreOptions& opts, const RestorePlan& pla
                       ? opts.target_timeline
                       : std::to_string(plan.target_timeline))
     << "\n";
+  if (opts.archive_mode == "off") o << "archive_mode = 'off'" << kArchiveModeMark << "\n";
   return o.str();
 }
 
@@ -392,6 +442,7 @@ std::string rewrite_auto_conf(const std::string& existing, const std::string& se
     std::string key = line.substr(i, j - i);
     std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
     if (ours.count(key)) continue;
+    if (key == "archive_mode" && line.find(kArchiveModeMark) != std::string::npos) continue;  // an earlier restore's
     if (line.rfind("# Recovery settings written by pitr-prepare", 0) == 0) continue;
     out += line + "\n";
   }
@@ -408,6 +459,9 @@ RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOp
   if (opts.target_action != "promote" && opts.target_action != "pause" && opts.target_action != "shutdown") {
     throw Error(ErrorKind::InvalidInput, "--target-action must be promote, pause or shutdown");
   }
+  if (opts.archive_mode != "off" && opts.archive_mode != "preserve") {
+    throw Error(ErrorKind::InvalidInput, "--archive-mode must be off or preserve, not \"" + opts.archive_mode + "\"");
+  }
   std::optional<std::uint32_t> fixed_timeline;
   if (opts.target_timeline != "latest" && opts.target_timeline != "current") {
     try {
@@ -420,9 +474,21 @@ RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOp
                                                opts.target_timeline + "\"");
     }
   }
+  // A manifest that exists but cannot be used (corrupt, unsafe paths, wrong key) is never passed over
+  // silently: asked for by name, or when no other backup exists, its error is the answer.
+  const IncompleteBackup* unreadable = nullptr;  // the newest one
+  for (const auto& i : inv.incomplete) {
+    if (!i.error.empty() && (opts.backup.empty() || i.label == opts.backup)) unreadable = &i;
+  }
+  if (unreadable && (inv.backups.empty() || !opts.backup.empty())) {
+    throw Error(unreadable->error_kind, "backup " + unreadable->label + " cannot be restored: " + unreadable->error);
+  }
   if (inv.backups.empty()) {
     throw Error(ErrorKind::NotFound, "repository " + repo.describe() + " holds no complete backup" +
                                          (inv.incomplete.empty() ? "" : " (only incomplete ones)"));
+  }
+  if (unreadable && opts.backup.empty() && unreadable->label > inv.backups.back().label) {
+    spdlog::warn("backup {} is not considered: {}", unreadable->label, unreadable->error);
   }
 
   // Candidates, newest first.
@@ -588,6 +654,60 @@ std::string read_text_file(const std::string& path) {
   return s.str();
 }
 
+
+// What step 2 found: checked before anything is changed (and by a dry run, which changes nothing).
+struct DirChecks {
+  std::map<std::uint32_t, std::set<std::string>> ts_tops;  // what the backup writes in each location
+  bool pgdata_exists = false;
+  bool pgdata_nonempty = false;  // only with --force (else an error)
+};
+
+DirChecks check_directories(const RestoreOptions& opts, const RestorePlan& plan) {
+  const std::string& pgdata = opts.pgdata;
+  const BackupManifest& m = plan.backup;
+  DirChecks out;
+  for (const auto& [oid, loc] : plan.tablespaces) {
+    if (loc == pgdata || loc.rfind(pgdata + "/", 0) == 0) {
+      throw Error(ErrorKind::InvalidInput, "tablespace " + std::to_string(oid) + " location " + loc +
+                                               " is inside the data directory");
+    }
+    auto& tops = out.ts_tops[oid];
+    for (const auto& d : m.directories) {
+      if (d.tablespace == oid) tops.insert(d.path.substr(0, d.path.find('/')));
+    }
+    for (const auto& f : m.files) {
+      if (f.tablespace == oid) tops.insert(f.path.substr(0, f.path.find('/')));
+    }
+    tops.erase("");
+    tops.erase(".");
+    // Never removed, not even with --force: the location may belong to another (running) cluster.
+    for (const auto& top : tops) {
+      std::string p = loc + "/" + top;
+      if (::access(p.c_str(), F_OK) == 0) {
+        throw Error(ErrorKind::InvalidInput, "tablespace directory " + p +
+                                                 " already exists; remove it or restore the tablespace elsewhere "
+                                                 "with --tablespace-map " + loc + "=NEWDIR");
+      }
+    }
+  }
+  struct stat sb{};
+  out.pgdata_exists = ::stat(pgdata.c_str(), &sb) == 0;
+  if (!out.pgdata_exists && errno != ENOENT) throw errno_error("stat " + pgdata, errno);
+  if (!out.pgdata_exists) return out;
+  if (!S_ISDIR(sb.st_mode)) throw Error(ErrorKind::InvalidInput, pgdata + " exists and is not a directory");
+  refuse_running_server(pgdata);
+  if (dir_is_empty(pgdata)) return out;
+  if (!opts.force) {
+    bool interrupted = ::access((pgdata + "/" + kRestoreMarker).c_str(), F_OK) == 0;
+    throw Error(ErrorKind::InvalidInput,
+                pgdata + (interrupted ? " holds an unfinished pgvault restore (" + std::string(kRestoreMarker) + ")"
+                                      : " is not empty") +
+                    "; use --force to replace its contents");
+  }
+  out.pgdata_nonempty = true;
+  return out;
+}
+
 }  // namespace
 
 RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
@@ -601,7 +721,11 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
   result.plan = plan_restore(repo, inv, opts);
   const BackupManifest& m = result.plan.backup;
   result.settings = recovery_settings(opts, result.plan);
+  // ---- Step 2: the directories. Every check first (a dry run makes them too), then changes.
+  const std::string& pgdata = opts.pgdata;
+  DirChecks checks = check_directories(opts, result.plan);
   if (opts.dry_run) {
+    if (checks.pgdata_nonempty) spdlog::warn("--force: the contents of {} would be removed", pgdata);
     for (const auto& f : m.files) {
       if (skipped_file(f)) continue;
       result.files++;
@@ -609,49 +733,11 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
     }
     return result;
   }
-
-  // ---- Step 2: the directories. Every check first, then changes.
-  const std::string& pgdata = opts.pgdata;
   Undo undo;
   undo.pgdata = pgdata;
-  std::map<std::uint32_t, std::set<std::string>> ts_tops;  // what the backup writes in each location
-  for (const auto& [oid, loc] : result.plan.tablespaces) {
-    if (loc == pgdata || loc.rfind(pgdata + "/", 0) == 0) {
-      throw Error(ErrorKind::InvalidInput, "tablespace " + std::to_string(oid) + " location " + loc +
-                                               " is inside the data directory");
-    }
-    auto& tops = ts_tops[oid];
-    for (const auto& d : m.directories) {
-      if (d.tablespace == oid) tops.insert(d.path.substr(0, d.path.find('/')));
-    }
-    for (const auto& f : m.files) {
-      if (f.tablespace == oid) tops.insert(f.path.substr(0, f.path.find('/')));
-    }
-    tops.erase("");
-    // Never removed, not even with --force: the location may belong to another (running) cluster.
-    for (const auto& top : tops) {
-      std::string p = loc + "/" + top;
-      if (::access(p.c_str(), F_OK) == 0) {
-        throw Error(ErrorKind::InvalidInput, "tablespace directory " + p +
-                                                 " already exists; remove it or restore the tablespace elsewhere "
-                                                 "with --tablespace-map " + loc + "=NEWDIR");
-      }
-    }
-  }
-  struct stat sb{};
-  bool exists = ::stat(pgdata.c_str(), &sb) == 0;
-  if (!exists && errno != ENOENT) throw errno_error("stat " + pgdata, errno);
-  if (exists) {
-    if (!S_ISDIR(sb.st_mode)) throw Error(ErrorKind::InvalidInput, pgdata + " exists and is not a directory");
-    refuse_running_server(pgdata);
-    if (!dir_is_empty(pgdata)) {
-      if (!opts.force) {
-        bool interrupted = ::access((pgdata + "/" + kRestoreMarker).c_str(), F_OK) == 0;
-        throw Error(ErrorKind::InvalidInput,
-                    pgdata + (interrupted ? " holds an unfinished pgvault restore (" + std::string(kRestoreMarker) + ")"
-                                          : " is not empty") +
-                        "; use --force to replace its contents");
-      }
+  std::map<std::uint32_t, std::set<std::string>>& ts_tops = checks.ts_tops;
+  if (checks.pgdata_exists) {
+    if (checks.pgdata_nonempty) {
       spdlog::warn("--force: removing the contents of {}", pgdata);
       remove_contents(pgdata);
     }
@@ -687,22 +773,23 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
     std::set<std::string> links;
     for (const auto& [oid, loc] : st.tablespace_dirs) links.insert("pg_tblspc/" + std::to_string(oid));
     for (const auto& d : m.directories) {
-      if (d.path.empty() || d.path == ".") continue;
+      check_restore_path(m.label, "directory", d.path, true);
+      if (d.path == ".") continue;
       if (d.tablespace == 0) {
         if (links.count(d.path)) continue;
-        make_dir(pgdata + "/" + d.path, d.mode ? d.mode : 0700);
+        make_dir_beneath(pgdata, d.path, d.mode ? d.mode : 0700);
       } else {
         auto it = st.tablespace_dirs.find(d.tablespace);
         if (it == st.tablespace_dirs.end()) {
           throw Error(ErrorKind::Corruption, "backup " + m.label + ": directory " + d.path + " belongs to tablespace " +
                                                  std::to_string(d.tablespace) + ", which the manifest does not list");
         }
-        make_dir(it->second + "/" + d.path, d.mode ? d.mode : 0700);
+        make_dir_beneath(it->second, d.path, d.mode ? d.mode : 0700);
       }
     }
     for (const char* d : kExpectedDirs) {
       std::string p = pgdata + "/" + d;
-      if (::access(p.c_str(), F_OK) != 0) make_dir(p, 0700);
+      if (::access(p.c_str(), F_OK) != 0) make_dir_beneath(pgdata, d, 0700);
     }
     for (const auto& [oid, loc] : st.tablespace_dirs) {
       std::string link = pgdata + "/pg_tblspc/" + std::to_string(oid);
@@ -858,7 +945,10 @@ std::string restore_summary_line(const RestoreResult& r, const RestoreOptions& o
   }
   o << "; target " << describe_target(opts.target) << " on timeline " << r.plan.target_timeline << ", action "
     << opts.target_action << (opts.standby ? ", standby" : "") << "; WAL " << wal_range(r, b.wal_segment_size) << " ("
-    << r.plan.wal.segments << (r.plan.wal.segments == 1 ? " segment" : " segments") << ") verified present";
+    << r.plan.wal.segments << (r.plan.wal.segments == 1 ? " segment" : " segments") << ") verified present; "
+    << (opts.archive_mode == "off" ? "archive_mode off (the restored server archives nothing; --archive-mode preserve "
+                                     "keeps the server's setting)"
+                                   : "archive_mode preserved (the restored server archives as the backed-up one did)");
   return o.str();
 }
 
@@ -881,6 +971,7 @@ std::string restore_summary_json(const RestoreResult& r, const RestoreOptions& o
       {"target_action", opts.target_action},
       {"inclusive", !opts.exclusive},
       {"standby", opts.standby},
+      {"archive_mode", opts.archive_mode},
       {"files", r.files},
       {"bytes", r.bytes},
       {"seconds", r.seconds},

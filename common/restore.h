@@ -63,6 +63,10 @@ struct RestoreOptions {
   std::string backup;                         // label to restore; "" = choose. Default: ""
   bool standby = false;                       // standby.signal instead of recovery.signal
   std::vector<std::pair<std::string, std::string>> tablespace_map;  // OLD=NEW locations
+  // "off": postgresql.auto.conf gets archive_mode = off, so a test restore never archives its new
+  // timeline into the repository it came from; "preserve": the server's own setting stays (a restore
+  // that becomes the new primary). Default: off
+  std::string archive_mode = "off";
   bool force = false;                         // empty a non-empty data directory first
   bool dry_run = false;                       // plan only
   int parallel = 0;                           // decoding threads; 0 = [backup] parallel, then cores
@@ -95,7 +99,8 @@ struct RestoreResult {
   std::string settings;  // the lines appended to postgresql.auto.conf
 };
 
-// Everything above. With dry_run, only the plan (files/bytes from the manifest). Errors: as plan_restore,
+// Everything above. With dry_run, the plan and step 2's checks of the directories (files/bytes from the
+// manifest); nothing is written. Errors: as plan_restore,
 // plus InvalidInput (directory not empty, server running), Corruption (a bundle or file failed
 // verification: the message names the backup label and the file), Io, and storage kinds.
 RestoreResult run_restore(Repository& repo, const RestoreOptions& opts);

@@ -93,7 +93,7 @@ TEST(InventoryTest, ParsesHistoryFiles) {
   EXPECT_EQ(e[1].parent, 2u);
   EXPECT_EQ(e[1].switchpoint, 0x9000000u);
 
-  for (const char* bad : {"x\t0/1\n", "1\tnot-an-lsn\n", "2\t0/5\n1\t0/9\n", "1\t0/9\n2\t0/5\n", "1\n"}) {
+  for (const char* bad : {"x\t0/1\n", "1\tnot-an-lsn\n", "2\t0/5\n1\t0/9\n", "2\t0/5\n2\t0/9\n", "1\n"}) {
     try {
       parse_history(bad, "h");
       FAIL() << "accepted: " << bad;
@@ -127,6 +127,51 @@ TEST(InventoryTest, ChainFollowsSwitchpointsLikePostgres) {
   ASSERT_EQ(c2.size(), 2u);
   EXPECT_EQ(c2[0].timeline, 2u);
   EXPECT_EQ(c2[0].end_segno, 8u);
+}
+
+// The history file PostgreSQL's own recovery tests produce: a point-in-time recovery back to a restore
+// point on timeline 1 that lies before the earlier switch to timeline 2. PostgreSQL follows it.
+const char* const kPostgresHistory3 =
+    "1\t0/3018CB0\tno recovery target specified\n\n2\t0/3018C48\tat restore point \"rp\"\n";
+
+TEST(InventoryTest, ParsesHistoryWhoseSwitchpointsDoNotIncrease) {
+  auto e = parse_history(kPostgresHistory3, "00000003.history");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].switchpoint, 0x3018CB0u);
+  EXPECT_EQ(e[1].parent, 2u);
+  EXPECT_EQ(e[1].switchpoint, 0x3018C48u);
+}
+
+TEST(InventoryTest, ChainSkipsTheEmptyTimelineOfANonIncreasingHistory) {
+  Inventory inv = Builder()
+                      .history(2, {{1, 0x3018CB0, ""}})
+                      .history(3, parse_history(kPostgresHistory3, "00000003.history"))
+                      .build();
+  // Timeline 2 covers no WAL on timeline 3's path: 1 up to 0/3018C48, then 3 (segment 3 on).
+  auto c = timeline_chain(inv, 1, 0x2000028, 3);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].timeline, 1u);
+  EXPECT_EQ(c[0].end_segno, 2u);
+  EXPECT_EQ(c[0].end_lsn, 0x3018C48u);
+  EXPECT_EQ(c[1].timeline, 3u);
+  EXPECT_EQ(c[1].begin_segno, 3u);
+  EXPECT_EQ(c[1].begin_lsn, 0x3018C48u);
+  // Between the two switchpoints the WAL is timeline 3's: a backup there is not on timeline 1 in 3's history.
+  EXPECT_THROW(timeline_chain(inv, 1, 0x3018C80, 3), Error);
+  EXPECT_THROW(timeline_chain(inv, 2, 0x3018CB0, 3), Error);  // timeline 2 is empty in 3's history
+  EXPECT_EQ(descendant_timelines(inv, 1, 0x2000028), (std::vector<std::uint32_t>{1, 2, 3}));
+  EXPECT_EQ(descendant_timelines(inv, 1, 0x3018C80), (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(descendant_timelines(inv, 2, 0x3018CB0), (std::vector<std::uint32_t>{2}));
+
+  // Switchpoints in different segments: timeline 3 starts (segment 4) before timeline 2 would (segment 5),
+  // so segment 4 is read from timeline 3, never from 1 (PostgreSQL reads the newest whose start is <= it).
+  Inventory inv2 = Builder().history(3, {{1, lsn_of(5, 0x100), ""}, {2, lsn_of(4, 0x100), ""}}).build();
+  auto c2 = timeline_chain(inv2, 1, lsn_of(1), 3);
+  ASSERT_EQ(c2.size(), 2u);
+  EXPECT_EQ(c2[0].timeline, 1u);
+  EXPECT_EQ(c2[0].end_segno, 3u);
+  EXPECT_EQ(c2[1].timeline, 3u);
+  EXPECT_EQ(c2[1].begin_segno, 4u);
 }
 
 TEST(InventoryTest, ChainRefusesTimelinesThatAreNotChildren) {
@@ -279,6 +324,27 @@ TEST(InventoryTest, LoadsRepositoryAndSeparatesIncompleteBackups) {
   EXPECT_TRUE(inv.histories[2].error.empty());
   EXPECT_FALSE(inv.histories[3].error.empty());
   EXPECT_EQ(inv.wal[1].segments.size(), 8u);
+}
+
+TEST(InventoryTest, LoadsAndVerifiesANonIncreasingHistory) {
+  MemRepo r;
+  r.segs(1, 1, 3);
+  r.segs(2, 3, 3);
+  r.segs(3, 3, 5);
+  r.repo->put_bytes("wal/00000002.history", as_bytes("1\t0/3018CB0\tno recovery target specified\n"));
+  r.repo->put_bytes("wal/00000003.history", as_bytes(kPostgresHistory3));
+  write_manifest(*r.repo, manifest("20260101T000000Z-F", 1, 1, 2));
+  Inventory inv = load_inventory(*r.repo);
+  EXPECT_EQ(inv.histories[3].error, "");
+  ASSERT_EQ(inv.histories[3].entries.size(), 2u);
+  RecoveryWindow w = recovery_window(inv);
+  EXPECT_EQ(w.latest_timeline, 3u);
+  EXPECT_EQ(w.latest_lsn, lsn_of(6));
+  VerifyReport rep = verify_repository(*r.repo, inv, VerifyOptions{1, false});
+  for (const auto& p : rep.problems) {
+    EXPECT_EQ(p.key.find(".history"), std::string::npos) << p.key << ": " << p.message;
+    EXPECT_NE(p.kind, "missing") << p.key << ": " << p.message;
+  }
 }
 
 TEST(InventoryTest, RecoveryWindowFollowsNewestTimelineAndStopsAtGaps) {

@@ -66,8 +66,14 @@ int main(int argc, char** argv) {
   app.add_option("--backup", opts.backup, "label of the backup to restore (default: the newest that can reach the target)");
   app.add_flag("--standby", opts.standby, "write standby.signal instead of recovery.signal");
   app.add_option("--tablespace-map", ts_map, "restore the tablespace at OLD into NEW (repeatable)")->type_name("OLD=NEW");
+  app.add_option("--archive-mode", opts.archive_mode,
+                 "off (default): write archive_mode = off, so the restored server never archives into the\n"
+                 "repository it came from (a test restore's new timeline would land there); preserve: keep the\n"
+                 "server's archive settings, for a restore that becomes the new primary")
+      ->check(CLI::IsMember({"off", "preserve"}));
   app.add_flag("--force", opts.force, "remove the existing contents of the data directory first");
-  app.add_flag("--dry-run", opts.dry_run, "check and print the plan; write nothing");
+  app.add_flag("--dry-run", opts.dry_run, "check the plan, the archive and the data directory as a real run does, and\n"
+                                         "print the plan; write nothing");
   app.add_option("--parallel", opts.parallel, "bundles decoded at once (default: [backup] parallel; 0 = cores)")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--json", json, "print a JSON summary on stdout");

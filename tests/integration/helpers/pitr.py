@@ -63,11 +63,14 @@ def recover(workspace, repo: Repo, name: str, *args: str, archive: bool = False,
             timeout: float = 300):
     """pitr-prepare into a new cluster `name`, start it and (with `wait`) wait until recovery ended.
 
-    Restored clusters inherit the primary's postgresql.conf; unless `archive`, archiving is turned off so
-    that their promotion (a new timeline) does not land in the repository and change what 'latest'
-    means for the next restore. Returns (cluster, pitr-prepare JSON summary).
+    Restored clusters inherit the primary's postgresql.conf; unless `archive` (pitr-prepare --archive-mode
+    preserve), archiving is turned off so that their promotion (a new timeline) does not land in the
+    repository and change what 'latest' means for the next restore. Returns (cluster, pitr-prepare JSON
+    summary).
     """
     cluster = workspace.cluster(name)
+    if archive:
+        args = ("--archive-mode", "preserve", *args)
     res = pitr_prepare(repo, cluster.datadir, "--json", *args)
     assert res.rc == 0, f"pitr-prepare {' '.join(args)} failed ({res.rc}): {res.stderr}"
     summary = json.loads(res.stdout)
