@@ -10,6 +10,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <ctime>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "common/errors.h"
 #include "common/format.h"
 #include "common/pgconn.h"
+#include "common/storage_fs.h"
 #include "common/tar.h"
 #include "common/wal.h"
 
@@ -32,6 +34,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+namespace stdfs = std::filesystem;
 
 volatile std::sig_atomic_t g_signal = 0;
 
@@ -276,6 +279,25 @@ void abandon_backup(Storage& storage, const BackupClaim& claim, std::vector<std:
     spdlog::warn("backup {} abandoned; could not delete its uploaded objects ({}); retention-prune removes them later",
                  claim.label, e.what());
   }
+}
+
+// On the fs backend, removes the temporary files that killed runs left in the newest `max_dirs` backup
+// directories (a killed base-push never writes to its label again, so the puts' own sweep never reaches
+// them). Only provably dead writers' files (storage_fs.h); one listing of backups/ and one per directory.
+void sweep_backup_dirs(const Repository& repo, std::size_t max_dirs) {
+  if (repo.config().repository.type != "fs") return;
+  std::error_code ec;
+  const stdfs::path dir = stdfs::path(repo.config().repository.path) / keys::backups_prefix();
+  std::vector<std::string> labels;
+  for (stdfs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_directory(ec)) labels.push_back(it->path().filename().string());
+  }
+  std::sort(labels.rbegin(), labels.rend());
+  std::size_t removed = 0;
+  for (std::size_t i = 0; i < labels.size() && i < max_dirs; ++i) {
+    removed += sweep_dead_temporaries((dir / labels[i]).string());
+  }
+  if (removed) spdlog::info("removed {} temporary file(s) left by killed base-push runs in {}", removed, dir.string());
 }
 
 void wait_until_second(std::int64_t t) {
@@ -565,6 +587,7 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
   // read-back lets a PUT of another run that raced ours land first, so the read-back sees it.
   if (repo.config().repository.type != "fs") co.settle = std::chrono::milliseconds(500);
   const BackupClaim claim = claim_backup_label(repo.storage(), co);
+  sweep_backup_dirs(repo, 64);
   const std::string label = claim.label;
   m.label = label;
   m.type = "full";

@@ -15,6 +15,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from helpers.pitr import archive_info, create_marks, db_state, mark, recover, start_primary
 from helpers.proc import PG_USER, user_popen_kwargs
 
@@ -83,3 +85,33 @@ def test_base_push_started_together_gives_restorable_backups(workspace, repo):
     restored, summary = recover(workspace, repo, "restored", "--backup", sorted(labels)[-1])
     assert summary["backup"] == sorted(labels)[-1]
     assert db_state(restored) == expected
+
+
+def test_next_base_push_removes_temporaries_of_a_killed_one(workspace, repo):
+    """A base-push killed with SIGKILL leaves half-written bundle files (.pgvault-tmp.*) in its label's
+    directory; the next base-push removes them (their writer provably no longer runs), not the rest."""
+    if repo.backend != "fs":
+        pytest.skip("temporary files exist only on the fs backend (S3 uploads are never visible)")
+    # Slow on purpose (one worker, zstd -19, small bundles) so the kill lands mid-upload.
+    repo.update({"backup": {"bundle_size": "1MiB", "parallel": 1}, "compression": {"level": 19}})
+    pg = start_primary(workspace, repo)
+    pg.pgbench_init(scale=5)
+    [proc] = start_together(pg, repo, n=1)
+    try:
+        deadline = time.monotonic() + 120
+        while not (temps := list((repo.path / "backups").glob("*/.pgvault-tmp.*"))):
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "no temporary bundle file appeared"
+            time.sleep(0.02)
+        proc.kill()
+    finally:
+        finish([proc])
+    assert any(t.exists() for t in temps)
+    killed_dir = temps[0].parent
+
+    repo.update({"compression": {"level": 1}})
+    res = pg.run(repo.cmd("base-push", "--conninfo", pg.conninfo, "--json"))
+    assert res.rc == 0, res.stderr
+    assert list(killed_dir.glob(".pgvault-tmp.*")) == []
+    assert "temporary file(s) left by killed base-push runs" in res.stderr
+    assert (killed_dir / "claim").exists()  # the rest of the incomplete backup is retention's to remove
