@@ -10,10 +10,12 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <ctime>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "common/backup_bundles.h"
@@ -22,6 +24,7 @@
 #include "common/errors.h"
 #include "common/format.h"
 #include "common/pgconn.h"
+#include "common/storage_fs.h"
 #include "common/tar.h"
 #include "common/wal.h"
 
@@ -31,6 +34,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+namespace stdfs = std::filesystem;
 
 volatile std::sig_atomic_t g_signal = 0;
 
@@ -227,15 +231,78 @@ std::pair<std::uint64_t, std::uint32_t> lsn_result(PGresult* r, std::string_view
   return {lsn, tli};
 }
 
-std::string choose_label(Storage& storage) {
-  for (int attempt = 0;; ++attempt) {
-    std::string label = make_backup_label(static_cast<std::int64_t>(std::time(nullptr)), false);
-    if (storage.list(keys::backup_prefix(label)).empty()) return label;
-    if (attempt == 3) {
-      throw Error(ErrorKind::Conflict, "backup " + label + " already has objects in " + storage.describe() +
-                                           " (another base-push running?)");
+std::string random_token() {
+  std::random_device rd;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+  return buf;
+}
+
+std::string claim_text(const std::string& token) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  json j = {{"tool", "base-push"}, {"host", host}, {"pid", static_cast<long>(::getpid())},
+            {"token", token},      {"time", now_iso8601()}};
+  return j.dump() + "\n";
+}
+
+// The token in the label's claim; nullopt when there is no claim, "" when it is unreadable.
+std::optional<std::string> claim_token(Storage& storage, const std::string& label) {
+  try {
+    Bytes data = read_all(storage, keys::backup_claim(label));
+    json j = json::parse(data.begin(), data.end());
+    return j.is_object() ? j.value("token", "") : "";
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::NotFound) return std::nullopt;
+    throw;
+  } catch (const json::exception&) {
+    return "";
+  }
+}
+
+// Gives up a failed backup: deletes what this run wrote (the manifest first if it was attempted, then
+// the bundles, the claim last), but only while the claim is still its own. Best effort, never throws.
+void abandon_backup(Storage& storage, const BackupClaim& claim, std::vector<std::string> own,
+                    bool manifest_attempted) {
+  try {
+    if (!claim_holds(storage, claim)) {
+      spdlog::warn("backup {} abandoned; its label is claimed by another base-push now, so nothing is deleted "
+                   "(retention-prune removes leftovers)",
+                   claim.label);
+      return;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    if (manifest_attempted) storage.remove(keys::backup_manifest(claim.label));
+    if (!own.empty()) storage.remove_many(own);
+    storage.remove(keys::backup_claim(claim.label));
+    spdlog::info("backup {} abandoned; its {} uploaded object(s) and its claim deleted", claim.label, own.size());
+  } catch (const std::exception& e) {
+    spdlog::warn("backup {} abandoned; could not delete its uploaded objects ({}); retention-prune removes them later",
+                 claim.label, e.what());
+  }
+}
+
+// On the fs backend, removes the temporary files that killed runs left in the newest `max_dirs` backup
+// directories (a killed base-push never writes to its label again, so the puts' own sweep never reaches
+// them). Only provably dead writers' files (storage_fs.h); one listing of backups/ and one per directory.
+void sweep_backup_dirs(const Repository& repo, std::size_t max_dirs) {
+  if (repo.config().repository.type != "fs") return;
+  std::error_code ec;
+  const stdfs::path dir = stdfs::path(repo.config().repository.path) / keys::backups_prefix();
+  std::vector<std::string> labels;
+  for (stdfs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_directory(ec)) labels.push_back(it->path().filename().string());
+  }
+  std::sort(labels.rbegin(), labels.rend());
+  std::size_t removed = 0;
+  for (std::size_t i = 0; i < labels.size() && i < max_dirs; ++i) {
+    removed += sweep_dead_temporaries((dir / labels[i]).string());
+  }
+  if (removed) spdlog::info("removed {} temporary file(s) left by killed base-push runs in {}", removed, dir.string());
+}
+
+void wait_until_second(std::int64_t t) {
+  while (static_cast<std::int64_t>(std::time(nullptr)) < t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
     check_interrupt();
   }
 }
@@ -277,6 +344,51 @@ void install_interrupt_handlers() {
   sa.sa_flags = 0;  // no SA_RESTART: a blocking wait returns EINTR at once
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool claim_holds(Storage& storage, const BackupClaim& claim) {
+  auto token = claim_token(storage, claim.label);
+  return token && *token == claim.token;
+}
+
+BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts) {
+  const int attempts = std::max(opts.attempts, 1);
+  std::int64_t t = opts.now();
+  std::string first;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    if (attempt > 0) {
+      t = std::max(opts.now(), t + 1);
+      opts.wait_until(t);
+    }
+    BackupClaim c{make_backup_label(t, false), random_token()};
+    if (first.empty()) first = c.label;
+    const std::string key = keys::backup_claim(c.label);
+    try {
+      write_all(storage, key, as_bytes(claim_text(c.token)), PutOptions{.if_absent = true, .size = {}});
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Duplicate) throw;
+      spdlog::info("backup label {} is claimed by another base-push; taking the next second's", c.label);
+      continue;
+    }
+    if (opts.settle.count() > 0) std::this_thread::sleep_for(opts.settle);
+    if (!claim_holds(storage, c)) {
+      spdlog::info("backup label {} was claimed by another base-push at the same time; taking the next second's",
+                   c.label);
+      continue;
+    }
+    bool others = false;
+    for (const auto& o : storage.list(keys::backup_prefix(c.label))) others = others || o.key != key;
+    if (others) {
+      spdlog::warn("backup label {} already holds objects not written by this run in {}; taking the next second's",
+                   c.label, storage.describe());
+      storage.remove(key);
+      continue;
+    }
+    return c;
+  }
+  throw Error(ErrorKind::Conflict, "no backup label free in " + storage.describe() + ": " + first + " and the " +
+                                       std::to_string(attempts - 1) +
+                                       " following seconds are claimed by other base-push runs");
 }
 
 std::uint64_t parse_pg_size(const std::string& text) {
@@ -468,7 +580,15 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
                               ? parallel
                               : 0;
 
-  const std::string label = choose_label(repo.storage());
+  ClaimOptions co;
+  co.now = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
+  co.wait_until = wait_until_second;
+  // Without conditional writes (S3 stores such as Swift) the claim is HEAD-then-PUT: a pause before the
+  // read-back lets a PUT of another run that raced ours land first, so the read-back sees it.
+  if (repo.config().repository.type != "fs") co.settle = std::chrono::milliseconds(500);
+  const BackupClaim claim = claim_backup_label(repo.storage(), co);
+  sweep_backup_dirs(repo, 64);
+  const std::string label = claim.label;
   m.label = label;
   m.type = "full";
   m.start_time = now_iso8601();
@@ -479,6 +599,7 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
                result.server_version, conn.describe(), repo.describe());
 
   BundleUploader uploader(repo.storage(), label, uo, check_interrupt);
+  bool manifest_attempted = false;
   try {
     // 2. BASE_BACKUP and the stream.
     std::string cmd = "BASE_BACKUP ( LABEL " + sql_quote("pgvault " + label) + ", PROGRESS, CHECKPOINT " +
@@ -600,21 +721,18 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
     m.stop_time = now_iso8601();
     for (const auto& f : m.files) m.total_bytes += f.size;
     for (const auto& b : m.bundles) m.stored_bytes += b.stored_size;
+    if (!claim_holds(repo.storage(), claim)) {
+      throw Error(ErrorKind::Conflict, "backup " + label + ": another base-push took over the label's claim " +
+                                           repo.describe() + "/" + keys::backup_claim(label) + "; not committing");
+    }
+    manifest_attempted = true;
     write_manifest(repo, m);
     progress.clear();
   } catch (...) {
     progress.clear();
     conn.abort();
     uploader.abort();
-    try {
-      std::vector<std::string> leftovers;
-      for (const auto& o : repo.storage().list(keys::backup_prefix(label))) leftovers.push_back(o.key);
-      if (!leftovers.empty()) repo.storage().remove_many(leftovers);
-      spdlog::info("backup {} abandoned; {} uploaded object(s) deleted", label, leftovers.size());
-    } catch (const std::exception& e) {
-      spdlog::warn("backup {} abandoned; could not delete its uploaded objects ({}); retention-prune removes them later",
-                   label, e.what());
-    }
+    abandon_backup(repo.storage(), claim, uploader.written_keys(), manifest_attempted);
     throw;
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

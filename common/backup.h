@@ -14,13 +14,19 @@
 //     repository: PostgreSQL switches to a new segment at the end of a backup taken on a primary, so it
 //     is archived promptly by archive_command. On a standby there is no switch: the segment arrives when
 //     the primary archives it.
-//  5. Writes manifest.json (the commit point). Until then the backup is invisible.
+//  5. Writes manifest.json (the commit point) after checking the label's claim is still its own. Until
+//     then the backup is invisible.
+// The label is claimed before any bundle is written (claim_backup_label below), so two runs started in
+// the same second get distinct labels.
 // On any failure or interrupt: the server-side backup is cancelled (the connection closed), no manifest
-// is written, and the bundles already uploaded are deleted (best effort; leftovers are incomplete
-// backups that retention-prune removes after [retention] incomplete_grace).
+// is written, and, if the run still holds its claim, the objects it wrote itself (the keys it uploaded
+// and its claim) are deleted; never anything else (best effort; leftovers are incomplete backups that
+// retention-prune removes after [retention] incomplete_grace).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/manifest.h"
@@ -46,12 +52,36 @@ struct BackupResult {
   std::string server_version;        // e.g. "15.4"
 };
 
-// Takes a base backup. Throws (ErrorKind): Transient (server unreachable or failed, storage failures),
+// Takes a base backup. Throws (ErrorKind): Transient (server unreachable, down or failed, storage
+// failures), Conflict (no label could be claimed, or the claim was taken over before the commit),
 // Auth (authentication refused), Config (no REPLICATION attribute, wal_level minimal, archive_mode off,
 // PostgreSQL older than 15, bad options), Foreign (repository of another database system), Corruption
 // (the received files do not match the server's backup_manifest), Interrupted (SIGINT/SIGTERM after
 // install_interrupt_handlers()), and storage/codec kinds.
 BackupResult run_base_backup(Repository& repo, const BackupOptions& opts);
+
+// The claim of a backup label: backups/<label>/claim (keys::backup_claim), plain JSON naming the tool,
+// host, pid, time and a random token, written with create-if-absent before anything else of the backup,
+// then read back (after `settle`) and checked to hold this run's token: on a store without conditional
+// writes create-if-absent is HEAD-then-PUT, and the read-back catches the run whose PUT came first.
+// A label whose claim exists (another run, same second), whose read-back shows another token, or that
+// holds other objects (a run of an older pgvault, a clock that moved back) is given up for the next
+// second's label; the claim waits for that second to begin, so labels still sort by start time and keep
+// their form. The claim stays with the backup (retention deletes it with the rest); a claim without
+// manifest is an incomplete backup like any other. Throws Conflict after `attempts` labels.
+struct BackupClaim {
+  std::string label;
+  std::string token;
+};
+struct ClaimOptions {
+  std::function<std::int64_t()> now;             // seconds since the epoch
+  std::function<void(std::int64_t)> wait_until;  // returns once now() >= t (may throw Interrupted)
+  std::chrono::milliseconds settle{0};           // pause between writing the claim and reading it back
+  int attempts = 10;
+};
+BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts);
+// True when the label's claim object still holds this claim's token (false when it is gone or another's).
+bool claim_holds(Storage& storage, const BackupClaim& claim);
 
 // SIGINT and SIGTERM set a flag that run_base_backup checks at least every 200 ms; it then aborts
 // cleanly and throws ErrorKind::Interrupted.

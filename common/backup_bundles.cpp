@@ -110,6 +110,7 @@ void BundleUploader::worker() {
       if (stopping_) return;
       job = queue_.front();
       queue_.pop_front();
+      keys_.push_back(keys::backup_bundle(label_, job->index));
     }
     std::exception_ptr error;
     ManifestBundle result;
@@ -215,6 +216,11 @@ void BundleUploader::abort() noexcept {
   }
   threads_.clear();
   finished_ = true;
+}
+
+std::vector<std::string> BundleUploader::written_keys() const {
+  std::lock_guard lock(mu_);
+  return keys_;
 }
 
 std::uint64_t BundleUploader::stored_bytes() const {

@@ -82,6 +82,8 @@ class BundleUploader {
   void abort() noexcept;
   // Bundles committed so far (for progress).
   std::uint64_t stored_bytes() const;
+  // Every key a worker started to write (committed or not): what the caller may delete as its own.
+  std::vector<std::string> written_keys() const;
 
  private:
   struct Job {
@@ -107,6 +109,7 @@ class BundleUploader {
   bool stopping_ = false;
   std::exception_ptr failure_;
   std::uint64_t stored_ = 0;
+  std::vector<std::string> keys_;
   std::shared_ptr<Job> current_;
   std::vector<std::thread> threads_;
   bool finished_ = false;

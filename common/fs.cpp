@@ -146,8 +146,11 @@ std::string temp_name_for(const std::string& path) {
 }
 }  // namespace
 
-AtomicFileWriter::AtomicFileWriter(std::string path, bool no_replace, bool durable, unsigned mode)
-    : path_(std::move(path)), tmp_(temp_name_for(path_)), no_replace_(no_replace), durable_(durable) {
+AtomicFileWriter::AtomicFileWriter(std::string path, bool no_replace, bool durable, unsigned mode, std::string tmp)
+    : path_(std::move(path)),
+      tmp_(tmp.empty() ? temp_name_for(path_) : std::move(tmp)),
+      no_replace_(no_replace),
+      durable_(durable) {
   int fd;
   do {
     fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);

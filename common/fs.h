@@ -58,10 +58,12 @@ class FileSource final : public Source {
 // Writes a file durably and atomically: a temp file (O_CREAT|O_EXCL) beside `path`, fsync, rename (or,
 // with no_replace, an atomic no-overwrite rename that fails with Duplicate), fsync the directory.
 // Destroyed without commit(), the temp file is removed. With durable = false the fsyncs are skipped
-// (wal-fetch output: PostgreSQL re-fetches after a crash).
+// (wal-fetch output: PostgreSQL re-fetches after a crash). `tmp`, when given, is the temp file's path
+// (it must be in the directory of `path` and start with kTempPrefix); the fs backend names its own.
 class AtomicFileWriter final : public ObjectWriter {
  public:
-  AtomicFileWriter(std::string path, bool no_replace, bool durable = true, unsigned mode = 0640);
+  AtomicFileWriter(std::string path, bool no_replace, bool durable = true, unsigned mode = 0640,
+                   std::string tmp = {});
   ~AtomicFileWriter() override;
   void write(ByteView data) override;
   void commit() override;

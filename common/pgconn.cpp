@@ -37,6 +37,55 @@ std::string one_line(const std::string& s) {
 
 bool contains(const std::string& s, std::string_view what) { return s.find(what) != std::string::npos; }
 
+// True when libpq's message reports a failed connection attempt (server down, refused, unreachable,
+// unknown host name) rather than an unusable connection string. libpq tries a Unix socket at once, in
+// PQconnectStart, so a server that is down there fails before any polling, as a bad option does.
+bool is_connection_attempt_failure(const std::string& msg) {
+  return contains(msg, "connection to server") || contains(msg, "could not connect to server") ||
+         contains(msg, "could not translate host name") || contains(msg, "could not create socket");
+}
+
+// The kind of a failed connection (and a hint for the message).
+ErrorKind connect_failure_kind(const std::string& msg, bool needs_password, std::string& hint) {
+  if (needs_password || contains(msg, "authentication failed") || contains(msg, "pg_hba.conf") ||
+      contains(msg, "no password supplied") || (contains(msg, "role \"") && contains(msg, "does not exist"))) {
+    return ErrorKind::Auth;
+  }
+  if (contains(msg, "must be superuser or replication role") || contains(msg, "permission denied to start WAL sender") ||
+      contains(msg, "REPLICATION attribute")) {
+    hint = " (HINT: the role needs the REPLICATION attribute: ALTER ROLE ... REPLICATION)";
+    return ErrorKind::Config;
+  }
+  if (contains(msg, "max_wal_senders") || contains(msg, "number of requested standby connections")) {
+    hint = " (HINT: the server accepts no replication connection: set max_wal_senders > 0, which needs "
+           "wal_level = replica or logical)";
+    return ErrorKind::Config;
+  }
+  return ErrorKind::Transient;  // down, refused, unreachable, shutting down: whatever the transport
+}
+
+[[noreturn]] void throw_connect_failure(const std::string& msg, bool needs_password) {
+  std::string hint;
+  ErrorKind kind = connect_failure_kind(msg, needs_password, hint);
+  throw Error(kind, "cannot connect to PostgreSQL for a base backup: " + msg + hint);
+}
+
+// A connection string libpq cannot parse (syntax, unknown keyword) is a Config error. (A value with no
+// '=' that is not a URI is a database name, as libpq's expand_dbname reads it.)
+void check_conninfo_syntax(const std::string& conninfo) {
+  const bool uri = conninfo.rfind("postgresql://", 0) == 0 || conninfo.rfind("postgres://", 0) == 0;
+  if (!uri && conninfo.find('=') == std::string::npos) return;
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts) {
+    PQconninfoFree(opts);
+    return;
+  }
+  std::string msg = err ? one_line(err) : "out of memory";
+  if (err) PQfreemem(err);
+  throw Error(ErrorKind::Config, "bad connection string: " + msg);
+}
+
 }  // namespace
 
 ErrorKind kind_for_sqlstate(const char* sqlstate) {
@@ -49,6 +98,7 @@ ErrorKind kind_for_sqlstate(const char* sqlstate) {
 
 ReplicationConnection::ReplicationConnection(const std::string& conninfo, const CheckInterrupt& check)
     : check_(check) {
+  check_conninfo_syntax(conninfo);
   std::vector<const char*> keywords, values;
   if (!std::getenv("PGCONNECT_TIMEOUT")) {
     keywords.push_back("connect_timeout");
@@ -69,8 +119,10 @@ ReplicationConnection::ReplicationConnection(const std::string& conninfo, const 
   if (!conn_) throw Error(ErrorKind::Internal, "libpq could not allocate a connection");
   if (PQstatus(conn_) == CONNECTION_BAD) {
     std::string msg = error_message();
+    bool needs_password = PQconnectionNeedsPassword(conn_);
     PQfinish(conn_);
     conn_ = nullptr;
+    if (is_connection_attempt_failure(msg)) throw_connect_failure(msg, needs_password);
     throw Error(ErrorKind::Config, "bad connection string: " + msg);
   }
   for (PostgresPollingStatusType st = PGRES_POLLING_WRITING;;) {
@@ -92,22 +144,7 @@ ReplicationConnection::ReplicationConnection(const std::string& conninfo, const 
     bool needs_password = PQconnectionNeedsPassword(conn_);
     PQfinish(conn_);
     conn_ = nullptr;
-    ErrorKind kind = ErrorKind::Transient;
-    std::string hint;
-    if (needs_password || contains(msg, "authentication failed") || contains(msg, "pg_hba.conf") ||
-        contains(msg, "no password supplied") || (contains(msg, "role \"") && contains(msg, "does not exist"))) {
-      kind = ErrorKind::Auth;
-    } else if (contains(msg, "must be superuser or replication role") ||
-               contains(msg, "permission denied to start WAL sender") ||
-               contains(msg, "REPLICATION attribute")) {
-      kind = ErrorKind::Config;
-      hint = " (HINT: the role needs the REPLICATION attribute: ALTER ROLE ... REPLICATION)";
-    } else if (contains(msg, "max_wal_senders") || contains(msg, "number of requested standby connections")) {
-      kind = ErrorKind::Config;
-      hint = " (HINT: the server accepts no replication connection: set max_wal_senders > 0, which needs "
-             "wal_level = replica or logical)";
-    }
-    throw Error(kind, "cannot connect to PostgreSQL for a base backup: " + msg + hint);
+    throw_connect_failure(msg, needs_password);
   }
 }
 

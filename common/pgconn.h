@@ -3,10 +3,12 @@
 // interruptible.
 //
 // Errors (ErrorKind):
-//   Transient  server unreachable, connection lost, server shutting down, any server-side failure
+//   Transient  server unreachable or down (TCP or Unix socket alike), connection lost, server shutting
+//              down, any server-side failure
 //   Auth       authentication refused (password, pg_hba.conf)
 //   Config     the role lacks the REPLICATION attribute; the server accepts no replication connections
-//              (max_wal_senders = 0, e.g. because wal_level = minimal)
+//              (max_wal_senders = 0, e.g. because wal_level = minimal); a connection string libpq
+//              cannot parse or whose values it refuses ("bad connection string")
 //   and whatever the `check` callback throws (Interrupted).
 // Messages never contain the password (libpq's messages do not).
 #pragma once

@@ -39,6 +39,7 @@ std::string backups_prefix();                              // "backups/"
 std::string backup_prefix(const std::string& label);       // "backups/<label>/"
 std::string backup_manifest(const std::string& label);
 std::string backup_bundle(const std::string& label, std::uint64_t index);
+std::string backup_claim(const std::string& label);        // "backups/<label>/claim" (base-push's label claim)
 std::string lock(const std::string& name);                 // "locks/<name>"
 }  // namespace keys
 

@@ -1,19 +1,53 @@
 #include "common/storage_fs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <fstream>
 #include <functional>
+#include <random>
 
 #include "common/errors.h"
 #include "common/fs.h"
 
 namespace pgvault {
 namespace {
+
+std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::string first_line_of(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+bool all_of_class(std::string_view s, const char* chars) {
+  return !s.empty() && s.find_first_not_of(chars) == std::string_view::npos;
+}
+
+// True unless `pid` provably no longer exists on this host (kill(pid, 0) says ESRCH).
+bool pid_may_live(long pid) {
+  if (pid <= 0) return true;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+}
+
+// About one put in 16 sweeps the directory it writes to; chosen by the key so it needs no state and
+// keeps wal-push's hot path free of directory listings on the other 15.
+bool sweep_due(const std::string& key) { return fnv1a(key) % 16 == 0; }
 
 void check_key(const std::string& key) {
   bool bad = key.empty() || key.front() == '/' || key.find("//") != std::string::npos;
@@ -41,7 +75,8 @@ class FsStorage final : public Storage {
     std::string path = full(key);
     ensure_root();
     make_dirs(parent_dir(path));
-    return std::make_unique<AtomicFileWriter>(path, opts.if_absent);
+    if (sweep_due(key)) sweep_dead_temporaries(parent_dir(path));
+    return std::make_unique<AtomicFileWriter>(path, opts.if_absent, true, 0640, fs_temp_path(path));
   }
 
   std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override {
@@ -132,6 +167,76 @@ class FsStorage final : public Storage {
 };
 
 }  // namespace
+
+std::string fs_host_tag() {
+  static const std::string tag = [] {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    char ns[128] = {};
+    ssize_t n = ::readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    std::uint64_t h = fnv1a(host);
+    h = fnv1a("\n" + first_line_of("/proc/sys/kernel/random/boot_id"), h);
+    h = fnv1a("\n" + std::string(ns, n > 0 ? static_cast<std::size_t>(n) : 0), h);
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return std::string(buf);
+  }();
+  return tag;
+}
+
+std::string fs_temp_path(const std::string& path) {
+  static std::atomic<unsigned> counter{0};
+  std::random_device rd;
+  char suffix[96];
+  std::snprintf(suffix, sizeof suffix, ".%ld@%s.%u.%08x", static_cast<long>(::getpid()), fs_host_tag().c_str(),
+                counter++, rd());
+  return parent_dir(path) + "/" + kTempPrefix + base_name(path) + suffix;
+}
+
+std::optional<FsTempOwner> parse_fs_temp_name(const std::string& name) {
+  if (name.rfind(kTempPrefix, 0) != 0) return std::nullopt;
+  // From the end: <random>, <n>, <pid>@<tag>; the object's own name may hold dots.
+  auto r = name.rfind('.');
+  if (r == std::string::npos || !all_of_class(std::string_view(name).substr(r + 1), "0123456789abcdef")) return std::nullopt;
+  auto c = name.rfind('.', r - 1);
+  if (c == std::string::npos || !all_of_class(std::string_view(name).substr(c + 1, r - c - 1), "0123456789")) {
+    return std::nullopt;
+  }
+  auto o = name.rfind('.', c - 1);
+  if (o == std::string::npos || o < std::strlen(kTempPrefix)) return std::nullopt;
+  std::string_view owner = std::string_view(name).substr(o + 1, c - o - 1);
+  auto at = owner.find('@');
+  if (at == std::string_view::npos || !all_of_class(owner.substr(0, at), "0123456789") || at > 9 ||
+      owner.size() - at - 1 != 16 || !all_of_class(owner.substr(at + 1), "0123456789abcdef")) {
+    return std::nullopt;
+  }
+  return FsTempOwner{std::stol(std::string(owner.substr(0, at))), std::string(owner.substr(at + 1))};
+}
+
+std::size_t sweep_dead_temporaries(const std::string& dir, std::int64_t max_age) {
+  std::size_t removed = 0;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  const std::string& mine = fs_host_tag();
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.rfind(kTempPrefix, 0) != 0) continue;
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    auto owner = parse_fs_temp_name(name);
+    const bool ours = owner && owner->host_tag == mine;  // this host and pid namespace: the pid decides
+    const bool dead = ours && !pid_may_live(owner->pid);
+    const bool stale = !ours && now - static_cast<std::int64_t>(st.st_mtim.tv_sec) >= max_age;
+    if (!dead && !stale) continue;
+    if (::unlinkat(::dirfd(d), e->d_name, 0) == 0) {
+      ++removed;
+      spdlog::debug("removed {}/{}: left by {}", dir, name, dead ? "a writer that no longer runs" : "a writer idle for long");
+    }
+  }
+  return removed;
+}
 
 std::unique_ptr<Storage> make_fs_storage(const std::string& root) {
   if (root.empty() || root.front() != '/') {

@@ -54,6 +54,22 @@ std::string clean_path(std::string path) {
 
 }  // namespace
 
+std::string unsafe_member_reason(std::string_view path) {
+  if (path.empty()) return "an empty name";
+  if (path.front() == '/') return "an absolute path";
+  if (path.find('\0') != std::string_view::npos) return "a NUL byte in the name";
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t end = path.find('/', start);
+    std::string_view part = path.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (part.empty()) return "an empty path component";
+    if (part == "..") return "a \"..\" component";
+    if (part == ".") return "a \".\" component";
+    if (end == std::string_view::npos) return "";
+    start = end + 1;
+  }
+}
+
 TarParser::TarParser(TarHandler& handler, std::string what) : handler_(handler), what_(std::move(what)) {}
 
 void TarParser::feed(ByteView data) {
@@ -182,6 +198,11 @@ void TarParser::on_header() {
   if (e.path.empty()) {
     throw Error(ErrorKind::Corruption, what_ + ": tar entry without a name at offset " +
                                            std::to_string(offset_ - kBlock));
+  }
+  if (std::string why = unsafe_member_reason(e.path); !why.empty()) {
+    throw Error(ErrorKind::Corruption, what_ + ": tar member \"" + e.path + "\" at offset " +
+                                           std::to_string(offset_ - kBlock) + " has " + why +
+                                           " (a member must stay inside the archive's directory)");
   }
   e.size = size;
   entry_ = std::move(e);

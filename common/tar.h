@@ -6,11 +6,14 @@
 // base-256 numbers. PostgreSQL's server writes plain ustar and omits the two zero blocks that end an
 // archive; the parser accepts an archive with or without them.
 // Every header's checksum is verified: a damaged stream throws ErrorKind::Corruption naming the archive.
+// Member names are validated before the handler sees them: an absolute path, a "..", "." or empty
+// component (or a NUL byte) throws Corruption naming the member, so nothing is stored under it.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/io.h"
 
@@ -37,6 +40,10 @@ class TarHandler {
   virtual void entry_data(ByteView data) = 0;
   virtual void end_entry() = 0;
 };
+
+// Why `path` is not a safe relative member name ("an absolute path", "a \"..\" component", ...), or ""
+// when it is: relative, '/'-separated, no empty, "." or ".." component, no NUL byte.
+std::string unsafe_member_reason(std::string_view path);
 
 class TarParser {
  public:

@@ -307,12 +307,27 @@ def test_role_without_replication_is_refused_with_it_succeeds(workspace, repo):
     assert json.loads(res.stdout)["server_manifest_verified"] is True
 
 
-def test_unreachable_server_fails_cleanly(workspace, repo):
+@pytest.mark.parametrize("transport", ["tcp", "unix-socket"])
+def test_unreachable_server_fails_cleanly(workspace, repo, transport):
+    # A server that is down is a server failure (exit 1) whatever the transport: libpq fails a Unix
+    # socket at once, before any polling, which once read as a bad connection string (exit 2).
     pg = workspace.cluster("never-started")
-    conninfo = f"host=127.0.0.1 port={free_port()} user=postgres connect_timeout=5"
+    host = "127.0.0.1" if transport == "tcp" else str(workspace.mkdir("no-server-here"))
+    conninfo = f"host={host} port={free_port()} user=postgres connect_timeout=5"
     t0 = time.monotonic()
     res = pg.run(repo.cmd("base-push", "--conninfo", conninfo), cwd=workspace.root)
     assert res.rc == 1, res.stderr
     assert "cannot connect to PostgreSQL" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert time.monotonic() - t0 < 30
+    assert repo.keys("backups/") == []
+
+
+@pytest.mark.parametrize("conninfo", ["host=/tmp no_such_keyword=1", "host=/tmp sslmode=sometimes",
+                                      "postgresql://[broken"])
+def test_bad_connection_string_is_a_configuration_error(workspace, repo, conninfo):
+    pg = workspace.cluster("never-started")
+    res = pg.run(repo.cmd("base-push", "--conninfo", conninfo), cwd=workspace.root)
+    assert res.rc == 2, res.stderr
+    assert "bad connection string" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -199,5 +199,111 @@ TEST(BundleUploader, StorageFailureSurfacesToProducer) {
   EXPECT_TRUE(thrown);
 }
 
+
+// ------------------------------------------------------------------------------------ label claim
+
+// A fake clock: wait_until(t) jumps to t and records it.
+struct FakeClock {
+  std::int64_t t = 1700000000;  // 2023-11-14T22:13:20Z
+  std::vector<std::int64_t> waits;
+  ClaimOptions options() {
+    ClaimOptions o;
+    o.now = [this] { return t; };
+    o.wait_until = [this](std::int64_t until) {
+      waits.push_back(until);
+      t = std::max(t, until);
+    };
+    o.attempts = 3;
+    return o;
+  }
+};
+
+std::string label_at(std::int64_t t) { return make_backup_label(t, false); }
+
+TEST(BackupClaim, SameSecondGetsTheNextSecondsLabel) {
+  testing::MemoryStorage st;
+  FakeClock clock;
+  BackupClaim a = claim_backup_label(st, clock.options());
+  clock.t = 1700000000;  // the second run starts in the same second
+  BackupClaim b = claim_backup_label(st, clock.options());
+  EXPECT_EQ(a.label, label_at(1700000000));
+  EXPECT_EQ(a.label, "20231114T221320Z-F");
+  EXPECT_EQ(b.label, label_at(1700000001));  // still a full backup's label, of the second it started in
+  EXPECT_EQ(clock.waits, std::vector<std::int64_t>{1700000001});
+  EXPECT_NE(a.token, b.token);
+  EXPECT_TRUE(claim_holds(st, a));
+  EXPECT_TRUE(claim_holds(st, b));
+  Bytes text = st.objects.at(keys::backup_claim(a.label));
+  EXPECT_NE(std::string(text.begin(), text.end()).find("\"token\":\"" + a.token + "\""), std::string::npos);
+}
+
+// A store without conditional writes: our create-if-absent put "succeeds", then another run's PUT lands
+// on the same key. The read-back sees the other token: the label is given up without deleting anything.
+class RacingStorage : public testing::MemoryStorage {
+ public:
+  std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override {
+    struct W : ObjectWriter {
+      std::unique_ptr<ObjectWriter> inner;
+      RacingStorage* s;
+      std::string key;
+      void write(ByteView d) override { inner->write(d); }
+      void commit() override {
+        inner->commit();
+        if (s->races > 0 && key.ends_with("/claim")) {
+          --s->races;
+          std::string other = "{\"token\":\"someone-else\"}";
+          std::lock_guard g(s->mu);
+          s->objects[key] = Bytes(other.begin(), other.end());
+        }
+      }
+      void abort() noexcept override { inner->abort(); }
+    };
+    auto w = std::make_unique<W>();
+    w->inner = MemoryStorage::put(key, opts);
+    w->s = this;
+    w->key = key;
+    return w;
+  }
+  int races = 1;
+};
+
+TEST(BackupClaim, ClaimOverwrittenBeforeTheReadBackIsGivenUp) {
+  RacingStorage st;
+  FakeClock clock;
+  BackupClaim c = claim_backup_label(st, clock.options());
+  EXPECT_EQ(c.label, label_at(1700000001));
+  Bytes other = st.objects.at(keys::backup_claim(label_at(1700000000)));
+  EXPECT_EQ(std::string(other.begin(), other.end()), "{\"token\":\"someone-else\"}");  // left alone
+  EXPECT_FALSE(claim_holds(st, BackupClaim{label_at(1700000000), c.token}));
+  EXPECT_TRUE(claim_holds(st, c));
+}
+
+TEST(BackupClaim, LabelHoldingAnotherRunsObjectsIsGivenUp) {
+  testing::MemoryStorage st;
+  st.objects[keys::backup_bundle(label_at(1700000000), 0)] = Bytes{1, 2, 3};  // an older pgvault's run
+  FakeClock clock;
+  BackupClaim c = claim_backup_label(st, clock.options());
+  EXPECT_EQ(c.label, label_at(1700000001));
+  EXPECT_TRUE(st.objects.count(keys::backup_bundle(label_at(1700000000), 0)));
+  EXPECT_FALSE(st.objects.count(keys::backup_claim(label_at(1700000000))));  // our claim there removed
+}
+
+TEST(BackupClaim, NoFreeLabelIsAConflict) {
+  testing::MemoryStorage st;
+  FakeClock clock;
+  for (int i = 0; i < 3; ++i) {
+    clock.t = 1700000000;
+    claim_backup_label(st, clock.options());
+  }
+  clock.t = 1700000000;
+  try {
+    claim_backup_label(st, clock.options());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+    EXPECT_NE(std::string(e.what()).find(label_at(1700000000)), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace pgvault

@@ -1,8 +1,12 @@
 #include "common/storage_fs.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -146,4 +150,91 @@ TEST(FsStorage, LargeObjectStreams) {
   }
   w->commit();
   EXPECT_EQ(read_all(*s, "big"), big);
+}
+
+namespace {
+// The pid of a child that has exited and been reaped: a pid that provably does not run.
+long dead_pid() {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
+void touch(const std::string& path, std::int64_t age_s = 0) {
+  std::ofstream(path) << "leftover";
+  if (age_s > 0) {
+    struct timespec t[2];
+    t[0].tv_sec = t[1].tv_sec = ::time(nullptr) - age_s;
+    t[0].tv_nsec = t[1].tv_nsec = 0;
+    ::utimensat(AT_FDCWD, path.c_str(), t, 0);
+  }
+}
+std::string temp_of(const std::string& dir, const std::string& name, long pid, const std::string& tag) {
+  return dir + "/" + kTempPrefix + name + "." + std::to_string(pid) + "@" + tag + ".0.0badf00d";
+}
+}  // namespace
+
+TEST(FsStorage, TempNamesCarryPidAndHostTag) {
+  TempDir dir;
+  const std::string tmp = fs_temp_path(dir.path() + "/wal/000000010000000000000003.partial");
+  const std::string name = base_name(tmp);
+  ASSERT_EQ(name.rfind(std::string(kTempPrefix) + "000000010000000000000003.partial.", 0), 0u) << name;
+  auto owner = parse_fs_temp_name(name);
+  ASSERT_TRUE(owner) << name;
+  EXPECT_EQ(owner->pid, static_cast<long>(::getpid()));
+  EXPECT_EQ(owner->host_tag, fs_host_tag());
+  EXPECT_EQ(fs_host_tag().size(), 16u);
+  EXPECT_FALSE(parse_fs_temp_name(".pgvault-tmp.000000010000000000000003.1234.0.deadbeef"));  // older form
+  EXPECT_FALSE(parse_fs_temp_name("000000010000000000000003"));
+}
+
+// Leftovers of a killed writer (this host, pid gone) are removed; a live writer's file, another host's
+// recent file and an older-form recent file stay; another host's file idle for a day goes.
+TEST(FsStorage, SweepRemovesOnlyProvablyDeadWritersTemporaries) {
+  TempDir dir;
+  const std::string d = dir.path();
+  const std::string mine = fs_host_tag();
+  const std::string dead = temp_of(d, "seg.a", dead_pid(), mine);
+  const std::string live = temp_of(d, "seg.b", ::getpid(), mine);
+  const std::string live_old = temp_of(d, "seg.c", ::getpid(), mine);
+  const std::string other_host = temp_of(d, "seg.d", dead_pid(), "0123456789abcdef");
+  const std::string other_host_old = temp_of(d, "seg.e", 1, "0123456789abcdef");
+  const std::string old_form = d + "/" + kTempPrefix + "seg.f.1234.0.deadbeef";
+  const std::string object = d + "/seg.g";
+  touch(dead);
+  touch(live);
+  touch(live_old, 3 * 86400);
+  touch(other_host);
+  touch(other_host_old, 2 * 86400);
+  touch(old_form);
+  touch(object, 3 * 86400);
+  EXPECT_EQ(sweep_dead_temporaries(d), 2u);
+  namespace sfs = std::filesystem;
+  EXPECT_FALSE(sfs::exists(dead));
+  EXPECT_FALSE(sfs::exists(other_host_old));
+  EXPECT_TRUE(sfs::exists(live));
+  EXPECT_TRUE(sfs::exists(live_old));
+  EXPECT_TRUE(sfs::exists(other_host));
+  EXPECT_TRUE(sfs::exists(old_form));
+  EXPECT_TRUE(sfs::exists(object));
+}
+
+// put() sweeps the directory it writes to now and then (about one call in 16), never listing it on
+// every call: after 64 puts into one directory a dead writer's leftover there is gone, one in another
+// directory stays.
+TEST(FsStorage, PutSweepsItsDirectoryOccasionally) {
+  TempDir dir;
+  auto s = make_fs_storage(dir.path());
+  write_all(*s, "wal/a/first", as_bytes("x"));
+  write_all(*s, "wal/b/first", as_bytes("x"));
+  const long pid = dead_pid();
+  const std::string here = temp_of(dir.path() + "/wal/a", "000000010000000000000009", pid, fs_host_tag());
+  const std::string elsewhere = temp_of(dir.path() + "/wal/b", "000000010000000000000009", pid, fs_host_tag());
+  touch(here);
+  touch(elsewhere);
+  for (int i = 0; i < 64; ++i) write_all(*s, "wal/a/seg" + std::to_string(i), as_bytes("x"));
+  EXPECT_FALSE(std::filesystem::exists(here));
+  EXPECT_TRUE(std::filesystem::exists(elsewhere));
+  EXPECT_EQ(s->list("wal/a/").size(), 65u);
 }

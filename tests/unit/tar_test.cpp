@@ -139,6 +139,44 @@ TEST(Tar, TruncatedArchiveIsCorruption) {
   }
 }
 
+// Member names that would leave the directory the archive is restored into are corruption, named, and
+// the handler never sees them (nothing is stored under such a name); entries before them are intact.
+TEST(Tar, UnsafeMemberNamesAreCorruption) {
+  const std::string longname = "base/" + std::string(120, 'x') + "/../../../../etc/passwd";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {entry("/etc/passwd", '0', "x"), "/etc/passwd"},
+      {entry("../outside", '0', "x"), "../outside"},
+      {entry("base/../../outside", '5'), "base/../../outside"},
+      {entry("base//1", '0', "x"), "base//1"},
+      {entry("base/./1", '0', "x"), "base/./1"},
+      {entry("passwd", '0', "x", "", "/etc"), "/etc/passwd"},
+      {entry("x", 'x', "22 path=../pax/escape\n") + entry("short", '0', "y"), "../pax/escape"},
+      {entry("././@LongLink", 'L', longname + '\0') + entry("truncated", '0', "y"), longname},
+  };
+  for (const auto& [bad, name] : cases) {
+    Recorder r;
+    TarParser p(r, "base.tar");
+    try {
+      p.feed(as_bytes(entry("ok", '0', "fine") + bad));
+      FAIL() << name;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Corruption) << name;
+      EXPECT_NE(std::string(e.what()).find("base.tar: tar member \"" + name + "\""), std::string::npos) << e.what();
+    }
+    ASSERT_EQ(r.items.size(), 1u) << name;
+    EXPECT_EQ(r.items[0].entry.path, "ok");
+    EXPECT_TRUE(r.items[0].ended);
+  }
+  // What PostgreSQL sends is accepted: relative names, a leading "./" and a trailing '/' are cleaned.
+  Recorder r = parse(entry("./global/", '5') + entry("base/1/1259", '0', "z") + entry("pg_tblspc/16384", '2', "", "/abs"));
+  ASSERT_EQ(r.items.size(), 3u);
+  EXPECT_EQ(r.items[0].entry.path, "global");
+  EXPECT_EQ(r.items[2].entry.link_target, "/abs");
+  EXPECT_EQ(unsafe_member_reason("a/b"), "");
+  EXPECT_EQ(unsafe_member_reason("a/../b"), "a \"..\" component");
+  EXPECT_EQ(unsafe_member_reason(std::string_view("a\0b", 3)), "a NUL byte in the name");
+}
+
 TEST(Tar, Base256Size) {
   std::string a = entry("f", '0', "hello");
   // Rewrite the size field as base-256 (GNU) and fix the checksum.

@@ -16,7 +16,8 @@ int exit_code(const pgvault::Error& e) {
   switch (e.kind()) {
     case K::InvalidInput:
     case K::Config: return 2;
-    case K::Conflict: return 3;
+    case K::Conflict:
+    case K::Duplicate: return 3;
     case K::Foreign: return 4;
     case K::Auth: return 5;
     case K::Corruption: return 6;
