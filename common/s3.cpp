@@ -192,7 +192,8 @@ class S3Storage final : public Storage {
   }
   std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override;
   std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override;
-  ObjectTail get_tail(const std::string& key, std::size_t n) override;
+  ObjectTail get_tail(const std::string& key, std::size_t n) override { return tail_of(full_key(key), n); }
+  ObjectTail tail_of(const std::string& full, std::size_t n);
   std::optional<ObjectInfo> head(const std::string& key) override;
   std::vector<ObjectInfo> list(const std::string& prefix) override;
   void remove(const std::string& key) override;
@@ -433,12 +434,15 @@ void S3Storage::learned(s3caps::Cond cond) {
 }
 
 // One suffix-range GET: the size comes from the same answer as the bytes (Content-Range ".../total").
-ObjectTail S3Storage::get_tail(const std::string& key, std::size_t n) {
-  const std::string full = full_key(key);
-  if (n == 0) {
-    auto info = head(key);
-    if (!info) throw Error(ErrorKind::NotFound, "s3 get " + where(full) + ": not found");
-    return ObjectTail{{}, info->size};
+ObjectTail S3Storage::tail_of(const std::string& full, std::size_t n) {
+  if (n == 0) {  // no byte to ask for: the size alone
+    auto client = pool_.acquire();
+    auto h = head_raw(*client, full);
+    if (!h) throw Error(ErrorKind::NotFound, "s3 get " + where(full) + ": not found");
+    bool ok = false;
+    ObjectTail t{{}, parse_u64(h->header("content-length"), &ok)};
+    if (!ok) throw Error(ErrorKind::Transient, "s3 head " + where(full) + ": no content-length");
+    return t;
   }
   auto client = pool_.acquire();
   ObjectTail tail;
@@ -729,6 +733,7 @@ class S3Writer final : public ObjectWriter {
   void write(ByteView data) override {
     if (done_) throw Error(ErrorKind::Internal, "s3 put " + s_.where(full_) + ": write after commit/abort");
     total_ += data.size();
+    keep_tail(data);
     if (spill_fd_ >= 0) {
       if (total_ <= o_.multipart_threshold && spill(data)) return;
       unspill();  // larger than announced, or the temporary file failed: go on in memory
@@ -832,6 +837,16 @@ class S3Writer final : public ObjectWriter {
     spill_digests_.reset();
   }
 
+  static constexpr std::size_t kTailCheck = 64;
+  void keep_tail(ByteView d) {
+    if (d.size() >= kTailCheck) {
+      tail_.assign(d.end() - kTailCheck, d.end());
+      return;
+    }
+    tail_.insert(tail_.end(), d.begin(), d.end());
+    if (tail_.size() > kTailCheck) tail_.erase(tail_.begin(), tail_.end() - kTailCheck);
+  }
+
   struct Part {
     int number;
     Bytes data;
@@ -916,7 +931,10 @@ class S3Writer final : public ObjectWriter {
   // in flight may still be uploading. Give such an upload time to land (a settle time scaled by how long
   // ours took), then require the stored object to be ours: its ETag is the MD5 of our body (single PUT)
   // or of our part MD5s (multipart). Anything else means another writer's bytes are stored: Duplicate.
-  void confirm_ours(HttpClient& client, const std::string& etag, Clock::duration took) {
+  // tail_fallback (multipart): where the ETag is not the MD5 form (AWS with SSE-KMS), the object is ours
+  // when one suffix-range read shows our size and our last kTailCheck bytes (the trailer of an encoded
+  // object, which carries its content digest).
+  void confirm_ours(HttpClient& client, const std::string& etag, Clock::duration took, bool tail_fallback = false) {
     using std::chrono::milliseconds;
     const auto settle = std::clamp<Clock::duration>(2 * took + milliseconds(250), milliseconds(250), milliseconds(5000));
     std::this_thread::sleep_for(settle);
@@ -925,6 +943,13 @@ class S3Writer final : public ObjectWriter {
       throw Error(ErrorKind::Transient, "s3 put " + s_.where(full_) + ": the object vanished right after its upload");
     }
     const std::string stored = lower_ascii(unquote(h->header("etag")));
+    if (stored != etag && tail_fallback) {
+      ObjectTail t = s_.tail_of(full_, kTailCheck);
+      if (t.size == total_ && t.bytes == tail_) {
+        spdlog::debug("s3 put {}: etag {} is not the MD5 form, size and last bytes are ours", s_.where(full_), stored);
+        return;
+      }
+    }
     if (stored != etag) {
       throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": another writer stored this key during the upload "
                                         "(stored etag " + stored + ", ours " + etag + ")");
@@ -1074,7 +1099,7 @@ class S3Writer final : public ObjectWriter {
     // Only a store seen honouring If-None-Match is trusted with it here: Swift's s3api ignores it on
     // CompleteMultipartUpload (and refuses it with 501 only on PUT).
     if (opts_.if_absent && s_.cond_writes() != s3caps::Cond::Supported) {
-      confirm_ours(*client, expected_etag, Clock::now() - started);
+      confirm_ours(*client, expected_etag, Clock::now() - started, true);
     }
   }
 
@@ -1087,6 +1112,7 @@ class S3Writer final : public ObjectWriter {
   std::uint64_t spilled_ = 0;
   std::optional<sigv4::BodyDigests> spill_digests_;
   std::uint64_t total_ = 0;
+  Bytes tail_;  // the last kTailCheck bytes written (see confirm_ours)
   bool done_ = false;
   bool multipart_ = false;
   std::string upload_id_;

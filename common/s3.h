@@ -19,8 +19,10 @@
 //   uploads on a store not known to honour the condition, since Swift ignores it on
 //   CompleteMultipartUpload) the writer does HEAD, unconditional PUT/complete, waits a settle time
 //   (twice the upload's duration + 250 ms, at most 5 s) for a concurrent writer's upload to land, then
-//   requires the stored ETag to be its own (MD5 of its body; multipart: MD5 of the part MD5s "-N"):
-//   otherwise commit() throws Duplicate. Residual window: a concurrent writer whose HEAD ran before this
+//   requires the stored ETag to be its own (MD5 of its body; multipart: MD5 of the part MD5s "-N", or,
+//   where ETags are not MD5s (SSE-KMS), its size and last 64 bytes read by one suffix-range GET):
+//   otherwise commit() throws Duplicate. A store that accepts If-None-Match on PUT but silently ignores
+//   it cannot be told from one that honours it: there create-if-absent is only HEAD then PUT. Residual window: a concurrent writer whose HEAD ran before this
 //   object landed and whose own upload lands after the settle time replaces it after commit() returned.
 // - get_tail(): one suffix-range GET (`Range: bytes=-n`); the size comes from that answer's
 //   Content-Range, so size and bytes belong to one version.

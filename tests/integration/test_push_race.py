@@ -72,3 +72,52 @@ def test_exactly_the_pusher_whose_bytes_are_stored_exits_zero(workspace, repo, p
     elapsed = time.monotonic() - started
     assert not bad, f"{len(bad)} of {ROUNDS} rounds wrong:\n" + "\n".join(bad)
     assert elapsed < 90, f"{ROUNDS} rounds took {elapsed:.0f} s"
+
+
+# --- the s3 backend's pieces, through tests/tools/s3-storage-tool -------------------------------------
+
+def s3_tool(s3_server, bucket, caps, *args):
+    env = dict(os.environ, PGVAULT_S3_ENDPOINT=s3_server.endpoint, PGVAULT_S3_BUCKET=bucket,
+               PGVAULT_S3_ACCESS_KEY_ID=s3_server.access_key, PGVAULT_S3_SECRET_ACCESS_KEY=s3_server.secret_key,
+               PGVAULT_S3_CAPABILITY_FILE=str(caps))
+    tool = os.path.join(os.environ["PGVAULT_BIN"], "s3-storage-tool")
+    return subprocess.run([tool, *args], env=env, capture_output=True, timeout=120)
+
+
+def test_remembered_capability_is_per_endpoint_and_never_overwrites(s3_server, tmp_path):
+    bucket = f"caps-{os.getpid()}"
+    s3_server.create_bucket(bucket)
+    caps = tmp_path / "caps"
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_bytes(os.urandom(100_000))
+    second.write_bytes(os.urandom(100_000))
+    # A remembered "no" for another endpoint does not apply here: this store is probed, and remembered.
+    caps.write_text(f"{int(time.time())} no http://127.0.0.1:1 {bucket}\n")
+    caps.chmod(0o600)
+    assert s3_tool(s3_server, bucket, caps, "put", "k", str(first), "--if-absent", "--size").returncode == 0
+    lines = caps.read_text().splitlines()
+    assert any(line.endswith(f" no {s3_server.endpoint} {bucket}") for line in lines), lines
+    # With the answer remembered, a create-if-absent still never replaces an existing object.
+    r = s3_tool(s3_server, bucket, caps, "put", "k", str(second), "--if-absent", "--size")
+    assert r.returncode == 3, r.stderr
+    got = tmp_path / "got"
+    assert s3_tool(s3_server, bucket, caps, "get", "k", str(got)).returncode == 0
+    assert got.read_bytes() == first.read_bytes()
+
+
+def test_tail_is_one_suffix_range_read(s3_server, tmp_path):
+    bucket = f"tail-{os.getpid()}"
+    s3_server.create_bucket(bucket)
+    small, empty = tmp_path / "small", tmp_path / "empty"
+    small.write_bytes(b"0123456789")
+    empty.write_bytes(b"")
+    for key, f in (("small", small), ("empty", empty)):
+        assert s3_tool(s3_server, bucket, "none", "put", key, str(f), "--size").returncode == 0
+    out = {}
+    for key, n in (("small", "4"), ("small", "48"), ("empty", "48"), ("missing", "48")):
+        r = s3_tool(s3_server, bucket, "none", "tail", key, n)
+        out[(key, n)] = (r.returncode, r.stdout.decode().strip())
+    assert out[("small", "4")] == (0, "10\t" + b"6789".hex())
+    assert out[("small", "48")] == (0, "10\t" + b"0123456789".hex())
+    assert out[("empty", "48")] == (0, "0")
+    assert out[("missing", "48")][0] == 2
