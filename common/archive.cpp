@@ -115,6 +115,8 @@ PushResult push_wal(Repository& repo, const std::string& path) {
   const std::string where = repo.describe() + "/" + key;
   // No HEAD first: the create-if-absent put is the existence check (a duplicate is the rare case, a
   // re-archive after a crash), which saves a round trip per call on S3.
+  // A put that returns stored these bytes: atomically (fs, S3 with conditional writes) or confirmed
+  // after the upload (S3 without them: common/s3.h). Duplicate: another call's bytes are there.
   try {
     Digest d = repo.put_object(key, *src, PutOptions{.if_absent = true, .size = src->file_size()});
     spdlog::debug("archived {} to {}", file_name, where);
@@ -136,7 +138,14 @@ PushResult push_wal(Repository& repo, const std::string& path) {
   }
   DiscardSink discard;
   try {
-    repo.get_object(key, discard);
+    // The decoded digest, not only the trailer read above, must be ours: a writer racing with this
+    // call may have replaced the object in between (a store without conditional writes).
+    Digest decoded = repo.get_object(key, discard);
+    if (!(decoded == local)) {
+      throw Error(ErrorKind::Duplicate, file_name + " is already archived with different content (stored: " +
+                                            describe_digest(decoded) + "; local: " + describe_digest(local) +
+                                            "); refusing to overwrite " + where);
+    }
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::Corruption) throw;
     // The stored copy claims this very content but does not verify: replace it with the good file.

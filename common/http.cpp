@@ -189,7 +189,8 @@ HttpResponse HttpClient::perform(const HttpRequest& req, const BodyCallback& on_
 
   struct curl_slist* list = nullptr;
   for (const auto& [k, v] : req.headers) list = api.slist_append(list, (k + ": " + v).c_str());
-  list = api.slist_append(list, "Expect:");  // no 100-continue round trip
+  // No 100-continue round trip unless asked for (a probe whose body a refusal should not cost).
+  list = api.slist_append(list, req.expect_continue ? "Expect: 100-continue" : "Expect:");
   const bool has_type = std::any_of(req.headers.begin(), req.headers.end(),
                                     [](const auto& h) { return lower(h.first) == "content-type"; });
   if (req.method == "POST" && !has_type) list = api.slist_append(list, "Content-Type:");

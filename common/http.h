@@ -37,6 +37,9 @@ struct HttpRequest {
   int body_fd = -1;    // or, when >= 0: the body is body_size bytes read from this file (pread, from 0)
   std::uint64_t body_size = 0;
   const std::atomic<bool>* cancel = nullptr;  // when set and true, the transfer stops early
+  // Send `Expect: 100-continue`: the body goes out only after the server's 100 (or after 1 s without an
+  // answer), so a request refused on its headers does not cost the body. Off: no Expect header at all.
+  bool expect_continue = false;
 };
 
 struct HttpResponse {

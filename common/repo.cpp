@@ -284,17 +284,14 @@ Bytes Repository::get_bytes(const std::string& key) {
 }
 
 Digest Repository::stored_digest(const std::string& key) {
-  auto info = storage_->head(key);
-  if (!info) throw Error(ErrorKind::NotFound, describe() + "/" + key + " does not exist");
-  if (info->size < kObjectHeaderSize + kObjectTrailerSize) {
+  // One read of one version (size and trailer together): a HEAD then a ranged GET could pair the size
+  // of one version with the trailer of a newer one while another writer replaces the object.
+  ObjectTail tail = storage_->get_tail(key, kObjectTrailerSize);
+  if (tail.size < kObjectHeaderSize + kObjectTrailerSize) {
     throw Error(ErrorKind::Corruption, describe() + "/" + key + ": object too small (" +
-                                           std::to_string(info->size) + " bytes)");
+                                           std::to_string(tail.size) + " bytes)");
   }
-  auto src = storage_->get(key, ByteRange{info->size - kObjectTrailerSize, kObjectTrailerSize});
-  Bytes tail;
-  VectorSink sink(tail);
-  pump(*src, sink, kObjectTrailerSize);
-  return parse_trailer(tail, describe() + "/" + key);
+  return parse_trailer(tail.bytes, describe() + "/" + key);
 }
 
 Digest Repository::claim_of(const std::string& key, const Digest& plain, bool keyed) {

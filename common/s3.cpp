@@ -3,6 +3,7 @@
 #include "common/curl_api.h"
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,7 +21,9 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 #include <openssl/evp.h>
 
@@ -47,6 +50,7 @@ struct Endpoint {
   std::string scheme;  // "http" or "https"
   std::string host;    // as written, without port ("[::1]" keeps its brackets)
   std::string port;    // "" when not written
+  std::string id() const { return scheme + "://" + host + (port.empty() ? "" : ":" + port); }
 };
 
 Endpoint parse_endpoint(const std::string& endpoint, const std::string& region) {
@@ -110,6 +114,16 @@ std::string unquote(std::string s) {
   return s;
 }
 
+std::string lower_ascii(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The store does not implement what the request asked (Swift's s3api on a conditional PUT).
+bool not_implemented(const HttpResponse& r) {
+  return r.status == 501 || s3xml::text(r.error_body, "Code") == "NotImplemented";
+}
+
 bool retryable_curl(int code) {
   switch (static_cast<CURLcode>(code)) {
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -158,6 +172,7 @@ struct Call {
   std::function<void(ByteView)> on_body;          // 2xx body
   std::function<void(const HttpResponse&)> check; // after a 2xx: may throw RetryRequest
   const std::atomic<bool>* cancel = nullptr;
+  bool expect_continue = false;  // see HttpRequest
 };
 
 Call make_call(std::string op, std::string method, std::string key) {
@@ -177,6 +192,8 @@ class S3Storage final : public Storage {
   }
   std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override;
   std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override;
+  ObjectTail get_tail(const std::string& key, std::size_t n) override { return tail_of(full_key(key), n); }
+  ObjectTail tail_of(const std::string& full, std::size_t n);
   std::optional<ObjectInfo> head(const std::string& key) override;
   std::vector<ObjectInfo> list(const std::string& prefix) override;
   void remove(const std::string& key) override;
@@ -190,7 +207,10 @@ class S3Storage final : public Storage {
   std::optional<HttpResponse> head_raw(HttpClient& client, const std::string& full);
   [[noreturn]] void fail(const HttpResponse& r, const Call& call) const;
   std::string where(const std::string& full) const { return "s3://" + opt_.bucket + "/" + full; }
-  std::atomic<bool> no_if_none_match{false};
+  // What is known of the store's conditional writes: loaded once per process from the capability file,
+  // then shared by every thread; learned() records a new answer (and writes it to the file).
+  s3caps::Cond cond_writes();
+  void learned(s3caps::Cond cond);
 
  private:
   HttpResponse attempt(HttpClient& client, const Call& call);
@@ -201,6 +221,9 @@ class S3Storage final : public Storage {
   std::string prefix_;
   HttpClientPool pool_;
   std::atomic<bool> no_delete_objects_{false};
+  std::once_flag cond_once_;
+  std::atomic<s3caps::Cond> cond_{s3caps::Cond::Unknown};
+  std::string cap_file_;
 };
 
 HttpSettings http_settings(const S3Options& o) {
@@ -244,6 +267,7 @@ HttpResponse S3Storage::attempt(HttpClient& client, const Call& call) {
   req.body_fd = call.body_fd;
   req.body_size = call.body_size;
   req.cancel = call.cancel;
+  req.expect_continue = call.expect_continue;
   const std::string date = sigv4::amz_date_now();
   sigv4::Request sr;
   sr.method = call.method;
@@ -387,6 +411,81 @@ std::optional<ObjectInfo> S3Storage::head(const std::string& key) {
     info.mtime = t > 0 ? t : 0;
   }
   return info;
+}
+
+s3caps::Cond S3Storage::cond_writes() {
+  std::call_once(cond_once_, [&] {
+    cap_file_ = opt_.capability_file == "none" ? ""
+                : opt_.capability_file.empty() ? s3caps::default_file()
+                                               : opt_.capability_file;
+    if (!cap_file_.empty()) cond_ = s3caps::recall(cap_file_, ep_.id(), opt_.bucket, std::time(nullptr));
+  });
+  return cond_.load();
+}
+
+void S3Storage::learned(s3caps::Cond cond) {
+  (void)cond_writes();  // the remembered answer first, so it cannot overwrite this newer one
+  if (cond_.exchange(cond) == cond) return;
+  if (cond == s3caps::Cond::Unsupported) {
+    spdlog::info("{} does not support conditional writes: create-if-absent puts are checked after the upload",
+                 ep_.id());
+  }
+  if (!cap_file_.empty()) s3caps::remember(cap_file_, ep_.id(), opt_.bucket, cond, std::time(nullptr));
+}
+
+// One suffix-range GET: the size comes from the same answer as the bytes (Content-Range ".../total").
+ObjectTail S3Storage::tail_of(const std::string& full, std::size_t n) {
+  if (n == 0) {  // no byte to ask for: the size alone
+    auto client = pool_.acquire();
+    auto h = head_raw(*client, full);
+    if (!h) throw Error(ErrorKind::NotFound, "s3 get " + where(full) + ": not found");
+    bool ok = false;
+    ObjectTail t{{}, parse_u64(h->header("content-length"), &ok)};
+    if (!ok) throw Error(ErrorKind::Transient, "s3 head " + where(full) + ": no content-length");
+    return t;
+  }
+  auto client = pool_.acquire();
+  ObjectTail tail;
+  std::uint64_t received = 0;
+  Call call = make_call("get", "GET", full);
+  call.headers = {{"range", "bytes=-" + std::to_string(n)}};
+  call.reset = [&] {
+    tail = ObjectTail{};
+    received = 0;
+  };
+  call.on_body = [&](ByteView b) {  // keeps the last n bytes, also of a server that ignored the range
+    received += b.size();
+    tail.bytes.insert(tail.bytes.end(), b.begin(), b.end());
+    if (tail.bytes.size() > n) tail.bytes.erase(tail.bytes.begin(), tail.bytes.end() - static_cast<std::ptrdiff_t>(n));
+  };
+  call.check = [&](const HttpResponse& r) {
+    bool ok = false;
+    std::uint64_t len = parse_u64(r.header("content-length"), &ok);
+    if (ok && len != received) {
+      throw RetryRequest{"get: body of " + std::to_string(received) + " bytes, content-length " + std::to_string(len)};
+    }
+    if (r.status == 200) {
+      tail.size = received;
+      return;
+    }
+    auto cr = parse_content_range(r.header("content-range"));
+    if (r.status != 206 || !cr || cr->unsatisfied || cr->last + 1 != cr->total ||
+        cr->total - cr->first != std::min<std::uint64_t>(n, cr->total) || cr->last - cr->first + 1 != received) {
+      throw RetryRequest{"get: content-range '" + r.header("content-range") + "' does not answer the last " +
+                         std::to_string(n) + " bytes with " + std::to_string(received)};
+    }
+    tail.size = cr->total;
+  };
+  auto r = execute(*client, call);
+  if (r.status == 200 || r.status == 206) return tail;
+  if (r.status == 416) {  // an empty object has no last byte; "bytes */0" says so
+    auto cr = parse_content_range(r.header("content-range"));
+    if (cr && cr->unsatisfied && cr->total == 0) return ObjectTail{};
+    auto h = head_raw(*client, full);
+    if (!h) throw Error(ErrorKind::NotFound, "s3 get " + where(full) + ": not found");
+    if (h->header("content-length") == "0") return ObjectTail{};
+  }
+  fail(r, call);
 }
 
 std::vector<ObjectInfo> S3Storage::list(const std::string& prefix) {
@@ -634,6 +733,7 @@ class S3Writer final : public ObjectWriter {
   void write(ByteView data) override {
     if (done_) throw Error(ErrorKind::Internal, "s3 put " + s_.where(full_) + ": write after commit/abort");
     total_ += data.size();
+    keep_tail(data);
     if (spill_fd_ >= 0) {
       if (total_ <= o_.multipart_threshold && spill(data)) return;
       unspill();  // larger than announced, or the temporary file failed: go on in memory
@@ -737,6 +837,16 @@ class S3Writer final : public ObjectWriter {
     spill_digests_.reset();
   }
 
+  static constexpr std::size_t kTailCheck = 64;
+  void keep_tail(ByteView d) {
+    if (d.size() >= kTailCheck) {
+      tail_.assign(d.end() - kTailCheck, d.end());
+      return;
+    }
+    tail_.insert(tail_.end(), d.begin(), d.end());
+    if (tail_.size() > kTailCheck) tail_.erase(tail_.begin(), tail_.end() - kTailCheck);
+  }
+
   struct Part {
     int number;
     Bytes data;
@@ -779,27 +889,71 @@ class S3Writer final : public ObjectWriter {
       md5_hex = sigv4::md5_hex(buf_);
     }
     call.headers = {{"content-md5", md5}};
-    const bool cond = opts_.if_absent && !s_.no_if_none_match.load();
-    if (cond) call.headers.emplace_back("if-none-match", "*");
     int attempts = 0;
     call.reset = [&] { ++attempts; };
-    auto r = s_.execute(*client, call);
-    if (r.status >= 200 && r.status < 300) return;
-    if (cond && r.status == 501) {  // the store does not do conditional writes: HEAD was the check
-      s_.no_if_none_match = true;
-      call.headers.pop_back();
-      r = s_.execute(*client, call);
-      if (r.status >= 200 && r.status < 300) return;
+    if (opts_.if_absent && s_.cond_writes() != s3caps::Cond::Unsupported) {
+      if (put_conditional(*client, call, md5_hex, attempts)) return;
+      check_absent(*client);  // the store refused the condition: check again, right before the upload
     }
-    if (r.status == 412 && attempts > 1) {
-      // A lost answer to an earlier attempt that did store the object? Same MD5 means it was ours.
-      auto h = s_.head_raw(*client, full_);
-      if (h && unquote(h->header("etag")) == md5_hex) return;
+    const auto started = Clock::now();
+    auto r = s_.execute(*client, call);
+    if (r.status < 200 || r.status >= 300) s_.fail(r, call);
+    if (opts_.if_absent) confirm_ours(*client, md5_hex, Clock::now() - started);
+  }
+
+  // The PUT with `If-None-Match: *`. True when stored; false when the store does not do conditional
+  // writes (now remembered), and the caller falls back to an unconditional PUT it confirms afterwards.
+  bool put_conditional(HttpClient& client, Call& call, const std::string& md5_hex, const int& attempts) {
+    call.headers.emplace_back("if-none-match", "*");
+    call.expect_continue = s_.cond_writes() == s3caps::Cond::Unknown;  // a probe: a 501 costs no body
+    auto r = s_.execute(client, call);
+    call.headers.pop_back();
+    call.expect_continue = false;
+    if (r.status >= 200 && r.status < 300) {
+      s_.learned(s3caps::Cond::Supported);
+      return true;
     }
     if (r.status == 412) {
+      s_.learned(s3caps::Cond::Supported);
+      if (attempts > 1) {
+        // A lost answer to an earlier attempt that did store the object? Same MD5 means it was ours.
+        auto h = s_.head_raw(client, full_);
+        if (h && lower_ascii(unquote(h->header("etag"))) == md5_hex) return true;
+      }
       throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": the object already exists");
     }
-    s_.fail(r, call);
+    if (!not_implemented(r)) s_.fail(r, call);
+    s_.learned(s3caps::Cond::Unsupported);
+    return false;
+  }
+
+  // After an unconditional create-if-absent upload: another writer that passed its HEAD while ours was
+  // in flight may still be uploading. Give such an upload time to land (a settle time scaled by how long
+  // ours took), then require the stored object to be ours: its ETag is the MD5 of our body (single PUT)
+  // or of our part MD5s (multipart). Anything else means another writer's bytes are stored: Duplicate.
+  // tail_fallback (multipart): where the ETag is not the MD5 form (AWS with SSE-KMS), the object is ours
+  // when one suffix-range read shows our size and our last kTailCheck bytes (the trailer of an encoded
+  // object, which carries its content digest).
+  void confirm_ours(HttpClient& client, const std::string& etag, Clock::duration took, bool tail_fallback = false) {
+    using std::chrono::milliseconds;
+    const auto settle = std::clamp<Clock::duration>(2 * took + milliseconds(250), milliseconds(250), milliseconds(5000));
+    std::this_thread::sleep_for(settle);
+    auto h = s_.head_raw(client, full_);
+    if (!h) {
+      throw Error(ErrorKind::Transient, "s3 put " + s_.where(full_) + ": the object vanished right after its upload");
+    }
+    const std::string stored = lower_ascii(unquote(h->header("etag")));
+    if (stored != etag && tail_fallback) {
+      ObjectTail t = s_.tail_of(full_, kTailCheck);
+      if (t.size == total_ && t.bytes == tail_) {
+        spdlog::debug("s3 put {}: etag {} is not the MD5 form, size and last bytes are ours", s_.where(full_), stored);
+        return;
+      }
+    }
+    if (stored != etag) {
+      throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": another writer stored this key during the upload "
+                                        "(stored etag " + stored + ", ours " + etag + ")");
+    }
   }
 
   void start_multipart() {
@@ -913,24 +1067,40 @@ class S3Writer final : public ObjectWriter {
         throw RetryRequest{"complete-multipart: incomplete answer"};
       }
     };
+    const bool cond = opts_.if_absent && s_.cond_writes() != s3caps::Cond::Unsupported;
+    if (cond) call.headers.emplace_back("if-none-match", "*");
+    auto started = Clock::now();
     auto r = s_.execute(*client, call);
+    if (cond && not_implemented(r)) {
+      s_.learned(s3caps::Cond::Unsupported);
+      call.headers.pop_back();
+      check_absent(*client);
+      started = Clock::now();
+      r = s_.execute(*client, call);
+    }
     if (r.status == 200 && s3xml::has(body, "Error")) {
       HttpResponse fake = r;
       fake.status = 500;
       fake.error_body = body;
       s_.fail(fake, call);
     }
+    bool ours = r.status == 200;
     if (r.status == 404 && attempts > 1) {
       // An earlier attempt may have completed the upload and lost its answer: accept the object only
       // if it is exactly ours (multipart ETag = MD5 of the part MD5s, "-", part count).
       auto h = s_.head_raw(*client, full_);
-      if (h && unquote(h->header("etag")) == expected_etag) {
-        upload_id_.clear();
-        return;
-      }
+      ours = h && lower_ascii(unquote(h->header("etag"))) == expected_etag;
     }
-    if (r.status != 200) s_.fail(r, call);
+    if (!ours && r.status == 412) {
+      throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": the object already exists");
+    }
+    if (!ours) s_.fail(r, call);
     upload_id_.clear();
+    // Only a store seen honouring If-None-Match is trusted with it here: Swift's s3api ignores it on
+    // CompleteMultipartUpload (and refuses it with 501 only on PUT).
+    if (opts_.if_absent && s_.cond_writes() != s3caps::Cond::Supported) {
+      confirm_ours(*client, expected_etag, Clock::now() - started, true);
+    }
   }
 
   S3Storage& s_;
@@ -942,6 +1112,7 @@ class S3Writer final : public ObjectWriter {
   std::uint64_t spilled_ = 0;
   std::optional<sigv4::BodyDigests> spill_digests_;
   std::uint64_t total_ = 0;
+  Bytes tail_;  // the last kTailCheck bytes written (see confirm_ours)
   bool done_ = false;
   bool multipart_ = false;
   std::string upload_id_;
@@ -961,6 +1132,143 @@ std::unique_ptr<ObjectWriter> S3Storage::put(const std::string& key, const PutOp
 }
 
 }  // namespace
+
+std::optional<ContentRange> parse_content_range(std::string_view h) {
+  if (!h.starts_with("bytes ")) return std::nullopt;
+  h.remove_prefix(6);
+  auto number = [&h](std::uint64_t* out, char end) {
+    std::size_t stop = end == '\0' ? h.size() : h.find(end);
+    if (stop == std::string_view::npos) return false;
+    bool ok = false;
+    *out = parse_u64(std::string(h.substr(0, stop)), &ok);
+    h.remove_prefix(std::min(h.size(), stop + 1));
+    return ok;
+  };
+  ContentRange cr;
+  if (h.starts_with("*/")) {
+    h.remove_prefix(2);
+    cr.unsatisfied = true;
+    if (!number(&cr.total, '\0')) return std::nullopt;
+    return cr;
+  }
+  if (!number(&cr.first, '-') || !number(&cr.last, '/') || !number(&cr.total, '\0')) return std::nullopt;
+  if (cr.first > cr.last || cr.last >= cr.total) return std::nullopt;
+  return cr;
+}
+
+namespace s3caps {
+namespace {
+
+struct Entry {
+  std::int64_t when = 0;
+  Cond cond = Cond::Unknown;
+  std::string endpoint;
+  std::string bucket;
+};
+
+// A directory only this user can change: not a symlink, owned by us, no group or other write.
+bool private_dir(const std::string& dir) {
+  struct stat st;
+  return ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+         (st.st_mode & 022) == 0;
+}
+
+std::string dir_of(const std::string& file) {
+  std::size_t slash = file.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : file.substr(0, slash);
+}
+
+bool fresh(const Entry& e, std::int64_t now) { return e.when <= now && now - e.when < kMaxAgeS; }
+
+// The entries of a file we trust (ours, in a private directory, not a symlink); none otherwise.
+std::vector<Entry> load(const std::string& file) {
+  std::vector<Entry> out;
+  if (file.empty() || !private_dir(dir_of(file))) return out;
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return out;
+  std::string text;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() && (st.st_mode & 022) == 0 &&
+      st.st_size < 64 * 1024) {
+    text.resize(static_cast<std::size_t>(st.st_size));
+    ssize_t n = ::pread(fd, text.data(), text.size(), 0);
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  }
+  ::close(fd);
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    Entry e;
+    std::string cond, extra;
+    if (!(fields >> e.when >> cond >> e.endpoint >> e.bucket) || (fields >> extra) || (cond != "yes" && cond != "no")) {
+      continue;
+    }
+    e.cond = cond == "yes" ? Cond::Supported : Cond::Unsupported;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool write_file(const std::string& file, const std::string& text) {
+  static std::atomic<unsigned> seq{0};
+  const std::string tmp = file + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(seq++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = ::close(fd) == 0 && ok;
+  ok = ok && ::rename(tmp.c_str(), file.c_str()) == 0;
+  if (!ok) ::unlink(tmp.c_str());
+  return ok;
+}
+
+}  // namespace
+
+std::string default_file() {
+  std::string dir;
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  if (xdg != nullptr && *xdg == '/' && private_dir(xdg)) {
+    dir = std::string(xdg) + "/pgvault";
+  } else {
+    const char* tmp = std::getenv("TMPDIR");
+    dir = std::string(tmp != nullptr && *tmp == '/' ? tmp : "/tmp") + "/pgvault-" + std::to_string(::geteuid());
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return "";
+  return private_dir(dir) ? dir + "/s3-capabilities" : "";
+}
+
+Cond recall(const std::string& file, const std::string& endpoint, const std::string& bucket, std::int64_t now) {
+  Cond cond = Cond::Unknown;
+  std::int64_t newest = 0;
+  for (const auto& e : load(file)) {
+    if (e.endpoint == endpoint && e.bucket == bucket && fresh(e, now) && (cond == Cond::Unknown || e.when >= newest)) {
+      cond = e.cond;
+      newest = e.when;
+    }
+  }
+  return cond;
+}
+
+void remember(const std::string& file, const std::string& endpoint, const std::string& bucket, Cond cond,
+              std::int64_t now) {
+  auto spaceless = [](const std::string& v) { return !v.empty() && v.find_first_of(" \t\r\n") == std::string::npos; };
+  if (file.empty() || cond == Cond::Unknown || !spaceless(endpoint) || !spaceless(bucket)) return;
+  if (!private_dir(dir_of(file))) return;
+  std::vector<Entry> entries;
+  for (auto& e : load(file)) {
+    if (fresh(e, now) && !(e.endpoint == endpoint && e.bucket == bucket)) entries.push_back(std::move(e));
+  }
+  entries.push_back(Entry{now, cond, endpoint, bucket});
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.when < b.when; });
+  if (entries.size() > kMaxEntries) entries.erase(entries.begin(), entries.end() - kMaxEntries);
+  std::string text;
+  for (const auto& e : entries) {
+    text += std::to_string(e.when) + (e.cond == Cond::Supported ? " yes " : " no ") + e.endpoint + " " + e.bucket + "\n";
+  }
+  if (!write_file(file, text)) spdlog::debug("could not update {}: {}", file, std::strerror(errno));
+}
+
+}  // namespace s3caps
 
 std::unique_ptr<Storage> make_s3_storage(const S3Options& o) {
   if (o.bucket.empty()) throw Error(ErrorKind::Config, "s3: bucket is required");

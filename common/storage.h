@@ -7,10 +7,16 @@
 //   s3: the PUT or CompleteMultipartUpload succeeded). A writer destroyed without commit() leaves
 //   nothing behind (best effort for s3 multipart: AbortMultipartUpload).
 //   With PutOptions::if_absent, commit() throws ErrorKind::Duplicate when the key already exists
-//   (atomically on fs; head-then-put on stores without conditional writes).
+//   (atomically on fs and on S3 stores with conditional writes; on S3 stores without them: HEAD, PUT,
+//   then a check that the stored object is this writer's bytes, see common/s3.h).
 // - get(): throws ErrorKind::NotFound when the key does not exist, and any other failure with another
 //   kind (Transient, Auth, Io...). Never returns a partial object as complete: a reader that cannot
 //   deliver every byte throws.
+// - get_tail(key, n): the last min(n, size) bytes of the object and its total size, both from ONE version
+//   of the object (one open+fstat+pread on fs, one suffix-range GET on s3), so a concurrent overwrite
+//   can never pair the size of one version with the bytes of another. NotFound when the key is missing.
+//   The default reads the whole object through one get() (what the test doubles use); real backends
+//   override it with a single small read.
 // - head(): std::nullopt when the key does not exist; throws for every other failure.
 // - list(prefix): every key starting with prefix, recursively, sorted by key.
 // - remove(): deleting a missing key is not an error.
@@ -30,6 +36,12 @@ struct ObjectInfo {
   std::string key;
   std::uint64_t size = 0;
   std::int64_t mtime = 0;  // seconds since the epoch, UTC (0 when unknown)
+};
+
+// The end of one version of an object (see get_tail()).
+struct ObjectTail {
+  Bytes bytes;              // the last min(n, size) bytes
+  std::uint64_t size = 0;   // the size of the object these bytes end
 };
 
 struct PutOptions {
@@ -59,6 +71,7 @@ class Storage {
 
   virtual std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts = {}) = 0;
   virtual std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range = {}) = 0;
+  virtual ObjectTail get_tail(const std::string& key, std::size_t n);
   virtual std::optional<ObjectInfo> head(const std::string& key) = 0;
   virtual std::vector<ObjectInfo> list(const std::string& prefix) = 0;
   virtual void remove(const std::string& key) = 0;

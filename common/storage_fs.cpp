@@ -85,6 +85,30 @@ class FsStorage final : public Storage {
     return std::make_unique<FileSource>(full(key));
   }
 
+  // One open, one fstat, one pread on that descriptor: size and bytes of the same file (a rename that
+  // replaces the key meanwhile does not change what an open descriptor reads).
+  ObjectTail get_tail(const std::string& key, std::size_t n) override {
+    check_key(key);
+    const std::string path = full(key);
+    Fd fd = open_read(path);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) throw errno_error("stat " + path, errno);
+    if (!S_ISREG(st.st_mode)) throw Error(ErrorKind::Io, path + " is not a regular file");
+    ObjectTail tail;
+    tail.size = static_cast<std::uint64_t>(st.st_size);
+    tail.bytes.resize(static_cast<std::size_t>(std::min<std::uint64_t>(n, tail.size)));
+    const std::uint64_t start = tail.size - tail.bytes.size();
+    std::size_t got = 0;
+    while (got < tail.bytes.size()) {
+      ssize_t r = ::pread(fd.get(), tail.bytes.data() + got, tail.bytes.size() - got, static_cast<off_t>(start + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) throw errno_error("read " + path, errno);
+      if (r == 0) throw Error(ErrorKind::Io, path + " shrank while its end was read");
+      got += static_cast<std::size_t>(r);
+    }
+    return tail;
+  }
+
   std::optional<ObjectInfo> head(const std::string& key) override {
     check_key(key);
     struct stat st;

@@ -7,6 +7,8 @@
 //     put-abandon KEY FILE                         write FILE, then drop the writer without commit
 //     get KEY FILE [--offset N] [--length N]       download to FILE ("-" = stdout)
 //     head KEY | list PREFIX | rm KEY | rm-many    (rm-many reads keys from stdin, one per line)
+//     tail KEY N                                   get_tail: prints the object size, then the last N
+//                                                  bytes as hex
 // Options come from PGVAULT_S3_<FIELD> environment variables, then --opt (FIELD as in S3Options).
 // Exit: 0 ok, 2 not-found, 3 duplicate, 4 auth, 5 transient, 6 config, 1 anything else.
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -85,6 +87,7 @@ void set_opt(S3Options& o, const std::string& k, const std::string& v) {
   else if (k == "upload_parallel") o.upload_parallel = i();
   else if (k == "get_chunk_size") o.get_chunk_size = u64();
   else if (k == "spill_dir") o.spill_dir = v;
+  else if (k == "capability_file") o.capability_file = v;
   else if (k == "max_retries") o.max_retries = i();
   else if (k == "retry_base_ms") o.retry_base_ms = i();
   else if (k == "retry_max_delay_ms") o.retry_max_delay_ms = i();
@@ -99,7 +102,7 @@ void set_opt(S3Options& o, const std::string& k, const std::string& v) {
 const char* kFields[] = {"bucket", "prefix", "endpoint", "region", "uri_style", "access_key_id",
                          "secret_access_key", "session_token", "verify_tls", "ca_file",
                          "multipart_threshold", "part_size", "upload_parallel", "get_chunk_size",
-                         "max_retries", "retry_base_ms", "retry_max_delay_ms", "total_timeout_s",
+                         "max_retries", "retry_base_ms", "capability_file", "retry_max_delay_ms", "total_timeout_s",
                          "connect_timeout_s", "low_speed_limit", "low_speed_time_s", "request_timeout_s"};
 
 int run(std::vector<std::string> args) {
@@ -168,6 +171,15 @@ int run(std::vector<std::string> args) {
       if (std::fwrite(buf.data(), 1, n, f) != n) throw errno_error("write " + pos[2], errno);
     }
     if (f != stdout) std::fclose(f);
+    return 0;
+  }
+  if (cmd == "tail") {
+    need(2);
+    auto t = storage->get_tail(pos[1], std::stoul(pos[2]));
+    static const char* hex = "0123456789abcdef";
+    std::string h;
+    for (auto b : t.bytes) h += std::string{hex[b >> 4], hex[b & 15]};
+    std::cout << t.size << "\t" << h << "\n";
     return 0;
   }
   if (cmd == "head") {
