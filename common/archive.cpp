@@ -141,9 +141,9 @@ PushResult push_wal(Repository& repo, const std::string& path) {
     // The decoded digest, not only the trailer read above, must be ours: a writer racing with this
     // call may have replaced the object in between (a store without conditional writes).
     Digest decoded = repo.get_object(key, discard);
-    if (!(decoded == local)) {
+    if (!(decoded == plain)) {
       throw Error(ErrorKind::Duplicate, file_name + " is already archived with different content (stored: " +
-                                            describe_digest(decoded) + "; local: " + describe_digest(local) +
+                                            describe_digest(decoded) + "; local: " + describe_digest(plain) +
                                             "); refusing to overwrite " + where);
     }
   } catch (const Error& e) {
