@@ -40,8 +40,8 @@ class FsStorage final : public Storage {
     check_key(key);
     std::string path = full(key);
     ensure_root();
-    make_dirs(parent_dir(path));
-    return std::make_unique<AtomicFileWriter>(path, opts.if_absent);
+    make_dirs(parent_dir(path), kRepositoryDirMode);
+    return std::make_unique<AtomicFileWriter>(path, opts.if_absent, /*durable=*/true, kRepositoryFileMode);
   }
 
   std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override {
@@ -87,7 +87,7 @@ class FsStorage final : public Storage {
 
   void ensure_root() {
     if (root_checked_) return;
-    make_dirs(root_);
+    make_dirs(root_, kRepositoryDirMode);
     if (::access(root_.c_str(), W_OK | X_OK) != 0) {
       throw Error(ErrorKind::Io, "repository " + root_ + " is not writable: " + std::strerror(errno));
     }

@@ -220,3 +220,27 @@ TEST(Spool, PushRecordMatchesOnlyTheSameFile) {
   std::ofstream(f, std::ios::app) << "changed";
   EXPECT_FALSE(take_push_record(spool, "000000010000000000000001", file_identity(f)));
 }
+
+// Files 0640, directories 0750 (docs/FORMAT.md, "File modes"), whichever tool and umask created them.
+TEST(FsModes, TheRepositoryRuleWhateverTheUmask) {
+  TempDir dir;
+  Config c;
+  c.repository.path = dir / "repo";
+  mode_t old = ::umask(077);  // PostgreSQL's archiver runs wal-push with this umask
+  {
+    Repository repo(open_storage(c), c);
+    repo.put_bytes("some.json", as_bytes("{}"));
+    repo.put_bytes("wal/0000000100000000/000000010000000000000001", as_bytes("x"));
+  }
+  ::umask(old);
+  struct stat st;
+  auto mode = [&](const std::string& p) {
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode(dir / "repo"), 0750u);
+  EXPECT_EQ(mode(dir / "repo/wal"), 0750u);
+  EXPECT_EQ(mode(dir / "repo/wal/0000000100000000"), 0750u);
+  EXPECT_EQ(mode(dir / "repo/some.json"), 0640u);
+  EXPECT_EQ(mode(dir / "repo/wal/0000000100000000/000000010000000000000001"), 0640u);
+}
