@@ -325,13 +325,17 @@ std::string at(const Config& c, std::initializer_list<const char*> keys) {
 void validate_repository(const Config& c) {
   const auto& r = c.repository;
   if (r.type == "fs") {
-    if (r.path.empty()) invalid(at(c, {"repository.path", "repository.type"}), "[repository] path must be set for type \"fs\"");
+    if (r.path.empty()) {
+      invalid(at(c, {"repository.path", "repository.type"}), "[repository] path must be set for type \"fs\"");
+    }
     if (r.path.front() != '/') {
       invalid(at(c, {"repository.path"}), "[repository] path must be an absolute path (got \"" + r.path + "\")");
     }
     return;
   }
-  if (r.bucket.empty()) invalid(at(c, {"repository.bucket", "repository.type"}), "[repository] bucket must be set for type \"s3\"");
+  if (r.bucket.empty()) {
+    invalid(at(c, {"repository.bucket", "repository.type"}), "[repository] bucket must be set for type \"s3\"");
+  }
   const std::pair<const char*, const std::string*> credentials[] = {{"access_key_id", &r.access_key_id},
                                                                      {"secret_access_key", &r.secret_access_key}};
   for (const auto& [name, value] : credentials) {
@@ -351,8 +355,8 @@ void validate(const Config& c) {
     invalid(at(c, {"encryption.method"}), "[encryption] method \"aes-256-gcm\" needs key_file or passphrase_file");
   }
   if (!e.key_file.empty() && !e.passphrase_file.empty()) {
-    invalid(c.where("encryption.passphrase_file"), "[encryption] set key_file or passphrase_file, not both (key_file: " +
-                                                       c.where("encryption.key_file") + ")");
+    invalid(c.where("encryption.passphrase_file"),
+            "[encryption] set key_file or passphrase_file, not both (key_file: " + c.where("encryption.key_file") + ")");
   }
 }
 
