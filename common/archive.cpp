@@ -207,6 +207,7 @@ PushOutcome archive_command(const Config& config, const std::string& path) {
     }
   }
 
+  repo.require_initialised();  // never create a repository (an unmounted directory, a mistyped bucket)
   std::vector<std::thread> workers;
   if (!spool.empty()) {
     const std::string wal_dir = parent_dir(path);

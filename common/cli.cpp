@@ -26,7 +26,8 @@ Config load_tool_config(const CommonOptions& opts) {
   }
   Config c = load_config(opts.config_path, overrides);
   if (opts.verbose) set_log_level("debug");
-  else if (!std::getenv("PGVAULT_LOG_LEVEL")) set_log_level(c.log.level);
+  // Precedence: --verbose, --set log.level > PGVAULT_LOG_LEVEL (read by init_logging) > [log] level.
+  else if (overrides.count("log.level") > 0 || !std::getenv("PGVAULT_LOG_LEVEL")) set_log_level(c.log.level);
   return c;
 }
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "common/errors.h"
@@ -88,6 +89,21 @@ std::uint64_t as_size(const RawValue& v, const std::string& key) {
   return parse_size(*v.text, v.where + ": " + key);
 }
 
+// "http(s)://host[:port]" with nothing after the host and port (the S3 backend parses it again).
+bool valid_endpoint(const std::string& e) {
+  std::string rest;
+  if (e.starts_with("https://")) rest = e.substr(8);
+  else if (e.starts_with("http://")) rest = e.substr(7);
+  else return false;
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.empty() || rest.find_first_of("/?#@ ") != std::string::npos) return false;
+  std::size_t colon = rest.rfind(':');
+  std::size_t bracket = rest.rfind(']');
+  if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) return true;
+  std::string port = rest.substr(colon + 1);
+  return colon > 0 && !port.empty() && port.find_first_not_of("0123456789") == std::string::npos;
+}
+
 // The one definition of every key: name and how a raw value is checked and stored.
 using Setter = std::function<void(Config&, const RawValue&, const std::string& key)>;
 
@@ -104,7 +120,11 @@ const std::map<std::string, Setter>& key_table() {
     t["repository.path"] = plain([](Config& c) -> std::string& { return c.repository.path; });
     t["repository.bucket"] = plain([](Config& c) -> std::string& { return c.repository.bucket; });
     t["repository.prefix"] = plain([](Config& c) -> std::string& { return c.repository.prefix; });
-    t["repository.endpoint"] = plain([](Config& c) -> std::string& { return c.repository.endpoint; });
+    t["repository.endpoint"] = [](Config& c, const RawValue& v, const std::string& k) {
+      std::string e = as_string(v, k);
+      if (!e.empty() && !valid_endpoint(e)) bad(v, k, "a URL such as \"https://host[:port]\" with no path");
+      c.repository.endpoint = e;
+    };
     t["repository.region"] = plain([](Config& c) -> std::string& { return c.repository.region; });
     t["repository.access_key_id"] = plain([](Config& c) -> std::string& { return c.repository.access_key_id; });
     t["repository.secret_access_key"] =
@@ -218,6 +238,7 @@ void apply(Config& c, const std::string& key, const RawValue& v) {
                                        key.substr(0, dot) + "]");
   }
   it->second(c, v, key.substr(key.find('.') + 1));
+  c.origins[key] = v.where;
 }
 
 void apply_toml(Config& c, const toml::table& root, const std::string& origin) {
@@ -234,6 +255,7 @@ void apply_toml(Config& c, const toml::table& root, const std::string& origin) {
       if (k.rfind(section + ".", 0) == 0) known_section = true;
     }
     if (!known_section) throw Error(ErrorKind::Config, line(section_node) + ": unknown section [" + section + "]");
+    c.origins[section] = line(section_node);
     for (const auto& [key, node] : *section_table) {
       RawValue v;
       v.where = line(node);
@@ -246,10 +268,22 @@ void apply_toml(Config& c, const toml::table& root, const std::string& origin) {
   }
 }
 
-void apply_env(Config& c) {
+// Ambient AWS_* variables fill only what `explicit_keys` (set by the file or a flag) leaves unset; the
+// credentials count as one setting.
+void apply_env(Config& c, const std::set<std::string>& explicit_keys) {
   struct EnvKey {
     const char* env;
     const char* key;
+  };
+  static const char* const credentials[] = {"repository.access_key_id", "repository.secret_access_key",
+                                            "repository.session_token"};
+  bool explicit_credentials = false;
+  for (const char* k : credentials) explicit_credentials = explicit_credentials || explicit_keys.count(k) > 0;
+  auto is_credential = [&](const std::string& key) {
+    for (const char* k : credentials) {
+      if (key == k) return true;
+    }
+    return false;
   };
   static const EnvKey keys[] = {
       {"AWS_ACCESS_KEY_ID", "repository.access_key_id"},
@@ -261,7 +295,8 @@ void apply_env(Config& c) {
   };
   for (const auto& e : keys) {
     const char* val = std::getenv(e.env);
-    if (val && *val) apply(c, e.key, RawValue{std::string(val), {}, {}, std::string("environment ") + e.env});
+    if (!val || !*val || explicit_keys.count(e.key) > 0 || (explicit_credentials && is_credential(e.key))) continue;
+    apply(c, e.key, RawValue{std::string(val), {}, {}, std::string("environment ") + e.env});
   }
 }
 
@@ -274,20 +309,54 @@ void apply_overrides(Config& c, const ConfigOverrides& overrides) {
   }
 }
 
+// Where the first of `keys` that was set came from (else where the first one's section starts): the line
+// a check across several keys names.
+std::string at(const Config& c, std::initializer_list<const char*> keys) {
+  for (const char* k : keys) {
+    if (c.origins.count(k) > 0) return c.origins.at(k);
+  }
+  return c.where(*keys.begin());
+}
+
+[[noreturn]] void invalid(const std::string& where, const std::string& what) {
+  throw Error(ErrorKind::Config, where + ": " + what);
+}
+
+void validate_repository(const Config& c) {
+  const auto& r = c.repository;
+  if (r.type == "fs") {
+    if (r.path.empty()) {
+      invalid(at(c, {"repository.path", "repository.type"}), "[repository] path must be set for type \"fs\"");
+    }
+    if (r.path.front() != '/') {
+      invalid(at(c, {"repository.path"}), "[repository] path must be an absolute path (got \"" + r.path + "\")");
+    }
+    return;
+  }
+  if (r.bucket.empty()) {
+    invalid(at(c, {"repository.bucket", "repository.type"}), "[repository] bucket must be set for type \"s3\"");
+  }
+  const std::pair<const char*, const std::string*> credentials[] = {{"access_key_id", &r.access_key_id},
+                                                                     {"secret_access_key", &r.secret_access_key}};
+  for (const auto& [name, value] : credentials) {
+    if (!value->empty()) continue;
+    const std::string key = std::string("repository.") + name;
+    invalid(at(c, {key.c_str(), "repository.type"}),
+            std::string("[repository] type \"s3\" needs ") + name +
+                " (in the file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when the file sets no credentials)");
+  }
+  if (r.region.empty()) invalid(at(c, {"repository.region"}), "[repository] region must not be empty for type \"s3\"");
+}
+
 void validate(const Config& c) {
-  if (c.repository.type == "fs" && c.repository.path.empty()) {
-    throw Error(ErrorKind::Config, c.source + ": [repository] path must be set for type \"fs\"");
+  validate_repository(c);
+  const auto& e = c.encryption;
+  if (e.method != Encryption::None && e.key_file.empty() && e.passphrase_file.empty()) {
+    invalid(at(c, {"encryption.method"}), "[encryption] method \"aes-256-gcm\" needs key_file or passphrase_file");
   }
-  if (c.repository.type == "s3" && c.repository.bucket.empty()) {
-    throw Error(ErrorKind::Config, c.source + ": [repository] bucket must be set for type \"s3\"");
-  }
-  if (c.encryption.method != Encryption::None && c.encryption.key_file.empty() &&
-      c.encryption.passphrase_file.empty()) {
-    throw Error(ErrorKind::Config,
-                c.source + ": [encryption] method \"aes-256-gcm\" needs key_file or passphrase_file");
-  }
-  if (!c.encryption.key_file.empty() && !c.encryption.passphrase_file.empty()) {
-    throw Error(ErrorKind::Config, c.source + ": [encryption] set key_file or passphrase_file, not both");
+  if (!e.key_file.empty() && !e.passphrase_file.empty()) {
+    invalid(c.where("encryption.passphrase_file"),
+            "[encryption] set key_file or passphrase_file, not both (key_file: " + c.where("encryption.key_file") + ")");
   }
 }
 
@@ -305,7 +374,12 @@ Config parse_config(const std::string& toml_text, const std::string& origin, boo
                                        std::string(e.description()));
   }
   apply_toml(c, root, origin);
-  if (use_env) apply_env(c);
+  if (use_env) {
+    std::set<std::string> explicit_keys;
+    for (const auto& [k, _] : c.origins) explicit_keys.insert(k);
+    for (const auto& [k, _] : overrides) explicit_keys.insert(k);
+    apply_env(c, explicit_keys);
+  }
   apply_overrides(c, overrides);
   validate(c);
   return c;
@@ -331,6 +405,12 @@ Config load_config(const std::optional<std::string>& path, const ConfigOverrides
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_config(ss.str(), file, true, overrides);
+}
+
+std::string Config::where(const std::string& key) const {
+  if (auto it = origins.find(key); it != origins.end()) return it->second;
+  if (auto it = origins.find(key.substr(0, key.find('.'))); it != origins.end()) return it->second;
+  return source;
 }
 
 std::vector<std::string> config_keys() {

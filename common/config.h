@@ -2,11 +2,16 @@
 //
 // Where the file is: --config PATH, else $PGVAULT_CONFIG, else /etc/pgvault/pgvault.toml. A file named by
 // --config or PGVAULT_CONFIG must exist; the default path may be absent (then defaults apply).
-// Precedence: overrides (flags) > environment > file > defaults.
-// Environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (or
-// AWS_DEFAULT_REGION), AWS_ENDPOINT_URL set the [repository] s3 keys.
+// Precedence: overrides (--set flags) > PGVAULT_* variables > file > ambient AWS_* variables > defaults.
+// The AWS variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (or
+// AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL only fill [repository] keys that neither the file nor a flag
+// sets; the three credential variables count as one: when the file or a flag sets any of
+// access_key_id, secret_access_key or session_token, none of them applies (a stray session token must
+// not join the file's keys). The only PGVAULT_* variables are PGVAULT_CONFIG (which file) and
+// PGVAULT_LOG_LEVEL (beats [log] level, not --set log.level or --verbose; see cli.cpp).
 // Every key is defined once in config.cpp (name, type, default, check); conf/pgvault.toml documents them.
-// Unknown sections or keys and bad values throw ErrorKind::Config naming the file, line and key.
+// Unknown sections or keys and bad values throw ErrorKind::Config naming the file, line and key; so do
+// checks across several keys, naming the line of the key at fault.
 #pragma once
 
 #include <cstdint>
@@ -85,6 +90,11 @@ struct Config {
   } log;
 
   std::string source = "(defaults)";  // the file the values came from, for messages
+  // Where each value set came from, by "section.key" ("pgvault.toml line 4", "environment AWS_REGION",
+  // "option repository.path"), and each section header by "section"; defaults are absent.
+  std::map<std::string, std::string> origins;
+  // For messages: where `key` ("section.key") was set, else where its section starts, else source.
+  std::string where(const std::string& key) const;
 };
 
 // "section.key" -> value, from command-line flags (e.g. --set repository.path=/x).

@@ -18,6 +18,7 @@ std::string_view kind_name(ErrorKind kind) {
     case ErrorKind::Foreign: return "foreign-cluster";
     case ErrorKind::Conflict: return "conflict";
     case ErrorKind::Interrupted: return "interrupted";
+    case ErrorKind::NotInitialised: return "not-initialised";
     case ErrorKind::Internal: return "internal";
   }
   return "internal";

@@ -27,6 +27,7 @@ enum class ErrorKind {
   Foreign,       // data from another cluster (system identifier mismatch)
   Conflict,      // the repository is locked / in use by another process
   Interrupted,   // stopped by a signal
+  NotInitialised,  // no repository at the configured location (repo-init creates one)
   Internal,      // a bug
 };
 

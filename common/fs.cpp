@@ -99,6 +99,8 @@ void make_dirs(const std::string& dir, unsigned mode) {
     if (errno == EEXIST) return;  // created concurrently
     throw errno_error("mkdir " + dir, errno);
   }
+  // The umask only removes bits, so until this chmod the directory is at most as open as asked.
+  if (::chmod(dir.c_str(), mode) != 0) throw errno_error("chmod " + dir, errno);
   fsync_dir(parent);
 }
 
@@ -157,6 +159,11 @@ AtomicFileWriter::AtomicFileWriter(std::string path, bool no_replace, bool durab
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) throw errno_error("create " + tmp_, errno);
   fd_ = Fd(fd);
+  if (::fchmod(fd, mode) != 0) {
+    int err = errno;
+    abort();
+    throw errno_error("chmod " + tmp_, err);
+  }
   buf_.reserve(1 << 20);
 }
 

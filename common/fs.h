@@ -34,7 +34,8 @@ Fd open_read(const std::string& path);
 void write_full(int fd, ByteView data, const std::string& path);
 void fsync_fd(int fd, const std::string& path);
 void fsync_dir(const std::string& dir);
-// mkdir -p; each directory it creates is made durable (its parent fsynced).
+// mkdir -p; each directory it creates gets exactly `mode` (whatever the umask) and is made durable (its
+// parent fsynced). Existing directories are left as they are.
 void make_dirs(const std::string& dir, unsigned mode = 0750);
 std::string parent_dir(const std::string& path);
 std::string base_name(const std::string& path);
@@ -55,7 +56,8 @@ class FileSource final : public Source {
   std::uint64_t end_ = 0;
 };
 
-// Writes a file durably and atomically: a temp file (O_CREAT|O_EXCL) beside `path`, fsync, rename (or,
+// Writes a file durably and atomically: a temp file (O_CREAT|O_EXCL, exactly `mode` whatever the umask)
+// beside `path`, fsync, rename (or,
 // with no_replace, an atomic no-overwrite rename that fails with Duplicate), fsync the directory.
 // Destroyed without commit(), the temp file is removed. With durable = false the fsyncs are skipped
 // (wal-fetch output: PostgreSQL re-fetches after a crash). `tmp`, when given, is the temp file's path

@@ -15,6 +15,7 @@
 namespace pgvault {
 
 namespace keys {
+std::string marker() { return "pgvault.repo.json"; }
 std::string identity() { return "pgvault.json"; }
 std::string key_record() { return "pgvault.key.json"; }
 std::string wal_prefix() { return "wal/"; }
@@ -152,6 +153,108 @@ Identity Repository::ensure_identity(const Identity& proposed) {
   auto stored = identity();
   if (!stored) throw Error(ErrorKind::Internal, "identity vanished after creation in " + describe());
   return check(*stored);
+}
+
+bool Repository::initialised() {
+  if (!initialised_) initialised_ = identity().has_value() || storage_->head(keys::marker()).has_value();
+  return initialised_;
+}
+
+void Repository::require_initialised() {
+  if (initialised()) return;
+  throw Error(ErrorKind::NotInitialised, "no pgvault repository at " + describe() + " (no " + keys::marker() +
+                                             "): create it with repo-init, or fix [repository] in " +
+                                             config_.source);
+}
+
+namespace {
+
+// The marker's creation time; a marker of a newer repository format is refused.
+std::string read_marker(Storage& storage, const std::string& where) {
+  json j = parse_json(read_all(storage, keys::marker()), where);
+  try {
+    int format = j.at("format").get<int>();
+    if (format > kRepositoryFormat) {
+      throw Error(ErrorKind::Config, where + ": repository format " + std::to_string(format) +
+                                         " is newer than this pgvault understands (" +
+                                         std::to_string(kRepositoryFormat) + "); upgrade pgvault");
+    }
+    return j.value("created", "");
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::Corruption, where + ": malformed marker (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+// Creates or verifies the key record; says which (see InitResult::key_record). Writes nothing when the
+// configured key does not match an existing record.
+std::string Repository::init_key_record() {
+  const auto& enc = config_.encryption;
+  const bool had_record = storage_->head(keys::key_record()).has_value();
+  if (enc.key_file.empty() && enc.passphrase_file.empty()) return had_record ? "unchecked" : "none";
+  if (enc.method == Encryption::None) {  // a key for reading only: checked when there is a record
+    if (!had_record) return "none";
+    read_key();
+    return "verified";
+  }
+  write_key();
+  return had_record ? "verified" : "created";
+}
+
+InitResult Repository::initialise() {
+  InitResult r;
+  const std::string marker_name = describe() + "/" + keys::marker();
+  std::optional<std::string> existing;
+  try {
+    existing = read_marker(*storage_, marker_name);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::NotFound) throw;
+  }
+  if (!existing) r.legacy = identity().has_value();
+  r.key_record = init_key_record();  // first: a key that does not match the record writes nothing
+  if (existing) {
+    r.created = *existing;
+  } else {
+    r.created = now_iso8601();
+    json j = {{"format", kRepositoryFormat},
+              {"created", r.created},
+              {"created_by", std::string("repo-init (pgvault ") + PGVAULT_VERSION + ")"}};
+    try {
+      write_all(*storage_, keys::marker(), to_bytes(j), PutOptions{.if_absent = true, .size = {}});
+      r.marker_created = true;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Duplicate) throw;  // a concurrent repo-init won: use its marker
+      r.created = read_marker(*storage_, marker_name);
+    }
+  }
+  initialised_ = true;
+  return r;
+}
+
+std::string init_summary_text(const std::string& where, const InitResult& r) {
+  std::string key;
+  if (r.key_record == "created") key = "; key check " + keys::key_record() + " created";
+  else if (r.key_record == "verified") key = "; the configured key matches " + keys::key_record();
+  else if (r.key_record == "unchecked") key = "; " + keys::key_record() + " present, no key configured to check";
+  if (r.marker_created && r.legacy) {
+    return "repository " + where + " (created by an older pgvault) now has its marker " + keys::marker() + key +
+           "\n";
+  }
+  if (r.marker_created) {
+    return "initialised repository " + where + " (" + keys::marker() + ")" + key +
+           "; the first wal-push records the database system\n";
+  }
+  return "repository " + where + " is already initialised (since " + r.created + ")" + key +
+         (r.changed() ? "" : "; nothing changed") + "\n";
+}
+
+std::string init_summary_json(const std::string& where, const InitResult& r) {
+  json j = {{"repository", where},           {"marker", keys::marker()},
+            {"marker_created", r.marker_created}, {"legacy", r.legacy},
+            {"created", r.created},          {"key_record", r.key_record},
+            {"changed", r.changed()}};
+  return j.dump(2) + "\n";
 }
 
 const MasterKey* Repository::read_key() { return load_key(false); }

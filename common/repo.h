@@ -1,6 +1,7 @@
-// The repository: layout (the one place that builds storage keys), the identity file, the key record,
-// and verified object reads and writes. See docs/FORMAT.md for the layout.
+// The repository: layout (the one place that builds storage keys), the marker, the identity file, the key
+// record, and verified object reads and writes. See docs/FORMAT.md for the layout.
 //
+//   pgvault.repo.json                 marker: written by repo-init; no other tool creates a repository
 //   pgvault.json                      identity: format, system identifier, PostgreSQL version, segment size
 //   pgvault.key.json                  key record: key check and KDF parameters (when encryption is used)
 //   wal/<first 16 hex>/<segment>      WAL segments, .partial and .backup files
@@ -31,6 +32,7 @@ struct Identity {
 };
 
 namespace keys {
+std::string marker();
 std::string identity();
 std::string key_record();
 std::string wal(const WalFileName& name);
@@ -46,12 +48,40 @@ std::string lock(const std::string& name);                 // "locks/<name>"
 // Opens the configured backend ("fs" or "s3").
 std::unique_ptr<Storage> open_storage(const Config& config);
 
+// What Repository::initialise() found and did (repo-init's report).
+struct InitResult {
+  bool marker_created = false;  // false: the marker was there already
+  bool legacy = false;          // the location held pgvault.json without a marker (an older pgvault's)
+  std::string created;          // the marker's creation time (ISO 8601 UTC)
+  // The key record: "created", "verified" (matches the configured key), "unchecked" (present, but no
+  // key is configured), or "none" (no encryption configured, no record).
+  std::string key_record = "none";
+  bool changed() const { return marker_created || key_record == "created"; }
+};
+// repo-init's summary: one line of text, or a JSON object; `where` is Repository::describe().
+std::string init_summary_text(const std::string& where, const InitResult& r);
+std::string init_summary_json(const std::string& where, const InitResult& r);
+
 class Repository {
  public:
   Repository(std::unique_ptr<Storage> storage, Config config);
   Storage& storage() { return *storage_; }
   const Config& config() const { return config_; }
   std::string describe() const { return storage_->describe(); }
+
+  // Whether a repository exists at this location: its marker (written by repo-init) or, for repositories
+  // made by older pgvault, its identity file. One GET of the identity (cached, and reused by
+  // ensure_identity) and, only without one, one HEAD of the marker.
+  bool initialised();
+  // Every tool but repo-init calls this before it reads or writes anything: throws NotInitialised, naming
+  // the location and repo-init, where no repository exists (an unmounted directory or a mistyped path or
+  // bucket must neither become a new repository nor look like an empty one).
+  void require_initialised();
+  // repo-init: creates the marker (create-if-absent) and, when encryption is configured, the key record.
+  // Idempotent: on an existing repository it changes nothing but verifies the configured key against
+  // the key record (Auth error on mismatch; nothing is written then). The identity is not written here:
+  // the first wal-push (or base-push) records the database system.
+  InitResult initialise();
 
   // The identity, or nullopt for a repository nothing was pushed to yet.
   std::optional<Identity> identity();
@@ -94,7 +124,9 @@ class Repository {
   bool key_loaded_ = false;
   int auto_threads_ = 0;
   bool key_verified_ = false;
+  bool initialised_ = false;
   const MasterKey* load_key(bool create_record);
+  std::string init_key_record();
 };
 
 std::string now_iso8601();

@@ -40,32 +40,32 @@ std::string retention_tombstone_key(const std::string& label) { return keys::bac
 
 RetentionPolicy retention_policy(const Config& config) {
   const auto& r = config.retention;
+  // Each error names the line of the key at fault.
+  auto fail = [&](const std::string& key, const std::string& what) {
+    return Error(ErrorKind::Config, config.where("retention." + key) + ": [retention] " + what);
+  };
+  auto where = [&](const std::string& key) { return config.where("retention." + key) + ": [retention] " + key; };
   RetentionPolicy p;
-  if (r.full_backups < 0) {
-    throw Error(ErrorKind::Config, config.source + ": [retention] full_backups must not be negative");
-  }
+  if (r.full_backups < 0) throw fail("full_backups", "full_backups must not be negative");
   p.full_backups = r.full_backups;
   if (!r.window.empty()) {
-    std::int64_t w = parse_duration(r.window, config.source + ": [retention] window");
-    if (w <= 0) throw Error(ErrorKind::Config, config.source + ": [retention] window must be a positive duration");
+    std::int64_t w = parse_duration(r.window, where("window"));
+    if (w <= 0) throw fail("window", "window must be a positive duration");
     p.window = w;
     p.window_text = r.window;
   }
-  if (r.min_full_backups < 1) {
-    throw Error(ErrorKind::Config, config.source + ": [retention] min_full_backups must be at least 1");
-  }
+  if (r.min_full_backups < 1) throw fail("min_full_backups", "min_full_backups must be at least 1");
   p.min_full_backups = r.min_full_backups;
-  p.incomplete_grace = parse_duration(r.incomplete_grace, config.source + ": [retention] incomplete_grace");
+  p.incomplete_grace = parse_duration(r.incomplete_grace, where("incomplete_grace"));
   p.incomplete_grace_text = r.incomplete_grace;
   if (p.incomplete_grace < 3600) {
-    throw Error(ErrorKind::Config, config.source + ": [retention] incomplete_grace must be at least 1h (got \"" +
-                                       r.incomplete_grace + "\"): a running base-push must never look abandoned");
+    throw fail("incomplete_grace", "incomplete_grace must be at least 1h (got \"" + r.incomplete_grace +
+                                       "\"): a running base-push must never look abandoned");
   }
   if (p.full_backups == 0 && !p.window) {
-    throw Error(ErrorKind::Config,
-                config.source + ": [retention] no rule is enabled (full_backups = 0 and window = \"\"): set "
-                                "full_backups or window (or --full-backups / --window); retention-prune does not guess "
-                                "what to delete");
+    throw fail("full_backups",
+               "no rule is enabled (full_backups = 0 and window = \"\"): set full_backups or window (or "
+               "--full-backups / --window); retention-prune does not guess what to delete");
   }
   return p;
 }

@@ -74,9 +74,10 @@ class FsStorage final : public Storage {
     check_key(key);
     std::string path = full(key);
     ensure_root();
-    make_dirs(parent_dir(path));
+    make_dirs(parent_dir(path), kRepositoryDirMode);
     if (sweep_due(key)) sweep_dead_temporaries(parent_dir(path));
-    return std::make_unique<AtomicFileWriter>(path, opts.if_absent, true, 0640, fs_temp_path(path));
+    return std::make_unique<AtomicFileWriter>(path, opts.if_absent, /*durable=*/true, kRepositoryFileMode,
+                                              fs_temp_path(path));
   }
 
   std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override {
@@ -146,7 +147,7 @@ class FsStorage final : public Storage {
 
   void ensure_root() {
     if (root_checked_) return;
-    make_dirs(root_);
+    make_dirs(root_, kRepositoryDirMode);
     if (::access(root_.c_str(), W_OK | X_OK) != 0) {
       throw Error(ErrorKind::Io, "repository " + root_ + " is not writable: " + std::strerror(errno));
     }

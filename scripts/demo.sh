@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, start to finish, on a throwaway PostgreSQL 15:
-#   archive through wal-push into a local repository while pgbench writes, take a base backup with
+#   create a local repository with repo-init, archive through wal-push into it while pgbench writes, take a base backup with
 #   base-push, mark a point in time, keep writing, then restore a second data directory to that point
 #   with pitr-prepare (recovery through wal-fetch) and check that its data is exactly what the primary
 #   had at that point (and not what came after). archive-info --verify checks the repository.
@@ -8,7 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh release wal-push wal-fetch base-push pitr-prepare archive-info >/dev/null
+# Every tool (not only those the demo runs), so that `cmake --install build/release` works afterwards.
+TOOLS=$(cd tools && ls -d */ | tr -d /)
+# shellcheck disable=SC2086
+scripts/build.sh release $TOOLS >/dev/null
 BIN="$PWD/build/release"
 PGBIN=/usr/lib/postgresql/15/bin
 
@@ -24,8 +27,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-mkdir -p "$WORK/bin" "$WORK/repo"
-cp "$BIN"/wal-push "$BIN"/wal-fetch "$BIN"/base-push "$BIN"/pitr-prepare "$BIN"/archive-info "$WORK/bin/"
+mkdir -p "$WORK/bin"
+for t in $TOOLS; do cp "$BIN/$t" "$WORK/bin/"; done
 cat > "$WORK/pgvault.toml" <<TOML
 [repository]
 type = "fs"
@@ -50,7 +53,8 @@ psqlq() { as_pg "$PGBIN/psql" -X -A -t -q -h "$WORK" -p "$1" -U postgres -d post
 wait_ready() { for _ in $(seq 300); do as_pg "$PGBIN/pg_isready" -q -h "$WORK" -p "$1" && return 0; sleep 0.2; done; echo "server did not start" >&2; exit 1; }
 state() { psqlq "$1" "SELECT count(*) || ' accounts, sum(abalance) = ' || sum(abalance) FROM pgbench_accounts"; }
 
-say "1. A PostgreSQL 15 primary archiving through wal-push into $WORK/repo"
+say "1. A repository (repo-init), and a PostgreSQL 15 primary archiving through wal-push into it"
+as_pg "$WORK/bin/repo-init" --config "$WORK/pgvault.toml"
 as_pg "$PGBIN/initdb" -D "$WORK/primary" -U postgres -A trust --data-checksums >/dev/null
 cat >> "$WORK/primary/postgresql.conf" <<CONF
 wal_level = replica

@@ -342,11 +342,11 @@ class Bench:
         self.ws = Workspace(prefix="pgvault-bench-")
         log(f"workspace {self.ws.root}")
         bindir = Path(os.environ["PGVAULT_BIN"])
-        for name in ("wal-push", "wal-fetch", "base-push", "pitr-prepare"):
+        for name in ("wal-push", "wal-fetch", "base-push", "pitr-prepare", "repo-init"):
             if (bindir / name).is_file():
                 self.tools[name] = self.ws.tool(name)
-        if "wal-push" not in self.tools or "wal-fetch" not in self.tools:
-            raise SystemExit(f"wal-push/wal-fetch not built in {bindir}")
+        if not {"wal-push", "wal-fetch", "repo-init"} <= set(self.tools):
+            raise SystemExit(f"wal-push/wal-fetch/repo-init not built in {bindir}")
         self.key_file = self.ws.path("pgvault.key")
         self.key_file.write_text(KEY_HEX + "\n")
         os.chmod(self.key_file, 0o600)
@@ -437,6 +437,8 @@ class Bench:
         chown_to(conf)
         if storage == "fs":
             make_dir(self.ws.path("repos"), mode=0o755)
+        # Like stanza-create for pgBackRest: only repo-init creates a pgvault repository (not timed).
+        run([self.tools["repo-init"], "--config", str(conf)], user=PG_USER, cwd=self.ws.root, check=True, timeout=120)
         return conf
 
     def pb_config(self, storage: str, enc: bool, name: str, pg_path: Path, pg: Optional[PgCluster]) -> Path:

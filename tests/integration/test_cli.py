@@ -7,7 +7,7 @@ import pytest
 
 from helpers.proc import pgvault_bin
 
-TOOLS = ["wal-push", "wal-fetch", "base-push", "pitr-prepare", "retention-prune", "archive-info"]
+TOOLS = ["wal-push", "wal-fetch", "base-push", "pitr-prepare", "retention-prune", "archive-info", "repo-init"]
 
 
 @pytest.mark.parametrize("tool", TOOLS)

@@ -218,17 +218,18 @@ def test_bad_input_gets_one_clear_line(primary, repo, workspace):
         os.chmod(cfg, 0o644)
         cases.append((push(primary, repo, f"pg_wal/{s0}", config=cfg), 2, needle))
     key = repo.write_key("abcd", name="shortkey")
-    cfg = Repo(workspace, "fs", name="r2", settings={"encryption": {"method": "aes-256-gcm", "key_file": str(key)}})
+    cfg = Repo(workspace, "fs", name="r2").update({"encryption": {"method": "aes-256-gcm", "key_file": str(key)}})
     cases.append((push(primary, cfg, f"pg_wal/{s0}"), 2, "shortkey"))
     key = repo.write_key(name="openkey")
     os.chmod(key, 0o644)
-    cfg = Repo(workspace, "fs", name="r3", settings={"encryption": {"method": "aes-256-gcm", "key_file": str(key)}})
+    cfg = Repo(workspace, "fs", name="r3").update({"encryption": {"method": "aes-256-gcm", "key_file": str(key)}})
     r = push(primary, cfg, f"pg_wal/{s0}")
     cases.append((r, 2, "readable by group or others"))
     root_owned = workspace.path("rootrepo")
     root_owned.mkdir(mode=0o755)  # owned by root: postgres cannot write
-    cfg = Repo(workspace, "fs", name="r4")
+    cfg = Repo(workspace, "fs", name="r4", init=False)
     cfg.update({"repository": {"path": str(root_owned)}})
+    cfg.init(user=None)  # as root: a repository postgres cannot write to
     cases.append((push(primary, cfg, f"pg_wal/{s0}"), 1, str(root_owned)))
     for r, code, needle in cases:
         assert r.rc == code, (code, needle, r.stderr)
@@ -272,7 +273,7 @@ def test_fetch_errors_abort_recovery_or_read_as_missing_on_standby(primary, repo
     broken.write_text("[repository\n")
     os.chmod(broken, 0o644)
     expect_error("line 1", config=broken)
-    cfg = Repo(workspace, "fs", name="nowhere")  # no repository there at all: not "missing"
+    cfg = Repo(workspace, "fs", name="nowhere", init=False)  # no repository there at all: not "missing"
     r = fetch(primary, cfg, s0, dest, recovery_dir)
     assert r.rc == ABORT and "pgvault.json" in r.stderr, r.stderr
     if repo.backend == "fs":

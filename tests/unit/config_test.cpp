@@ -4,9 +4,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "common/errors.h"
+#include "common/retention.h"
 
 using namespace pgvault;
 
@@ -48,6 +50,8 @@ TEST(Config, ParsesEveryKindOfValue) {
 [repository]
 type = "s3"
 bucket = "b"
+access_key_id = "a"
+secret_access_key = "s"
 verify_tls = false
 [compression]
 method = "none"
@@ -98,17 +102,158 @@ TEST(Config, EncryptionNeedsAKey) {
             std::string::npos);
 }
 
-TEST(Config, OverridesBeatEnvironmentBeatsFile) {
-  ::setenv("AWS_REGION", "eu-west-3", 1);
-  ::setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+// The AWS variables of the process, cleared for the test and restored after it.
+class AwsEnv {
+ public:
+  AwsEnv() {
+    for (const char* n : kNames) {
+      if (const char* v = std::getenv(n)) saved_[n] = v;
+      ::unsetenv(n);
+    }
+  }
+  ~AwsEnv() {
+    for (const char* n : kNames) ::unsetenv(n);
+    for (const auto& [n, v] : saved_) ::setenv(n.c_str(), v.c_str(), 1);
+  }
+  void set(const char* name, const char* value) { ::setenv(name, value, 1); }
+
+ private:
+  static constexpr const char* kNames[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                           "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"};
+  std::map<std::string, std::string> saved_;
+};
+
+const char* const kS3File = R"([repository]
+type = "s3"
+bucket = "b"
+region = "us-west-2"
+endpoint = "https://file.example:9000"
+access_key_id = "AKIAFILE"
+secret_access_key = "file-secret"
+)";
+
+TEST(Config, FlagsBeatTheFileWhichBeatsAmbientAwsVariables) {
+  AwsEnv env;
+  env.set("AWS_REGION", "eu-west-3");
+  env.set("AWS_ACCESS_KEY_ID", "AKIAENV");
   Config c = parse_config("[repository]\nregion = \"us-west-2\"\naccess_key_id = \"AKIAFILE\"\n", "t", true,
                           {{"repository.access_key_id", "AKIAFLAG"}});
-  EXPECT_EQ(c.repository.region, "eu-west-3");
+  EXPECT_EQ(c.repository.region, "us-west-2");
   EXPECT_EQ(c.repository.access_key_id, "AKIAFLAG");
-  ::unsetenv("AWS_REGION");
-  ::unsetenv("AWS_ACCESS_KEY_ID");
+  EXPECT_EQ(c.where("repository.access_key_id"), "option repository.access_key_id");
+  EXPECT_EQ(c.where("repository.region"), "t line 2");
   EXPECT_NE(config_error("", {{"compression.level", "x"}}).find("option compression.level"), std::string::npos);
   EXPECT_NE(config_error("", {{"nosuch.key", "1"}}).find("unknown key"), std::string::npos);
+}
+
+TEST(Config, AmbientAwsVariablesDoNotOverrideTheFile) {
+  AwsEnv env;
+  env.set("AWS_ENDPOINT_URL", "http://stray.example:8080");
+  env.set("AWS_REGION", "eu-west-3");
+  env.set("AWS_DEFAULT_REGION", "ap-south-1");
+  env.set("AWS_ACCESS_KEY_ID", "AKIAENV");
+  env.set("AWS_SECRET_ACCESS_KEY", "env-secret");
+  Config c = parse_config(kS3File, "t", true);
+  EXPECT_EQ(c.repository.endpoint, "https://file.example:9000");
+  EXPECT_EQ(c.repository.region, "us-west-2");
+  EXPECT_EQ(c.repository.access_key_id, "AKIAFILE");
+  EXPECT_EQ(c.repository.secret_access_key, "file-secret");
+}
+
+TEST(Config, AmbientAwsCredentialsCountAsOneSetting) {
+  AwsEnv env;
+  env.set("AWS_SESSION_TOKEN", "stray-token");
+  env.set("AWS_SECRET_ACCESS_KEY", "env-secret");
+  // The file's key pair must not be joined by another role's session token (or secret).
+  Config c = parse_config("[repository]\ntype = \"s3\"\nbucket = \"b\"\naccess_key_id = \"AKIAFILE\"\n"
+                          "secret_access_key = \"file-secret\"\n", "t", true);
+  EXPECT_EQ(c.repository.session_token, "");
+  // Likewise with only the access key in the file: the environment's secret does not complete it.
+  std::string msg;
+  try {
+    parse_config("[repository]\ntype = \"s3\"\nbucket = \"b\"\naccess_key_id = \"AKIAFILE\"\n", "t", true);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("t line 2: [repository] type \"s3\" needs secret_access_key"), std::string::npos) << msg;
+  // A flag for one credential keeps the ambient ones out too.
+  c = parse_config("[repository]\ntype = \"s3\"\nbucket = \"b\"\n", "t", true,
+                   {{"repository.access_key_id", "AKIAFLAG"}, {"repository.secret_access_key", "flag-secret"}});
+  EXPECT_EQ(c.repository.secret_access_key, "flag-secret");
+  EXPECT_EQ(c.repository.session_token, "");
+}
+
+TEST(Config, AmbientAwsVariablesFillWhatTheFileLeavesUnset) {
+  AwsEnv env;
+  env.set("AWS_ENDPOINT_URL", "http://env.example:8080");
+  env.set("AWS_DEFAULT_REGION", "ap-south-1");
+  env.set("AWS_REGION", "eu-west-3");  // beats AWS_DEFAULT_REGION
+  env.set("AWS_ACCESS_KEY_ID", "AKIAENV");
+  env.set("AWS_SECRET_ACCESS_KEY", "env-secret");
+  env.set("AWS_SESSION_TOKEN", "env-token");
+  Config c = parse_config("[repository]\ntype = \"s3\"\nbucket = \"b\"\n", "t", true);
+  EXPECT_EQ(c.repository.endpoint, "http://env.example:8080");
+  EXPECT_EQ(c.repository.region, "eu-west-3");
+  EXPECT_EQ(c.repository.access_key_id, "AKIAENV");
+  EXPECT_EQ(c.repository.secret_access_key, "env-secret");
+  EXPECT_EQ(c.repository.session_token, "env-token");
+  EXPECT_EQ(c.where("repository.endpoint"), "environment AWS_ENDPOINT_URL");
+}
+
+// Checks across several keys name the line of the key at fault (the fuzzed configs of issue 10).
+TEST(Config, CrossKeyChecksNameTheLineOfTheKeyAtFault) {
+  struct Case {
+    const char* toml;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {"[repository]\ntype = \"fs\"\npath = \"relative/repo\"\n", "test.toml line 3: [repository] path must be an absolute path"},
+      {"[repository]\n\npath = \"\"\n", "test.toml line 3: [repository] path must be set"},
+      {"# s3\n[repository]\ntype = \"s3\"\n", "test.toml line 3: [repository] bucket must be set"},
+      {"[repository]\ntype = \"s3\"\nbucket = \"\"\n", "test.toml line 3: [repository] bucket must be set"},
+      {"[repository]\ntype = \"s3\"\nbucket = \"b\"\n", "test.toml line 2: [repository] type \"s3\" needs access_key_id"},
+      {"[repository]\ntype = \"s3\"\nbucket = \"b\"\naccess_key_id = \"\"\nsecret_access_key = \"s\"\n",
+       "test.toml line 4: [repository] type \"s3\" needs access_key_id"},
+      {"[repository]\ntype = \"s3\"\nbucket = \"b\"\naccess_key_id = \"a\"\nsecret_access_key = \"s\"\nregion = \"\"\n",
+       "test.toml line 6: [repository] region must not be empty"},
+      {"[repository]\nendpoint = \"s3.example.com\"\n", "test.toml line 2: endpoint must be a URL"},
+      {"[repository]\nendpoint = \"https://s3.example.com/bucket\"\n", "test.toml line 2: endpoint must be a URL"},
+      {"[repository]\nendpoint = \"http://s3.example.com:port\"\n", "test.toml line 2: endpoint must be a URL"},
+      {"[compression]\nlevel = 3\n[encryption]\n\nmethod = \"aes-256-gcm\"\n",
+       "test.toml line 5: [encryption] method \"aes-256-gcm\" needs key_file"},
+      {"[encryption]\nkey_file = \"/a\"\npassphrase_file = \"/b\"\n",
+       "test.toml line 3: [encryption] set key_file or passphrase_file, not both (key_file: test.toml line 2)"},
+  };
+  for (const auto& c : cases) {
+    std::string msg = config_error(c.toml);
+    EXPECT_NE(msg.find(c.needle), std::string::npos) << c.toml << "\n-> " << msg;
+  }
+  // A flag at fault is named as the flag.
+  EXPECT_NE(config_error("", {{"repository.path", "rel"}}).find("option repository.path: [repository] path must be an absolute"),
+            std::string::npos);
+  // Good endpoints pass.
+  for (const char* e : {"https://s3.example.com", "http://127.0.0.1:9000/", "https://[::1]:443"}) {
+    EXPECT_EQ(parse_config(std::string("[repository]\nendpoint = \"") + e + "\"\n", "t", false).repository.endpoint, e);
+  }
+}
+
+TEST(Config, RetentionPolicyErrorsNameTheLine) {
+  auto policy_error = [](const std::string& toml) -> std::string {
+    try {
+      retention_policy(parse_config(toml, "test.toml", false));
+    } catch (const Error& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no error for:\n" << toml;
+    return "";
+  };
+  EXPECT_NE(policy_error("[log]\nlevel = \"info\"\n[retention]\nfull_backups = 0\n").find("test.toml line 4: [retention] no rule"),
+            std::string::npos);
+  EXPECT_NE(policy_error("[retention]\nfull_backups = 1\nincomplete_grace = \"30m\"\n")
+                .find("test.toml line 3: [retention] incomplete_grace must be at least 1h"),
+            std::string::npos);
+  // No [retention] section at all: the file is named.
+  EXPECT_NE(policy_error("").find("test.toml: [retention] no rule"), std::string::npos);
 }
 
 TEST(Config, CompressionThreadsAutoOrACount) {

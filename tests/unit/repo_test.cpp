@@ -310,3 +310,106 @@ TEST(Spool, PushRecordMatchesOnlyTheSameFile) {
   std::ofstream(f, std::ios::app) << "changed";
   EXPECT_FALSE(take_push_record(spool, "000000010000000000000001", file_identity(f)));
 }
+
+// --- repo-init: the marker; no other tool creates a repository (issue 10) -------------------------
+
+namespace {
+std::unique_ptr<MemoryStorage> copy_of(const MemoryStorage& m) {
+  auto c = std::make_unique<MemoryStorage>();
+  c->objects = m.objects;
+  return c;
+}
+}  // namespace
+
+TEST(RepoInit, OnlyTheMarkerOrAnOlderIdentityMakesALocationARepository) {
+  auto storage = std::make_unique<MemoryStorage>();
+  MemoryStorage* mem = storage.get();
+  Config c;
+  c.source = "/etc/pgvault/pgvault.toml";
+  Repository repo(std::move(storage), c);
+  EXPECT_FALSE(repo.initialised());
+  try {
+    repo.require_initialised();
+    ADD_FAILURE() << "an empty location passed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::NotInitialised);
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("memory:"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("repo-init"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("/etc/pgvault/pgvault.toml"), std::string::npos) << msg;
+  }
+  EXPECT_TRUE(mem->objects.empty());  // asking wrote nothing
+
+  InitResult r = repo.initialise();
+  EXPECT_TRUE(r.marker_created);
+  EXPECT_FALSE(r.legacy);
+  EXPECT_EQ(r.key_record, "none");
+  ASSERT_EQ(mem->objects.size(), 1u);
+  std::string marker(mem->objects["pgvault.repo.json"].begin(), mem->objects["pgvault.repo.json"].end());
+  EXPECT_NE(marker.find("\"format\": 1"), std::string::npos) << marker;
+  Repository again(copy_of(*mem), c);
+  EXPECT_NO_THROW(again.require_initialised());
+  InitResult twice = again.initialise();
+  EXPECT_FALSE(twice.changed());
+  EXPECT_EQ(twice.created, r.created);
+  EXPECT_NE(init_summary_text("memory:", twice).find("nothing changed"), std::string::npos);
+
+  // A repository of an older pgvault: pgvault.json and no marker.
+  auto old = std::make_unique<MemoryStorage>();
+  std::string j = R"({"format": 1, "system_identifier": "1", "pg_version": 15, "wal_segment_size": 16777216})";
+  old->objects["pgvault.json"] = Bytes(j.begin(), j.end());
+  Repository legacy(std::move(old), c);
+  EXPECT_TRUE(legacy.initialised());
+  InitResult l = legacy.initialise();
+  EXPECT_TRUE(l.legacy && l.marker_created);
+}
+
+TEST(RepoInit, WritesTheKeyRecordAndRefusesAnotherKey) {
+  TempDir dir;
+  Config c;
+  c.encryption.method = Encryption::Aes256Gcm;
+  c.encryption.key_file = write_key(dir, "k1", std::string(64, 'a'));
+  auto storage = std::make_unique<MemoryStorage>();
+  MemoryStorage* mem = storage.get();
+  Repository repo(std::move(storage), c);
+  EXPECT_EQ(repo.initialise().key_record, "created");
+  ASSERT_TRUE(mem->objects.count("pgvault.key.json"));
+  Repository same(copy_of(*mem), c);
+  EXPECT_EQ(same.initialise().key_record, "verified");
+
+  c.encryption.key_file = write_key(dir, "k2", std::string(64, 'b'));
+  auto copy = copy_of(*mem);
+  copy->objects.erase("pgvault.repo.json");  // even where the marker is still to be written
+  MemoryStorage* seen = copy.get();
+  Repository wrong(std::move(copy), c);
+  EXPECT_EQ(kind_of([&] { wrong.initialise(); }), ErrorKind::Auth);
+  EXPECT_FALSE(seen->objects.count("pgvault.repo.json"));  // nothing written
+
+  // No key configured: the record is reported, not checked.
+  Repository keyless(copy_of(*mem), Config{});
+  EXPECT_EQ(keyless.initialise().key_record, "unchecked");
+}
+
+// Files 0640, directories 0750 (docs/FORMAT.md, "File modes"), whichever tool and umask created them.
+TEST(FsModes, TheRepositoryRuleWhateverTheUmask) {
+  TempDir dir;
+  Config c;
+  c.repository.path = dir / "repo";
+  mode_t old = ::umask(077);  // PostgreSQL's archiver runs wal-push with this umask
+  {
+    Repository repo(open_storage(c), c);
+    repo.initialise();
+    repo.put_bytes("wal/0000000100000000/000000010000000000000001", as_bytes("x"));
+  }
+  ::umask(old);
+  struct stat st;
+  auto mode = [&](const std::string& p) {
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode(dir / "repo"), 0750u);
+  EXPECT_EQ(mode(dir / "repo/wal"), 0750u);
+  EXPECT_EQ(mode(dir / "repo/wal/0000000100000000"), 0750u);
+  EXPECT_EQ(mode(dir / "repo/pgvault.repo.json"), 0640u);
+  EXPECT_EQ(mode(dir / "repo/wal/0000000100000000/000000010000000000000001"), 0640u);
+}

@@ -17,7 +17,7 @@ int exit_code(const pgvault::Error& e) {
     case K::InvalidInput:
     case K::Config: return 2;
     case K::Auth: return 5;
-    default: return 3;  // the repository could not be listed or read: no verdict
+    default: return 3;  // no repository there, or it could not be listed or read: no verdict
   }
 }
 
@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   return pgvault::run_tool({"archive-info", exit_code}, app, argc, argv, [&] {
     pgvault::Config config = pgvault::load_tool_config(common);
     pgvault::Repository repo(pgvault::open_storage(config), config);
+    repo.require_initialised();
     pgvault::Inventory inv = pgvault::load_inventory(repo);
     pgvault::RecoveryWindow window = pgvault::recovery_window(inv);
     std::optional<pgvault::VerifyReport> report;

@@ -15,7 +15,8 @@ int exit_code(const pgvault::Error& e) {
   using K = pgvault::ErrorKind;
   switch (e.kind()) {
     case K::InvalidInput:
-    case K::Config: return 2;
+    case K::Config:
+    case K::NotInitialised: return 2;
     case K::Conflict:
     case K::Duplicate: return 3;
     case K::Foreign: return 4;
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     opts.progress = isatty(STDERR_FILENO) != 0;
     pgvault::install_interrupt_handlers();
     pgvault::Repository repo(pgvault::open_storage(config), config);
+    repo.require_initialised();
     pgvault::BackupResult result = pgvault::run_base_backup(repo, opts);
     spdlog::info("{}", pgvault::backup_summary_line(result));
     if (json) std::fputs(pgvault::backup_summary_json(result).c_str(), stdout);

@@ -18,7 +18,8 @@ int exit_code(const pgvault::Error& e) {
   switch (e.kind()) {
     case K::InvalidInput:
     case K::Config: return 2;
-    case K::NotFound: return 3;  // no usable backup, or WAL the recovery needs is missing: nothing written
+    case K::NotFound:        // no usable backup, or WAL the recovery needs is missing: nothing written
+    case K::NotInitialised: return 3;  // no repository at all there
     case K::Auth: return 5;
     case K::Corruption: return 6;
     case K::Interrupted: return 130;
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
     opts.restore_command = pgvault::make_restore_command(wal_fetch_path(), config_path, common.set);
     opts.progress = isatty(STDERR_FILENO) != 0;
     pgvault::Repository repo(pgvault::open_storage(config), config);
+    repo.require_initialised();
     pgvault::RestoreResult r = pgvault::run_restore(repo, opts);
     if (json) {
       spdlog::info("{}", pgvault::restore_summary_line(r, opts));

@@ -26,7 +26,8 @@ int exit_code(const pgvault::Error& e) {
   using K = pgvault::ErrorKind;
   switch (e.kind()) {
     case K::InvalidInput:
-    case K::Config: return 2;
+    case K::Config:
+    case K::NotInitialised: return 2;
     case K::Conflict: return 3;
     case K::Auth: return 5;
     case K::Corruption: return 6;
@@ -79,12 +80,9 @@ int main(int argc, char** argv) {
     const std::int64_t now = clock_now();
 
     pgvault::Repository repo(pgvault::open_storage(config), config);
+    repo.require_initialised();  // a mistyped path or bucket: no lock object is written there
     std::optional<pgvault::RepositoryLock> lock;
-    // A repository nothing was ever pushed to (or a mistyped path or bucket) holds nothing to prune: no
-    // lock object is written into it.
-    const bool initialised = repo.identity().has_value();
-    if (!initialised) spdlog::warn("repository {} has no {}: nothing to prune", repo.describe(), pgvault::keys::identity());
-    if (!dry_run && initialised) {
+    if (!dry_run) {
       lock.emplace(pgvault::RepositoryLock::acquire(repo.storage(), "retention",
                                                     {"retention-prune", stale_after, now}));
       // A long run (many deletes on a slow store) must not look stale to the next retention-prune.

@@ -10,7 +10,8 @@ int exit_code(const pgvault::Error& e) {
   using K = pgvault::ErrorKind;
   switch (e.kind()) {
     case K::InvalidInput:
-    case K::Config: return 2;
+    case K::Config:
+    case K::NotInitialised: return 2;
     case K::Duplicate: return 3;
     case K::Foreign: return 4;
     case K::Auth: return 5;

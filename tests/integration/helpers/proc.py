@@ -261,7 +261,7 @@ def accessible_by(path: PathLike, user: str, write: bool = False, execute: bool 
 # ------------------------------------------------------------------------------------ pgvault tools
 
 #: Every executable of the project (tools/<name>/main.cpp).
-TOOL_NAMES = ("wal-push", "wal-fetch", "base-push", "pitr-prepare", "retention-prune", "archive-info")
+TOOL_NAMES = ("wal-push", "wal-fetch", "base-push", "pitr-prepare", "retention-prune", "archive-info", "repo-init")
 
 
 def pgvault_bin(name: str) -> Path:

@@ -3,6 +3,9 @@
 The same tests run against the local-directory backend and the S3 backend (OpenStack Swift's s3api,
 see helpers/swift.py): tests talk to :class:`Repo` for everything backend-specific -- the config file,
 the tool command lines, and raw object access (to corrupt, truncate or delete stored objects).
+
+Every Repo runs ``repo-init`` when it is created (as an operator sets a repository up), so tests get an
+initialised repository; ``Repo(..., init=False)`` leaves the location untouched.
 """
 
 from __future__ import annotations
@@ -34,13 +37,15 @@ class Repo:
     """A repository plus the pgvault.toml that points at it.
 
     ``backend`` is "fs" or "s3"; for "s3", ``s3`` is a running helpers.swift.SwiftS3 server, and each
-    Repo gets its own bucket.
+    Repo gets its own bucket. ``init`` (default True) runs ``repo-init`` with the initial settings
+    (an encryption key given in ``settings`` gets its key record then; one added later by
+    :meth:`update` gets it on the first write, as with any repository).
     """
 
     _buckets = 0
 
     def __init__(self, workspace, backend: str = "fs", s3=None, name: str = "repo",
-                 settings: Optional[Mapping[str, Mapping[str, object]]] = None):
+                 settings: Optional[Mapping[str, Mapping[str, object]]] = None, init: bool = True):
         self.workspace = workspace
         self.backend = backend
         self.s3 = s3
@@ -68,6 +73,12 @@ class Repo:
         base["fetch"] = {"spool": str(workspace.mkdir(f"{name}-fetch-spool"))}
         self.settings: dict[str, dict[str, object]] = {k: dict(v) for k, v in base.items()}
         self.update(settings or {})
+        if init:
+            self.init()
+
+    def init(self, *args: str, user: str = PG_USER, check: bool = True):
+        """Run ``repo-init`` on this config as ``user`` (the user PostgreSQL runs as); returns RunResult."""
+        return run(self.cmd("repo-init", *args), user=user, cwd=self.dir, check=check)
 
     # -- configuration ---------------------------------------------------------------------------
     def update(self, settings: Mapping[str, Mapping[str, object]]) -> "Repo":

@@ -1,0 +1,44 @@
+// repo-init: create the pgvault repository at the configured location; no other tool creates one.
+// Exit codes: docs/EXIT-CODES.md.
+#include <cstdio>
+
+#include "common/cli.h"
+#include "common/repo.h"
+
+namespace {
+
+int exit_code(const pgvault::Error& e) {
+  using K = pgvault::ErrorKind;
+  switch (e.kind()) {
+    case K::InvalidInput:
+    case K::Config: return 2;
+    case K::Auth: return 5;
+    case K::Corruption: return 6;
+    default: return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Create the pgvault repository at the configured location (a directory, or an S3 bucket and\n"
+               "prefix): writes its marker pgvault.repo.json and, when encryption is configured, the key\n"
+               "check pgvault.key.json. Every other tool refuses a location without a repository, so an\n"
+               "unmounted or mistyped location never becomes one. Run it once, as the user PostgreSQL\n"
+               "runs as; the first wal-push records the database system. Running it again changes\n"
+               "nothing and checks the configured key against the repository's (exit 5 if it differs).",
+               "repo-init"};
+  pgvault::CommonOptions common;
+  bool json = false;
+  app.add_flag("--json", json, "print the result as JSON on stdout");
+  pgvault::add_common_options(app, common);
+  return pgvault::run_tool({"repo-init", exit_code}, app, argc, argv, [&] {
+    pgvault::Config config = pgvault::load_tool_config(common);
+    pgvault::Repository repo(pgvault::open_storage(config), config);
+    pgvault::InitResult r = repo.initialise();
+    std::string out = json ? pgvault::init_summary_json(repo.describe(), r)
+                           : pgvault::init_summary_text(repo.describe(), r);
+    std::fputs(out.c_str(), stdout);
+    return 0;
+  });
+}
