@@ -18,6 +18,7 @@
 #include "common/errors.h"
 #include "common/fs.h"
 #include "common/spool.h"
+#include "common/threads.h"
 
 extern char** environ;
 
@@ -208,11 +209,11 @@ PushOutcome archive_command(const Config& config, const std::string& path) {
   }
 
   repo.require_initialised();  // never create a repository (an unmounted directory, a mistyped bucket)
-  std::vector<std::thread> workers;
+  ThreadGroup workers;  // joined on every way out
   if (!spool.empty()) {
     const std::string wal_dir = parent_dir(path);
     for (const std::string& next : next_ready(wal_dir, name, static_cast<std::size_t>(config.push.parallel - 1))) {
-      workers.emplace_back([&config, &spool, wal_dir, next] {
+      auto look_ahead = [&config, &spool, wal_dir, next] {
         const std::string p = wal_dir + "/" + next;
         try {
           FileIdentity id = file_identity(p);
@@ -223,15 +224,15 @@ PushOutcome archive_command(const Config& config, const std::string& path) {
           // Not recorded: PostgreSQL's own call for this file will push it and report any error.
           spdlog::debug("look-ahead push of {} failed: {}", next, e.what());
         }
-      });
+      };
+      try {
+        workers.start(look_ahead);
+      } catch (const Error& e) {
+        spdlog::warn("look-ahead stopped: {}", e.what());  // optional work: the called segment is pushed anyway
+        break;
+      }
     }
   }
-  struct Join {
-    std::vector<std::thread>& t;
-    ~Join() {
-      for (auto& w : t) w.join();
-    }
-  } join{workers};
   // Alone, the segment is compressed by two zstd workers (about twice as fast on two cores); beside
   // look-ahead pushes the cores are already busy, so each compresses in its own thread.
   if (workers.empty()) repo.set_auto_threads(std::min(2, static_cast<int>(std::thread::hardware_concurrency())));
@@ -453,9 +454,14 @@ void prefetch_worker(const Config& config, const std::string& name) {
       ::unlink((data + ".inflight").c_str());
     }
   };
-  std::vector<std::thread> threads;
-  for (std::size_t t = 0; t < std::min<std::size_t>(todo.size(), 4); ++t) threads.emplace_back(work);
-  for (auto& t : threads) t.join();
+  {
+    ThreadGroup threads([&] { stop = true; });
+    try {
+      threads.start_n(std::min<std::size_t>(todo.size(), 4), work);
+    } catch (const Error& e) {
+      spdlog::warn("prefetch stopped: {}", e.what());  // the started workers end after their segment
+    }
+  }
   for (const auto& n : todo) ::unlink((spool + "/" + n + ".inflight").c_str());
 }
 

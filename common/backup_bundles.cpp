@@ -84,17 +84,27 @@ std::size_t BytePipe::read(std::span<std::uint8_t> buf) {
 
 BundleUploader::BundleUploader(Storage& storage, std::string label, BundleUploaderOptions opts,
                                std::function<void()> check)
-    : storage_(storage), label_(std::move(label)), opts_(std::move(opts)), check_(std::move(check)) {
+    : storage_(storage), label_(std::move(label)), opts_(std::move(opts)), check_(std::move(check)),
+      threads_([this] { stop_workers(); }) {
   opts_.workers = std::max(opts_.workers, 1);
   opts_.max_open = std::max<std::size_t>(opts_.max_open, 1);
   // Workers block SIGINT/SIGTERM so the signals reach the producer thread, whose waits they interrupt.
-  sigset_t block, old;
+  sigset_t block;
   sigemptyset(&block);
   sigaddset(&block, SIGINT);
   sigaddset(&block, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &block, &old);
-  for (int i = 0; i < opts_.workers; ++i) threads_.emplace_back([this] { worker(); });
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  struct RestoreMask {
+    sigset_t old;
+    ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+  } mask;
+  pthread_sigmask(SIG_BLOCK, &block, &mask.old);
+  threads_.start_n(static_cast<std::size_t>(opts_.workers), [this] { worker(); });
+}
+
+void BundleUploader::stop_workers() {
+  std::lock_guard lock(mu_);
+  stopping_ = true;
+  cv_.notify_all();
 }
 
 BundleUploader::~BundleUploader() {
@@ -192,8 +202,7 @@ std::vector<ManifestBundle> BundleUploader::finish() {
     stopping_ = true;
     cv_.notify_all();
   }
-  for (auto& t : threads_) t.join();
-  threads_.clear();
+  threads_.join();
   finished_ = true;
   std::vector<ManifestBundle> out;
   for (const auto& j : jobs_) out.push_back(j->result);
@@ -211,10 +220,7 @@ void BundleUploader::abort() noexcept {
     cv_.notify_all();
   }
   current_.reset();
-  for (auto& t : threads_) {
-    if (t.joinable()) t.join();
-  }
-  threads_.clear();
+  threads_.join();
   finished_ = true;
 }
 

@@ -25,6 +25,7 @@
 #include "common/codec.h"
 #include "common/manifest.h"
 #include "common/storage.h"
+#include "common/threads.h"
 
 namespace pgvault {
 
@@ -95,6 +96,7 @@ class BundleUploader {
     ManifestBundle result;
   };
   void worker();
+  void stop_workers();  // tells every worker to end (under mu_)
   void rethrow_failure();  // producer side, mutex held
 
   Storage& storage_;
@@ -111,7 +113,7 @@ class BundleUploader {
   std::uint64_t stored_ = 0;
   std::vector<std::string> keys_;
   std::shared_ptr<Job> current_;
-  std::vector<std::thread> threads_;
+  ThreadGroup threads_;  // stop_workers() when one cannot be started
   bool finished_ = false;
 };
 

@@ -16,6 +16,7 @@
 #include "common/crypto.h"
 #include "common/errors.h"
 #include "common/format.h"
+#include "common/threads.h"
 
 namespace pgvault {
 
@@ -260,9 +261,9 @@ VerifyReport verify_repository(Repository& repo, const Inventory& inv, const Ver
   };
   int n = opts.parallel > 0 ? opts.parallel : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n = std::max(1, std::min<int>(n, static_cast<int>(tasks.size())));
-  std::vector<std::thread> threads;
+  ThreadGroup threads([&] { next = tasks.size(); });  // on a failed start, the started workers take no more
   for (int i = 0; i < n; ++i) {
-    threads.emplace_back([&] {
+    threads.start([&] {
       for (std::size_t k; (k = next.fetch_add(1)) < tasks.size();) {
         {
           std::lock_guard g(mu);
@@ -283,7 +284,7 @@ VerifyReport verify_repository(Repository& repo, const Inventory& inv, const Ver
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   }
-  for (auto& th : threads) th.join();
+  threads.join();
   if (opts.progress) std::fprintf(stderr, "\r%60s\r", "");
   if (fatal) throw *fatal;
   rep.objects += done.load();

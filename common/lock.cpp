@@ -16,6 +16,7 @@
 #include "common/errors.h"
 #include "common/format.h"
 #include "common/repo.h"
+#include "common/threads.h"
 
 namespace pgvault {
 namespace {
@@ -133,7 +134,8 @@ struct RepositoryLock::Heartbeat {
   std::mutex mu;
   std::condition_variable cv;
   bool stop = false;
-  std::thread thread;
+  std::string lost;  // why the lock was lost (under mu); empty while it is held
+  ThreadGroup thread;
 };
 
 RepositoryLock::RepositoryLock(Storage* storage, std::string key, std::string token, std::string record_tool,
@@ -148,8 +150,7 @@ RepositoryLock::RepositoryLock(RepositoryLock&& other) noexcept
   other.storage_ = nullptr;
 }
 
-void RepositoryLock::refresh(std::int64_t now) {
-  if (!storage_) throw Error(ErrorKind::Internal, "refresh of a released lock " + key_);
+void RepositoryLock::verify_ours() const {
   bool unparsable = false;
   auto holder = read_holder(*storage_, key_, unparsable);
   if (!holder || unparsable || holder->token != token_) {
@@ -159,6 +160,11 @@ void RepositoryLock::refresh(std::int64_t now) {
                                                                : "held by " + describe_holder(*holder)) +
                                          ")");
   }
+}
+
+void RepositoryLock::refresh(std::int64_t now) {
+  if (!storage_) throw Error(ErrorKind::Internal, "refresh of a released lock " + key_);
+  verify_ours();
   const std::string text = record_text(tool_, now, token_);
   write_all(*storage_, key_, as_bytes(text), PutOptions{.if_absent = false, .size = text.size()});
 }
@@ -168,8 +174,8 @@ void RepositoryLock::keep_fresh(std::chrono::milliseconds every) {
   heartbeat_ = std::make_unique<Heartbeat>();
   Heartbeat* hb = heartbeat_.get();  // on the heap: stays put when the lock is moved
   const auto start = std::chrono::steady_clock::now();
-  hb->thread = std::thread([this_storage = storage_, key = key_, token = token_, tool = tool_,
-                            at = acquired_at_, hb, start, every] {
+  auto beat = [this_storage = storage_, key = key_, token = token_, tool = tool_, at = acquired_at_, hb, start,
+               every] {
     // A lock object of its own, refreshed in place; it never releases (storage_ is cleared below).
     RepositoryLock self(this_storage, key, token, tool, at);
     std::unique_lock lk(hb->mu);
@@ -179,10 +185,27 @@ void RepositoryLock::keep_fresh(std::chrono::milliseconds every) {
         self.refresh(at + elapsed.count());
       } catch (const std::exception& e) {
         spdlog::warn("could not refresh lock {}: {}", key, e.what());
+        hb->lost = e.what();
+        break;  // lost: the holder stops at its next check()
       }
     }
     self.storage_ = nullptr;
-  });
+  };
+  try {
+    hb->thread.start(beat);
+  } catch (const Error&) {
+    heartbeat_.reset();
+    throw;
+  }
+}
+
+void RepositoryLock::check() const {
+  if (!storage_) throw Error(ErrorKind::Conflict, "lock " + key_ + " is not held (released)");
+  if (heartbeat_) {
+    std::lock_guard lk(heartbeat_->mu);
+    if (!heartbeat_->lost.empty()) throw Error(ErrorKind::Conflict, "lock " + key_ + " was lost: " + heartbeat_->lost);
+  }
+  verify_ours();
 }
 
 void RepositoryLock::stop_heartbeat() {

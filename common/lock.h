@@ -15,6 +15,11 @@
 //   after we went stale); the destructor releases, best effort, never throws.
 // - A lock object that cannot be parsed counts as held (not stale) until `stale_after` has passed since
 //   its storage mtime.
+// - A holder that must not go on without its lock (retention-prune deleting) calls check() before each
+//   step: it throws Conflict once a refresh by keep_fresh() has failed or the lock object names another
+//   holder.
+// - Threads: a RepositoryLock is used by one thread; keep_fresh()'s own thread uses the same Storage
+//   at the same time (so the Storage must allow that: every backend does, see storage.h).
 #pragma once
 
 #include <chrono>
@@ -56,9 +61,13 @@ class RepositoryLock {
   // over. Throws Conflict when the lock is no longer ours.
   void refresh(std::int64_t now);
   // Refreshes from a background thread every `every` until release(), with time = the acquire()
-  // time plus the elapsed time. A failed refresh is logged (the run goes on; the lock may then be
-  // taken over, which release() notices).
+  // time plus the elapsed time. The first failed refresh (storage error, or the lock was taken over)
+  // is logged, ends the refreshing and marks the lock lost: check() throws from then on. Throws
+  // Error(Internal) when the thread cannot be started.
   void keep_fresh(std::chrono::milliseconds every);
+  // Throws Error(Conflict) naming the lock when it is lost: a refresh by keep_fresh() failed, or the
+  // lock object (read now) is gone or names another holder. A storage error while reading throws too.
+  void check() const;
   const std::string& key() const { return key_; }
   // The lock that was taken over, when acquire() took over a stale one.
   const std::optional<LockHolder>& taken_over() const { return taken_over_; }
@@ -67,6 +76,7 @@ class RepositoryLock {
   struct Heartbeat;
   RepositoryLock(Storage* storage, std::string key, std::string token, std::string record_tool, std::int64_t now);
   void stop_heartbeat();
+  void verify_ours() const;  // Conflict unless the stored record carries our token
   Storage* storage_ = nullptr;
   std::string key_;
   std::string token_;

@@ -7,6 +7,14 @@
 //   wal/<first 16 hex>/<segment>      WAL segments, .partial and .backup files
 //   wal/<TTTTTTTT>.history            timeline history files
 //   backups/<label>/...               one base backup; manifest.json written last
+//
+// Threads: a Repository caches its identity and key on first use, so it is used by one thread at a
+// time, with one exception: once read_key() has returned, get_object(), get_bytes(), stored_digest()
+// and storage() (a Storage may be shared, see storage.h) may be called from several threads at once
+// (pitr-prepare's restore workers and archive-info --verify share one Repository that way). Everything
+// else (identity(), ensure_identity(), write_key(), encode_options(), set_auto_threads(), put_object(),
+// put_bytes()) stays in one thread; workers that write open a Repository of their own (wal-push's
+// look-ahead, wal-fetch's prefetch) or use the Storage directly (base-push's bundle uploaders).
 #pragma once
 
 #include <cstdint>

@@ -26,6 +26,7 @@
 #include "common/crypto.h"
 #include "common/errors.h"
 #include "common/fs.h"
+#include "common/threads.h"
 
 namespace pgvault {
 
@@ -858,8 +859,8 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
       --running;
       cv.notify_all();
     };
-    std::vector<std::thread> threads;
-    for (int i = 0; i < n; ++i) threads.emplace_back(worker);
+    ThreadGroup threads([&] { st.stop = true; });  // on a failed start, the started workers end too
+    threads.start_n(static_cast<std::size_t>(n), worker);
     {
       std::unique_lock lk(mu);
       auto last = std::chrono::steady_clock::now();
@@ -875,7 +876,7 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
         }
       }
     }
-    for (auto& th : threads) th.join();
+    threads.join();
     if (opts.progress) std::fprintf(stderr, "\r%78s\r", "");
     if (first_error) throw *first_error;
 

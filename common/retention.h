@@ -166,12 +166,17 @@ struct RetentionExecOptions {
   // Called after each step ("manifest-delete" after a backup's manifest is removed, "bundles-delete",
   // "wal-delete" after each batch). Tests use it to simulate a crash; production passes nothing.
   std::function<void(std::string_view step)> hook;
+  // Called before each deleting step (a backup's tombstone and manifest, each batch of its other objects
+  // or of WAL, each temporary file); throws to stop at once. retention-prune passes its lock's check(),
+  // so a run that lost its lock deletes nothing more. Default: none.
+  std::function<void()> check;
 };
 
 // Deletes what the plan says, in this order: for each deleted backup (oldest first) its tombstone is
 // written, its manifest removed (it vanishes from every tool at once), then its other objects; then the
 // incomplete backups; then WAL (oldest first, in batches); then temporary files. Every intermediate
 // state is a readable repository; a failure stops at once (throws) and the next run finishes the job.
+// The same holds when opts.check throws (a lost lock: Conflict), which it is asked before every step.
 RetentionResult execute_retention(Repository& repo, const RetentionPlan& plan, const RetentionExecOptions& opts = {});
 
 // Reports (common/retention_report.cpp).

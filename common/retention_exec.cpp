@@ -22,12 +22,18 @@ namespace stdfs = std::filesystem;
 
 bool is_fs(const Repository& repo) { return repo.config().repository.type == "fs"; }
 
-void remove_batched(Storage& st, const std::vector<std::string>& keys, std::size_t batch,
+// Calls opts.check (which throws when the run must stop, e.g. its lock was lost).
+void check(const RetentionExecOptions& opts) {
+  if (opts.check) opts.check();
+}
+
+void remove_batched(Storage& st, const std::vector<std::string>& keys, const RetentionExecOptions& opts,
                     const std::function<void()>& after_batch = {}) {
-  std::size_t b = std::max<std::size_t>(batch, 1);
+  std::size_t b = std::max<std::size_t>(opts.batch, 1);
   for (std::size_t i = 0; i < keys.size(); i += b) {
     std::vector<std::string> part(keys.begin() + static_cast<std::ptrdiff_t>(i),
                                   keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), i + b)));
+    check(opts);
     st.remove_many(part);
     if (after_batch) after_batch();
   }
@@ -42,7 +48,7 @@ void remove_empty_dir(const Repository& repo, const std::string& rel) {
 }
 
 // Deletes every object of a backup directory, the tombstone last. Returns the bytes freed.
-std::uint64_t remove_backup_objects(Storage& st, const std::string& label, std::size_t batch) {
+std::uint64_t remove_backup_objects(Storage& st, const std::string& label, const RetentionExecOptions& opts) {
   const std::string tomb = retention_tombstone_key(label);
   std::vector<std::string> keys;
   std::uint64_t bytes = 0;
@@ -55,8 +61,11 @@ std::uint64_t remove_backup_objects(Storage& st, const std::string& label, std::
     keys.push_back(o.key);
     bytes += o.size;
   }
-  remove_batched(st, keys, batch);
-  if (has_tomb) st.remove(tomb);
+  remove_batched(st, keys, opts);
+  if (has_tomb) {
+    check(opts);
+    st.remove(tomb);
+  }
   return bytes;
 }
 
@@ -108,13 +117,14 @@ RetentionResult execute_retention(Repository& repo, const RetentionPlan& plan, c
     if (d.action != RetentionAction::Delete) continue;
     const std::string manifest = keys::backup_manifest(d.label);
     std::string tomb = "{\"deleted_by\": \"retention-prune\", \"time\": \"" + now_iso8601() + "\"}\n";
+    check(opts);
     write_all(st, retention_tombstone_key(d.label), as_bytes(tomb));
     std::uint64_t manifest_size = 0;
     if (auto info = st.head(manifest)) manifest_size = info->size;
     st.remove(manifest);
     spdlog::info("deleted backup {} ({}): manifest removed", d.label, d.rule);
     hook("manifest-delete");
-    r.bytes_freed += manifest_size + remove_backup_objects(st, d.label, opts.batch);
+    r.bytes_freed += manifest_size + remove_backup_objects(st, d.label, opts);
     hook("bundles-delete");
     if (is_fs(repo)) remove_empty_dir(repo, keys::backup_prefix(d.label));
     r.backups_deleted++;
@@ -123,7 +133,7 @@ RetentionResult execute_retention(Repository& repo, const RetentionPlan& plan, c
   // 2. Incomplete backups.
   for (const auto& d : plan.incomplete) {
     if (d.action != RetentionAction::Delete) continue;
-    r.bytes_freed += remove_backup_objects(st, d.label, opts.batch);
+    r.bytes_freed += remove_backup_objects(st, d.label, opts);
     if (is_fs(repo)) remove_empty_dir(repo, keys::backup_prefix(d.label));
     spdlog::info("deleted incomplete backup {} ({})", d.label, d.rule);
     r.incomplete_deleted++;
@@ -147,7 +157,7 @@ RetentionResult execute_retention(Repository& repo, const RetentionPlan& plan, c
   });
   for (const auto& k : wal_keys) wal_dirs.insert(k.substr(0, k.rfind('/') + 1));
   std::size_t done = 0;
-  remove_batched(st, wal_keys, opts.batch, [&] {
+  remove_batched(st, wal_keys, opts, [&] {
     done = std::min(wal_keys.size(), done + std::max<std::size_t>(opts.batch, 1));
     r.wal_files_deleted = done;
     hook("wal-delete");
@@ -162,6 +172,7 @@ RetentionResult execute_retention(Repository& repo, const RetentionPlan& plan, c
     for (const auto& t : plan.temporaries) {
       if (t.action != RetentionAction::Delete) continue;
       std::string path = repo.config().repository.path + "/" + t.path;
+      check(opts);
       if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw errno_error("unlink " + path, errno);
       r.temporaries_deleted++;
       r.bytes_freed += t.size;

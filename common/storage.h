@@ -20,6 +20,11 @@
 // - head(): std::nullopt when the key does not exist; throws for every other failure.
 // - list(prefix): every key starting with prefix, recursively, sorted by key.
 // - remove(): deleting a missing key is not an error.
+// Threads: a Storage object may be used from several threads at once (every call of every backend;
+// backup workers, restore workers, archive-info --verify and the lock heartbeat share one). fs keeps
+// no state between calls but an atomic flag; s3 takes a connection from a mutex-guarded pool per
+// request. A writer returned by put() or a Source returned by get() is used by one thread at a time.
+// A new backend, or a test wrapper, must keep this.
 #pragma once
 
 #include <cstdint>

@@ -141,7 +141,7 @@ class FsStorage final : public Storage {
 
  private:
   std::string root_;
-  bool root_checked_ = false;
+  std::atomic<bool> root_checked_{false};  // several threads may put at once (two may both check: harmless)
 
   std::string full(const std::string& key) const { return root_ + "/" + key; }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds pgvault. Usage: scripts/build.sh release|asan [TARGET...]  (into build/release or build/asan)
+# Builds pgvault. Usage: scripts/build.sh release|asan|tsan [TARGET...]  (into build/<kind>)
+#   release: -O2, asan: Debug with ASan + UBSan, tsan: -O1 with debug info and ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-release}"
@@ -9,7 +10,8 @@ for t in "$@"; do targets+=(--target "$t"); done
 case "$kind" in
   release) flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan) flags=(-DCMAKE_BUILD_TYPE=Debug -DPGVAULT_SANITIZE=ON) ;;
-  *) echo "usage: $0 release|asan" >&2; exit 2 ;;
+  tsan) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" -DPGVAULT_TSAN=ON) ;;
+  *) echo "usage: $0 release|asan|tsan" >&2; exit 2 ;;
 esac
 cmake -S . -B "build/$kind" -DPGVAULT_WERROR=ON "${flags[@]}" >/dev/null
 cmake --build "build/$kind" -j"$(nproc)" "${targets[@]}"

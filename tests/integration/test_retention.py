@@ -7,7 +7,8 @@
    one before its start are kept.
 3. A crash right after the first manifest delete (PGVAULT_TEST_CRASH_AFTER): the repository verifies in
    between, and the next run finishes the job.
-4. The lock: a second run while it is held fails naming the holder; a stale lock is taken over.
+4. The lock: a second run while it is held fails naming the holder; a stale lock is taken over; a run
+   whose lock is taken over mid-run (PGVAULT_TEST_TAKEOVER_AFTER) stops deleting at once and exits 3.
 5. Policy errors are config errors (exit 2) and delete nothing.
 """
 
@@ -29,15 +30,17 @@ EXIT_TEST_CRASH = 9
 
 
 def prune(repo, *args: str, now: Optional[int] = None, crash_after: Optional[str] = None,
-          timeout: float = 300) -> RunResult:
-    """Runs retention-prune as the postgres user, with the test-only clock and crash hook when given."""
+          takeover_after: Optional[str] = None, timeout: float = 300) -> RunResult:
+    """Runs retention-prune as the postgres user, with the test-only clock and hooks when given."""
     env = dict(os.environ)
-    env.pop("PGVAULT_TEST_NOW", None)
-    env.pop("PGVAULT_TEST_CRASH_AFTER", None)
+    for var in ("PGVAULT_TEST_NOW", "PGVAULT_TEST_CRASH_AFTER", "PGVAULT_TEST_TAKEOVER_AFTER"):
+        env.pop(var, None)
     if now is not None:
         env["PGVAULT_TEST_NOW"] = str(now)
     if crash_after is not None:
         env["PGVAULT_TEST_CRASH_AFTER"] = crash_after
+    if takeover_after is not None:
+        env["PGVAULT_TEST_TAKEOVER_AFTER"] = takeover_after
     return run(repo.cmd("retention-prune", *args), user=PG_USER, env=env, cwd="/", timeout=timeout)
 
 
@@ -260,6 +263,25 @@ def test_lock_held_refuses_and_stale_lock_is_taken_over(workspace, repo):
     res = prune(repo)  # default timeout 1h
     assert res.rc == 0, res.stderr
     assert repo.keys("locks/") == []
+
+
+def test_lock_taken_over_mid_run_stops_deleting(workspace, repo):
+    pg, (b1, b2, b3) = three_quick_backups(workspace, repo)
+    pg.wait_archived(pg.switch_wal())
+    repo.update({"retention": {"full_backups": 1}})
+    wal_before = wal_files(repo)
+
+    # Right after the first backup's manifest is deleted, another run's record replaces the lock.
+    res = prune(repo, takeover_after="manifest-delete")
+    assert res.rc == EXIT_LOCKED, f"{res.rc}: {res.stderr}"
+    assert "lock locks/retention is no longer ours (now held by retention-prune on host test-takeover" in res.stderr
+    # Nothing after that step was deleted: the first backup's bundles, the second backup, every WAL file.
+    assert any("/bundle-" in k for k in backup_keys(repo, b1["label"]))
+    assert f"backups/{b2['label']}/manifest.json" in backup_keys(repo, b2["label"])
+    assert set(wal_before) <= set(wal_files(repo))
+    # The new holder's lock is left alone, and the repository verifies.
+    assert b"test-takeover" in repo.read("locks/retention")
+    verify_clean(repo)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -566,6 +567,83 @@ TEST(RetentionExecTest, StorageFailureMidwayLeavesAReadableRepository) {
   execute_retention(*r.repo, p);
   EXPECT_EQ(r.count(keys::backup_prefix(b0.label)), 0u);
   EXPECT_FALSE(r.repo->storage().head(seg_key(1, 5)));
+}
+
+// Another process's record, as a run that took the lock over writes it.
+void take_lock_over(Storage& st) {
+  write_all(st, "locks/retention",
+            as_bytes("{\"tool\":\"retention-prune\",\"host\":\"elsewhere\",\"pid\":7,\"time\":" +
+                     std::to_string(kT0) + ",\"token\":\"theirs\"}"));
+}
+
+// What a run that stopped right after the first backup's manifest delete leaves: b0's bundles, the
+// other backups and every WAL segment.
+void expect_stopped_after_first_manifest(MemRepo& r, const BackupManifest& b0, const BackupManifest& b1) {
+  EXPECT_FALSE(r.repo->storage().head(keys::backup_manifest(b0.label)));
+  EXPECT_TRUE(r.repo->storage().head(keys::backup_bundle(b0.label, 0)));
+  EXPECT_TRUE(r.repo->storage().head(keys::backup_manifest(b1.label)));
+  EXPECT_TRUE(r.repo->storage().head(seg_key(1, 1)));
+}
+
+TEST(RetentionExecTest, ALockTakenOverStopsDeletingAtOnce) {
+  MemRepo r;
+  r.segs(1, 1, 15);
+  BackupManifest b0 = F(0, 2), b1 = F(1, 6), b2 = F(2, 10);
+  r.add(b0);
+  r.add(b1);
+  r.add(b2);
+  auto lock = RepositoryLock::acquire(r.repo->storage(), "retention", LockOptions{"retention-prune", 3600, kT0});
+  RetentionExecOptions o;
+  o.check = [&] { lock.check(); };
+  o.hook = [&](std::string_view step) {
+    if (step == "manifest-delete") take_lock_over(r.repo->storage());
+  };
+  try {
+    execute_retention(*r.repo, r.plan(policy(1), kT0 + 3 * kDay), o);
+    FAIL() << "went on deleting without its lock";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+    EXPECT_NE(std::string(e.what()).find("lock locks/retention is no longer ours (now held by retention-prune on host elsewhere"),
+              std::string::npos) << e.what();
+  }
+  expect_stopped_after_first_manifest(r, b0, b1);
+  lock.release();  // the new holder's lock stays
+  EXPECT_TRUE(r.repo->storage().head("locks/retention"));
+}
+
+TEST(RetentionExecTest, AFailedLockRefreshStopsDeletingAtOnce) {
+  MemRepo r;
+  r.segs(1, 1, 15);
+  BackupManifest b0 = F(0, 2), b1 = F(1, 6), b2 = F(2, 10);
+  r.add(b0);
+  r.add(b1);
+  r.add(b2);
+  auto lock = RepositoryLock::acquire(r.repo->storage(), "retention", LockOptions{"retention-prune", 3600, kT0});
+  std::atomic<bool> refresh_fails{false}, refresh_failed{false};
+  r.fault->fail = [&](const std::string& op, const std::string& key) {
+    if (op == "put" && key == "locks/retention" && refresh_fails) {
+      refresh_failed = true;
+      throw Error(ErrorKind::Transient, "s3 put locks/retention: HTTP 503 after 5 attempts");
+    }
+  };
+  lock.keep_fresh(std::chrono::milliseconds(10));
+  RetentionExecOptions o;
+  o.check = [&] { lock.check(); };
+  o.hook = [&](std::string_view step) {
+    if (step != "manifest-delete") return;
+    refresh_fails = true;
+    for (int i = 0; i < 500 && !refresh_failed; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(refresh_failed);
+  };
+  try {
+    execute_retention(*r.repo, r.plan(policy(1), kT0 + 3 * kDay), o);
+    FAIL() << "went on deleting after its lock could not be refreshed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+    EXPECT_NE(std::string(e.what()).find("lock locks/retention was lost: s3 put locks/retention: HTTP 503"),
+              std::string::npos) << e.what();
+  }
+  expect_stopped_after_first_manifest(r, b0, b1);
 }
 
 // ---- the repository lock --------------------------------------------------------------------------

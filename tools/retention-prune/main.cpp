@@ -5,12 +5,15 @@
 //   PGVAULT_TEST_NOW=<unix seconds>          the clock used for the policy, the grace period and the lock
 //   PGVAULT_TEST_CRASH_AFTER=<step>          _exit(9) right after the first executor step of that name
 //                                            ("manifest-delete", "bundles-delete", "wal-delete")
+//   PGVAULT_TEST_TAKEOVER_AFTER=<step>       right after that step, another holder's record replaces the
+//                                            lock object, as a concurrent run taking the lock over would
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -44,6 +47,26 @@ std::int64_t clock_now() {
     return v;
   }
   return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+// The executor's test hook from PGVAULT_TEST_CRASH_AFTER and PGVAULT_TEST_TAKEOVER_AFTER (none when unset).
+std::function<void(std::string_view)> test_hook(pgvault::Storage& storage, const std::string& lock_key,
+                                                std::int64_t now) {
+  const char* crash = std::getenv("PGVAULT_TEST_CRASH_AFTER");
+  const char* takeover = std::getenv("PGVAULT_TEST_TAKEOVER_AFTER");
+  if ((!crash || !*crash) && (!takeover || !*takeover)) return {};
+  return [&storage, lock_key, now, crash = std::string(crash ? crash : ""),
+          takeover = std::string(takeover ? takeover : "")](std::string_view at) {
+    if (at == crash) {
+      std::fflush(nullptr);
+      ::_exit(9);
+    }
+    if (at == takeover && !lock_key.empty()) {
+      std::string rec = "{\"tool\": \"retention-prune\", \"host\": \"test-takeover\", \"pid\": 1, \"time\": " +
+                        std::to_string(now) + ", \"token\": \"test-takeover\"}\n";
+      pgvault::write_all(storage, lock_key, pgvault::as_bytes(rec));
+    }
+  };
 }
 
 }  // namespace
@@ -97,15 +120,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     pgvault::RetentionExecOptions opts;
-    if (const char* crash = std::getenv("PGVAULT_TEST_CRASH_AFTER"); crash && *crash) {
-      std::string step = crash;
-      opts.hook = [step](std::string_view at) {
-        if (at == step) {
-          std::fflush(nullptr);
-          ::_exit(9);
-        }
-      };
-    }
+    opts.hook = test_hook(repo.storage(), lock ? lock->key() : std::string(), now);
+    // A run whose lock was taken over or could not be refreshed stops deleting at once (Conflict).
+    if (lock) opts.check = [&lock] { lock->check(); };
     pgvault::RetentionResult result = pgvault::execute_retention(repo, plan, opts);
     if (lock) lock->release();
     std::string out = json ? pgvault::retention_plan_json(repo.describe(), plan, false, &result)
