@@ -499,5 +499,5 @@ def test_prefetch_recovery_across_timeline_switch(workspace, repo):
     assert re.search(r'restored log file "00000002[0-9A-F]{16}" from archive', log)
     assert "from the prefetch spool" in log
     time.sleep(1)
-    leftovers = [p.name for p in spool.iterdir() if p.name != "prefetch.lock"]
+    leftovers = [p.name for p in spool.rglob("*") if p.is_file() and p.name != "prefetch.lock"]
     assert leftovers == [], leftovers

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/archive.h"
 #include "common/cli.h"
 #include "common/restore.h"
 
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
     opts.progress = isatty(STDERR_FILENO) != 0;
     pgvault::Repository repo(pgvault::open_storage(config), config);
     pgvault::RestoreResult r = pgvault::run_restore(repo, opts);
+    if (!opts.dry_run) pgvault::clear_prefetch_spool(config);  // nothing prefetched for an earlier recovery
     if (json) {
       spdlog::info("{}", pgvault::restore_summary_line(r, opts));
       std::fputs(pgvault::restore_summary_json(r, opts).c_str(), stdout);
