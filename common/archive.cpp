@@ -230,19 +230,28 @@ PushOutcome archive_command(const Config& config, const std::string& path) {
 
 namespace {
 
-// The repository's identity, which must exist and, when the data directory's pg_control was read,
-// name the same database system: only such a repository may answer "missing" or serve a file.
-Identity checked_identity(Repository& repo, std::optional<std::uint64_t> control_sysid) {
+Error no_identity(Repository& repo) {
+  return Error(ErrorKind::Config, "repository " + repo.describe() + " has no " + keys::identity() +
+                                      ": wrong path or bucket, or nothing was ever archived there");
+}
+
+// The repository's identity (nullopt when there is none) after checking that, when the data
+// directory's pg_control was read, it names the same database system: a repository of another system
+// may neither serve a file nor answer "missing".
+std::optional<Identity> matching_identity(Repository& repo, std::optional<std::uint64_t> control_sysid) {
   auto id = repo.identity();
-  if (!id) {
-    throw Error(ErrorKind::Config, "repository " + repo.describe() + " has no " + keys::identity() +
-                                       ": wrong path or bucket, or nothing was ever archived there");
-  }
-  if (control_sysid && id->system_identifier != *control_sysid) {
+  if (id && control_sysid && id->system_identifier != *control_sysid) {
     throw Error(ErrorKind::Foreign, "repository " + repo.describe() + " belongs to database system " +
                                         std::to_string(id->system_identifier) + ", but global/pg_control says " +
                                         std::to_string(*control_sysid) + ": wrong repository for this cluster");
   }
+  return id;
+}
+
+// The same, and the identity must exist (segments are checked against it; "missing" needs it).
+Identity checked_identity(Repository& repo, std::optional<std::uint64_t> control_sysid) {
+  auto id = matching_identity(repo, control_sysid);
+  if (!id) throw no_identity(repo);
   return *id;
 }
 
@@ -297,13 +306,20 @@ FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std:
   if (!name) {
     throw Error(ErrorKind::InvalidInput, "\"" + name_arg + "\" is not a WAL file name");
   }
-  const Identity id = checked_identity(repo, control_sysid);
+  // Segments need the identity to be checked against; history and .backup files (no page header) are
+  // served from a repository without one, as long as no identity names another system.
+  const std::optional<Identity> found = matching_identity(repo, control_sysid);
+  if (!found && has_page_header(*name)) throw no_identity(repo);
+  const Identity id = found.value_or(Identity{});
   const std::string key = keys::wal(*name);
   std::unique_ptr<Source> src;
   try {
     src = repo.storage().get(key);
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::NotFound) throw;
+    // "Not in the archive" ends recovery, so be sure the archive itself is there: an unmounted
+    // directory or a wrong bucket must not look like the end of the WAL.
+    if (!found) throw no_identity(repo);
     spdlog::debug("{} is not in the archive", name_arg);
     return FetchOutcome::Missing;
   }
@@ -463,6 +479,21 @@ SpoolOwner spool_owner(Repository& repo, std::optional<std::uint64_t> control_sy
 
 }  // namespace
 
+namespace {
+
+// The prefetch spool folder of `owner`, created when missing; "" (prefetch disabled, with a warning)
+// when it cannot be.
+std::string open_spool(const Config& config, const SpoolOwner& owner) {
+  try {
+    return prefetch_spool_dir(config.fetch.spool, owner.repository, owner.system_identifier);
+  } catch (const Error& e) {
+    spdlog::warn("prefetch disabled: {}", e.what());
+    return "";
+  }
+}
+
+}  // namespace
+
 FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
                              const std::function<void()>& spawn_worker) {
   Repository repo(open_storage(config), config);
@@ -470,17 +501,20 @@ FetchOutcome restore_command(const Config& config, const std::string& name, cons
   if (int n = remove_stale_temp_files(parent_dir(dest))) spdlog::debug("removed {} stale temporary file(s) beside {}", n, dest);
   auto wal = WalFileName::parse(name);
   if (config.fetch.prefetch == 0 || !wal) return fetch_wal(repo, name, dest, control_sysid);
+  if (wal->kind != WalFileKind::Segment) {
+    FetchOutcome outcome = fetch_wal(repo, name, dest, control_sysid);
+    if (outcome == FetchOutcome::Missing) {  // the identity exists: "missing" needs it
+      const std::string spool = open_spool(config, spool_owner(repo, control_sysid));
+      if (!spool.empty()) stop_prefetching(spool);
+    }
+    return outcome;
+  }
 
   const SpoolOwner owner = spool_owner(repo, control_sysid);
-  std::string spool;
-  try {
-    spool = prefetch_spool_dir(config.fetch.spool, owner.repository, owner.system_identifier);
-  } catch (const Error& e) {
-    spdlog::warn("prefetch disabled: {}", e.what());
-    return fetch_wal(repo, name, dest, control_sysid);
-  }
+  const std::string spool = open_spool(config, owner);
+  if (spool.empty()) return fetch_wal(repo, name, dest, control_sysid);
   FetchOutcome outcome = FetchOutcome::Fetched;
-  if (wal->kind == WalFileKind::Segment && take_prefetched(spool, *wal, dest, owner)) {
+  if (take_prefetched(spool, *wal, dest, owner)) {
     spdlog::debug("restored {} from the prefetch spool", name);
   } else {
     outcome = fetch_wal(repo, name, dest, control_sysid);
@@ -489,7 +523,6 @@ FetchOutcome restore_command(const Config& config, const std::string& name, cons
     stop_prefetching(spool);
     return outcome;
   }
-  if (wal->kind != WalFileKind::Segment) return outcome;
   ::unlink((spool + "/" + kStopFile).c_str());  // recovery goes on
   clear_spool(spool, name);  // older segments and other timelines' leftovers
   prune_spool(spool, 3600);  // anything an interrupted worker left behind

@@ -334,6 +334,7 @@ def test_kill_9_during_push_leaves_nothing_visible(primary, repo, workspace, rec
     src = (primary.datadir / "pg_wal" / primary.segments[0]).read_bytes()
     header = bytearray(src[:8192])
     struct.pack_into("<I", header, 32, 1 << 30)
+    struct.pack_into("<Q", header, 8, 1 << 30)  # the page address of segment 1 with 1 GiB segments
     big_dir = workspace.path("big")
     big_dir.mkdir()
     name = "000000010000000000000001"
