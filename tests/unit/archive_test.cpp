@@ -400,3 +400,13 @@ TEST(StaleTempFiles, OnlyFilesOfDeadProcessesAreRemoved) {
   EXPECT_TRUE(std::filesystem::exists(dir / "RECOVERYXLOG"));
   EXPECT_TRUE(std::filesystem::exists(dir / (std::string(kTempPrefix) + "odd")));
 }
+
+TEST_F(Fixture, HistoryFilesNeedNoIdentityButSegmentsDo) {
+  auto r = repo();
+  push_wal(r, put_file("00000002.history", as_bytes("1\t0/5000000\tno recovery target specified\n")));
+  auto r2 = repo();
+  EXPECT_EQ(fetch_wal(r2, "00000002.history", dir / "x"), FetchOutcome::Fetched);
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, "00000003.history", dir / "y"); }), ErrorKind::Config);  // not "missing"
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, kName, dir / "y"); }), ErrorKind::Config);
+  EXPECT_FALSE(std::filesystem::exists(dir / "y"));
+}
