@@ -241,11 +241,89 @@ PushOutcome archive_command(const Config& config, const std::string& path) {
   return outcome;
 }
 
-FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std::string& dest, Digest* digest) {
+namespace {
+
+Error no_identity(Repository& repo) {
+  return Error(ErrorKind::Config, "repository " + repo.describe() + " has no " + keys::identity() +
+                                      ": wrong path or bucket, or nothing was ever archived there");
+}
+
+// The repository's identity (nullopt when there is none) after checking that, when the data
+// directory's pg_control was read, it names the same database system: a repository of another system
+// may neither serve a file nor answer "missing".
+std::optional<Identity> matching_identity(Repository& repo, std::optional<std::uint64_t> control_sysid) {
+  auto id = repo.identity();
+  if (id && control_sysid && id->system_identifier != *control_sysid) {
+    throw Error(ErrorKind::Foreign, "repository " + repo.describe() + " belongs to database system " +
+                                        std::to_string(id->system_identifier) + ", but global/pg_control says " +
+                                        std::to_string(*control_sysid) + ": wrong repository for this cluster");
+  }
+  return id;
+}
+
+// The same, and the identity must exist (segments are checked against it; "missing" needs it).
+Identity checked_identity(Repository& repo, std::optional<std::uint64_t> control_sysid) {
+  auto id = matching_identity(repo, control_sysid);
+  if (!id) throw no_identity(repo);
+  return *id;
+}
+
+bool has_page_header(const WalFileName& name) {
+  return name.kind == WalFileKind::Segment || name.kind == WalFileKind::Partial;
+}
+
+// Checks a whole segment (its first page header and its size) against the name it is handed over as.
+void check_hand_over(ByteView header, std::uint64_t size, const WalFileName& name, std::uint32_t seg_size,
+                     std::uint64_t sysid, const std::string& where) {
+  if (size != seg_size) {
+    throw Error(ErrorKind::Corruption, where + ": " + std::to_string(size) + " bytes, expected a whole segment of " +
+                                           std::to_string(seg_size));
+  }
+  WalLongHeader h = parse_wal_long_header(header, where);
+  if (auto bad = check_segment_header(h, name, seg_size, sysid)) throw Error(bad->kind(), where + ": " + bad->what());
+}
+
+// Passes decoded bytes on to `out` and, before finishing it (the rename into place), checks a
+// segment's size and first page header against the requested name and the repository's identity.
+class HandOverCheck final : public Sink {
+ public:
+  HandOverCheck(Sink& out, const WalFileName& name, const Identity& id, std::string where)
+      : out_(out), name_(name), id_(id), where_(std::move(where)) {}
+  void write(ByteView d) override {
+    if (header_.size() < kWalLongHeaderSize) {
+      std::size_t n = std::min(kWalLongHeaderSize - header_.size(), d.size());
+      header_.insert(header_.end(), d.begin(), d.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    size_ += d.size();
+    out_.write(d);
+  }
+  void finish() override {
+    if (has_page_header(name_)) check_hand_over(header_, size_, name_, id_.wal_segment_size, id_.system_identifier, where_);
+    out_.finish();
+  }
+
+ private:
+  Sink& out_;
+  const WalFileName& name_;
+  const Identity& id_;
+  std::string where_;
+  Bytes header_;
+  std::uint64_t size_ = 0;
+};
+
+}  // namespace
+
+FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std::string& dest,
+                       std::optional<std::uint64_t> control_sysid, Digest* digest) {
   auto name = WalFileName::parse(name_arg);
   if (!name) {
     throw Error(ErrorKind::InvalidInput, "\"" + name_arg + "\" is not a WAL file name");
   }
+  // Segments need the identity to be checked against; history and .backup files (no page header) are
+  // served from a repository without one, as long as no identity names another system.
+  const std::optional<Identity> found = matching_identity(repo, control_sysid);
+  if (!found && has_page_header(*name)) throw no_identity(repo);
+  const Identity id = found.value_or(Identity{});
   const std::string key = keys::wal(*name);
   std::unique_ptr<Source> src;
   try {
@@ -254,16 +332,15 @@ FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std:
     if (e.kind() != ErrorKind::NotFound) throw;
     // "Not in the archive" ends recovery, so be sure the archive itself is there: an unmounted
     // directory or a wrong bucket must not look like the end of the WAL.
-    if (!repo.identity()) {
-      throw Error(ErrorKind::Config, "repository " + repo.describe() + " has no " + keys::identity() +
-                                         ": wrong path or bucket, or nothing was ever archived there");
-    }
+    if (!found) throw no_identity(repo);
     spdlog::debug("{} is not in the archive", name_arg);
     return FetchOutcome::Missing;
   }
+  const std::string where = repo.describe() + "/" + key;
   AtomicFileWriter out(dest, /*no_replace=*/false, /*durable=*/false, 0600);
-  ObjectDecoder dec(out, repo.read_key(), key, repo.describe() + "/" + key);
-  pump(*src, dec);  // the decoder commits `out` only after every check passed
+  HandOverCheck check(out, *name, id, where);
+  ObjectDecoder dec(check, repo.read_key(), key, where);
+  pump(*src, dec);  // the decoder finishes `check` (which commits `out`) only after every check passed
   if (digest) *digest = dec.digest();
   spdlog::debug("restored {} from {}", name_arg, repo.describe());
   return FetchOutcome::Fetched;
@@ -288,18 +365,24 @@ class SpoolLock {
   bool held_ = false;
 };
 
-// "<X>.ready" beside a prefetched file X: its digest and size as verified while the worker decoded it,
-// and the spooled file's identity. The hand-over checks that identity, so it serves exactly the file
-// the worker verified (a replaced or rewritten file does not match). "<X>.inflight" marks a file a
-// worker is fetching right now.
+// Whose prefetched files a spool folder holds (recorded in every entry, see spool.h).
+struct SpoolOwner {
+  std::string repository;  // Repository::describe()
+  std::uint64_t system_identifier = 0;
+  std::uint32_t segment_size = 0;
+};
+
 std::string identity_text(const FileIdentity& id) {
   return std::to_string(id.dev) + " " + std::to_string(id.ino) + " " + std::to_string(id.size) + " " +
          std::to_string(id.mtime_ns) + " " + std::to_string(id.ctime_ns);
 }
 
-void write_ready(const std::string& data, const Digest& d) {
+// "<X>.ready": "<sysid> <segment size> <digest hex> <size> <file identity>\n<repository>\n".
+void write_ready(const std::string& data, const SpoolOwner& owner, const Digest& d) {
   AtomicFileWriter w(data + ".ready", false, false, 0600);
-  std::string text = d.hex() + " " + std::to_string(d.size) + " " + identity_text(file_identity(data)) + "\n";
+  std::string text = std::to_string(owner.system_identifier) + " " + std::to_string(owner.segment_size) + " " +
+                     d.hex() + " " + std::to_string(d.size) + " " + identity_text(file_identity(data)) + "\n" +
+                     owner.repository + "\n";
   w.write(as_bytes(text));
   w.commit();
 }
@@ -309,26 +392,51 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// Why the spooled `data` may not be handed over as `name` to `owner`'s recovery; "" when it may.
+std::string spool_entry_problem(const std::string& data, const WalFileName& name, const SpoolOwner& owner) {
+  std::ifstream in(data + ".ready");
+  std::uint64_t sysid = 0, size = 0;
+  std::uint32_t seg_size = 0;
+  std::string hex, identity, repository;
+  if (!(in >> sysid >> seg_size >> hex >> size) || !std::getline(in >> std::ws, identity) ||
+      !std::getline(in, repository)) {
+    return "its record is unreadable";
+  }
+  if (repository != owner.repository || sysid != owner.system_identifier) {
+    return "it was prefetched from " + repository + " for database system " + std::to_string(sysid);
+  }
+  try {
+    if (identity_text(file_identity(data)) != identity) return "it is not the file the worker verified";
+    FileSource src(data);
+    Bytes header(kWalLongHeaderSize);
+    std::size_t got = 0;
+    while (got < header.size()) {
+      std::size_t n = src.read(std::span(header).subspan(got));
+      if (n == 0) break;
+      got += n;
+    }
+    header.resize(got);
+    check_hand_over(header, src.file_size(), name, seg_size, owner.system_identifier, data);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // Moves the prefetched copy of `name` to `dest`. When a worker is fetching it right now, waits for it
-// (bounded). False when there is none, or when it does not match what the worker verified (then it is
-// thrown away and the caller fetches from the repository).
-bool take_prefetched(const std::string& spool, const std::string& name, const std::string& dest) {
-  const std::string data = spool + "/" + name, ready = data + ".ready", inflight = data + ".inflight";
+// (bounded). False when there is none, or when it may not be handed over (then it is thrown away and
+// the caller fetches from the repository).
+bool take_prefetched(const std::string& spool, const WalFileName& name, const std::string& dest,
+                     const SpoolOwner& owner) {
+  const std::string data = spool + "/" + name.name, ready = data + ".ready", inflight = data + ".inflight";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!exists(ready) && exists(inflight) && !SpoolLock(spool).held() &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  std::ifstream in(ready);
-  std::string hex, identity;
-  std::uint64_t size = 0;
-  if (!(in >> hex >> size) || !std::getline(in >> std::ws, identity)) return false;
-  bool ok = false;
-  try {
-    ok = identity_text(file_identity(data)) == identity;
-  } catch (const Error&) {
-  }
-  if (ok) {
+  if (!exists(ready)) return false;
+  std::string problem = spool_entry_problem(data, name, owner);
+  if (problem.empty()) {
     if (::rename(data.c_str(), dest.c_str()) != 0) {
       if (errno != EXDEV) throw errno_error("rename " + data + " to " + dest, errno);
       FileSource src(data);  // another filesystem: copy, still atomically
@@ -337,23 +445,64 @@ bool take_prefetched(const std::string& spool, const std::string& name, const st
       ::unlink(data.c_str());
     }
   } else {
-    spdlog::warn("prefetched {} is not the file the worker verified; fetching it again", data);
+    spdlog::warn("prefetched {} discarded ({}); fetching it from the repository", data, problem);
     ::unlink(data.c_str());
   }
   ::unlink(ready.c_str());
-  return ok;
+  return problem.empty();
 }
 
+// Removes prefetched files (and their records) whose segment name sorts before `below`; all of them
+// when `below` is empty. A worker's temporary files are its own (prune_spool ages out leftovers).
 void clear_spool(const std::string& spool, const std::string& below) {
   DIR* d = ::opendir(spool.c_str());
   if (!d) return;
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    // Only finished files: a worker's temporary file is its own (prune_spool ages out leftovers).
     if (n.size() < 24 || !WalFileName::parse(n.substr(0, 24))) continue;
     if (below.empty() || n.substr(0, 24) < below) ::unlinkat(::dirfd(d), e->d_name, 0);
   }
   ::closedir(d);
+}
+
+const char* const kStopFile = "prefetch.stop";
+const char* const kWarnedFile = "prefetch.warned";
+
+// Recovery is ending (or a standby waits for streaming): empty the spool, and ask a running worker to
+// stop and empty it again when it is done.
+void stop_prefetching(const std::string& spool) {
+  clear_spool(spool, "");
+  if (!SpoolLock(spool).held()) {
+    int fd = ::open((spool + "/" + kStopFile).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+// Segment size and system of this recovery; the spool folder is chosen by the system identifier of
+// pg_control when it was read (no storage request), else by the repository's.
+SpoolOwner spool_owner(Repository& repo, std::optional<std::uint64_t> control_sysid) {
+  SpoolOwner owner{repo.describe(), 0, 0};
+  if (control_sysid) {
+    owner.system_identifier = *control_sysid;
+  } else {
+    owner.system_identifier = checked_identity(repo, std::nullopt).system_identifier;
+  }
+  return owner;
+}
+
+}  // namespace
+
+namespace {
+
+// The prefetch spool folder of `owner`, created when missing; "" (prefetch disabled, with a warning)
+// when it cannot be.
+std::string open_spool(const Config& config, const SpoolOwner& owner) {
+  try {
+    return prefetch_spool_dir(config.fetch.spool, owner.repository, owner.system_identifier);
+  } catch (const Error& e) {
+    spdlog::warn("prefetch disabled: {}", e.what());
+    return "";
+  }
 }
 
 }  // namespace
@@ -361,30 +510,46 @@ void clear_spool(const std::string& spool, const std::string& below) {
 FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
                              const std::function<void()>& spawn_worker) {
   Repository repo(open_storage(config), config);
+  const auto control_sysid = read_control_system_identifier(".");
+  if (int n = remove_stale_temp_files(parent_dir(dest))) spdlog::debug("removed {} stale temporary file(s) beside {}", n, dest);
   auto wal = WalFileName::parse(name);
-  if (config.fetch.prefetch == 0 || !wal || wal->kind != WalFileKind::Segment) return fetch_wal(repo, name, dest);
-
-  std::string spool;
-  try {
-    spool = spool_dir(config.fetch.spool, "fetch", repo.describe());
-  } catch (const Error& e) {
-    spdlog::warn("prefetch disabled: {}", e.what());
-    return fetch_wal(repo, name, dest);
-  }
-  FetchOutcome outcome = FetchOutcome::Fetched;
-  if (take_prefetched(spool, name, dest)) {
-    spdlog::debug("restored {} from the prefetch spool", name);
-  } else {
-    outcome = fetch_wal(repo, name, dest);
-  }
-  if (outcome == FetchOutcome::Missing) {
-    clear_spool(spool, "");
+  if (config.fetch.prefetch == 0 || !wal) return fetch_wal(repo, name, dest, control_sysid);
+  if (wal->kind != WalFileKind::Segment) {
+    FetchOutcome outcome = fetch_wal(repo, name, dest, control_sysid);
+    if (outcome == FetchOutcome::Missing) {  // the identity exists: "missing" needs it
+      const std::string spool = open_spool(config, spool_owner(repo, control_sysid));
+      if (!spool.empty()) stop_prefetching(spool);
+    }
     return outcome;
   }
+
+  const SpoolOwner owner = spool_owner(repo, control_sysid);
+  const std::string spool = open_spool(config, owner);
+  if (spool.empty()) return fetch_wal(repo, name, dest, control_sysid);
+  FetchOutcome outcome = FetchOutcome::Fetched;
+  if (take_prefetched(spool, *wal, dest, owner)) {
+    spdlog::debug("restored {} from the prefetch spool", name);
+  } else {
+    outcome = fetch_wal(repo, name, dest, control_sysid);
+  }
+  if (outcome == FetchOutcome::Missing) {
+    stop_prefetching(spool);
+    return outcome;
+  }
+  ::unlink((spool + "/" + kStopFile).c_str());  // recovery goes on
   clear_spool(spool, name);  // older segments and other timelines' leftovers
   prune_spool(spool, 3600);  // anything an interrupted worker left behind
+  remove_stale_temp_files(spool);
   if (SpoolLock(spool).held()) spawn_worker();  // the probe lock is released before the worker starts
   return outcome;
+}
+
+void clear_prefetch_spool(const Config& config) {
+  const std::string repository = open_storage(config)->describe();
+  for (const auto& dir : prefetch_spool_dirs(config.fetch.spool, repository)) {
+    clear_spool(dir, "");
+    remove_stale_temp_files(dir);
+  }
 }
 
 // Re-executes this program, detached (own session, no stdin/stdout), as the prefetch worker.
@@ -412,15 +577,45 @@ void spawn_prefetch_worker(int argc, char** argv, const std::string& name) {
   posix_spawnattr_destroy(&attr);
 }
 
+namespace {
+
+// Logs a failed prefetch. A failure to write the spool (Io: a full disk, a quota) warns once; until a
+// worker gets through its batch without one (kWarnedFile removed) the same failure is logged at debug
+// level only.
+void log_prefetch_failure(const std::string& spool, const std::string& name, const Error& e) {
+  if (e.kind() == ErrorKind::Io) {
+    // Creating the marker decides, atomically across threads and calls, who warns.
+    int fd = ::open((spool + "/" + kWarnedFile).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+    if (fd < 0 && errno == EEXIST) {
+      spdlog::debug("prefetch of {} stopped: {}", name, e.what());
+      return;
+    }
+  }
+  spdlog::warn("prefetch of {} stopped: {}", name, e.what());
+}
+
+}  // namespace
+
 void prefetch_worker(const Config& config, const std::string& name) {
   auto wal = WalFileName::parse(name);
   if (!wal || wal->kind != WalFileKind::Segment || config.fetch.prefetch == 0) return;
   Repository repo(open_storage(config), config);
-  std::string spool = spool_dir(config.fetch.spool, "fetch", repo.describe());
+  std::optional<std::uint64_t> control_sysid;
+  Identity id;
+  try {
+    control_sysid = read_control_system_identifier(".");
+    id = checked_identity(repo, control_sysid);
+  } catch (const Error& e) {
+    spdlog::debug("no prefetch: {}", e.what());  // the caller's own fetch reported it
+    return;
+  }
+  const SpoolOwner owner{repo.describe(), id.system_identifier, id.wal_segment_size};
+  std::string spool = prefetch_spool_dir(config.fetch.spool, owner.repository, owner.system_identifier);
   SpoolLock lock(spool);
   if (!lock.held()) return;  // another worker is at it
-  auto id = repo.identity();
-  std::uint32_t seg_size = id ? id->wal_segment_size : kDefaultWalSegmentSize;
+  const std::string stop_file = spool + "/" + kStopFile;
+  const std::uint32_t seg_size = id.wal_segment_size;
   std::uint64_t segno = segment_number(wal->log, wal->seg, seg_size);
   std::vector<std::string> todo;
   for (int i = 1; i <= config.fetch.prefetch; ++i) {
@@ -433,19 +628,28 @@ void prefetch_worker(const Config& config, const std::string& name) {
   }
   // Several fetches at once (storage latency overlaps), taken in order so the next one needed comes first.
   std::atomic<std::size_t> next_index{0};
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false}, spool_failed{false};
   auto work = [&] {
     std::unique_ptr<Repository> own;
     for (std::size_t i; !stop && (i = next_index++) < todo.size();) {
       const std::string data = spool + "/" + todo[i];
       try {
-        if (!own) own = std::make_unique<Repository>(open_storage(config), config);
-        Digest d;
-        if (fetch_wal(*own, todo[i], data, &d) == FetchOutcome::Missing) {
-          stop = true;  // the end of the archive: nothing after it either
+        if (exists(stop_file)) {
+          stop = true;
         } else {
-          write_ready(data, d);
+          if (!own) own = std::make_unique<Repository>(open_storage(config), config);
+          Digest d;
+          if (fetch_wal(*own, todo[i], data, control_sysid, &d) == FetchOutcome::Missing) {
+            stop = true;  // the end of the archive: nothing after it either
+          } else {
+            write_ready(data, owner, d);
+          }
         }
+      } catch (const Error& e) {
+        ::unlink(data.c_str());
+        stop = true;
+        if (e.kind() == ErrorKind::Io) spool_failed = true;
+        log_prefetch_failure(spool, todo[i], e);
       } catch (const std::exception& e) {
         ::unlink(data.c_str());
         stop = true;
@@ -463,6 +667,11 @@ void prefetch_worker(const Config& config, const std::string& name) {
     }
   }
   for (const auto& n : todo) ::unlink((spool + "/" + n + ".inflight").c_str());
+  if (!spool_failed) ::unlink((spool + "/" + kWarnedFile).c_str());  // the spool has room again
+  if (exists(stop_file)) {  // recovery ended while this worker ran: leave nothing behind
+    clear_spool(spool, "");
+    ::unlink(stop_file.c_str());
+  }
 }
 
 FetchErrorMode fetch_error_mode(const std::string& on_error, const std::string& datadir) {

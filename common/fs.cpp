@@ -1,12 +1,15 @@
 #include "common/fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "common/errors.h"
@@ -139,6 +142,41 @@ std::size_t FileSource::read(std::span<std::uint8_t> buf) {
 }
 
 namespace {
+
+// Temporary files a signal handler must remove: fixed slots (no allocation in the handler). A slot is
+// claimed (state 1), filled, then published (state 2); the handler unlinks published slots only.
+struct TempSlot {
+  std::atomic<int> state{0};
+  char path[4096];
+};
+constexpr std::size_t kTempSlots = 32;
+TempSlot g_temp_slots[kTempSlots];
+
+int track_temp_file(const std::string& path) {
+  if (path.size() >= sizeof(TempSlot::path)) return -1;
+  for (std::size_t i = 0; i < kTempSlots; ++i) {
+    int expected = 0;
+    if (g_temp_slots[i].state.compare_exchange_strong(expected, 1)) {
+      std::memcpy(g_temp_slots[i].path, path.c_str(), path.size() + 1);
+      g_temp_slots[i].state.store(2);
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+void untrack_temp_file(int slot) {
+  if (slot >= 0) g_temp_slots[slot].state.store(0);
+}
+
+extern "C" void remove_temp_files_and_die(int signo) {
+  for (auto& slot : g_temp_slots) {
+    if (slot.state.load() == 2) ::unlink(slot.path);
+  }
+  ::signal(signo, SIG_DFL);
+  ::raise(signo);
+}
+
 std::string temp_name_for(const std::string& path) {
   static std::atomic<unsigned> counter{0};
   std::random_device rd;
@@ -146,18 +184,65 @@ std::string temp_name_for(const std::string& path) {
   std::snprintf(suffix, sizeof suffix, "%d.%u.%08x", static_cast<int>(::getpid()), counter++, rd());
   return parent_dir(path) + "/" + kTempPrefix + base_name(path) + "." + suffix;
 }
+
 }  // namespace
+
+void remove_temp_files_on_signal() {
+  struct sigaction sa {};
+  sa.sa_handler = remove_temp_files_and_die;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGINT);
+  sigaddset(&sa.sa_mask, SIGTERM);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+}
+
+namespace {
+// The pid in "<prefix><name>.<pid>.<counter>.<hex>", or 0.
+pid_t temp_file_pid(const std::string& n) {
+  if (n.rfind(kTempPrefix, 0) != 0) return 0;
+  auto hex = n.find_last_of('.');
+  if (hex == std::string::npos || hex < 2) return 0;
+  auto counter = n.find_last_of('.', hex - 1);
+  if (counter == std::string::npos || counter < 2) return 0;
+  auto pid = n.find_last_of('.', counter - 1);
+  if (pid == std::string::npos || pid + 1 >= counter) return 0;
+  std::string digits = n.substr(pid + 1, counter - pid - 1);
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return static_cast<pid_t>(std::stol(digits));
+}
+}  // namespace
+
+int remove_stale_temp_files(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  int removed = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    pid_t pid = temp_file_pid(e->d_name);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to probe)
+    if (::unlinkat(::dirfd(d), e->d_name, 0) == 0) ++removed;
+  }
+  ::closedir(d);
+  return removed;
+}
 
 AtomicFileWriter::AtomicFileWriter(std::string path, bool no_replace, bool durable, unsigned mode, std::string tmp)
     : path_(std::move(path)),
       tmp_(tmp.empty() ? temp_name_for(path_) : std::move(tmp)),
       no_replace_(no_replace),
       durable_(durable) {
+  // Tracked before it exists, so no signal can leave it behind; O_EXCL makes the name this call's.
+  slot_ = track_temp_file(tmp_);
   int fd;
   do {
     fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) throw errno_error("create " + tmp_, errno);
+  if (fd < 0) {
+    int err = errno;
+    untrack_temp_file(slot_);
+    throw errno_error("create " + tmp_, err);
+  }
   fd_ = Fd(fd);
   if (::fchmod(fd, mode) != 0) {
     int err = errno;
@@ -204,6 +289,8 @@ void AtomicFileWriter::commit() {
       throw errno_error("rename " + tmp_ + " to " + path_, errno);
     }
     done_ = true;
+    untrack_temp_file(slot_);
+    slot_ = -1;
     if (durable_) fsync_dir(parent_dir(path_));
   } catch (...) {
     abort();
@@ -216,6 +303,8 @@ void AtomicFileWriter::abort() noexcept {
   done_ = true;
   fd_ = Fd();
   ::unlink(tmp_.c_str());
+  untrack_temp_file(slot_);
+  slot_ = -1;
 }
 
 }  // namespace pgvault

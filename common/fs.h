@@ -78,11 +78,26 @@ class AtomicFileWriter final : public ObjectWriter {
   bool durable_;
   Fd fd_;
   bool done_ = false;
+  int slot_ = -1;  // where remove_temp_files_on_signal() finds tmp_
   std::vector<std::uint8_t> buf_;
   void flush();
 };
 
-// The prefix of temporary files, so listings skip them and garbage collection finds them.
+// The prefix of temporary files, so listings skip them and garbage collection finds them. An
+// AtomicFileWriter's temporary file is "<prefix><target name>.<pid>.<counter>.<random hex>".
 inline constexpr const char* kTempPrefix = ".pgvault-tmp.";
+
+// Makes SIGTERM and SIGINT remove the temporary files of every AtomicFileWriter still open in this
+// process, then end the process by the same signal (default action), so the parent sees exactly what it
+// would have seen without the handler (PostgreSQL treats a restore_command killed by SIGTERM as part of
+// its own shutdown). Up to 32 writers at once are tracked; files of further ones are left to
+// remove_stale_temp_files(). Call once, early in main().
+void remove_temp_files_on_signal();
+
+// Removes the temporary files of AtomicFileWriters in `dir` whose process is gone: the pid in the name
+// names no running process (kill(pid, 0) fails with ESRCH). A file of a running process, of this
+// process, or whose name does not parse is left alone. Best effort: errors are ignored. Returns how
+// many files were removed.
+int remove_stale_temp_files(const std::string& dir);
 
 }  // namespace pgvault

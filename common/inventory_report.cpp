@@ -230,13 +230,9 @@ VerifyReport verify_repository(Repository& repo, const Inventory& inv, const Ver
                                              std::to_string(inv.wal_segment_size));
           } else {
             WalLongHeader h = parse_wal_long_header(sink.header, t.key);
-            if (sysid && h.system_identifier != sysid) {
-              problem(t.key, "corruption", "segment of database system " + std::to_string(h.system_identifier) +
-                                               ", repository is " + std::to_string(sysid));
-            }
-            if (h.pageaddr != t.wal->segno * inv.wal_segment_size) {
-              problem(t.key, "corruption", "segment header says position " + format_lsn(h.pageaddr) + ", name says " +
-                                               format_lsn(t.wal->segno * inv.wal_segment_size));
+            auto name = WalFileName::parse(t.wal->name);
+            if (auto bad = check_segment_header(h, *name, inv.wal_segment_size, sysid ? sysid : h.system_identifier)) {
+              problem(t.key, "corruption", bad->what());
             }
           }
         }

@@ -16,14 +16,44 @@
 
 namespace pgvault {
 
+namespace {
+std::string repo_hash(const std::string& repo_describe) { return to_hex(sha256(as_bytes(repo_describe))).substr(0, 16); }
+
+std::string spool_base(const std::string& configured, const std::string& kind, const std::string& repo_describe) {
+  if (!configured.empty()) return configured;
+  return "/var/tmp/pgvault-" + std::to_string(::getuid()) + "/" + kind + "-" + repo_hash(repo_describe);
+}
+}  // namespace
+
 std::string spool_dir(const std::string& configured, const std::string& kind, const std::string& repo_describe) {
-  std::string dir = configured;
-  if (dir.empty()) {
-    std::string hash = to_hex(sha256(as_bytes(repo_describe))).substr(0, 16);
-    dir = "/var/tmp/pgvault-" + std::to_string(::getuid()) + "/" + kind + "-" + hash;
-  }
+  std::string dir = spool_base(configured, kind, repo_describe);
   make_dirs(dir, 0700);
   return dir;
+}
+
+std::string prefetch_spool_dir(const std::string& configured, const std::string& repo_describe,
+                               std::uint64_t system_identifier, bool create) {
+  std::string dir = spool_base(configured, "fetch", repo_describe) + "/" + std::to_string(system_identifier) + "-" +
+                    repo_hash(repo_describe);
+  if (create) make_dirs(dir, 0700);
+  return dir;
+}
+
+std::vector<std::string> prefetch_spool_dirs(const std::string& configured, const std::string& repo_describe) {
+  const std::string base = spool_base(configured, "fetch", repo_describe);
+  const std::string suffix = "-" + repo_hash(repo_describe);
+  std::vector<std::string> out;
+  DIR* d = ::opendir(base.c_str());
+  if (!d) return out;
+  out.push_back(base);
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      out.push_back(base + "/" + n);
+    }
+  }
+  ::closedir(d);
+  return out;
 }
 
 FileIdentity file_identity(const std::string& path) {

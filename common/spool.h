@@ -7,12 +7,24 @@
 // identity still matches it; anything else (no record, a changed file) goes the normal way. A record is
 // only written after the object is durable, so a failed look-ahead is never reported as success.
 //
-// Prefetch: "<fetch spool>/X" is a verified, decoded WAL file and "X.sha256" its digest; wal-fetch
-// checks the digest again before handing the file over by rename (copy across filesystems).
+// Prefetch: the spool belongs to one repository and one database system. Its files live in
+// "<fetch spool>/<system identifier>-<16 hex of SHA-256 of the repository's description>" (see
+// prefetch_spool_dir), so two configs sharing one [fetch] spool, or a repository deleted and recreated
+// for another database system at the same location, never see each other's files. There "X" is a
+// verified, decoded WAL segment and "X.ready" its record: the system identifier, segment size, digest
+// and size the worker verified, the spooled file's identity (device, inode, size, times) and, on its
+// second line, the repository's description. wal-fetch hands X over (by rename; copy across
+// filesystems) only when the record names its own repository and system, the file's identity still
+// matches, and X's first page header passes the same checks as a segment fetched from the repository;
+// anything else is discarded and fetched from the repository. "X.inflight" marks a file a worker is
+// fetching, "prefetch.lock" is held by the running worker, "prefetch.stop" asks it to stop and empty the
+// folder (recovery ended), "prefetch.warned" records that a spool write failure was already logged as a
+// warning (a full spool warns once, not on every call).
 #pragma once
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/codec.h"
 #include "common/config.h"
@@ -22,6 +34,14 @@ namespace pgvault {
 // The spool folder: `configured` when set, else /var/tmp/pgvault-<uid>/<kind>-<hash of repository>.
 // Created (mode 0700) when missing.
 std::string spool_dir(const std::string& configured, const std::string& kind, const std::string& repo_describe);
+
+// The prefetch spool of repository `repo_describe` for database system `system_identifier`: a folder
+// inside spool_dir(configured, "fetch", repo_describe). Created (mode 0700) when missing and `create`.
+std::string prefetch_spool_dir(const std::string& configured, const std::string& repo_describe,
+                               std::uint64_t system_identifier, bool create = true);
+// Every prefetch spool folder of repository `repo_describe` (any system) that exists, plus the spool
+// folder itself (where versions before the per-system folders kept their files). Creates nothing.
+std::vector<std::string> prefetch_spool_dirs(const std::string& configured, const std::string& repo_describe);
 
 struct FileIdentity {
   unsigned long long dev = 0, ino = 0, size = 0;

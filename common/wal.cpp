@@ -3,8 +3,11 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
+#include "common/crc32c.h"
 #include "common/errors.h"
+#include "common/fs.h"
 
 namespace pgvault {
 namespace {
@@ -134,6 +137,85 @@ WalLongHeader parse_wal_long_header(ByteView page, std::string_view what) {
     throw fail("block size " + std::to_string(h.block_size));
   }
   return h;
+}
+
+std::optional<Error> check_segment_header(const WalLongHeader& h, const WalFileName& name,
+                                          std::uint32_t segment_size, std::uint64_t system_identifier) {
+  if (h.system_identifier != system_identifier) {
+    return Error(ErrorKind::Foreign, "segment of database system " + std::to_string(h.system_identifier) +
+                                         ", expected " + std::to_string(system_identifier));
+  }
+  if (h.segment_size != segment_size) {
+    return Error(ErrorKind::Corruption, "segment header says segment size " + std::to_string(h.segment_size) +
+                                            ", repository uses " + std::to_string(segment_size));
+  }
+  const std::uint64_t position = segment_number(name.log, name.seg, segment_size) * segment_size;
+  if (h.pageaddr != position) {
+    return Error(ErrorKind::Corruption, "segment header says position " + format_lsn(h.pageaddr) +
+                                            ", name says " + format_lsn(position));
+  }
+  if (h.timeline == 0 || h.timeline > name.timeline) {
+    return Error(ErrorKind::Corruption, "segment header says timeline " + std::to_string(h.timeline) +
+                                            ", name says " + std::to_string(name.timeline));
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+constexpr std::size_t kControlFileSize = 8192;  // PG_CONTROL_FILE_SIZE, every version since 8.x
+
+std::optional<Bytes> read_control_file(const std::string& path) {
+  std::unique_ptr<FileSource> src;
+  try {
+    src = std::make_unique<FileSource>(path);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::NotFound) return std::nullopt;
+    throw;
+  }
+  Bytes data(kControlFileSize + 1);
+  std::size_t got = 0;
+  while (got < data.size()) {
+    std::size_t n = src->read(std::span(data).subspan(got));
+    if (n == 0) break;
+    got += n;
+  }
+  data.resize(got);
+  return data;
+}
+
+// Offset of the CRC field, or 0 when no offset holds the CRC of the bytes before it.
+std::size_t control_crc_offset(ByteView d) {
+  std::uint32_t crc = crc32c(d.first(16));
+  for (std::size_t o = 16; o + 4 <= 1024; o += 4) {
+    std::uint32_t stored;
+    std::memcpy(&stored, d.data() + o, 4);
+    if (stored == crc) return o;
+    crc = crc32c_extend(crc, d.subspan(o, 4));
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> read_control_system_identifier(const std::string& datadir) {
+  const std::string path = datadir + "/global/pg_control";
+  // PostgreSQL rewrites pg_control in place; a read racing that write may be torn, so read again.
+  std::string why;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto data = read_control_file(path);
+    if (!data) return std::nullopt;
+    if (data->size() != kControlFileSize) {
+      why = std::to_string(data->size()) + " bytes, expected " + std::to_string(kControlFileSize);
+    } else if (control_crc_offset(*data) == 0) {
+      why = "checksum mismatch";
+    } else {
+      std::uint64_t sysid;
+      std::memcpy(&sysid, data->data(), 8);
+      return sysid;
+    }
+  }
+  throw Error(ErrorKind::Corruption, path + ": not a valid pg_control file (" + why + ")");
 }
 
 }  // namespace pgvault

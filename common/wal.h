@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/errors.h"
 #include "common/io.h"
 
 namespace pgvault {
@@ -56,6 +57,23 @@ inline constexpr std::size_t kWalLongHeaderSize = 40;
 // Parses the first bytes of a segment; Corruption error naming `what` when they are not a valid long
 // page header (wrong magic range, missing long-header flag, bad sizes).
 WalLongHeader parse_wal_long_header(ByteView first_page, std::string_view what);
+
+// Why a segment's (or .partial file's) first page header does not belong under `name` in a repository of
+// database system `system_identifier` with `segment_size`-byte segments; nullopt when it does. Checks the
+// system identifier (kind Foreign), the segment size, the page address (the position the name says) and
+// the timeline (kind Corruption). The header's timeline may be older than the name's, never newer: the
+// first segment of a new timeline starts as a copy of its parent's segment, so its first page carries
+// the parent's timeline. Used by wal-fetch before every hand-over and by archive-info --verify.
+std::optional<Error> check_segment_header(const WalLongHeader& h, const WalFileName& name,
+                                          std::uint32_t segment_size, std::uint64_t system_identifier);
+
+// The database system identifier of the data directory `datadir` (the first 8 bytes of
+// global/pg_control, native endian), after checking the file's size (8192 bytes) and its CRC-32C, the
+// last field of ControlFileData over every byte before it. ControlFileData's size differs between
+// major versions, so the CRC field is found as the first 4-byte aligned offset whose value is the CRC of
+// the bytes before it (a chance match is 1 in 2^32 per candidate). nullopt when the file does not
+// exist; Corruption naming the file when it exists but is not a valid pg_control; Io when unreadable.
+std::optional<std::uint64_t> read_control_system_identifier(const std::string& datadir);
 
 // PostgreSQL major version whose WAL has this page magic (e.g. 0xD110 -> 15); 0 when unknown.
 int pg_version_for_wal_magic(std::uint16_t magic);

@@ -335,6 +335,7 @@ def test_kill_9_during_push_leaves_nothing_visible(primary, repo, workspace, rec
     src = (primary.datadir / "pg_wal" / primary.segments[0]).read_bytes()
     header = bytearray(src[:8192])
     struct.pack_into("<I", header, 32, 1 << 30)
+    struct.pack_into("<Q", header, 8, 1 << 30)  # the page address of segment 1 with 1 GiB segments
     big_dir = workspace.path("big")
     big_dir.mkdir()
     name = "000000010000000000000001"
@@ -500,5 +501,5 @@ def test_prefetch_recovery_across_timeline_switch(workspace, repo):
     assert re.search(r'restored log file "00000002[0-9A-F]{16}" from archive', log)
     assert "from the prefetch spool" in log
     time.sleep(1)
-    leftovers = [p.name for p in spool.iterdir() if p.name != "prefetch.lock"]
+    leftovers = [p.name for p in spool.rglob("*") if p.is_file() and p.name != "prefetch.lock"]
     assert leftovers == [], leftovers

@@ -23,7 +23,10 @@ namespace {
 
 constexpr std::uint32_t kSeg = 1u << 20;
 
-Bytes make_segment(std::uint64_t sysid, std::uint32_t tli, std::uint8_t fill, std::uint32_t size = kSeg) {
+// A synthetic segment whose first page header says `sysid`, timeline `tli` and the position of segment
+// number `segno`.
+Bytes make_segment(std::uint64_t sysid, std::uint32_t tli, std::uint8_t fill, std::uint32_t size = kSeg,
+                   std::uint64_t segno = 1) {
   Bytes seg(size);
   for (std::size_t i = 0; i < seg.size(); ++i) seg[i] = static_cast<std::uint8_t>(fill + i % 251);
   std::uint16_t magic = 0xD110, info = 2;
@@ -31,6 +34,8 @@ Bytes make_segment(std::uint64_t sysid, std::uint32_t tli, std::uint8_t fill, st
   std::memcpy(seg.data(), &magic, 2);
   std::memcpy(seg.data() + 2, &info, 2);
   std::memcpy(seg.data() + 4, &tli, 4);
+  std::uint64_t pageaddr = segno * size;
+  std::memcpy(seg.data() + 8, &pageaddr, 8);
   std::memcpy(seg.data() + 24, &sysid, 8);
   std::memcpy(seg.data() + 32, &size, 4);
   std::memcpy(seg.data() + 36, &blcksz, 4);
@@ -247,8 +252,9 @@ TEST_F(Fixture, EncryptionAndCompressionCombinationsAllReadBack) {
       config.compression.method = comp;
       config.encryption.method = enc;
       config.encryption.key_file = keyfile;
-      std::string name = segment_file_name(1, static_cast<std::uint64_t>(n++), kSeg);
-      Bytes seg = make_segment(42, 1, static_cast<std::uint8_t>(n));
+      std::uint64_t segno = static_cast<std::uint64_t>(n++);
+      std::string name = segment_file_name(1, segno, kSeg);
+      Bytes seg = make_segment(42, 1, static_cast<std::uint8_t>(n), kSeg, segno);
       auto r = repo();
       push_wal(r, put_file(name, seg));
       pushed.emplace_back(name, seg);
@@ -342,4 +348,95 @@ TEST(FetchErrorMode, FollowsSignalFilesUnlessForced) {
   EXPECT_EQ(fetch_error_mode("abort", dir.path()), FetchErrorMode::Abort);
   ::unlink((dir / "standby.signal").c_str());
   EXPECT_EQ(fetch_error_mode("missing", dir.path()), FetchErrorMode::Missing);
+}
+
+// ---- wal-fetch checks what it hands over against the name, the repository and pg_control ----
+
+TEST_F(Fixture, FetchRefusesASegmentWhoseHeaderDoesNotMatchItsName) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(42, 1, 1, kSeg, 1)));
+  push_wal(r, put_file("000000010000000000000002", make_segment(42, 1, 2, kSeg, 2)));
+  // A valid object of segment 2 stored under segment 1's key.
+  std::string k1 = repo_path + "/wal/0000000100000000/" + kName;
+  std::filesystem::copy_file(repo_path + "/wal/0000000100000000/000000010000000000000002", k1,
+                             std::filesystem::copy_options::overwrite_existing);
+  auto r2 = repo();
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, kName, dir / "x"); }), ErrorKind::Corruption);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
+  // A header of a newer timeline than the name says.
+  push_wal(r, put_file("000000010000000000000003", make_segment(42, 2, 3, kSeg, 3)));
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, "000000010000000000000003", dir / "x"); }), ErrorKind::Corruption);
+  // An older one is what the first segment of a new timeline looks like: served.
+  push_wal(r, put_file("000000020000000000000004", make_segment(42, 1, 4, kSeg, 4)));
+  EXPECT_EQ(fetch_wal(r2, "000000020000000000000004", dir / "x"), FetchOutcome::Fetched);
+  // .partial files have a header too; history files do not.
+  push_wal(r, put_file("000000010000000000000005.partial", make_segment(42, 1, 5, kSeg, 6)));
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, "000000010000000000000005.partial", dir / "y"); }), ErrorKind::Corruption);
+  push_wal(r, put_file("00000002.history", as_bytes("1\t0/5000000\tno recovery target specified\n")));
+  EXPECT_EQ(fetch_wal(r2, "00000002.history", dir / "y"), FetchOutcome::Fetched);
+  for (auto& e : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().filename().string().find(kTempPrefix), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(Fixture, FetchRefusesAnotherSystemsSegmentAndAShortOne) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(42, 1, 1)));
+  // Objects written past wal-push's checks (a copy by hand, a sync tool): valid objects, wrong content.
+  Bytes foreign = make_segment(4242, 1, 2, kSeg, 2);
+  SpanSource fsrc(foreign);
+  r.put_object("wal/0000000100000000/000000010000000000000002", fsrc);
+  Bytes shortseg = make_segment(42, 1, 3, kSeg, 3);
+  shortseg.resize(kSeg / 2);
+  SpanSource ssrc(shortseg);
+  r.put_object("wal/0000000100000000/000000010000000000000003", ssrc);
+  auto r2 = repo();
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, "000000010000000000000002", dir / "x"); }), ErrorKind::Foreign);
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, "000000010000000000000003", dir / "x"); }), ErrorKind::Corruption);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
+}
+
+TEST_F(Fixture, OnlyTheRepositoryOfTheClustersSystemAnswers) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(42, 1, 1)));
+  auto r2 = repo();
+  // pg_control says another system: neither "missing" nor a file.
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, kName, dir / "x", 43); }), ErrorKind::Foreign);
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, "000000010000000000000009", dir / "x", 43); }), ErrorKind::Foreign);
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, "00000002.history", dir / "x", 43); }), ErrorKind::Foreign);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
+  EXPECT_EQ(fetch_wal(r2, "000000010000000000000009", dir / "x", 42), FetchOutcome::Missing);
+  EXPECT_EQ(fetch_wal(r2, kName, dir / "x", 42), FetchOutcome::Fetched);
+}
+
+TEST(StaleTempFiles, OnlyFilesOfDeadProcessesAreRemoved) {
+  TempDir dir;
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ::waitpid(child, &status, 0);  // now a pid that names no process (unless reused at once)
+  auto temp = [&](pid_t pid) {
+    return std::string(kTempPrefix) + "RECOVERYXLOG." + std::to_string(pid) + ".0.0badcafe";
+  };
+  for (const auto& n : {temp(child), temp(::getpid()), temp(::getppid()), std::string("RECOVERYXLOG"),
+                        std::string(kTempPrefix) + "odd"}) {
+    write_file(dir / n, as_bytes("x"));
+  }
+  EXPECT_EQ(remove_stale_temp_files(dir.path()), 1);
+  EXPECT_FALSE(std::filesystem::exists(dir / temp(child)));
+  EXPECT_TRUE(std::filesystem::exists(dir / temp(::getpid())));
+  EXPECT_TRUE(std::filesystem::exists(dir / temp(::getppid())));
+  EXPECT_TRUE(std::filesystem::exists(dir / "RECOVERYXLOG"));
+  EXPECT_TRUE(std::filesystem::exists(dir / (std::string(kTempPrefix) + "odd")));
+}
+
+TEST_F(Fixture, HistoryFilesNeedNoIdentityButSegmentsDo) {
+  auto r = repo();
+  push_wal(r, put_file("00000002.history", as_bytes("1\t0/5000000\tno recovery target specified\n")));
+  auto r2 = repo();
+  EXPECT_EQ(fetch_wal(r2, "00000002.history", dir / "x"), FetchOutcome::Fetched);
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, "00000003.history", dir / "y"); }), ErrorKind::Config);  // not "missing"
+  EXPECT_EQ(kind_of([&] { fetch_wal(r2, kName, dir / "y"); }), ErrorKind::Config);
+  EXPECT_FALSE(std::filesystem::exists(dir / "y"));
 }

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
+#include "common/crc32c.h"
 #include "common/errors.h"
+#include "test_support.h"
 
 using namespace pgvault;
 
@@ -93,4 +97,79 @@ TEST(WalHeader, RejectsGarbage) {
   EXPECT_THROW(parse_wal_long_header(long_header(0xD110, 2, 1, 16u << 20, 1000), "x"), Error);
   Bytes shortpage(10, 0);
   EXPECT_THROW(parse_wal_long_header(shortpage, "x"), Error);
+}
+
+// ---- the checks wal-fetch and archive-info --verify share ----
+
+namespace {
+WalLongHeader header_at(std::uint64_t sysid, std::uint32_t tli, std::uint64_t pageaddr, std::uint32_t seg_size) {
+  WalLongHeader h;
+  h.magic = 0xD110;
+  h.system_identifier = sysid;
+  h.timeline = tli;
+  h.pageaddr = pageaddr;
+  h.segment_size = seg_size;
+  h.block_size = 8192;
+  return h;
+}
+}  // namespace
+
+TEST(WalHeader, CheckAgainstTheName) {
+  constexpr std::uint32_t kSeg = 16u << 20;
+  auto name = *WalFileName::parse("000000030000000100000002");  // position 1/2000000
+  const std::uint64_t pos = (1ull << 32) + 2ull * kSeg;
+  EXPECT_FALSE(check_segment_header(header_at(7, 3, pos, kSeg), name, kSeg, 7));
+  EXPECT_FALSE(check_segment_header(header_at(7, 2, pos, kSeg), name, kSeg, 7));  // copied from the parent
+  auto kind = [&](const WalLongHeader& h) {
+    auto e = check_segment_header(h, name, kSeg, 7);
+    return e ? e->kind() : ErrorKind::Internal;
+  };
+  EXPECT_EQ(kind(header_at(8, 3, pos, kSeg)), ErrorKind::Foreign);
+  EXPECT_EQ(kind(header_at(7, 4, pos, kSeg)), ErrorKind::Corruption);
+  EXPECT_EQ(kind(header_at(7, 3, pos + kSeg, kSeg)), ErrorKind::Corruption);
+  EXPECT_EQ(kind(header_at(7, 3, pos, kSeg * 2)), ErrorKind::Corruption);
+  auto e = check_segment_header(header_at(7, 3, pos + kSeg, kSeg), name, kSeg, 7);
+  EXPECT_NE(std::string(e->what()).find("position 1/3000000, name says 1/2000000"), std::string::npos) << e->what();
+}
+
+namespace {
+// A pg_control of PostgreSQL 15's layout: system identifier first, CRC-32C at offset 288.
+Bytes control_file(std::uint64_t sysid) {
+  Bytes d(8192, 0);
+  std::memcpy(d.data(), &sysid, 8);
+  std::uint32_t version = 1300;
+  std::memcpy(d.data() + 8, &version, 4);
+  for (std::size_t i = 16; i < 288; ++i) d[i] = static_cast<std::uint8_t>(i * 7);
+  std::uint32_t crc = crc32c(ByteView(d).first(288));
+  std::memcpy(d.data() + 288, &crc, 4);
+  return d;
+}
+
+void write_control(const std::string& datadir, ByteView data) {
+  std::filesystem::create_directories(datadir + "/global");
+  std::ofstream(datadir + "/global/pg_control", std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+}
+}  // namespace
+
+TEST(PgControl, ReadsTheSystemIdentifierAfterCheckingIt) {
+  pgvault::testing::TempDir dir;
+  EXPECT_FALSE(read_control_system_identifier(dir.path()));  // not a data directory
+  Bytes good = control_file(7301234567890123456ull);
+  write_control(dir.path(), good);
+  EXPECT_EQ(read_control_system_identifier(dir.path()), 7301234567890123456ull);
+  auto kind = [&](ByteView data) {
+    write_control(dir.path(), data);
+    try {
+      read_control_system_identifier(dir.path());
+    } catch (const Error& e) {
+      return e.kind();
+    }
+    return ErrorKind::Internal;
+  };
+  Bytes flipped = good;
+  flipped[3] ^= 1;  // the system identifier itself
+  EXPECT_EQ(kind(flipped), ErrorKind::Corruption);
+  EXPECT_EQ(kind(ByteView(good).first(4096)), ErrorKind::Corruption);
+  EXPECT_EQ(kind(Bytes(8192, 0)), ErrorKind::Corruption);
 }

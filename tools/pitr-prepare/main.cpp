@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/archive.h"
 #include "common/cli.h"
 #include "common/restore.h"
 
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
     pgvault::Repository repo(pgvault::open_storage(config), config);
     repo.require_initialised();
     pgvault::RestoreResult r = pgvault::run_restore(repo, opts);
+    if (!opts.dry_run) pgvault::clear_prefetch_spool(config);  // nothing prefetched for an earlier recovery
     if (json) {
       spdlog::info("{}", pgvault::restore_summary_line(r, opts));
       std::fputs(pgvault::restore_summary_json(r, opts).c_str(), stdout);

@@ -4,6 +4,7 @@
 
 #include "common/archive.h"
 #include "common/cli.h"
+#include "common/fs.h"
 
 namespace {
 
@@ -22,6 +23,7 @@ int exit_code(const pgvault::Error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pgvault::remove_temp_files_on_signal();  // SIGTERM/SIGINT (a fast shutdown) leave no temporary file
   CLI::App app{"Restore one WAL file from the pgvault repository (restore_command = 'wal-fetch %f %p').\n"
                "Exits 0 after a verified, atomic write; 1 when the file is not in the archive; on any\n"
                "other failure 200 in archive recovery (PostgreSQL aborts) or 1 on a standby.\n"
