@@ -80,6 +80,7 @@ def empty_repository(repo: Repo) -> None:
     else:
         for k in repo.keys():
             repo.delete(k)
+    repo.init()  # the operator creates the new repository, as for any other
 
 
 # ---------------------------------------------------------------------------------------------------
