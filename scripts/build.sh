@@ -13,5 +13,10 @@ case "$kind" in
   tsan) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" -DPGVAULT_TSAN=ON) ;;
   *) echo "usage: $0 release|asan|tsan" >&2; exit 2 ;;
 esac
+# ccache (from setup.sh) keeps compiled objects between runs on the same machine, whatever the clone's path.
+if command -v ccache >/dev/null; then
+  flags+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+fi
 cmake -S . -B "build/$kind" -DPGVAULT_WERROR=ON "${flags[@]}" >/dev/null
 cmake --build "build/$kind" -j"$(nproc)" "${targets[@]}"

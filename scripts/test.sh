@@ -10,6 +10,9 @@ kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(asan tsan release)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# Two tests at a time: every test starts its own servers on free ports in its own directories, and most
+# of an integration test's time is spent waiting on servers, not computing.
+jobs="${PGVAULT_TEST_JOBS:-2}"
 status=0
 for kind in "${kinds[@]}"; do
   echo "=== $kind build ==="
@@ -21,13 +24,13 @@ for kind in "${kinds[@]}"; do
     logs="$PWD/build/tsan/tsan-reports"
     rm -rf "$logs" && mkdir -p "$logs" && chmod 1777 "$logs"  # the tools also run as the postgres user
     export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp:log_path=$logs/tsan"
-    (cd build/tsan && ctest --output-on-failure --timeout 1800 -j1 -L '^(unit|tsan)$') || status=1
+    (cd build/tsan && ctest --output-on-failure --timeout 1800 -j"$jobs" -L '^(unit|tsan)$') || status=1
     if compgen -G "$logs/tsan.*" >/dev/null; then
       echo "=== ThreadSanitizer reports ===" && cat "$logs"/tsan.* && status=1
     fi
     unset TSAN_OPTIONS
   else
-    (cd "build/$kind" && ctest --output-on-failure --timeout 1800 -j1) || status=1
+    (cd "build/$kind" && ctest --output-on-failure --timeout 1800 -j"$jobs") || status=1
   fi
 done
 exit $status
