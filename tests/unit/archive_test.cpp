@@ -1,5 +1,5 @@
 // wal-push / wal-fetch logic on a local repository with synthetic WAL segments (1 MiB, a valid size).
-#include "common/archive.h"
+#include "common/archive/archive.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -10,9 +10,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "common/errors.h"
-#include "common/fs.h"
-#include "common/storage_fs.h"
+#include "common/base/errors.h"
+#include "common/base/fs.h"
+#include "common/storage/storage_fs.h"
 #include "test_support.h"
 
 using namespace pgvault;

@@ -1,12 +1,12 @@
-#include "common/backup.h"
+#include "common/backup/backup.h"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "common/backup_bundles.h"
-#include "common/crc32c.h"
-#include "common/crypto.h"
+#include "common/crypto/crypto.h"
+#include "common/pg/crc32c.h"
+#include "common/repo/backup_bundles.h"
 #include "test_support.h"
 
 namespace pgvault {

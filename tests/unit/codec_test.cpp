@@ -1,4 +1,4 @@
-#include "common/codec.h"
+#include "common/codec/codec.h"
 
 #include <gtest/gtest.h>
 #include <zstd.h>
@@ -15,7 +15,7 @@
 #include <random>
 #include <string>
 
-#include "common/errors.h"
+#include "common/base/errors.h"
 
 namespace pgvault {
 namespace {

@@ -1,4 +1,4 @@
-#include "common/config.h"
+#include "common/config/config.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <map>
 #include <sstream>
 
-#include "common/errors.h"
-#include "common/retention.h"
+#include "common/base/errors.h"
+#include "common/retention/retention.h"
 
 using namespace pgvault;
 

@@ -1,4 +1,4 @@
-#include "common/crc32c.h"
+#include "common/pg/crc32c.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "common/errors.h"
+#include "common/base/errors.h"
 
 namespace pgvault {
 namespace {

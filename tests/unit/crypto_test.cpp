@@ -1,4 +1,4 @@
-#include "common/crypto.h"
+#include "common/crypto/crypto.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <functional>
 #include <string>
 
-#include "common/errors.h"
+#include "common/base/errors.h"
 
 namespace pgvault {
 namespace {

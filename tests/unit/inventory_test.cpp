@@ -1,15 +1,15 @@
-#include "common/inventory.h"
+#include "common/repo/inventory.h"
 
 #include <nlohmann/json.hpp>
 #include <cstring>
 
-#include "common/crc32c.h"
-#include "common/crypto.h"
-#include "common/inventory_report.h"
+#include "common/crypto/crypto.h"
+#include "common/pg/crc32c.h"
+#include "common/report/inventory_report.h"
 
 #include <gtest/gtest.h>
 
-#include "common/errors.h"
+#include "common/base/errors.h"
 #include "tests/unit/test_support.h"
 
 namespace pgvault {

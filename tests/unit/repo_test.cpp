@@ -1,4 +1,4 @@
-#include "common/repo.h"
+#include "common/repo/repo.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <fstream>
 
-#include "common/crc32c.h"
-#include "common/errors.h"
-#include "common/manifest.h"
-#include "common/spool.h"
+#include "common/archive/spool.h"
+#include "common/base/errors.h"
+#include "common/pg/crc32c.h"
+#include "common/repo/manifest.h"
 #include "test_support.h"
 
 using namespace pgvault;

@@ -1,4 +1,4 @@
-#include "common/restore.h"
+#include "common/restore/restore.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,9 +10,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/crc32c.h"
-#include "common/crypto.h"
-#include "common/errors.h"
+#include "common/base/errors.h"
+#include "common/crypto/crypto.h"
+#include "common/pg/crc32c.h"
 #include "tests/unit/test_support.h"
 
 namespace pgvault {

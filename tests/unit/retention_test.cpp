@@ -1,4 +1,4 @@
-#include "common/retention.h"
+#include "common/retention/retention.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,9 +11,9 @@
 
 #include <gtest/gtest.h>
 
-#include "common/errors.h"
-#include "common/lock.h"
-#include "common/storage_fs.h"
+#include "common/base/errors.h"
+#include "common/repo/lock.h"
+#include "common/storage/storage_fs.h"
 #include "tests/unit/test_support.h"
 
 namespace pgvault {

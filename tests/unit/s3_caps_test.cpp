@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/s3.h"
+#include "common/storage/s3/s3.h"
 #include "test_support.h"
 
 namespace pgvault {

@@ -1,5 +1,5 @@
 // The minimal XML reader used for S3 answers.
-#include "common/s3_xml.h"
+#include "common/storage/s3/s3_xml.h"
 
 #include <gtest/gtest.h>
 

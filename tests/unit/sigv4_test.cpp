@@ -1,7 +1,7 @@
 // The SigV4 signer against the published AWS Signature Version 4 test suite (aws-sig-v4-test-suite):
 // credentials AKIDEXAMPLE, 2015-08-30T12:36:00Z, us-east-1, service "service". Each case checks the
 // canonical request, the string to sign and the Authorization header exactly as published.
-#include "common/sigv4.h"
+#include "common/storage/s3/sigv4.h"
 
 #include <gtest/gtest.h>
 

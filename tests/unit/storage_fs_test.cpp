@@ -1,4 +1,4 @@
-#include "common/storage_fs.h"
+#include "common/storage/storage_fs.h"
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/errors.h"
-#include "common/fs.h"
+#include "common/base/errors.h"
+#include "common/base/fs.h"
 #include "test_support.h"
 
 using namespace pgvault;

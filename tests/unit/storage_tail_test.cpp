@@ -2,9 +2,9 @@
 // Repository::stored_digest() built on it (no HEAD that could describe another version).
 #include <gtest/gtest.h>
 
-#include "common/codec.h"
-#include "common/repo.h"
-#include "common/storage_fs.h"
+#include "common/codec/codec.h"
+#include "common/repo/repo.h"
+#include "common/storage/storage_fs.h"
 #include "test_support.h"
 
 namespace pgvault {

@@ -1,10 +1,10 @@
-#include "common/tar.h"
+#include "common/pg/tar.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 
-#include "common/errors.h"
+#include "common/base/errors.h"
 
 namespace pgvault {
 namespace {

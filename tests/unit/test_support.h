@@ -11,8 +11,8 @@
 #include <mutex>
 #include <string>
 
-#include "common/errors.h"
-#include "common/storage.h"
+#include "common/base/errors.h"
+#include "common/storage/storage.h"
 
 namespace pgvault::testing {
 

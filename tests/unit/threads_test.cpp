@@ -1,4 +1,4 @@
-#include "common/threads.h"
+#include "common/base/threads.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <mutex>
 #include <system_error>
 
-#include "common/errors.h"
+#include "common/base/errors.h"
 
 namespace pgvault {
 namespace {

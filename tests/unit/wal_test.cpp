@@ -1,4 +1,4 @@
-#include "common/wal.h"
+#include "common/pg/wal.h"
 
 #include <gtest/gtest.h>
 
@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "common/crc32c.h"
-#include "common/errors.h"
+#include "common/base/errors.h"
+#include "common/pg/crc32c.h"
 #include "test_support.h"
 
 using namespace pgvault;

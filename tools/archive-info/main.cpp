@@ -4,8 +4,8 @@
 
 #include <cstdio>
 
-#include "common/cli.h"
-#include "common/inventory_report.h"
+#include "common/cli/cli.h"
+#include "common/report/inventory_report.h"
 
 namespace {
 
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   pgvault::CommonOptions common;
   bool json = false, verify = false;
   int parallel = 0;
-  app.add_flag("--json", json, "machine-readable output (keys documented in common/inventory_report.h)");
+  app.add_flag("--json", json, "machine-readable output (keys documented in common/report/inventory_report.h)");
   app.add_flag("--verify", verify, "read and verify every object, check WAL continuity");
   app.add_option("--parallel", parallel, "objects verified at once (default: [backup] parallel; 0 = cores)")
       ->check(CLI::NonNegativeNumber);

@@ -6,8 +6,8 @@
 
 #include <cstdio>
 
-#include "common/backup.h"
-#include "common/cli.h"
+#include "common/backup/backup.h"
+#include "common/cli/cli.h"
 
 namespace {
 

@@ -8,9 +8,9 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "common/archive.h"
-#include "common/cli.h"
-#include "common/restore.h"
+#include "common/archive/archive.h"
+#include "common/cli/cli.h"
+#include "common/restore/restore.h"
 
 namespace {
 

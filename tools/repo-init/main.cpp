@@ -2,8 +2,8 @@
 // Exit codes: docs/EXIT-CODES.md.
 #include <cstdio>
 
-#include "common/cli.h"
-#include "common/repo.h"
+#include "common/cli/cli.h"
+#include "common/repo/repo.h"
 
 namespace {
 

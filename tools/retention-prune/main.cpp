@@ -19,9 +19,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/cli.h"
-#include "common/lock.h"
-#include "common/retention.h"
+#include "common/cli/cli.h"
+#include "common/repo/lock.h"
+#include "common/retention/retention.h"
 
 namespace {
 

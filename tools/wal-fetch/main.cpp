@@ -2,9 +2,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/archive.h"
-#include "common/cli.h"
-#include "common/fs.h"
+#include "common/archive/archive.h"
+#include "common/base/fs.h"
+#include "common/cli/cli.h"
 
 namespace {
 

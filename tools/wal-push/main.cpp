@@ -1,6 +1,6 @@
 // wal-push: archive_command = 'wal-push %p'. Exit codes: docs/EXIT-CODES.md.
-#include "common/archive.h"
-#include "common/cli.h"
+#include "common/archive/archive.h"
+#include "common/cli/cli.h"
 
 namespace {
 

@@ -6,9 +6,9 @@
 
 #include <cstdio>
 
-#include "common/cli.h"
-#include "common/fs.h"
-#include "common/repo.h"
+#include "common/base/fs.h"
+#include "common/cli/cli.h"
+#include "common/repo/repo.h"
 
 namespace {
 

@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "common/errors.h"
-#include "common/s3.h"
-#include "common/sigv4.h"
+#include "common/base/errors.h"
+#include "common/storage/s3/s3.h"
+#include "common/storage/s3/sigv4.h"
 
 using namespace pgvault;
 

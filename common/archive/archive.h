@@ -1,0 +1,88 @@
+// The work of wal-push (archive_command) and wal-fetch (restore_command). The contract with PostgreSQL
+// is in docs/EXIT-CODES.md; the tools' main() only map the Error kinds thrown here to exit codes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "common/repo/repo.h"
+
+namespace pgvault {
+
+enum class PushOutcome {
+  Stored,         // newly stored, durable
+  AlreadyStored,  // the repository already held this file with identical content (verified)
+  Repaired,       // the stored copy claimed identical content but failed verification; rewritten
+};
+
+struct PushResult {
+  PushOutcome outcome = PushOutcome::Stored;
+  Digest digest;  // of the file's content
+};
+
+// Archives the file at `path` (absolute, or relative to the working directory, which PostgreSQL sets to
+// the data directory). Returns only when the object is durable. Throws:
+//   InvalidInput  path missing/unreadable, not a WAL file name, wrong segment size
+//   Duplicate     the repository holds this name with different content (both digests in the message)
+//   Foreign       the segment's system identifier differs from the repository's
+//   and storage/codec kinds otherwise.
+PushResult push_wal(Repository& repo, const std::string& path);
+
+// What archive_command runs: serves `path` from a look-ahead record when one matches (see spool.h),
+// else pushes it; meanwhile pushes up to [push] parallel - 1 of the following files PostgreSQL has
+// marked .ready (pg_wal/archive_status) in parallel and records each one that became durable. Returns
+// when all of them are done; only the outcome for `path` decides the result.
+PushOutcome archive_command(const Config& config, const std::string& path);
+
+enum class FetchOutcome { Fetched, Missing };
+
+// Restores WAL file `name` (a segment, history, .partial or .backup file name) to `dest` (absolute or
+// relative to the working directory): decoded and verified into a temporary file beside it, renamed
+// into place only after verification. Before anything is read the repository's identity must exist
+// (else Config: a wrong path or bucket must not look like the end of the WAL) and, when
+// `control_sysid` is given (the data directory's global/pg_control), name that database system (else
+// Foreign). A segment or .partial file must be a whole segment whose first page header passes
+// check_segment_header (wal.h) against the name and the identity (Foreign or Corruption) before it is
+// renamed into place. Missing means definitely not in the archive: the repository answered and its
+// identity matched. When `digest` is not null it receives the verified plaintext digest.
+FetchOutcome fetch_wal(Repository& repo, const std::string& name, const std::string& dest,
+                       std::optional<std::uint64_t> control_sysid = std::nullopt, Digest* digest = nullptr);
+
+// What restore_command runs, in the data directory: reads the system identifier from global/pg_control
+// when it exists (Corruption when it is not a valid pg_control), removes temporary files that killed
+// earlier calls left beside `dest` (remove_stale_temp_files), then hands over `name` from the prefetch
+// spool of this repository and system when a verified copy is there (see spool.h), else fetches it
+// with fetch_wal; then, when [fetch] prefetch > 0, makes sure a detached worker is fetching the next
+// segments of the same timeline into the spool. `spawn_worker` starts that worker (the tool
+// re-executes itself); it is not called when a worker is already running. On "missing" (of any file)
+// the spool is emptied and a running worker asked to stop: recovery is ending or waiting for
+// streaming.
+FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
+                             const std::function<void()>& spawn_worker);
+
+// Empties every prefetch spool folder of the configured repository (whatever database system it was
+// for): pitr-prepare calls it, so a restore never starts beside segments prefetched for an earlier
+// recovery. Best effort: a spool that cannot be read is left alone.
+void clear_prefetch_spool(const Config& config);
+
+// Re-executes this program (/proc/self/exe with the same arguments), detached in its own session with
+// stdin/stdout on /dev/null and kPrefetchWorkerEnv=<name> in its environment: the prefetch worker.
+inline constexpr const char* kPrefetchWorkerEnv = "PGVAULT_PREFETCH_WORKER";
+void spawn_prefetch_worker(int argc, char** argv, const std::string& name);
+
+// The detached worker (in the data directory, like its parent): fetches up to [fetch] prefetch segments
+// following `name` into the spool of this repository and system, skipping those already there, with
+// the checks of fetch_wal; stops at the first one missing from the archive, at the first error, or when
+// asked to (prefetch.stop, then it empties the spool). A failure to write the spool (a full disk) is
+// logged as a warning once, then at debug level until a worker gets through its batch without one.
+void prefetch_worker(const Config& config, const std::string& name);
+
+// How wal-fetch reports an error other than "missing": abort recovery (exit > 125) or behave as missing
+// (exit 1, so a standby falls back to streaming and retries). on_error "auto" picks Missing when
+// `datadir` holds standby.signal and Abort otherwise.
+enum class FetchErrorMode { Abort, Missing };
+FetchErrorMode fetch_error_mode(const std::string& on_error, const std::string& datadir = ".");
+
+}  // namespace pgvault

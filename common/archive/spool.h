@@ -1,0 +1,60 @@
+// Spool folders for look-ahead archiving and prefetching recovery: local state outside pg_wal and
+// outside the data directory, one folder per repository.
+//
+// Push records: after a look-ahead push has made segment X durable, "<push spool>/X.done" records the
+// file's identity (device, inode, size, mtime and ctime in nanoseconds) and digest. When PostgreSQL
+// later calls wal-push for X, the call succeeds at once only if the record exists and the file's
+// identity still matches it; anything else (no record, a changed file) goes the normal way. A record is
+// only written after the object is durable, so a failed look-ahead is never reported as success.
+//
+// Prefetch: the spool belongs to one repository and one database system. Its files live in
+// "<fetch spool>/<system identifier>-<16 hex of SHA-256 of the repository's description>" (see
+// prefetch_spool_dir), so two configs sharing one [fetch] spool, or a repository deleted and recreated
+// for another database system at the same location, never see each other's files. There "X" is a
+// verified, decoded WAL segment and "X.ready" its record: the system identifier, segment size, digest
+// and size the worker verified, the spooled file's identity (device, inode, size, times) and, on its
+// second line, the repository's description. wal-fetch hands X over (by rename; copy across
+// filesystems) only when the record names its own repository and system, the file's identity still
+// matches, and X's first page header passes the same checks as a segment fetched from the repository;
+// anything else is discarded and fetched from the repository. "X.inflight" marks a file a worker is
+// fetching, "prefetch.lock" is held by the running worker, "prefetch.stop" asks it to stop and empty the
+// folder (recovery ended), "prefetch.warned" records that a spool write failure was already logged as a
+// warning (a full spool warns once, not on every call).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/codec/codec.h"
+#include "common/config/config.h"
+
+namespace pgvault {
+
+// The spool folder: `configured` when set, else /var/tmp/pgvault-<uid>/<kind>-<hash of repository>.
+// Created (mode 0700) when missing.
+std::string spool_dir(const std::string& configured, const std::string& kind, const std::string& repo_describe);
+
+// The prefetch spool of repository `repo_describe` for database system `system_identifier`: a folder
+// inside spool_dir(configured, "fetch", repo_describe). Created (mode 0700) when missing and `create`.
+std::string prefetch_spool_dir(const std::string& configured, const std::string& repo_describe,
+                               std::uint64_t system_identifier, bool create = true);
+// Every prefetch spool folder of repository `repo_describe` (any system) that exists, plus the spool
+// folder itself (where versions before the per-system folders kept their files). Creates nothing.
+std::vector<std::string> prefetch_spool_dirs(const std::string& configured, const std::string& repo_describe);
+
+struct FileIdentity {
+  unsigned long long dev = 0, ino = 0, size = 0;
+  long long mtime_ns = 0, ctime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+// Throws (NotFound/Io) when the file cannot be stat'ed.
+FileIdentity file_identity(const std::string& path);
+
+void write_push_record(const std::string& spool, const std::string& name, const FileIdentity& id, const Digest& d);
+// True when a record for `name` exists and matches `id`. A mismatching or unreadable record is removed.
+bool take_push_record(const std::string& spool, const std::string& name, const FileIdentity& id);
+// Removes records older than `max_age_seconds`.
+void prune_spool(const std::string& spool, long max_age_seconds);
+
+}  // namespace pgvault

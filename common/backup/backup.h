@@ -1,0 +1,104 @@
+// base-push: a full base backup of a running PostgreSQL 15+ server into the repository.
+//
+// How it works (docs/EXIT-CODES.md has the tool's exit codes):
+//  1. Connects in physical replication mode (pgconn.h), runs IDENTIFY_SYSTEM and checks the server:
+//     version 15 or newer, wal_level not minimal, archive_mode not off. The repository's identity must
+//     name the same database system (created on first use).
+//  2. Runs BASE_BACKUP (PostgreSQL 15 syntax, TARGET 'client', WAIT false, TABLESPACE_MAP, a backup
+//     manifest with CRC-32C checksums) and splits the tar archives of the CopyData stream (tar.h) into
+//     files, which are packed into bundles and uploaded in parallel (backup_bundles.h), each file's
+//     CRC-32C computed on the way (crc32c.h; the bundles' SHA-256 is the object codec's).
+//     backup_label and tablespace_map are stored as files and copied into the manifest.
+//  3. Checks every received file against the server's backup_manifest (size and CRC-32C).
+//  4. Waits until the stop segment (the segment holding the last byte before the stop LSN) is in the
+//     repository: PostgreSQL switches to a new segment at the end of a backup taken on a primary, so it
+//     is archived promptly by archive_command. On a standby there is no switch: the segment arrives when
+//     the primary archives it.
+//  5. Writes manifest.json (the commit point) after checking the label's claim is still its own. Until
+//     then the backup is invisible.
+// The label is claimed before any bundle is written (claim_backup_label below), so two runs started in
+// the same second get distinct labels.
+// On any failure or interrupt: the server-side backup is cancelled (the connection closed), no manifest
+// is written, and, if the run still holds its claim, the objects it wrote itself (the keys it uploaded
+// and its claim) are deleted; never anything else (best effort; leftovers are incomplete backups that
+// retention-prune removes after [retention] incomplete_grace).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/repo/manifest.h"
+#include "common/repo/repo.h"
+
+namespace pgvault {
+
+struct BackupOptions {
+  std::string conninfo;              // libpq conninfo; Default: [backup] conninfo ("" = PG* variables)
+  std::string checkpoint = "fast";   // "fast" | "spread"; Default: [backup] checkpoint
+  int parallel = 0;                  // upload workers; 0 = number of cores. Default: [backup] parallel
+  std::uint64_t bundle_size = 64ull << 20;  // Default: [backup] bundle_size
+  int archive_timeout = 600;         // seconds to wait for the stop segment. Default: 600
+  bool progress = false;             // a progress line on stderr (meant for a terminal)
+};
+
+// Options from the configuration (conninfo, checkpoint, parallel, bundle_size).
+BackupOptions backup_options_from_config(const Config& config);
+
+struct BackupResult {
+  BackupManifest manifest;
+  double seconds = 0;                // wall-clock duration, including the wait for the stop segment
+  std::string server_version;        // e.g. "15.4"
+};
+
+// Takes a base backup. Throws (ErrorKind): Transient (server unreachable, down or failed, storage
+// failures), Conflict (no label could be claimed, or the claim was taken over before the commit),
+// Auth (authentication refused), Config (no REPLICATION attribute, wal_level minimal, archive_mode off,
+// PostgreSQL older than 15, bad options), Foreign (repository of another database system), Corruption
+// (the received files do not match the server's backup_manifest), Interrupted (SIGINT/SIGTERM after
+// install_interrupt_handlers()), and storage/codec kinds.
+BackupResult run_base_backup(Repository& repo, const BackupOptions& opts);
+
+// The claim of a backup label: backups/<label>/claim (keys::backup_claim), plain JSON naming the tool,
+// host, pid, time and a random token, written with create-if-absent before anything else of the backup,
+// then read back (after `settle`) and checked to hold this run's token: on a store without conditional
+// writes create-if-absent is HEAD-then-PUT, and the read-back catches the run whose PUT came first.
+// A label whose claim exists (another run, same second), whose read-back shows another token, or that
+// holds other objects (a run of an older pgvault, a clock that moved back) is given up for the next
+// second's label; the claim waits for that second to begin, so labels still sort by start time and keep
+// their form. The claim stays with the backup (retention deletes it with the rest); a claim without
+// manifest is an incomplete backup like any other. Throws Conflict after `attempts` labels.
+struct BackupClaim {
+  std::string label;
+  std::string token;
+};
+struct ClaimOptions {
+  std::function<std::int64_t()> now;             // seconds since the epoch
+  std::function<void(std::int64_t)> wait_until;  // returns once now() >= t (may throw Interrupted)
+  std::chrono::milliseconds settle{0};           // pause between writing the claim and reading it back
+  int attempts = 10;
+};
+BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts);
+// True when the label's claim object still holds this claim's token (false when it is gone or another's).
+bool claim_holds(Storage& storage, const BackupClaim& claim);
+
+// SIGINT and SIGTERM set a flag that run_base_backup checks at least every 200 ms; it then aborts
+// cleanly and throws ErrorKind::Interrupted.
+void install_interrupt_handlers();
+
+// One line for the log: label, size, stored size, duration, rate, WAL range.
+std::string backup_summary_line(const BackupResult& r);
+// The --json summary (one JSON object and a newline).
+std::string backup_summary_json(const BackupResult& r);
+
+// Checks the files of a backup against the server's backup_manifest text (PostgreSQL's JSON format,
+// CRC32C checksums, compared with ManifestFile::crc32c): same set of paths (tablespace files as
+// "pg_tblspc/<oid>/<path>"), sizes and checksums, and the manifest's own checksum (SHA-256). Throws
+// Corruption naming the first differences (file, our value, the server's).
+void verify_server_manifest(const std::string& manifest_text, const std::vector<ManifestFile>& files);
+
+// "16MB", "1GB", "64kB" (PostgreSQL's unit spelling) -> bytes; throws InvalidInput.
+std::uint64_t parse_pg_size(const std::string& text);
+
+}  // namespace pgvault

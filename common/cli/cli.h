@@ -1,0 +1,40 @@
+// What every tool's main() shares: common flags (--config, --set, --version, --help), config loading,
+// and the outermost error handling, so that no exception ever escapes main() (that would be SIGABRT,
+// which PostgreSQL reads as a crash).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/base/errors.h"
+#include "common/config/config.h"
+
+namespace pgvault {
+
+struct CommonOptions {
+  std::optional<std::string> config_path;
+  std::vector<std::string> set;  // "section.key=value"
+  bool verbose = false;
+};
+
+// Adds --config, --set, --verbose and --version to `app`.
+void add_common_options(CLI::App& app, CommonOptions& opts);
+
+// Loads the configuration named by the options (see config.h) and applies the log level.
+Config load_tool_config(const CommonOptions& opts);
+
+struct ToolSpec {
+  std::string name;
+  // Maps an error to the process exit code (the tool's row in docs/EXIT-CODES.md). A command line that
+  // does not parse is an InvalidInput error.
+  std::function<int(const Error&)> exit_code;
+};
+
+// Parses argv with `app`, runs `body`, logs any error as one line and maps it with spec.exit_code.
+int run_tool(const ToolSpec& spec, CLI::App& app, int argc, char** argv, const std::function<int()>& body);
+
+}  // namespace pgvault

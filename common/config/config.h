@@ -1,0 +1,118 @@
+// Configuration: one TOML file, the standard AWS environment variables, and command-line overrides.
+//
+// Where the file is: --config PATH, else $PGVAULT_CONFIG, else /etc/pgvault/pgvault.toml. A file named by
+// --config or PGVAULT_CONFIG must exist; the default path may be absent (then defaults apply).
+// Precedence: overrides (--set flags) > PGVAULT_* variables > file > ambient AWS_* variables > defaults.
+// The AWS variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (or
+// AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL only fill [repository] keys that neither the file nor a flag
+// sets; the three credential variables count as one: when the file or a flag sets any of
+// access_key_id, secret_access_key or session_token, none of them applies (a stray session token must
+// not join the file's keys). The only PGVAULT_* variables are PGVAULT_CONFIG (which file) and
+// PGVAULT_LOG_LEVEL (beats [log] level, not --set log.level or --verbose; see cli.cpp).
+// Every key is defined once in config.cpp (name, type, default, check); conf/pgvault.toml documents them.
+// Unknown sections or keys and bad values throw ErrorKind::Config naming the file, line and key; so do
+// checks across several keys, naming the line of the key at fault.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/codec/codec.h"
+
+namespace pgvault {
+
+struct Config {
+  struct Repository {
+    std::string type = "fs";  // "fs" | "s3"
+    std::string path = "/var/lib/pgvault/repo";
+    std::string bucket;
+    std::string prefix;
+    std::string endpoint;
+    std::string region = "us-east-1";
+    std::string uri_style = "path";  // "path" | "virtual"
+    std::string access_key_id;
+    std::string secret_access_key;
+    std::string session_token;
+    bool verify_tls = true;
+    std::string ca_file;
+    std::uint64_t part_size = 16ull << 20;   // s3 multipart part size (and the single-PUT threshold)
+    int upload_parallel = 4;                 // s3 parts uploaded at once per object
+    int timeout = 60;                        // s3: seconds without progress before a request is cut
+    int connect_timeout = 10;                // s3: seconds to connect
+    int retry_time = 120;                    // s3: total seconds of retries before giving up
+  } repository;
+
+  struct CompressionCfg {
+    Compression method = Compression::Zstd;
+    int level = 3;
+    // zstd worker threads for one object: kAutoThreads ("auto": the tool decides, see
+    // Repository::encode_options), 0 (compress in the calling thread) or 1..64 workers.
+    int threads = kAutoThreads;
+    static constexpr int kAutoThreads = -1;
+  } compression;
+
+  struct EncryptionCfg {
+    Encryption method = Encryption::None;
+    std::string key_file;
+    std::string passphrase_file;
+  } encryption;
+
+  struct Push {
+    int parallel = 4;
+    std::string spool;  // look-ahead spool folder ("" = derived from the repository, outside PGDATA)
+  } push;
+
+  struct Fetch {
+    int prefetch = 8;
+    std::string on_error = "auto";  // "auto" | "abort" | "missing"
+    std::string spool;
+  } fetch;
+
+  struct Backup {
+    std::string conninfo;
+    int parallel = 0;  // 0 = number of cores
+    std::uint64_t bundle_size = 64ull << 20;
+    std::string checkpoint = "fast";  // "fast" | "spread"
+  } backup;
+
+  struct Retention {
+    int full_backups = 0;
+    std::string window;  // "" or N{h,d,w}
+    int min_full_backups = 1;
+    std::string incomplete_grace = "24h";
+  } retention;
+
+  struct Log {
+    std::string level = "info";  // "debug" | "info" | "warning" | "error"
+  } log;
+
+  std::string source = "(defaults)";  // the file the values came from, for messages
+  // Where each value set came from, by "section.key" ("pgvault.toml line 4", "environment AWS_REGION",
+  // "option repository.path"), and each section header by "section"; defaults are absent.
+  std::map<std::string, std::string> origins;
+  // For messages: where `key` ("section.key") was set, else where its section starts, else source.
+  std::string where(const std::string& key) const;
+};
+
+// "section.key" -> value, from command-line flags (e.g. --set repository.path=/x).
+using ConfigOverrides = std::map<std::string, std::string>;
+
+// Resolves the path as described above, then loads. `env` is looked up with getenv when nullptr.
+Config load_config(const std::optional<std::string>& path, const ConfigOverrides& overrides = {});
+
+// Parses TOML text (for tests); `origin` names it in messages.
+Config parse_config(const std::string& toml_text, const std::string& origin, bool apply_env,
+                    const ConfigOverrides& overrides = {});
+
+// Every key ("section.key"), for documentation checks.
+std::vector<std::string> config_keys();
+
+// Parses "64MiB", "1GiB", "512KiB", "100MB", "4096" into bytes. Throws Config naming `what`.
+std::uint64_t parse_size(const std::string& text, const std::string& what);
+// Parses "30d", "12h", "2w", "90m" into seconds. Throws Config naming `what`.
+std::int64_t parse_duration(const std::string& text, const std::string& what);
+
+}  // namespace pgvault

@@ -1,0 +1,283 @@
+#include "common/repo/manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "common/base/errors.h"
+#include "common/crypto/crypto.h"
+
+namespace pgvault {
+
+using nlohmann::json;
+
+namespace {
+
+// `digits` hex digits, returned in lowercase; else a Corruption error naming the file.
+std::string checked_hex(std::string v, std::size_t digits, const std::string& what, const std::string& path,
+                        const char* field) {
+  bool ok = v.size() == digits;
+  for (char& c : v) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  }
+  if (!ok) {
+    throw Error(ErrorKind::Corruption, what + ": malformed manifest (file " + path + ": \"" + field + "\" is not " +
+                                           std::to_string(digits) + " hex digits)");
+  }
+  return v;
+}
+
+Error path_error(const std::string& what, const char* entry, const std::string& path, const std::string& why) {
+  return Error(ErrorKind::Corruption, what + ": " + entry + " path \"" + path + "\" " + why +
+                                          ": refusing a manifest that could write outside the data directory");
+}
+
+// Checks every path and tablespace reference of a parsed manifest (see manifest_path_problem).
+void check_paths(const BackupManifest& m, const std::string& what) {
+  std::set<std::uint32_t> oids;
+  for (const auto& t : m.tablespaces) {
+    std::string loc = t.location;
+    while (loc.size() > 1 && loc.back() == '/') loc.pop_back();  // a trailing slash is harmless
+    std::string why = t.oid == 0                         ? "belongs to tablespace oid 0"
+                      : !oids.insert(t.oid).second       ? "is listed twice"
+                      : loc.empty() || loc[0] != '/'     ? "is not an absolute path"
+                      : loc == "/"                       ? ""
+                                                         : manifest_path_problem(loc.substr(1));
+    if (why.empty()) continue;
+    throw path_error(what, "tablespace", t.location, why);
+  }
+  auto check = [&](const char* entry, const std::string& path, std::uint32_t oid, bool dir) {
+    std::string why = manifest_path_problem(path, dir);
+    if (why.empty() && oid != 0 && !oids.count(oid)) why = "belongs to tablespace " + std::to_string(oid) + ", which the manifest does not list";
+    // pg_tblspc/<oid> becomes the link to a listed tablespace: nothing may be written through it.
+    if (why.empty() && oid == 0 && path.rfind("pg_tblspc/", 0) == 0) {
+      std::string rest = path.substr(10);
+      auto slash = rest.find('/');
+      std::string first = rest.substr(0, slash);
+      bool listed = std::any_of(m.tablespaces.begin(), m.tablespaces.end(),
+                                [&](const ManifestTablespace& t) { return std::to_string(t.oid) == first; });
+      if (listed && (slash != std::string::npos || !dir)) why = "lies inside the link to tablespace " + first;
+    }
+    if (!why.empty()) throw path_error(what, entry, path, why);
+  };
+  for (const auto& d : m.directories) check("directory", d.path, d.tablespace, true);
+  for (const auto& f : m.files) check("file", f.path, f.tablespace, false);
+}
+
+}  // namespace
+
+std::string manifest_path_problem(const std::string& path, bool directory) {
+  if (path.empty()) return "is empty";
+  if (directory && path == ".") return "";
+  if (path.find('\0') != std::string::npos) return "contains a NUL byte";
+  if (path[0] == '/') return "is an absolute path";
+  std::size_t start = 0;
+  while (true) {
+    std::size_t slash = path.find('/', start);
+    std::string_view c = std::string_view(path).substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (c.empty()) return "has an empty component";
+    if (c == "..") return "has a \"..\" component";
+    if (c == ".") return "has a \".\" component";
+    if (slash == std::string::npos) return "";
+    start = slash + 1;
+  }
+}
+
+FileChecksum::FileChecksum(const ManifestFile& f) : f_(f) {
+  if (!f.crc32c.empty()) crc_.emplace();
+  if (!f.sha256.empty() || f.crc32c.empty()) sha_ = std::make_unique<Sha256>();
+}
+
+FileChecksum::~FileChecksum() = default;
+
+void FileChecksum::update(ByteView data) {
+  if (crc_) crc_->update(data);
+  if (sha_) sha_->update(data);
+}
+
+std::string FileChecksum::mismatch() {
+  if (crc_) {
+    std::string got = crc_->hex();
+    if (got != f_.crc32c) return "CRC-32C " + got + ", manifest says " + f_.crc32c;
+  }
+  if (sha_) {
+    std::string got = to_hex(sha_->final());
+    if (got != f_.sha256) return "SHA-256 " + got + ", manifest says " + (f_.sha256.empty() ? "nothing" : f_.sha256);
+  }
+  return "";
+}
+
+std::string BackupManifest::to_json() const {
+  json j;
+  j["format"] = format;
+  j["label"] = label;
+  j["type"] = type;
+  j["parent"] = parent;
+  j["timeline"] = timeline;
+  j["start_lsn"] = format_lsn(start_lsn);
+  j["stop_lsn"] = format_lsn(stop_lsn);
+  j["start_wal"] = start_wal;
+  j["stop_wal"] = stop_wal;
+  j["start_time"] = start_time;
+  j["stop_time"] = stop_time;
+  j["pg_version"] = pg_version;
+  j["system_identifier"] = std::to_string(system_identifier);
+  j["wal_segment_size"] = wal_segment_size;
+  j["backup_label"] = backup_label;
+  j["tablespace_map"] = tablespace_map;
+  j["server_manifest_verified"] = server_manifest_verified;
+  j["total_bytes"] = total_bytes;
+  j["stored_bytes"] = stored_bytes;
+  j["tablespaces"] = json::array();
+  for (const auto& t : tablespaces) j["tablespaces"].push_back({{"oid", t.oid}, {"location", t.location}});
+  j["directories"] = json::array();
+  for (const auto& d : directories) {
+    j["directories"].push_back({{"path", d.path}, {"tablespace", d.tablespace}, {"mode", d.mode}});
+  }
+  j["bundles"] = json::array();
+  for (const auto& b : bundles) {
+    j["bundles"].push_back(
+        {{"index", b.index}, {"plain_size", b.plain_size}, {"stored_size", b.stored_size}, {"sha256", b.sha256}});
+  }
+  j["files"] = json::array();
+  for (const auto& f : files) {
+    json e = {{"path", f.path},         {"tablespace", f.tablespace}, {"size", f.size},
+              {"mode", f.mode},         {"mtime", f.mtime},           {"bundle", f.bundle},
+              {"offset", f.offset}};
+    if (!f.crc32c.empty()) e["crc32c"] = f.crc32c;
+    if (!f.sha256.empty()) e["sha256"] = f.sha256;  // an entry read from a format 1 manifest
+    if (f.crc32c.empty() && f.sha256.empty()) {
+      throw Error(ErrorKind::Internal, "manifest of " + label + ": file " + f.path + " has no checksum");
+    }
+    j["files"].push_back(std::move(e));
+  }
+  return j.dump(1) + "\n";
+}
+
+BackupManifest BackupManifest::from_json(const std::string& text, const std::string& what) {
+  try {
+    json j = json::parse(text);
+    BackupManifest m;
+    m.format = j.at("format").get<int>();
+    if (m.format > kManifestFormat) {
+      throw Error(ErrorKind::Config, what + ": manifest format " + std::to_string(m.format) +
+                                         " is newer than this pgvault understands; upgrade pgvault");
+    }
+    m.label = j.at("label").get<std::string>();
+    m.type = j.at("type").get<std::string>();
+    m.parent = j.value("parent", "");
+    m.timeline = j.at("timeline").get<std::uint32_t>();
+    m.start_lsn = parse_lsn(j.at("start_lsn").get<std::string>(), what + " start_lsn");
+    m.stop_lsn = parse_lsn(j.at("stop_lsn").get<std::string>(), what + " stop_lsn");
+    m.start_wal = j.at("start_wal").get<std::string>();
+    m.stop_wal = j.at("stop_wal").get<std::string>();
+    m.start_time = j.at("start_time").get<std::string>();
+    m.stop_time = j.at("stop_time").get<std::string>();
+    m.pg_version = j.at("pg_version").get<int>();
+    m.system_identifier = std::stoull(j.at("system_identifier").get<std::string>());
+    m.wal_segment_size = j.at("wal_segment_size").get<std::uint32_t>();
+    m.backup_label = j.at("backup_label").get<std::string>();
+    m.tablespace_map = j.value("tablespace_map", "");
+    m.server_manifest_verified = j.value("server_manifest_verified", false);
+    m.total_bytes = j.value("total_bytes", std::uint64_t{0});
+    m.stored_bytes = j.value("stored_bytes", std::uint64_t{0});
+    for (const auto& t : j.at("tablespaces")) {
+      m.tablespaces.push_back({t.at("oid").get<std::uint32_t>(), t.at("location").get<std::string>()});
+    }
+    for (const auto& d : j.at("directories")) {
+      m.directories.push_back(
+          {d.at("path").get<std::string>(), d.at("tablespace").get<std::uint32_t>(), d.at("mode").get<std::uint32_t>()});
+    }
+    for (const auto& b : j.at("bundles")) {
+      m.bundles.push_back({b.at("index").get<std::uint64_t>(), b.at("plain_size").get<std::uint64_t>(),
+                           b.at("stored_size").get<std::uint64_t>(), b.at("sha256").get<std::string>()});
+    }
+    for (const auto& f : j.at("files")) {
+      ManifestFile mf;
+      mf.path = f.at("path").get<std::string>();
+      mf.tablespace = f.at("tablespace").get<std::uint32_t>();
+      mf.size = f.at("size").get<std::uint64_t>();
+      mf.mode = f.at("mode").get<std::uint32_t>();
+      mf.mtime = f.at("mtime").get<std::int64_t>();
+      // Format 2 writes "crc32c", format 1 wrote "sha256": verify with whichever the entry has.
+      if (f.contains("crc32c")) mf.crc32c = checked_hex(f["crc32c"].get<std::string>(), 8, what, mf.path, "crc32c");
+      if (f.contains("sha256")) mf.sha256 = checked_hex(f["sha256"].get<std::string>(), 64, what, mf.path, "sha256");
+      if (mf.crc32c.empty() && mf.sha256.empty()) {
+        throw Error(ErrorKind::Corruption,
+                    what + ": malformed manifest (file " + mf.path + " has no checksum: neither \"crc32c\" nor \"sha256\")");
+      }
+      mf.bundle = f.at("bundle").get<std::uint64_t>();
+      mf.offset = f.at("offset").get<std::uint64_t>();
+      m.files.push_back(std::move(mf));
+    }
+    check_paths(m, what);
+    return m;
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::Corruption, what + ": malformed manifest (" + e.what() + ")");
+  } catch (const std::logic_error& e) {
+    throw Error(ErrorKind::Corruption, what + ": malformed manifest (" + e.what() + ")");
+  }
+}
+
+std::string make_backup_label(std::int64_t unix_time, bool incremental) {
+  std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return std::string(buf) + (incremental ? "-I" : "-F");
+}
+
+std::int64_t parse_iso8601(const std::string& text) {
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+      static_cast<std::size_t>(consumed) != text.size()) {
+    throw Error(ErrorKind::InvalidInput, "\"" + text + "\" is not a UTC time like 2026-11-21T16:41:00Z");
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+BackupManifest read_manifest(Repository& repo, const std::string& label) {
+  std::string key = keys::backup_manifest(label);
+  Bytes data = repo.get_bytes(key);
+  BackupManifest m = BackupManifest::from_json(std::string(data.begin(), data.end()), repo.describe() + "/" + key);
+  if (m.label != label) {
+    throw Error(ErrorKind::Corruption, repo.describe() + "/" + key + ": manifest is for backup " + m.label);
+  }
+  return m;
+}
+
+void write_manifest(Repository& repo, const BackupManifest& m) {
+  std::string text = m.to_json();
+  repo.put_bytes(keys::backup_manifest(m.label), as_bytes(text), PutOptions{.if_absent = true, .size = {}});
+}
+
+BackupListing list_backups(Repository& repo) {
+  BackupListing out;
+  std::map<std::string, bool> labels;  // label -> has manifest
+  const std::string prefix = keys::backups_prefix();
+  for (const auto& obj : repo.storage().list(prefix)) {
+    std::string rest = obj.key.substr(prefix.size());
+    auto slash = rest.find('/');
+    if (slash == std::string::npos) continue;
+    std::string label = rest.substr(0, slash);
+    bool is_manifest = rest.substr(slash + 1) == "manifest.json";
+    labels[label] = labels[label] || is_manifest;
+  }
+  for (const auto& [label, complete] : labels) {
+    if (complete) out.complete.push_back(read_manifest(repo, label));
+    else out.incomplete.push_back(label);
+  }
+  return out;
+}
+
+}  // namespace pgvault

@@ -1,0 +1,134 @@
+// The backup manifest: backups/<label>/manifest.json, written LAST by base-push (a backup without it is
+// incomplete and invisible), stored as a codec object (digest-verified, encrypted when configured).
+//
+// Data layout: the files of a backup are packed into bundles (backups/<label>/bundle-NNNNNN). A bundle's
+// plaintext is the concatenation of whole files, in manifest order; a file larger than the bundle size
+// gets a bundle of its own. Each file records (bundle, offset, size) inside the bundle's plaintext and
+// its own CRC-32C (the same checksum as the server's backup_manifest), so a restore verifies every file
+// as well as every bundle (whose SHA-256 the object codec checks). Manifests written by pgvault before
+// format 2 carry a per-file SHA-256 instead; they are still read and verified with it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/pg/crc32c.h"
+
+#include "common/repo/repo.h"
+
+namespace pgvault {
+
+// 1: per-file "sha256"; 2: per-file "crc32c". Readers accept both.
+inline constexpr int kManifestFormat = 2;
+
+struct ManifestFile {
+  std::string path;              // relative to the data directory, or to the tablespace for tablespace files
+  std::uint32_t tablespace = 0;  // 0 = the data directory; else the tablespace OID
+  std::uint64_t size = 0;
+  std::uint32_t mode = 0600;
+  std::int64_t mtime = 0;
+  std::string crc32c;            // CRC-32C of the content: crc32c_hex() (8 hex digits, big-endian value)
+  std::uint64_t bundle = 0;      // bundle index
+  std::uint64_t offset = 0;      // byte offset of the file in the bundle's plaintext
+  std::string sha256;            // hex SHA-256 of the content: only in entries of format 1 manifests
+};
+
+class Sha256;
+
+// Checks a file's content against its manifest entry, with whichever checksum the entry has (CRC-32C,
+// or SHA-256 for an entry of a format 1 manifest; both when it has both).
+class FileChecksum {
+ public:
+  explicit FileChecksum(const ManifestFile& f);
+  ~FileChecksum();
+  FileChecksum(const FileChecksum&) = delete;
+  FileChecksum& operator=(const FileChecksum&) = delete;
+  void update(ByteView data);
+  // Call once, after the last update(): "" when the content matches, else e.g.
+  // "CRC-32C 1a2b3c4d, manifest says e3069283" (computed value first).
+  std::string mismatch();
+
+ private:
+  const ManifestFile& f_;
+  std::optional<Crc32c> crc_;
+  std::unique_ptr<Sha256> sha_;
+};
+
+struct ManifestDirectory {
+  std::string path;
+  std::uint32_t tablespace = 0;
+  std::uint32_t mode = 0700;
+};
+
+struct ManifestTablespace {
+  std::uint32_t oid = 0;
+  std::string location;  // absolute path on the backed-up server
+};
+
+struct ManifestBundle {
+  std::uint64_t index = 0;
+  std::uint64_t plain_size = 0;   // bytes of plaintext (sum of its files)
+  std::uint64_t stored_size = 0;  // bytes in the repository (after compression/encryption)
+  std::string sha256;             // plaintext SHA-256 (the trailer of an encrypted bundle holds its keyed form)
+};
+
+struct BackupManifest {
+  int format = kManifestFormat;
+  std::string label;               // e.g. "20261121T164100Z-F"; sorts by start time (UTC)
+  std::string type = "full";       // "full" | "incremental"
+  std::string parent;              // label of the parent backup (incremental only)
+  std::uint32_t timeline = 1;
+  std::uint64_t start_lsn = 0;
+  std::uint64_t stop_lsn = 0;
+  std::string start_wal;           // segment holding start_lsn
+  std::string stop_wal;            // segment holding stop_lsn (archived before the manifest was written)
+  std::string start_time;          // ISO 8601 UTC
+  std::string stop_time;
+  int pg_version = 0;
+  std::uint64_t system_identifier = 0;
+  std::uint32_t wal_segment_size = 16u << 20;
+  std::string backup_label;        // contents of backup_label
+  std::string tablespace_map;      // contents of tablespace_map ("" when none)
+  bool server_manifest_verified = false;  // the server's backup_manifest checksums matched
+  std::vector<ManifestTablespace> tablespaces;
+  std::vector<ManifestDirectory> directories;
+  std::vector<ManifestFile> files;
+  std::vector<ManifestBundle> bundles;
+  // Totals (derived, stored for listing without summing).
+  std::uint64_t total_bytes = 0;   // database bytes (sum of file sizes)
+  std::uint64_t stored_bytes = 0;  // repository bytes (sum of bundle stored sizes)
+
+  std::string to_json() const;
+  // Corruption error naming `what` on malformed input, including a path that could write outside the data
+  // directory or its tablespace location (manifest_path_problem), a tablespace location that is not an
+  // absolute path without ".." components, and an entry of a tablespace the manifest does not list.
+  static BackupManifest from_json(const std::string& text, const std::string& what);
+};
+
+// Why `path` (a file or directory path from a manifest, relative to the data directory or to a tablespace
+// location) could write outside its root: "" when it is safe, else e.g. "is an absolute path" or "has a
+// \"..\" component". Safe means relative, with no empty, "." or ".." components and no NUL byte. A
+// directory entry may also be "." (the root itself, which a restore skips).
+std::string manifest_path_problem(const std::string& path, bool directory = false);
+
+// Label for a backup starting now: "YYYYMMDDTHHMMSSZ-F" (full) or "-I" (incremental).
+std::string make_backup_label(std::int64_t unix_time, bool incremental);
+// Seconds since the epoch for an ISO 8601 UTC time written by now_iso8601(); throws InvalidInput.
+std::int64_t parse_iso8601(const std::string& text);
+
+// What the repository holds under backups/.
+struct BackupListing {
+  std::vector<BackupManifest> complete;   // sorted by label (oldest first)
+  std::vector<std::string> incomplete;    // labels with objects but no manifest
+};
+BackupListing list_backups(Repository& repo);
+
+// Reads and verifies one manifest. NotFound when the backup has no manifest.
+BackupManifest read_manifest(Repository& repo, const std::string& label);
+// Writes the manifest (the commit point of a backup).
+void write_manifest(Repository& repo, const BackupManifest& m);
+
+}  // namespace pgvault

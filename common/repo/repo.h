@@ -1,0 +1,142 @@
+// The repository: layout (the one place that builds storage keys), the marker, the identity file, the key
+// record, and verified object reads and writes. See docs/FORMAT.md for the layout.
+//
+//   pgvault.repo.json                 marker: written by repo-init; no other tool creates a repository
+//   pgvault.json                      identity: format, system identifier, PostgreSQL version, segment size
+//   pgvault.key.json                  key record: key check and KDF parameters (when encryption is used)
+//   wal/<first 16 hex>/<segment>      WAL segments, .partial and .backup files
+//   wal/<TTTTTTTT>.history            timeline history files
+//   backups/<label>/...               one base backup; manifest.json written last
+//
+// Threads: a Repository caches its identity and key on first use, so it is used by one thread at a
+// time, with one exception: once read_key() has returned, get_object(), get_bytes(), stored_digest()
+// and storage() (a Storage may be shared, see storage.h) may be called from several threads at once
+// (pitr-prepare's restore workers and archive-info --verify share one Repository that way). Everything
+// else (identity(), ensure_identity(), write_key(), encode_options(), set_auto_threads(), put_object(),
+// put_bytes()) stays in one thread; workers that write open a Repository of their own (wal-push's
+// look-ahead, wal-fetch's prefetch) or use the Storage directly (base-push's bundle uploaders).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/codec/codec.h"
+#include "common/config/config.h"
+#include "common/pg/wal.h"
+#include "common/storage/storage.h"
+
+namespace pgvault {
+
+inline constexpr int kRepositoryFormat = 1;
+
+struct Identity {
+  int format = kRepositoryFormat;
+  std::uint64_t system_identifier = 0;
+  int pg_version = 0;                     // major version, e.g. 15
+  std::uint32_t wal_segment_size = 0;
+  std::string created;                    // ISO 8601 UTC
+};
+
+namespace keys {
+std::string marker();
+std::string identity();
+std::string key_record();
+std::string wal(const WalFileName& name);
+std::string wal_prefix();                                  // "wal/"
+std::string backups_prefix();                              // "backups/"
+std::string backup_prefix(const std::string& label);       // "backups/<label>/"
+std::string backup_manifest(const std::string& label);
+std::string backup_bundle(const std::string& label, std::uint64_t index);
+std::string backup_claim(const std::string& label);        // "backups/<label>/claim" (base-push's label claim)
+std::string lock(const std::string& name);                 // "locks/<name>"
+}  // namespace keys
+
+// Opens the configured backend ("fs" or "s3").
+std::unique_ptr<Storage> open_storage(const Config& config);
+
+// What Repository::initialise() found and did (repo-init's report).
+struct InitResult {
+  bool marker_created = false;  // false: the marker was there already
+  bool legacy = false;          // the location held pgvault.json without a marker (an older pgvault's)
+  std::string created;          // the marker's creation time (ISO 8601 UTC)
+  // The key record: "created", "verified" (matches the configured key), "unchecked" (present, but no
+  // key is configured), or "none" (no encryption configured, no record).
+  std::string key_record = "none";
+  bool changed() const { return marker_created || key_record == "created"; }
+};
+// repo-init's summary: one line of text, or a JSON object; `where` is Repository::describe().
+std::string init_summary_text(const std::string& where, const InitResult& r);
+std::string init_summary_json(const std::string& where, const InitResult& r);
+
+class Repository {
+ public:
+  Repository(std::unique_ptr<Storage> storage, Config config);
+  Storage& storage() { return *storage_; }
+  const Config& config() const { return config_; }
+  std::string describe() const { return storage_->describe(); }
+
+  // Whether a repository exists at this location: its marker (written by repo-init) or, for repositories
+  // made by older pgvault, its identity file. One GET of the identity (cached, and reused by
+  // ensure_identity) and, only without one, one HEAD of the marker.
+  bool initialised();
+  // Every tool but repo-init calls this before it reads or writes anything: throws NotInitialised, naming
+  // the location and repo-init, where no repository exists (an unmounted directory or a mistyped path or
+  // bucket must neither become a new repository nor look like an empty one).
+  void require_initialised();
+  // repo-init: creates the marker (create-if-absent) and, when encryption is configured, the key record.
+  // Idempotent: on an existing repository it changes nothing but verifies the configured key against
+  // the key record (Auth error on mismatch; nothing is written then). The identity is not written here:
+  // the first wal-push (or base-push) records the database system.
+  InitResult initialise();
+
+  // The identity, or nullopt for a repository nothing was pushed to yet.
+  std::optional<Identity> identity();
+  // Creates the identity from `proposed` unless one exists (atomic create-if-absent), and returns the
+  // stored one. Throws Foreign when the stored system identifier differs from proposed's.
+  Identity ensure_identity(const Identity& proposed);
+
+  // The key for reading: nullptr when no key_file/passphrase_file is configured. Verified against the key
+  // record (Auth error on mismatch) the first time.
+  const MasterKey* read_key();
+  // The key for writing: nullptr when [encryption] method is "none". Creates the key record on first use.
+  const MasterKey* write_key();
+  // What put_object encodes with. [compression] threads = "auto" means the auto_threads set here
+  // (default 0: the calling thread); a tool that encodes one object alone sets more (wal-push).
+  EncodeOptions encode_options();
+  void set_auto_threads(int workers) { auto_threads_ = workers; }
+
+  // Encodes everything `src` yields into `key` (committed atomically). Returns the plaintext digest.
+  Digest put_object(const std::string& key, Source& src, const PutOptions& opts = {});
+  // Reads and decodes `key` into `out`; everything verified before out.finish() is called.
+  Digest get_object(const std::string& key, Sink& out);
+  // Small objects.
+  void put_bytes(const std::string& key, ByteView plaintext, const PutOptions& opts = {});
+  Bytes get_bytes(const std::string& key);
+  // The digest recorded in an object's trailer, without reading its body (a claim; see codec.h): the
+  // plaintext SHA-256, or for an encrypted object of format 2 a keyed claim (`keyed` set), which only
+  // claim_of() can reproduce. Never compare it with a plaintext digest directly.
+  Digest stored_digest(const std::string& key);
+  // The claim the trailer of an object stored under `key` with plaintext digest `plain` carries:
+  // `plain` itself, or when `keyed` (take it from stored_digest) its keyed form under this repository's
+  // key (Auth error when no key is configured). `stored_digest(key) == claim_of(key, d, stored.keyed)`
+  // says "same content" without downloading the object.
+  Digest claim_of(const std::string& key, const Digest& plain, bool keyed);
+
+ private:
+  std::unique_ptr<Storage> storage_;
+  Config config_;
+  std::optional<std::optional<Identity>> identity_;
+  std::optional<MasterKey> key_;
+  bool key_loaded_ = false;
+  int auto_threads_ = 0;
+  bool key_verified_ = false;
+  bool initialised_ = false;
+  const MasterKey* load_key(bool create_record);
+  std::string init_key_record();
+};
+
+std::string now_iso8601();
+
+}  // namespace pgvault

@@ -1,0 +1,120 @@
+// pitr-prepare: restore a base backup from the repository into a data directory and set it up for
+// point-in-time recovery (PostgreSQL 12+ style: recovery.signal / standby.signal + postgresql.auto.conf).
+//
+// Order of work, and what the data directory looks like if it stops half-way:
+//  1. Plan (reads only): load the inventory, choose the backup (newest complete one that can reach the
+//     target, or --backup), resolve the target timeline through the history files, and check that the
+//     archive holds every WAL segment recovery will ask for. A missing segment fails here, before the data
+//     directory is touched (ErrorKind::NotFound naming the segment).
+//  2. Prepare the directory: refuse a non-empty one unless `force` (then its contents are removed; a
+//     running server's directory is refused even then). In a tablespace location, the directories the
+//     backup writes (PG_15_<catversion>) must not exist, even with `force`: the location may belong to
+//     another cluster; remove them by hand or restore elsewhere with tablespace_map.
+//  3. Restore: bundles are decoded in parallel; each bundle's plaintext is split into its files, written
+//     with their mode and mtime and checked against the manifest's CRC-32C (SHA-256 in manifests before format 2)
+//     and size; the bundle object itself is verified by its SHA-256. global/pg_control is
+//     written under a temporary name, and a marker file (kRestoreMarker) sits in the data directory.
+//  4. Finish: every file and directory is fsynced, postgresql.auto.conf gets the recovery settings, the
+//     signal file is written, and only then global/pg_control is renamed into place (the commit point:
+//     without pg_control PostgreSQL refuses to start) and the marker removed.
+// On any failure after step 2 everything written is removed again (the data directory is left empty, the
+// tablespace directories as they were); if even that fails, the marker stays and names the problem.
+// So PostgreSQL never starts on a half-restored or unverified directory.
+//
+// Tablespaces: pitr-prepare creates the pg_tblspc/<oid> symbolic links itself (to the original location
+// or its --tablespace-map replacement) and does not write tablespace_map, so PostgreSQL uses the links.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/repo/inventory.h"
+#include "common/repo/manifest.h"
+#include "common/repo/repo.h"
+
+namespace pgvault {
+
+inline constexpr const char* kRestoreMarker = "pgvault-restore-in-progress";
+
+enum class TargetKind { Latest, Immediate, Time, Lsn, Xid, Name };
+
+struct RecoveryTarget {
+  TargetKind kind = TargetKind::Latest;
+  std::string value;           // as given (time, LSN, xid or restore point name); empty for latest/immediate
+  std::uint64_t lsn = 0;       // Lsn: parsed
+  double time = 0;             // Time: seconds since the epoch (UTC), fractional
+};
+
+// Parses a --target-time value: "YYYY-MM-DD HH:MM:SS[.frac]" or with 'T', followed by a zone: "Z", "+HH",
+// "+HHMM" or "+HH:MM" (also "-"). A zone is required (a time without one would mean the server's
+// TimeZone, which pitr-prepare cannot know). Throws InvalidInput.
+double parse_target_time(const std::string& text);
+
+struct RestoreOptions {
+  std::string pgdata;                         // required; made absolute
+  RecoveryTarget target;                      // Default: latest
+  std::string target_action = "promote";      // "promote" | "pause" | "shutdown". Default: promote
+  std::string target_timeline = "latest";     // "latest" | "current" | a number. Default: latest
+  bool exclusive = false;                     // recovery_target_inclusive = off. Default: false
+  std::string backup;                         // label to restore; "" = choose. Default: ""
+  bool standby = false;                       // standby.signal instead of recovery.signal
+  std::vector<std::pair<std::string, std::string>> tablespace_map;  // OLD=NEW locations
+  // "off": postgresql.auto.conf gets archive_mode = off, so a test restore never archives its new
+  // timeline into the repository it came from; "preserve": the server's own setting stays (a restore
+  // that becomes the new primary). Default: off
+  std::string archive_mode = "off";
+  bool force = false;                         // empty a non-empty data directory first
+  bool dry_run = false;                       // plan only
+  int parallel = 0;                           // decoding threads; 0 = [backup] parallel, then cores
+  std::string restore_command;                // the full restore_command value (see make_restore_command)
+  bool progress = false;                      // progress line on stderr (a terminal)
+};
+
+// restore_command for postgresql.auto.conf: `wal_fetch` and `config_path` are shell-quoted when needed;
+// each `sets` entry becomes --set KEY=VALUE. config_path "" leaves --config out.
+std::string make_restore_command(const std::string& wal_fetch, const std::string& config_path,
+                                 const std::vector<std::string>& sets);
+
+struct RestorePlan {
+  BackupManifest backup;
+  std::uint32_t target_timeline = 0;   // resolved
+  WalCheck wal;                        // ok() when the archive can feed the recovery
+  std::string why;                     // how the backup was chosen, one line
+  std::vector<std::pair<std::uint32_t, std::string>> tablespaces;  // oid -> location to restore into
+};
+
+// Step 1 above. Throws NotFound (no suitable backup, a missing WAL segment or history file; the message
+// names it), InvalidInput (bad target, timeline not a child of the backup's), and storage kinds.
+RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOptions& opts);
+
+struct RestoreResult {
+  RestorePlan plan;
+  std::uint64_t files = 0;
+  std::uint64_t bytes = 0;
+  double seconds = 0;
+  std::string settings;  // the lines appended to postgresql.auto.conf
+};
+
+// Everything above. With dry_run, the plan and step 2's checks of the directories (files/bytes from the
+// manifest); nothing is written. Errors: as plan_restore,
+// plus InvalidInput (directory not empty, server running), Corruption (a bundle or file failed
+// verification: the message names the backup label and the file), Io, and storage kinds.
+RestoreResult run_restore(Repository& repo, const RestoreOptions& opts);
+
+// The recovery settings written to postgresql.auto.conf (for tests and --dry-run output).
+std::string recovery_settings(const RestoreOptions& opts, const RestorePlan& plan);
+
+// postgresql.auto.conf text with every recovery setting pitr-prepare writes removed (stale ones from the
+// backed-up server), followed by `settings`.
+std::string rewrite_auto_conf(const std::string& existing, const std::string& settings);
+
+// "pg_ctl -D <pgdata> start", quoted for a shell.
+std::string restore_next_command(const RestoreOptions& opts);
+std::string restore_summary_line(const RestoreResult& r, const RestoreOptions& opts);
+std::string restore_summary_json(const RestoreResult& r, const RestoreOptions& opts);
+
+}  // namespace pgvault

@@ -1,0 +1,84 @@
+// The storage interface: every repository backend (fs, s3, and the test wrappers) implements it.
+//
+// Keys are '/'-separated relative paths built only by common/repo (no leading '/', no "..").
+// Contracts every backend must keep:
+// - put(): the returned writer streams the object; nothing is visible under the key until commit()
+//   returns, and then the whole object is visible and durable (fs: fsync file + rename + fsync dir;
+//   s3: the PUT or CompleteMultipartUpload succeeded). A writer destroyed without commit() leaves
+//   nothing behind (best effort for s3 multipart: AbortMultipartUpload).
+//   With PutOptions::if_absent, commit() throws ErrorKind::Duplicate when the key already exists
+//   (atomically on fs and on S3 stores with conditional writes; on S3 stores without them: HEAD, PUT,
+//   then a check that the stored object is this writer's bytes, see common/storage/s3/s3.h).
+// - get(): throws ErrorKind::NotFound when the key does not exist, and any other failure with another
+//   kind (Transient, Auth, Io...). Never returns a partial object as complete: a reader that cannot
+//   deliver every byte throws.
+// - get_tail(key, n): the last min(n, size) bytes of the object and its total size, both from ONE version
+//   of the object (one open+fstat+pread on fs, one suffix-range GET on s3), so a concurrent overwrite
+//   can never pair the size of one version with the bytes of another. NotFound when the key is missing.
+//   The default reads the whole object through one get() (what the test doubles use); real backends
+//   override it with a single small read.
+// - head(): std::nullopt when the key does not exist; throws for every other failure.
+// - list(prefix): every key starting with prefix, recursively, sorted by key.
+// - remove(): deleting a missing key is not an error.
+// Threads: a Storage object may be used from several threads at once (every call of every backend;
+// backup workers, restore workers, archive-info --verify and the lock heartbeat share one). fs keeps
+// no state between calls but an atomic flag; s3 takes a connection from a mutex-guarded pool per
+// request. A writer returned by put() or a Source returned by get() is used by one thread at a time.
+// A new backend, or a test wrapper, must keep this.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/base/io.h"
+
+namespace pgvault {
+
+struct ObjectInfo {
+  std::string key;
+  std::uint64_t size = 0;
+  std::int64_t mtime = 0;  // seconds since the epoch, UTC (0 when unknown)
+};
+
+// The end of one version of an object (see get_tail()).
+struct ObjectTail {
+  Bytes bytes;              // the last min(n, size) bytes
+  std::uint64_t size = 0;   // the size of the object these bytes end
+};
+
+struct PutOptions {
+  bool if_absent = false;              // commit fails with Duplicate if the key exists
+  std::optional<std::uint64_t> size;   // total size when known in advance (lets s3 pick PUT vs multipart)
+};
+
+struct ByteRange {
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> length;  // to the end when empty
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+  // A short description for messages: "fs:/var/lib/pgvault/repo", "s3://bucket/prefix".
+  virtual std::string describe() const = 0;
+
+  virtual std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts = {}) = 0;
+  virtual std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range = {}) = 0;
+  virtual ObjectTail get_tail(const std::string& key, std::size_t n);
+  virtual std::optional<ObjectInfo> head(const std::string& key) = 0;
+  virtual std::vector<ObjectInfo> list(const std::string& prefix) = 0;
+  virtual void remove(const std::string& key) = 0;
+  // Deletes many keys; backends may batch (S3 DeleteObjects). Missing keys are not errors.
+  virtual void remove_many(const std::vector<std::string>& keys) {
+    for (const auto& k : keys) remove(k);
+  }
+};
+
+// Convenience: whole small objects.
+Bytes read_all(Storage& storage, const std::string& key);
+void write_all(Storage& storage, const std::string& key, ByteView data, const PutOptions& opts = {});
+
+}  // namespace pgvault
