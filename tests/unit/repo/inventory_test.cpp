@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "common/base/errors.h"
-#include "tests/unit/test_support.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {

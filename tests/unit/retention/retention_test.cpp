@@ -14,7 +14,7 @@
 #include "common/base/errors.h"
 #include "common/repo/lock.h"
 #include "common/storage/storage_fs.h"
-#include "tests/unit/test_support.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {

@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "common/storage/s3/s3.h"
-#include "test_support.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {

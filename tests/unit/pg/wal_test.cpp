@@ -8,7 +8,7 @@
 
 #include "common/base/errors.h"
 #include "common/pg/crc32c.h"
-#include "test_support.h"
+#include "support/test_support.h"
 
 using namespace pgvault;
 

@@ -13,7 +13,7 @@
 #include "common/base/errors.h"
 #include "common/crypto/crypto.h"
 #include "common/pg/crc32c.h"
-#include "tests/unit/test_support.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {

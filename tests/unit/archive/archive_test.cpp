@@ -13,7 +13,7 @@
 #include "common/base/errors.h"
 #include "common/base/fs.h"
 #include "common/storage/storage_fs.h"
-#include "test_support.h"
+#include "support/test_support.h"
 
 using namespace pgvault;
 using pgvault::testing::FaultStorage;

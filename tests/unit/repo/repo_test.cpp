@@ -10,7 +10,7 @@
 #include "common/base/errors.h"
 #include "common/pg/crc32c.h"
 #include "common/repo/manifest.h"
-#include "test_support.h"
+#include "support/test_support.h"
 
 using namespace pgvault;
 using pgvault::testing::MemoryStorage;

@@ -5,7 +5,7 @@
 #include "common/codec/codec.h"
 #include "common/repo/repo.h"
 #include "common/storage/storage_fs.h"
-#include "test_support.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {

@@ -7,7 +7,7 @@
 #include "common/crypto/crypto.h"
 #include "common/pg/crc32c.h"
 #include "common/repo/backup_bundles.h"
-#include "test_support.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "common/base/errors.h"
 #include "common/base/fs.h"
-#include "test_support.h"
+#include "support/test_support.h"
 
 using namespace pgvault;
 using pgvault::testing::TempDir;

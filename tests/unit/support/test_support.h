@@ -11,8 +11,22 @@
 #include <mutex>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "common/base/errors.h"
 #include "common/storage/storage.h"
+
+// EXPECT_THROW_KIND(statement, ErrorKind::X): the statement throws a pgvault::Error of that kind (any
+// other outcome fails the test and says what happened instead).
+#define EXPECT_THROW_KIND(statement, expected_kind)                                                     \
+  do {                                                                                                  \
+    try {                                                                                               \
+      statement;                                                                                        \
+      ADD_FAILURE() << #statement " did not throw (expected " #expected_kind ")";                       \
+    } catch (const ::pgvault::Error& e_) {                                                              \
+      EXPECT_EQ(e_.kind(), expected_kind) << #statement " threw: " << e_.what();                        \
+    }                                                                                                   \
+  } while (0)
 
 namespace pgvault::testing {
 
