@@ -1,4 +1,5 @@
-// archive-info: the inventory as text or JSON, and the full verification of a repository (--verify).
+// archive-info: the inventory as text (inventory_text.cpp) or JSON (inventory_json.cpp), with the result of
+// --verify (verify.h) when there is one.
 //
 // JSON (--json) is one object; keys are stable (new keys may be added, none renamed or removed).
 // LSNs are strings "X/Y", times ISO 8601 UTC strings, sizes integers in bytes:
@@ -21,36 +22,12 @@
 // }
 #pragma once
 
-#include <cstdint>
 #include <string>
-#include <vector>
 
 #include "common/repo/inventory.h"
+#include "common/report/verify.h"
 
 namespace pgvault {
-
-struct VerifyProblem {
-  std::string key;      // the storage key at fault (for missing WAL: the key it should have)
-  std::string kind;     // "corruption", "missing", "unreadable", "mismatch"
-  std::string message;
-};
-
-struct VerifyReport {
-  std::uint64_t objects = 0;  // objects read and decoded
-  std::uint64_t bytes = 0;    // plaintext bytes verified
-  std::vector<VerifyProblem> problems;  // sorted by key
-};
-
-struct VerifyOptions {
-  int parallel = 0;       // objects read at once; 0 = number of cores
-  bool progress = false;  // a progress line on stderr
-};
-
-// Reads every object through the decoder (digests, AEAD tags), checks every file of every backup against
-// its manifest checksum (CRC-32C; SHA-256 in format 1 manifests), bundle sizes and digests, WAL segment
-// headers (system identifier, position), and WAL continuity from each backup's start across timeline
-// switches to the end of every timeline that descends from it. Problems are collected, not thrown; storage failures (Transient, Io, Auth) throw.
-VerifyReport verify_repository(Repository& repo, const Inventory& inv, const VerifyOptions& opts);
 
 // `verify` may be null (no --verify).
 std::string inventory_text(const std::string& repository, const Inventory& inv, const RecoveryWindow& w,

@@ -1,15 +1,11 @@
 #include "common/repo/inventory.h"
 
-#include <nlohmann/json.hpp>
-#include <cstring>
-
-#include "common/crypto/crypto.h"
-#include "common/pg/crc32c.h"
-#include "common/report/inventory_report.h"
+#include "common/report/verify.h"
 
 #include <gtest/gtest.h>
 
 #include "common/base/errors.h"
+#include "support/repo_builder.h"
 #include "support/test_support.h"
 
 namespace pgvault {
@@ -268,19 +264,7 @@ Config plain_config() {
 }
 
 BackupManifest manifest(const std::string& label, std::uint32_t tli, std::uint64_t start_seg, std::uint64_t stop_seg) {
-  BackupManifest m;
-  m.label = label;
-  m.timeline = tli;
-  m.start_lsn = lsn_of(start_seg, 0x28);
-  m.stop_lsn = lsn_of(stop_seg, 0x100);
-  m.start_wal = seg_name(tli, start_seg);
-  m.stop_wal = seg_name(tli, stop_seg);
-  m.start_time = "2026-01-01T00:00:00Z";
-  m.stop_time = "2026-01-01T00:01:00Z";
-  m.pg_version = 15;
-  m.system_identifier = 42;
-  m.backup_label = "START WAL LOCATION: ...";
-  return m;
+  return testing::backup_manifest(label, tli, start_seg, stop_seg, kSeg);
 }
 
 struct MemRepo {
@@ -374,161 +358,6 @@ TEST(InventoryTest, BackupWhoseStopSegmentIsMissingIsNotInTheWindow) {
   ASSERT_TRUE(w.available);
   EXPECT_EQ(w.earliest_backup, "20260102T000000Z-F");
   EXPECT_EQ(w.latest_lsn, lsn_of(11));
-}
-
-// --- verify_repository and the renderers ---
-
-constexpr std::uint32_t kSmallSeg = 1u << 20;
-
-Bytes wal_segment(std::uint64_t segno, std::uint64_t sysid) {
-  Bytes b(kSmallSeg, 0);
-  std::uint16_t magic = 0xD110, info = 0x0002;
-  std::uint32_t tli = 1, seg = kSmallSeg, blck = 8192;
-  std::uint64_t addr = segno * kSmallSeg;
-  std::memcpy(&b[0], &magic, 2);
-  std::memcpy(&b[2], &info, 2);
-  std::memcpy(&b[4], &tli, 4);
-  std::memcpy(&b[8], &addr, 8);
-  std::memcpy(&b[24], &sysid, 8);
-  std::memcpy(&b[32], &seg, 4);
-  std::memcpy(&b[36], &blck, 4);
-  return b;
-}
-
-struct VerifyRepo {
-  testing::MemoryStorage* mem = nullptr;
-  std::unique_ptr<Repository> repo;
-  BackupManifest m;
-  // legacy: per-file "sha256" as in format 1 manifests (written by pgvault before CRC-32C).
-  explicit VerifyRepo(bool legacy = false) {
-    auto s = std::make_unique<testing::MemoryStorage>();
-    mem = s.get();
-    Config c;
-    repo = std::make_unique<Repository>(std::move(s), c);
-    repo->ensure_identity(Identity{kRepositoryFormat, 42, 15, kSmallSeg, ""});
-    for (std::uint64_t n = 1; n <= 8; ++n) put_segment(n, 42);
-    m = manifest("20260101T000000Z-F", 1, 2, 3);
-    m.start_lsn = 2ull * kSmallSeg + 0x28;
-    m.stop_lsn = 3ull * kSmallSeg + 0x100;
-    m.wal_segment_size = kSmallSeg;
-    std::string plain;
-    for (auto [path, content] : std::vector<std::pair<std::string, std::string>>{
-             {"PG_VERSION", "15\n"}, {"empty", ""}, {"base/1/1259", std::string(5000, 'x')}}) {
-      ManifestFile f{path, 0, content.size(), 0600, 0, crc32c_hex(crc32c(as_bytes(content))), 0, plain.size(), ""};
-      if (legacy) {
-        f.crc32c.clear();
-        f.sha256 = to_hex(sha256(as_bytes(content)));
-        m.format = 1;
-      }
-      m.files.push_back(f);
-      plain += content;
-    }
-    repo->put_bytes(keys::backup_bundle(m.label, 0), as_bytes(plain));
-    m.bundles.push_back({0, plain.size(), mem->objects[keys::backup_bundle(m.label, 0)].size(),
-                         to_hex(sha256(as_bytes(plain)))});
-  }
-  std::string seg_key_small(std::uint64_t n) { return keys::wal(*WalFileName::parse(segment_file_name(1, n, kSmallSeg))); }
-  void put_segment(std::uint64_t n, std::uint64_t sysid) {
-    Bytes b = wal_segment(n, sysid);
-    mem->objects.erase(seg_key_small(n));
-    repo->put_bytes(seg_key_small(n), b);
-  }
-  VerifyReport verify() {
-    write_manifest_once();
-    return verify_repository(*repo, load_inventory(*repo), VerifyOptions{2, false});
-  }
-  void write_manifest_once() {
-    mem->objects.erase(keys::backup_manifest(m.label));
-    write_manifest(*repo, m);
-  }
-};
-
-bool has_problem(const VerifyReport& r, const std::string& key, const std::string& needle) {
-  for (const auto& p : r.problems) {
-    if (p.key == key && p.message.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
-
-TEST(InventoryVerifyTest, CleanRepositoryHasNoProblems) {
-  VerifyRepo v;
-  VerifyReport r = v.verify();
-  EXPECT_TRUE(r.problems.empty()) << r.problems.front().key << ": " << r.problems.front().message;
-  EXPECT_EQ(r.objects, 1u + 1u + 8u);  // manifest, bundle, segments
-}
-
-TEST(InventoryVerifyTest, ReportsMissingSegmentOnTheBackupsPath) {
-  VerifyRepo v;
-  v.mem->objects.erase(v.seg_key_small(5));
-  v.mem->objects.erase(v.seg_key_small(1));  // before the backup: not a problem
-  VerifyReport r = v.verify();
-  ASSERT_EQ(r.problems.size(), 1u);
-  EXPECT_EQ(r.problems[0].key, v.seg_key_small(5));
-  EXPECT_EQ(r.problems[0].kind, "missing");
-}
-
-TEST(InventoryVerifyTest, ReportsDamagedObjectsAndFiles) {
-  VerifyRepo v;
-  const std::string good = v.m.files[2].crc32c;
-  v.m.files[2].crc32c = "ffffffff";
-  v.put_segment(6, 43);                              // another database system
-  auto& seg7 = v.mem->objects[v.seg_key_small(7)];  // bit rot in a stored segment
-  seg7[seg7.size() / 2] ^= 1;
-  VerifyReport r = v.verify();
-  std::string bundle = keys::backup_bundle(v.m.label, 0);
-  EXPECT_TRUE(has_problem(r, bundle, "file base/1/1259: CRC-32C " + good + ", manifest says ffffffff"))
-      << r.problems.size();
-  EXPECT_TRUE(has_problem(r, v.seg_key_small(6), "database system 43"));
-  EXPECT_TRUE(has_problem(r, v.seg_key_small(7), ""));
-  EXPECT_EQ(r.problems.size(), 3u);
-
-  v.mem->objects.erase(bundle);
-  VerifyReport r2 = v.verify();
-  EXPECT_TRUE(has_problem(r2, bundle, "missing"));
-}
-
-TEST(InventoryVerifyTest, Format1ManifestIsVerifiedWithSha256) {
-  VerifyRepo v(true);
-  VerifyReport clean = v.verify();
-  EXPECT_TRUE(clean.problems.empty()) << clean.problems.front().key << ": " << clean.problems.front().message;
-  // One byte of base/1/1259 changed in a bundle that is itself a valid object (and the manifest's bundle
-  // digest updated to match): only the per-file SHA-256 can tell.
-  std::string bundle = keys::backup_bundle(v.m.label, 0);
-  Bytes plain = v.repo->get_bytes(bundle);
-  plain[v.m.files[2].offset + 10] = 'y';
-  v.mem->objects.erase(bundle);
-  v.repo->put_bytes(bundle, plain);
-  v.m.bundles[0] = {0, plain.size(), v.mem->objects[bundle].size(), to_hex(sha256(plain))};
-  VerifyReport r = v.verify();
-  ASSERT_EQ(r.problems.size(), 1u);
-  std::string changed = std::string(10, 'x') + "y" + std::string(5000 - 11, 'x');
-  EXPECT_TRUE(has_problem(r, bundle, "file base/1/1259: SHA-256 " + to_hex(sha256(as_bytes(changed))) +
-                                         ", manifest says " + v.m.files[2].sha256))
-      << r.problems[0].message;
-}
-
-TEST(InventoryVerifyTest, RendersTextAndJson) {
-  VerifyRepo v;
-  v.mem->objects.erase(v.seg_key_small(6));
-  v.repo->put_bytes(keys::backup_bundle("20260105T000000Z-F", 0), as_bytes("x"));
-  VerifyReport r = v.verify();
-  Inventory inv = load_inventory(*v.repo);
-  RecoveryWindow w = recovery_window(inv);
-  std::string text = inventory_text("memory:", inv, w, &r);
-  EXPECT_NE(text.find("20260101T000000Z-F"), std::string::npos);
-  EXPECT_NE(text.find("20260105T000000Z-F"), std::string::npos);
-  EXPECT_NE(text.find(segment_file_name(1, 6, kSmallSeg)), std::string::npos);  // the gap
-  EXPECT_NE(text.find("PROBLEM missing"), std::string::npos);
-  auto j = nlohmann::json::parse(inventory_json("memory:", inv, w, &r));
-  EXPECT_EQ(j["backups"][0]["label"], "20260101T000000Z-F");
-  EXPECT_EQ(j["backups"][0]["stop_lsn"], "0/300100");
-  EXPECT_EQ(j["incomplete_backups"][0]["label"], "20260105T000000Z-F");
-  EXPECT_EQ(j["wal"][0]["segments"], 7);
-  EXPECT_EQ(j["wal"][0]["gaps"][0]["first"], segment_file_name(1, 6, kSmallSeg));
-  EXPECT_EQ(j["recovery_window"]["available"], true);
-  EXPECT_EQ(j["recovery_window"]["latest"]["lsn"], "0/600000");
-  EXPECT_EQ(j["verify"]["problems"].size(), 1u);
-  EXPECT_TRUE(nlohmann::json::parse(inventory_json("memory:", inv, w, nullptr))["verify"].is_null());
 }
 
 }  // namespace

@@ -1,0 +1,286 @@
+#include "common/report/verify.h"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <tuple>
+
+#include "common/base/errors.h"
+#include "common/base/progress.h"
+#include "common/base/task_group.h"
+#include "common/crypto/crypto.h"
+#include "common/repo/bundle_split.h"
+
+namespace pgvault {
+
+namespace {
+
+// One object to read: a bundle of a backup, a WAL object or a timeline history file.
+struct Task {
+  enum Type { Bundle, Wal, History } type = Bundle;
+  std::string key;
+  const BackupManifest* backup = nullptr;   // Bundle: its backup
+  std::uint64_t bundle = 0;                 // Bundle: its index
+  std::vector<const ManifestFile*> files;   // Bundle: the manifest's files in it
+  const WalObject* wal = nullptr;           // Wal
+  bool segment = false;                     // Wal: a full segment (not .partial/.backup)
+};
+
+// Counts a WAL object's bytes and keeps its first page header.
+class WalObjectSink final : public Sink {
+ public:
+  void write(ByteView d) override {
+    if (header.size() < kWalLongHeaderSize) {
+      std::size_t n = std::min(kWalLongHeaderSize - header.size(), d.size());
+      header.insert(header.end(), d.begin(), d.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    size += d.size();
+  }
+  void finish() override {}
+  std::uint64_t size = 0;
+  Bytes header;
+};
+
+// Records, for one bundle, every file whose checksum differs and where the bundle ends too early. Extra
+// bytes after the last file are left to the plaintext size check.
+class BundleFileCheck final : public BundleVisitor {
+ public:
+  void on_begin(const ManifestFile&) override {}
+  void on_data(const ManifestFile&, ByteView) override {}
+  void on_end(const ManifestFile& f, const std::string& mismatch) override {
+    if (!mismatch.empty()) messages.push_back("file " + f.path + ": " + mismatch);
+  }
+  void on_extra(std::uint64_t) override {}
+  void on_truncated(std::uint64_t pos, const ManifestFile& inside) override {
+    messages.push_back("ends after " + std::to_string(pos) + " bytes, inside file " + inside.path);
+  }
+  std::vector<std::string> messages;
+};
+
+class Verifier {
+ public:
+  Verifier(Repository& repo, const Inventory& inv, const VerifyOptions& opts)
+      : repo_(repo), inv_(inv), opts_(opts), sysid_(inv.identity ? inv.identity->system_identifier : 0) {}
+
+  VerifyReport run() {
+    report_known_problems();
+    for (const auto& b : inv_.backups) {
+      add_bundle_tasks(b);
+      check_stored_sizes(b);
+    }
+    add_wal_tasks();
+    read_all();
+    check_wal_continuity();
+    std::sort(rep_.problems.begin(), rep_.problems.end(), [](const VerifyProblem& x, const VerifyProblem& y) {
+      return std::tie(x.key, x.message) < std::tie(y.key, y.message);
+    });
+    return std::move(rep_);
+  }
+
+ private:
+  void problem(const std::string& key, const std::string& kind, const std::string& msg) {
+    std::lock_guard g(mu_);
+    rep_.problems.push_back({key, kind, msg});
+  }
+
+  void report_known_problems();
+  void add_bundle_tasks(const BackupManifest& b);
+  void check_stored_sizes(const BackupManifest& b);
+  void add_wal_tasks();
+  void read_all();
+  void read(const Task& t);
+  void decoded(const Digest& d);
+  void check_bundle(const Task& t);
+  void check_wal_object(const Task& t);
+  void check_wal_continuity();
+
+  Repository& repo_;
+  const Inventory& inv_;
+  const VerifyOptions& opts_;
+  const std::uint64_t sysid_;  // the repository's database system (0: none yet, each segment its own)
+  std::vector<Task> tasks_;
+  Progress* progress_ = nullptr;  // while the tasks run
+  std::atomic<std::uint64_t> bytes_{0};
+  std::mutex mu_;  // guards rep_.problems while the tasks run
+  VerifyReport rep_;
+};
+
+// Problems load_inventory already found: unreadable manifests and history files.
+void Verifier::report_known_problems() {
+  for (const auto& inc : inv_.incomplete) {
+    if (inc.error.empty()) continue;
+    problem(keys::backup_manifest(inc.label), inc.error_kind == ErrorKind::Corruption ? "corruption" : "unreadable",
+            inc.error);
+  }
+  for (const auto& [tli, h] : inv_.histories) {
+    if (!h.error.empty()) problem(h.key, "corruption", h.error);
+  }
+  rep_.objects += inv_.backups.size();  // manifests: decoded and verified by load_inventory
+}
+
+// One task per bundle: those the files name and those the manifest lists (even without files).
+void Verifier::add_bundle_tasks(const BackupManifest& b) {
+  std::map<std::uint64_t, std::vector<const ManifestFile*>> per_bundle;
+  for (const auto& f : b.files) per_bundle[f.bundle].push_back(&f);
+  for (const auto& mb : b.bundles) per_bundle[mb.index];
+  for (auto& [idx, files] : per_bundle) {
+    Task t;
+    t.type = Task::Bundle;
+    t.key = keys::backup_bundle(b.label, idx);
+    t.backup = &b;
+    t.bundle = idx;
+    t.files = std::move(files);
+    tasks_.push_back(std::move(t));
+  }
+}
+
+// Stored sizes against the manifest (a bundle that is not there is reported when it is read).
+void Verifier::check_stored_sizes(const BackupManifest& b) {
+  std::map<std::string, std::uint64_t> sizes;
+  for (const auto& o : repo_.storage().list(keys::backup_prefix(b.label))) sizes[o.key] = o.size;
+  for (const auto& mb : b.bundles) {
+    std::string key = keys::backup_bundle(b.label, mb.index);
+    auto it = sizes.find(key);
+    if (it != sizes.end() && mb.stored_size && it->second != mb.stored_size) {
+      problem(key, "mismatch", "backup " + b.label + ": stored size " + std::to_string(it->second) +
+                                   ", manifest says " + std::to_string(mb.stored_size));
+    }
+  }
+}
+
+void Verifier::add_wal_tasks() {
+  auto wal_task = [&](const WalObject& s, bool segment) {
+    Task t;
+    t.type = Task::Wal;
+    t.key = s.key;
+    t.wal = &s;
+    t.segment = segment;
+    tasks_.push_back(std::move(t));
+  };
+  for (const auto& [tli, tl] : inv_.wal) {
+    for (const auto& s : tl.segments) wal_task(s, true);
+    for (const auto& s : tl.partials) wal_task(s, false);
+  }
+  for (const auto& s : inv_.backup_history_files) wal_task(s, false);
+  for (const auto& [tli, h] : inv_.histories) {
+    Task t;
+    t.type = Task::History;
+    t.key = h.key;
+    tasks_.push_back(std::move(t));
+  }
+}
+
+// Reads every task's object, `parallel` at a time; the first error that is not a problem stops it.
+void Verifier::read_all() {
+  repo_.read_key();  // load the key once before threads share the repository
+  Progress progress(opts_.progress, "verifying", Progress::Unit::Items, "objects");
+  progress.set_total(tasks_.size());
+  progress_ = &progress;
+  TaskGroup group(opts_.parallel);
+  group.run(tasks_.size(), [&](std::size_t i) { read(tasks_[i]); }, [&] { progress.tick(); });
+  progress.clear();
+  progress_ = nullptr;
+  rep_.objects += progress.done();
+  rep_.bytes += bytes_.load();
+}
+
+// Reads one object; a damaged or missing one is a problem, any other error is thrown (no verdict).
+void Verifier::read(const Task& t) {
+  try {
+    if (t.type == Task::Bundle) {
+      check_bundle(t);
+    } else {
+      check_wal_object(t);
+    }
+  } catch (const Error& e) {
+    switch (e.kind()) {
+      case ErrorKind::Corruption:
+      case ErrorKind::Auth:
+        problem(t.key, "corruption", e.what());
+        break;
+      case ErrorKind::NotFound:
+        problem(t.key, "missing", t.backup ? "backup " + t.backup->label + ": bundle named by the manifest is missing"
+                                           : std::string(e.what()));
+        break;
+      default:
+        throw;
+    }
+  }
+  progress_->add(1);
+}
+
+// An object decoded in full: its plaintext bytes count as verified.
+void Verifier::decoded(const Digest& d) {
+  bytes_ += d.size;
+  progress_->add_bytes(d.size);
+}
+
+// A bundle: every file's checksum, then the plaintext's size and SHA-256 against the manifest.
+void Verifier::check_bundle(const Task& t) {
+  BundleFileCheck files;
+  BundleSplitter splitter(t.files, files);
+  Digest d = repo_.get_object(t.key, splitter);
+  decoded(d);
+  std::vector<std::string>& msgs = files.messages;
+  for (const auto& mb : t.backup->bundles) {
+    if (mb.index != t.bundle) continue;
+    if (mb.plain_size != d.size) {
+      msgs.push_back("plaintext size " + std::to_string(d.size) + ", manifest says " + std::to_string(mb.plain_size));
+    }
+    if (!mb.sha256.empty() && mb.sha256 != to_hex(d.sha256)) {
+      msgs.push_back("plaintext SHA-256 " + to_hex(d.sha256) + ", manifest says " + mb.sha256);
+    }
+  }
+  for (const auto& m : msgs) problem(t.key, "corruption", "backup " + t.backup->label + ": " + m);
+}
+
+// A WAL object or history file: decoded (digest, tag); a full segment also by size and first page
+// header.
+void Verifier::check_wal_object(const Task& t) {
+  WalObjectSink sink;
+  decoded(repo_.get_object(t.key, sink));
+  if (!t.segment) return;
+  if (sink.size != inv_.wal_segment_size) {
+    problem(t.key, "corruption", "segment of " + std::to_string(sink.size) + " bytes, expected " +
+                                     std::to_string(inv_.wal_segment_size));
+    return;
+  }
+  WalLongHeader h = parse_wal_long_header(sink.header, t.key);
+  auto name = WalFileName::parse(t.wal->name);
+  if (auto bad = check_segment_header(h, *name, inv_.wal_segment_size, sysid_ ? sysid_ : h.system_identifier)) {
+    problem(t.key, "corruption", bad->what());
+  }
+}
+
+// WAL continuity from each backup's start along every timeline descending from it; each missing segment
+// is reported once (for the first backup whose path needs it).
+void Verifier::check_wal_continuity() {
+  std::set<std::string> reported;
+  for (const auto& b : inv_.backups) {
+    for (std::uint32_t tli : descendant_timelines(inv_, b.timeline, b.start_lsn)) {
+      std::vector<ChainStep> chain;
+      try {
+        chain = timeline_chain(inv_, b.timeline, b.start_lsn, tli);
+      } catch (const Error&) {
+        continue;  // history problems are reported with the known problems
+      }
+      WalCheck c = check_wal_path(inv_, chain, b.start_lsn, std::nullopt, b.stop_lsn ? b.stop_lsn - 1 : 0);
+      for (const auto& name : c.missing_all) {
+        if (!reported.insert(name).second) continue;
+        problem(keys::wal(*WalFileName::parse(name)), "missing",
+                "WAL segment " + name + " is missing: recovery from backup " + b.label + " (timeline " +
+                    std::to_string(b.timeline) + ") to timeline " + std::to_string(tli) + " stops before it");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+VerifyReport verify_repository(Repository& repo, const Inventory& inv, const VerifyOptions& opts) {
+  return Verifier(repo, inv, opts).run();
+}
+
+}  // namespace pgvault
