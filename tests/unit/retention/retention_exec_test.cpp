@@ -51,6 +51,16 @@ struct MemRepo {
     repo->put_bytes(keys::backup_bundle(m.label, 1), as_bytes("bundle1"));
     write_manifest(*repo, m);
   }
+  // WAL 1..15 on timeline 1; full backups finished on days 0, 1 and 2, starting at segments 2, 6 and 10.
+  struct Three {
+    BackupManifest b0, b1, b2;
+  };
+  Three three_backups() {
+    segs(1, 1, 15);
+    Three t{F(0, 2), F(1, 6), F(2, 10)};
+    for (const auto* m : {&t.b0, &t.b1, &t.b2}) add(*m);
+    return t;
+  }
   std::size_t count(const std::string& prefix) { return repo->storage().list(prefix).size(); }
   RetentionPlan plan(const RetentionPolicy& p, std::int64_t now) {
     return plan_retention(load_inventory(*repo), p, now, scan_retention_extras(*repo));
@@ -59,11 +69,7 @@ struct MemRepo {
 
 TEST(RetentionExecTest, DeletesBackupThenWalAndReportsBytes) {
   MemRepo r;
-  r.segs(1, 1, 15);
-  BackupManifest b0 = F(0, 2), b1 = F(1, 6), b2 = F(2, 10);
-  r.add(b0);
-  r.add(b1);
-  r.add(b2);
+  auto [b0, b1, b2] = r.three_backups();
   std::vector<std::string> removed_order;
   r.fault->fail = [&](const std::string& op, const std::string& key) {
     if (op == "remove") removed_order.push_back(key);
@@ -97,11 +103,7 @@ TEST(RetentionExecTest, DeletesBackupThenWalAndReportsBytes) {
 
 TEST(RetentionExecTest, CrashAfterManifestDeleteIsFinishedByTheNextRun) {
   MemRepo r;
-  r.segs(1, 1, 15);
-  BackupManifest b0 = F(0, 2), b1 = F(1, 6), b2 = F(2, 10);
-  r.add(b0);
-  r.add(b1);
-  r.add(b2);
+  auto [b0, b1, b2] = r.three_backups();
   struct Crash {};
   RetentionExecOptions o;
   o.hook = [](std::string_view step) {
@@ -186,11 +188,7 @@ void expect_lock_conflict(MemRepo& r, const RetentionExecOptions& o, const std::
 
 TEST(RetentionExecTest, ALockTakenOverStopsDeletingAtOnce) {
   MemRepo r;
-  r.segs(1, 1, 15);
-  BackupManifest b0 = F(0, 2), b1 = F(1, 6), b2 = F(2, 10);
-  r.add(b0);
-  r.add(b1);
-  r.add(b2);
+  auto [b0, b1, b2] = r.three_backups();
   auto lock = RepositoryLock::acquire(r.repo->storage(), "retention", LockOptions{"retention-prune", 3600, kT0});
   RetentionExecOptions o;
   o.check = [&] { lock.check(); };
@@ -205,11 +203,7 @@ TEST(RetentionExecTest, ALockTakenOverStopsDeletingAtOnce) {
 
 TEST(RetentionExecTest, AFailedLockRefreshStopsDeletingAtOnce) {
   MemRepo r;
-  r.segs(1, 1, 15);
-  BackupManifest b0 = F(0, 2), b1 = F(1, 6), b2 = F(2, 10);
-  r.add(b0);
-  r.add(b1);
-  r.add(b2);
+  auto [b0, b1, b2] = r.three_backups();
   auto lock = RepositoryLock::acquire(r.repo->storage(), "retention", LockOptions{"retention-prune", 3600, kT0});
   std::atomic<bool> refresh_fails{false}, refresh_failed{false};
   r.fault->fail = [&](const std::string& op, const std::string& key) {
