@@ -26,6 +26,7 @@
 #include "common/pg/tar.h"
 #include "common/pg/wal.h"
 #include "common/repo/backup_bundles.h"
+#include "common/repo/backups.h"
 #include "common/storage/storage_fs.h"
 
 namespace pgvault {

@@ -26,6 +26,7 @@
 
 #include "common/base/errors.h"
 #include "common/pg/wal.h"
+#include "common/repo/backups.h"
 #include "common/repo/manifest.h"
 #include "common/repo/repo.h"
 
@@ -88,8 +89,8 @@ struct Inventory {
   bool has_history(std::uint32_t timeline) const { return histories.count(timeline) != 0; }
 };
 
-// Lists the repository and reads every manifest and history file (small objects). A manifest that cannot
-// be read or decoded does not throw: its backup is listed in `incomplete` with the error. Storage and key
+// Lists the repository (the backups through list_backup_folders, see backups.h) and reads every
+// manifest and history file (small objects). A manifest that cannot be read or decoded does not throw: its backup is listed in `incomplete` with the error. Storage and key
 // failures (Transient, Auth...) throw.
 Inventory load_inventory(Repository& repo);
 

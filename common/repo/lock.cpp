@@ -16,7 +16,7 @@
 #include "common/base/format.h"
 #include "common/base/threads.h"
 #include "common/crypto/crypto.h"
-#include "common/repo/repo.h"
+#include "common/repo/layout.h"
 
 namespace pgvault {
 namespace {

@@ -10,6 +10,7 @@
 
 #include "common/base/errors.h"
 #include "common/crypto/crypto.h"
+#include "common/pg/wal.h"
 
 namespace pgvault {
 
@@ -244,40 +245,6 @@ std::int64_t parse_iso8601(const std::string& text) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return static_cast<std::int64_t>(timegm(&tm));
-}
-
-BackupManifest read_manifest(Repository& repo, const std::string& label) {
-  std::string key = keys::backup_manifest(label);
-  Bytes data = repo.get_bytes(key);
-  BackupManifest m = BackupManifest::from_json(std::string(data.begin(), data.end()), repo.describe() + "/" + key);
-  if (m.label != label) {
-    throw Error(ErrorKind::Corruption, repo.describe() + "/" + key + ": manifest is for backup " + m.label);
-  }
-  return m;
-}
-
-void write_manifest(Repository& repo, const BackupManifest& m) {
-  std::string text = m.to_json();
-  repo.put_bytes(keys::backup_manifest(m.label), as_bytes(text), PutOptions{.if_absent = true, .size = {}});
-}
-
-BackupListing list_backups(Repository& repo) {
-  BackupListing out;
-  std::map<std::string, bool> labels;  // label -> has manifest
-  const std::string prefix = keys::backups_prefix();
-  for (const auto& obj : repo.storage().list(prefix)) {
-    std::string rest = obj.key.substr(prefix.size());
-    auto slash = rest.find('/');
-    if (slash == std::string::npos) continue;
-    std::string label = rest.substr(0, slash);
-    bool is_manifest = rest.substr(slash + 1) == "manifest.json";
-    labels[label] = labels[label] || is_manifest;
-  }
-  for (const auto& [label, complete] : labels) {
-    if (complete) out.complete.push_back(read_manifest(repo, label));
-    else out.incomplete.push_back(label);
-  }
-  return out;
 }
 
 }  // namespace pgvault

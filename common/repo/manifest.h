@@ -15,9 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "common/base/io.h"
 #include "common/pg/crc32c.h"
-
-#include "common/repo/repo.h"
 
 namespace pgvault {
 
@@ -119,16 +118,6 @@ std::string make_backup_label(std::int64_t unix_time, bool incremental);
 // Seconds since the epoch for an ISO 8601 UTC time written by now_iso8601(); throws InvalidInput.
 std::int64_t parse_iso8601(const std::string& text);
 
-// What the repository holds under backups/.
-struct BackupListing {
-  std::vector<BackupManifest> complete;   // sorted by label (oldest first)
-  std::vector<std::string> incomplete;    // labels with objects but no manifest
-};
-BackupListing list_backups(Repository& repo);
-
-// Reads and verifies one manifest. NotFound when the backup has no manifest.
-BackupManifest read_manifest(Repository& repo, const std::string& label);
-// Writes the manifest (the commit point of a backup).
-void write_manifest(Repository& repo, const BackupManifest& m);
+// Reading and writing a manifest in a repository, and listing the backups: common/repo/backups.h.
 
 }  // namespace pgvault

@@ -1,20 +1,20 @@
-// The repository: layout (the one place that builds storage keys), the marker, the identity file, the key
-// record, and verified object reads and writes. See docs/FORMAT.md for the layout.
+// The repository: the Storage handle it owns, the marker, the identity file, the key record, and
+// verified object reads and writes. Every object name comes from keys:: (common/repo/layout.h, which
+// lists the layout); docs/FORMAT.md describes it.
 //
-//   pgvault.repo.json                 marker: written by repo-init; no other tool creates a repository
-//   pgvault.json                      identity: format, system identifier, PostgreSQL version, segment size
-//   pgvault.key.json                  key record: key check and KDF parameters (when encryption is used)
-//   wal/<first 16 hex>/<segment>      WAL segments, .partial and .backup files
-//   wal/<TTTTTTTT>.history            timeline history files
-//   backups/<label>/...               one base backup; manifest.json written last
-//
-// Threads: a Repository caches its identity and key on first use, so it is used by one thread at a
-// time, with one exception: once read_key() has returned, get_object(), get_bytes(), stored_digest()
-// and storage() (a Storage may be shared, see storage.h) may be called from several threads at once
-// (pitr-prepare's restore workers and archive-info --verify share one Repository that way). Everything
-// else (identity(), ensure_identity(), write_key(), encode_options(), set_auto_threads(), put_object(),
-// put_bytes()) stays in one thread; workers that write open a Repository of their own (wal-push's
-// look-ahead, wal-fetch's prefetch) or use the Storage directly (base-push's bundle uploaders).
+// Threads. A Repository caches its identity, its marker check and its key on first use; what may run at
+// once:
+// - Any number of threads may call get_object(), get_bytes(), stored_digest(), claim_of(), read_key(),
+//   describe(), config() and storage() at the same time, ONCE read_key() has returned in the thread that
+//   owns the Repository (it loads and verifies the key; later calls only read the cache). pitr-prepare's
+//   restore workers and archive-info --verify's workers share one Repository that way.
+// - storage() may be used from any thread at any time: a Storage allows concurrent calls (storage.h).
+//   The retention lock's heartbeat (lock.h) and base-push's bundle uploaders (backup_bundles.h, which
+//   take their EncodeOptions from encode_options() before they start) use it directly.
+// - Everything else stays in the owning thread and never runs while workers use the Repository:
+//   initialised(), require_initialised(), initialise(), identity(), ensure_identity(), write_key(),
+//   encode_options(), set_auto_threads(), put_object() and put_bytes() (they fill the caches). Workers
+//   that write open a Repository of their own (wal-push's look-ahead, wal-fetch's prefetch).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,7 @@
 #include "common/codec/codec.h"
 #include "common/config/config.h"
 #include "common/pg/wal.h"
+#include "common/repo/layout.h"
 #include "common/storage/storage.h"
 
 namespace pgvault {
@@ -38,20 +39,6 @@ struct Identity {
   std::uint32_t wal_segment_size = 0;
   std::string created;                    // ISO 8601 UTC
 };
-
-namespace keys {
-std::string marker();
-std::string identity();
-std::string key_record();
-std::string wal(const WalFileName& name);
-std::string wal_prefix();                                  // "wal/"
-std::string backups_prefix();                              // "backups/"
-std::string backup_prefix(const std::string& label);       // "backups/<label>/"
-std::string backup_manifest(const std::string& label);
-std::string backup_bundle(const std::string& label, std::uint64_t index);
-std::string backup_claim(const std::string& label);        // "backups/<label>/claim" (base-push's label claim)
-std::string lock(const std::string& name);                 // "locks/<name>"
-}  // namespace keys
 
 // Opens the configured backend ("fs" or "s3").
 std::unique_ptr<Storage> open_storage(const Config& config);

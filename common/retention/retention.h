@@ -33,8 +33,8 @@
 // - "unknown-age": no object mtime: kept.
 // - "unreadable-manifest": it has a manifest that cannot be read (corrupt, wrong key): kept, never
 //   deleted automatically (an operator decides).
-// Leftover temporary files (fs backend: ".pgvault-tmp.*" of an interrupted write, invisible to every
-// tool) older than the grace period are deleted. The s3 backend has none (a PUT is atomic; an abandoned
+// Leftover temporary files (Storage::list_temporaries: the fs backend's ".pgvault-tmp.*" of an
+// interrupted write, invisible to every tool) older than the grace period are deleted. The s3 backend has none (a PUT is atomic; an abandoned
 // multipart upload is aborted by the writer, and a bucket lifecycle rule covers a crash).
 #pragma once
 
@@ -119,8 +119,8 @@ struct TemporaryDecision {
 
 // What plan_retention() needs beyond the inventory (filled by scan_retention_extras()).
 struct RetentionExtras {
-  std::set<std::string> tombstones;          // labels whose backups/<label>/deleting exists
-  std::vector<ObjectInfo> temporaries;       // leftover temporary files; key = path under the root
+  std::set<std::string> tombstones;          // labels whose tombstone (keys::backup_tombstone) exists
+  std::vector<ObjectInfo> temporaries;       // Storage::list_temporaries(); key = path under the root
 };
 
 struct RetentionPlan {
@@ -146,11 +146,9 @@ struct RetentionPlan {
 RetentionPlan plan_retention(const Inventory& inv, const RetentionPolicy& policy, std::int64_t now,
                              const RetentionExtras& extras = {});
 
-// The object that marks a backup as being deleted by retention: written before its manifest is removed,
-// so that a run interrupted after that is finished by the next one whatever the backup's age.
-std::string retention_tombstone_key(const std::string& label);
-
-// Lists tombstones (backups/*/deleting) and, on the fs backend, leftover temporary files.
+// Lists tombstones (keys::backup_tombstone: written before a deleted backup's manifest is removed, so
+// that a run interrupted after that is finished by the next one whatever the backup's age) and the
+// storage's leftover temporary files (Storage::list_temporaries; only the fs backend has any).
 RetentionExtras scan_retention_extras(Repository& repo);
 
 struct RetentionResult {

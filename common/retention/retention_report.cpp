@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/base/format.h"
+#include "common/retention/plural.h"
 #include "common/retention/retention.h"
 
 namespace pgvault {
@@ -12,11 +13,6 @@ namespace pgvault {
 namespace {
 
 using nlohmann::json;
-
-
-std::string plural(std::uint64_t n, const std::string& word) {
-  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
-}
 
 std::string upper(std::string_view s) {
   std::string out(s);

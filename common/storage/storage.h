@@ -75,6 +75,18 @@ class Storage {
   virtual void remove_many(const std::vector<std::string>& keys) {
     for (const auto& k : keys) remove(k);
   }
+
+  // Optional capabilities: what only a backend with files and directories has. The defaults suit a
+  // store without either (s3, the test doubles), so callers use them without knowing the backend.
+  // - list_temporaries(): the temporary files interrupted writes left anywhere in the store (invisible
+  //   to list()), key = path under the root, with size and mtime. Default: none.
+  // - remove_temporary(path): deletes one of them (missing is not an error; a path that does not name a
+  //   temporary file is refused with Internal). Default: nothing to do.
+  // - remove_empty_folder(prefix): removes the folder of keys `prefix` (ending in '/') when it is empty,
+  //   best effort (never throws: a concurrent writer may fill it). Default: nothing to do.
+  virtual std::vector<ObjectInfo> list_temporaries() { return {}; }
+  virtual void remove_temporary(const std::string& /*path*/) {}
+  virtual void remove_empty_folder(const std::string& /*prefix*/) {}
 };
 
 // Convenience: whole small objects.

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -49,7 +50,7 @@ bool pid_may_live(long pid) {
 // keeps wal-push's hot path free of directory listings on the other 15.
 bool sweep_due(const std::string& key) { return fnv1a(key) % 16 == 0; }
 
-void check_key(const std::string& key) {
+bool valid_key(const std::string& key) {
   bool bad = key.empty() || key.front() == '/' || key.find("//") != std::string::npos;
   std::size_t start = 0;
   while (!bad && start <= key.size()) {
@@ -59,7 +60,22 @@ void check_key(const std::string& key) {
     if (part == "." || part == ".." || part.rfind(kTempPrefix, 0) == 0) bad = true;
     start = end + 1;
   }
-  if (bad) throw Error(ErrorKind::Internal, "invalid storage key \"" + key + "\"");
+  return !bad;
+}
+
+void check_key(const std::string& key) {
+  if (!valid_key(key)) throw Error(ErrorKind::Internal, "invalid storage key \"" + key + "\"");
+}
+
+// A path list_temporaries() returns: a valid key for its folder, and a temporary file's name.
+void check_temporary_path(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if ((folder.empty() && slash != std::string::npos) || (!folder.empty() && !valid_key(folder)) ||
+      name.rfind(kTempPrefix, 0) != 0 || name.size() == std::strlen(kTempPrefix)) {
+    throw Error(ErrorKind::Internal, "invalid temporary file path \"" + path + "\"");
+  }
 }
 
 class FsStorage final : public Storage {
@@ -139,6 +155,22 @@ class FsStorage final : public Storage {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw errno_error("unlink " + path, errno);
   }
 
+  std::vector<ObjectInfo> list_temporaries() override;
+
+  void remove_temporary(const std::string& rel) override {
+    check_temporary_path(rel);
+    std::string path = full(rel);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw errno_error("unlink " + path, errno);
+  }
+
+  void remove_empty_folder(const std::string& prefix) override {
+    if (prefix.empty() || prefix.back() != '/' || !valid_key(prefix.substr(0, prefix.size() - 1))) return;
+    std::string path = full(prefix);
+    if (::rmdir(path.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
+      spdlog::debug("could not remove empty directory {}: {}", path, std::strerror(errno));
+    }
+  }
+
  private:
   std::string root_;
   std::atomic<bool> root_checked_{false};  // several threads may put at once (two may both check: harmless)
@@ -190,6 +222,29 @@ class FsStorage final : public Storage {
     }
   }
 };
+
+// Temporary files are invisible to list(): walk the whole tree.
+std::vector<ObjectInfo> FsStorage::list_temporaries() {
+  namespace stdfs = std::filesystem;
+  std::vector<ObjectInfo> out;
+  const stdfs::path root = root_;
+  std::error_code ec;
+  if (!stdfs::is_directory(root, ec)) return out;
+  stdfs::recursive_directory_iterator it(root, stdfs::directory_options::skip_permission_denied, ec), end;
+  if (ec) throw Error(ErrorKind::Io, "list " + root.string() + ": " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) throw Error(ErrorKind::Io, "list " + root.string() + ": " + ec.message());
+    const auto& entry = *it;
+    if (entry.path().filename().string().rfind(kTempPrefix, 0) != 0) continue;
+    std::error_code e2;
+    if (!entry.is_regular_file(e2)) continue;
+    struct stat st;
+    if (::lstat(entry.path().c_str(), &st) != 0) continue;  // gone meanwhile
+    out.push_back(ObjectInfo{stdfs::relative(entry.path(), root, e2).string(), static_cast<std::uint64_t>(st.st_size),
+                             st.st_mtim.tv_sec});
+  }
+  return out;
+}
 
 }  // namespace
 

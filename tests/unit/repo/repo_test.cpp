@@ -9,6 +9,7 @@
 #include "common/archive/spool.h"
 #include "common/base/errors.h"
 #include "common/pg/crc32c.h"
+#include "common/repo/backups.h"
 #include "common/repo/manifest.h"
 #include "support/test_support.h"
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -252,4 +253,81 @@ TEST(FsStorage, SeveralThreadsPutAtOnce) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(s->list("").size(), 4u);
+}
+
+// ---- optional capabilities (storage.h): temporary files and empty folders ----------------------------
+
+// Temporary files are invisible to list() but found by list_temporaries(), anywhere under the root, with
+// their path under the root, size and mtime.
+TEST(FsStorage, ListTemporariesFindsLeftoversEverywhere) {
+  TempDir dir;
+  auto s = make_fs_storage(dir / "repo");
+  write_all(*s, "wal/0000000100000000/000000010000000000000001", as_bytes("seg"));
+  write_all(*s, "top", as_bytes("x"));
+  const std::string deep = std::string(kTempPrefix) + "000000010000000000000002.1@0000000000000000.0.0badf00d";
+  const std::string top = std::string(kTempPrefix) + "pgvault.json.2@0000000000000000.0.0badf00d";
+  std::ofstream(dir / ("repo/wal/0000000100000000/" + deep)) << "12345";
+  std::ofstream(dir / ("repo/" + top)) << "1";
+  std::vector<ObjectInfo> temps = s->list_temporaries();
+  std::sort(temps.begin(), temps.end(), [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+  ASSERT_EQ(temps.size(), 2u);
+  EXPECT_EQ(temps[0].key, top);
+  EXPECT_EQ(temps[0].size, 1u);
+  EXPECT_EQ(temps[1].key, "wal/0000000100000000/" + deep);
+  EXPECT_EQ(temps[1].size, 5u);
+  EXPECT_GT(temps[1].mtime, 0);
+  EXPECT_EQ(s->list("").size(), 2u);  // still invisible to list()
+
+  s->remove_temporary(temps[1].key);
+  EXPECT_FALSE(std::filesystem::exists(dir / ("repo/wal/0000000100000000/" + deep)));
+  s->remove_temporary(temps[1].key);  // missing is fine
+  EXPECT_EQ(s->list_temporaries().size(), 1u);
+  // A root that does not exist (yet) holds none.
+  EXPECT_TRUE(make_fs_storage(dir / "nothing")->list_temporaries().empty());
+}
+
+// remove_temporary() deletes temporary files only: an object, a path out of the root or a bare prefix is
+// refused and nothing is removed.
+TEST(FsStorage, RemoveTemporaryRefusesAnythingElse) {
+  TempDir dir;
+  auto s = make_fs_storage(dir / "repo");
+  write_all(*s, "wal/a/seg", as_bytes("x"));
+  const std::string tmp = kTempPrefix;
+  for (const std::string& bad : std::vector<std::string>{"wal/a/seg", "../repo/wal/a/seg", "/etc/passwd", tmp,
+                                                         "wal/../" + tmp + "x", "/" + tmp + "x", ""}) {
+    EXPECT_THROW_KIND(s->remove_temporary(bad), ErrorKind::Internal);
+  }
+  EXPECT_TRUE(s->head("wal/a/seg"));
+}
+
+// remove_empty_folder() removes an emptied folder, leaves one with objects (or temporary files) in place,
+// and never touches the root or a malformed prefix.
+TEST(FsStorage, RemoveEmptyFolderOnlyRemovesEmptyOnes) {
+  TempDir dir;
+  auto s = make_fs_storage(dir / "repo");
+  write_all(*s, "backups/L/bundle-000000", as_bytes("x"));
+  write_all(*s, "wal/a/seg", as_bytes("x"));
+  s->remove("backups/L/bundle-000000");
+  s->remove_empty_folder("backups/L/");
+  EXPECT_FALSE(std::filesystem::exists(dir / "repo/backups/L"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "repo/backups"));  // only the folder named
+  s->remove_empty_folder("wal/a/");
+  EXPECT_TRUE(s->head("wal/a/seg"));
+  s->remove_empty_folder("backups/missing/");  // gone already: fine
+  std::filesystem::create_directories(dir / "repo/empty");
+  for (const char* bad : {"", "/", "empty", "../repo/empty/", "./empty/"}) s->remove_empty_folder(bad);
+  EXPECT_TRUE(std::filesystem::exists(dir / "repo/empty"));
+  s->remove_empty_folder("empty/");
+  EXPECT_FALSE(std::filesystem::exists(dir / "repo/empty"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "repo"));
+}
+
+// The defaults, for a store without files or directories: nothing to list, nothing to do.
+TEST(StorageCapabilities, DefaultsDoNothing) {
+  pgvault::testing::MemoryStorage mem;
+  write_all(mem, "backups/L/x", as_bytes("x"));
+  EXPECT_TRUE(mem.list_temporaries().empty());
+  mem.remove_temporary(std::string(kTempPrefix) + "x");
+  mem.remove_empty_folder("backups/L/");
+  EXPECT_EQ(mem.list("").size(), 1u);
 }

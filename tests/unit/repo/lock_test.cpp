@@ -1,0 +1,115 @@
+// The repository lock (common/repo/lock.h): one holder, stale locks taken over, the heartbeat.
+#include "common/repo/lock.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include "common/base/errors.h"
+#include "common/storage/storage_fs.h"
+#include "support/test_support.h"
+
+namespace pgvault {
+namespace {
+
+constexpr std::int64_t kT0 = 1'800'000'000;  // 2027-01-15
+
+TEST(RepositoryLockTest, SecondHolderIsRefusedWithTheHolderNamed) {
+  testing::MemoryStorage st;
+  LockOptions o{"retention-prune", 3600, kT0};
+  auto first = RepositoryLock::acquire(st, "retention", o);
+  EXPECT_TRUE(st.objects.count("locks/retention"));
+  try {
+    RepositoryLock::acquire(st, "retention", o);
+    FAIL() << "second lock taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("locked by retention-prune on host"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("pid " + std::to_string(::getpid())), std::string::npos) << msg;
+    EXPECT_NE(msg.find("locks/retention"), std::string::npos) << msg;
+  }
+  first.release();
+  EXPECT_FALSE(st.objects.count("locks/retention"));
+  auto again = RepositoryLock::acquire(st, "retention", o);
+  EXPECT_FALSE(again.taken_over());
+}
+
+TEST(RepositoryLockTest, StaleLocksAreTakenOver) {
+  testing::MemoryStorage st;
+  // Old by time.
+  {
+    auto held = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0});
+    auto later = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0 + 3600});
+    ASSERT_TRUE(later.taken_over());
+    EXPECT_EQ(later.taken_over()->time, kT0);
+    // The first holder's release leaves the new holder's lock alone.
+    held.release();
+    EXPECT_TRUE(st.objects.count("locks/retention"));
+  }
+  EXPECT_FALSE(st.objects.count("locks/retention"));
+  // Held by a process of this host that no longer exists.
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string rec = "{\"tool\":\"retention-prune\",\"host\":\"" + std::string(host) + "\",\"pid\":" +
+                    std::to_string(child) + ",\"time\":" + std::to_string(kT0) + ",\"token\":\"x\"}";
+  write_all(st, "locks/retention", as_bytes(rec));
+  auto lock = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0 + 1});
+  ASSERT_TRUE(lock.taken_over());
+  EXPECT_EQ(lock.taken_over()->pid, child);
+}
+
+TEST(RepositoryLockTest, KeptFreshDuringALongRun) {
+  testing::TempDir dir;
+  auto st = make_fs_storage(dir.path() + "/repo");  // thread-safe, unlike MemoryStorage
+  auto lock = RepositoryLock::acquire(*st, "retention", LockOptions{"retention-prune", 3600, kT0});
+  lock.keep_fresh(std::chrono::milliseconds(20));
+  std::int64_t seen = kT0;
+  for (int i = 0; i < 300 && seen < kT0 + 2; ++i) {  // up to 3 s of real time
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto j = nlohmann::json::parse(read_all(*st, "locks/retention"));
+    seen = j.at("time").get<std::int64_t>();
+    EXPECT_EQ(j.at("tool"), "retention-prune");
+  }
+  EXPECT_GE(seen, kT0 + 2);
+  // An hour after the original time the refreshed lock is not stale yet.
+  EXPECT_THROW(RepositoryLock::acquire(*st, "retention", LockOptions{"retention-prune", 3600, kT0 + 3600}), Error);
+  lock.release();  // stops the heartbeat, then deletes
+  EXPECT_FALSE(st->head("locks/retention"));
+}
+
+TEST(RepositoryLockTest, RefreshAfterATakeoverIsRefused) {
+  testing::MemoryStorage st;
+  auto old = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0});
+  auto now = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0 + 7200});
+  try {
+    old.refresh(kT0 + 7201);
+    FAIL() << "refreshed a lock that is no longer ours";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+    EXPECT_NE(std::string(e.what()).find("no longer ours"), std::string::npos) << e.what();
+  }
+  now.refresh(kT0 + 7300);
+  EXPECT_EQ(nlohmann::json::parse(read_all(st, "locks/retention")).at("time"), kT0 + 7300);
+}
+
+TEST(RepositoryLockTest, UnparsableLockIsHeldUntilStale) {
+  testing::MemoryStorage st;
+  write_all(st, "locks/retention", as_bytes("garbage"));
+  // MemoryStorage reports mtime 0: the record is as old as can be, so it is stale.
+  auto lock = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0});
+  EXPECT_TRUE(lock.taken_over());
+}
+
+}  // namespace
+}  // namespace pgvault
