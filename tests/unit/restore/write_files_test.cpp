@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/base/format.h"
 #include "restore/restore_fixture.h"
 
 namespace pgvault {
@@ -132,6 +133,22 @@ TEST(RestoreWriteTest, NoBundleStartsAfterAFailure) {
                  "backup " + fx.m.label + ": file PG_VERSION (bundle bundle-000000): injected failure");
   EXPECT_EQ(second_gets, 0);
   EXPECT_FALSE(exists(o.pgdata));
+}
+
+// The progress line (a terminal): the backup, the bytes written of the total; erased at the end.
+TEST(RestoreWriteTest, ProgressLineCountsTheBytesWritten) {
+  Fixture fx;
+  fx.commit();
+  RestoreOptions o = options(fx, 2);
+  o.progress = true;
+  ::testing::internal::CaptureStderr();
+  run_restore(*fx.repo, o);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("\rrestoring " + fx.m.label + ": "), std::string::npos) << err;
+  std::uint64_t total = 0;
+  for (const auto& f : fx.m.files) total += f.size;
+  EXPECT_NE(err.find(" / " + human_bytes(static_cast<double>(total)) + " ("), std::string::npos) << err;
+  EXPECT_EQ(err.back(), '\r') << "the line is erased at the end: " << err;
 }
 
 }  // namespace
