@@ -21,7 +21,7 @@ std::vector<UnsafeCase> unsafe_cases() {
       {"../outside/x", [](BackupManifest& m) { m.files[0].path = "../outside/x"; }},
       {"absolute", [](BackupManifest& m) { m.files[0].path = "/outside/x"; }},
       {"inner ..", [](BackupManifest& m) { m.files[0].path = "base/../../outside/x"; }},
-      {"empty component", [](BackupManifest& m) { m.files[0].path = "base//x"; }},
+      {"empty component", [](BackupManifest& m) { m.files[0].path = std::string("base/") + "/x"; }},
       {"directory ..", [](BackupManifest& m) { m.directories.push_back({"../outside", 0, 0700}); }},
       {"tablespace file ..", [](BackupManifest& m) { m.files.back().tablespace = 16384, m.files.back().path = "../x"; }},
       {"through the tablespace link",
