@@ -21,6 +21,8 @@
 // tablespace directories as they were); if even that fails, the marker stays and names the problem.
 // So PostgreSQL never starts on a half-restored or unverified directory.
 //
+// Each step is a named function of restore_steps.h (internal to common/restore/), one file per job.
+//
 // Tablespaces: pitr-prepare creates the pg_tblspc/<oid> symbolic links itself (to the original location
 // or its --tablespace-map replacement) and does not write tablespace_map, so PostgreSQL uses the links.
 #pragma once

@@ -1,0 +1,195 @@
+// Planning (reads only): choose the backup, resolve the target timeline, check that the archive holds
+// every WAL segment recovery will ask for, and map the tablespace locations.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "common/base/errors.h"
+#include "common/restore/restore_steps.h"
+
+namespace pgvault {
+
+using namespace restore_detail;
+
+namespace {
+
+// The checkpoint the backup starts from ("CHECKPOINT LOCATION:" in backup_label); recovery begins there.
+std::uint64_t checkpoint_lsn(const BackupManifest& b) {
+  std::istringstream in(b.backup_label);
+  std::string line;
+  const std::string key = "CHECKPOINT LOCATION: ";
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) == 0) {
+      try {
+        return parse_lsn(line.substr(key.size()), "backup_label");
+      } catch (const Error&) {
+        break;
+      }
+    }
+  }
+  return b.start_lsn;
+}
+
+// A manifest that exists but cannot be used (corrupt, unsafe paths, wrong key) is never passed over
+// silently: asked for by name, or when no other backup exists, its error is the answer.
+void refuse_unreadable_or_none(Repository& repo, const Inventory& inv, const RestoreOptions& opts) {
+  const IncompleteBackup* unreadable = nullptr;  // the newest one
+  for (const auto& i : inv.incomplete) {
+    if (!i.error.empty() && (opts.backup.empty() || i.label == opts.backup)) unreadable = &i;
+  }
+  if (unreadable && (inv.backups.empty() || !opts.backup.empty())) {
+    throw Error(unreadable->error_kind, "backup " + unreadable->label + " cannot be restored: " + unreadable->error);
+  }
+  if (inv.backups.empty()) {
+    throw Error(ErrorKind::NotFound, "repository " + repo.describe() + " holds no complete backup" +
+                                         (inv.incomplete.empty() ? "" : " (only incomplete ones)"));
+  }
+  if (unreadable && opts.backup.empty() && unreadable->label > inv.backups.back().label) {
+    spdlog::warn("backup {} is not considered: {}", unreadable->label, unreadable->error);
+  }
+}
+
+const BackupManifest& named_backup(Repository& repo, const Inventory& inv, const std::string& label) {
+  for (const auto& b : inv.backups) {
+    if (b.label == label) return b;
+  }
+  bool incomplete = std::any_of(inv.incomplete.begin(), inv.incomplete.end(),
+                                [&](const IncompleteBackup& i) { return i.label == label; });
+  throw Error(ErrorKind::NotFound, "backup " + label + (incomplete ? " is incomplete" : " does not exist") + " in " +
+                                       repo.describe() + " (see archive-info)");
+}
+
+// The backups that may serve, newest first: the one named with --backup, or those that end before the
+// target.
+std::vector<const BackupManifest*> candidates(Repository& repo, const Inventory& inv, const RestoreOptions& opts) {
+  if (!opts.backup.empty()) return {&named_backup(repo, inv, opts.backup)};
+  const RecoveryTarget& t = opts.target;
+  std::vector<const BackupManifest*> out;
+  for (auto it = inv.backups.rbegin(); it != inv.backups.rend(); ++it) {
+    if (t.kind == TargetKind::Time) {
+      // stop_time has whole seconds (truncated): the backup surely ended before the target only when
+      // its stop second plus one is not after it.
+      double stop = static_cast<double>(parse_iso8601(it->stop_time)) + 1.0;
+      if (stop > t.time) continue;
+    } else if (t.kind == TargetKind::Lsn) {
+      if (it->stop_lsn > t.lsn) continue;
+    }
+    out.push_back(&*it);
+  }
+  if (out.empty()) {
+    const BackupManifest& oldest = inv.backups.front();
+    throw Error(ErrorKind::NotFound, "no backup ends before the target " + describe_target(t) + " (the oldest, " +
+                                         oldest.label + ", ended at " + oldest.stop_time + ", " +
+                                         format_lsn(oldest.stop_lsn) + ")");
+  }
+  return out;
+}
+
+// Checks that the archive can feed the recovery of `b` along `chain`; a missing segment is NotFound.
+WalCheck check_archive(Repository& repo, const Inventory& inv, const RestoreOptions& opts, const BackupManifest& b,
+                       const std::vector<ChainStep>& chain, std::uint32_t tt) {
+  const RecoveryTarget& t = opts.target;
+  if (t.kind == TargetKind::Lsn && t.lsn < b.stop_lsn) {
+    throw Error(ErrorKind::InvalidInput, "target LSN " + format_lsn(t.lsn) + " lies before the end of backup " +
+                                             b.label + " (" + format_lsn(b.stop_lsn) +
+                                             "): recovery cannot stop before the backup is consistent");
+  }
+  std::optional<std::uint64_t> end;
+  if (t.kind == TargetKind::Lsn) end = t.lsn;
+  if (t.kind == TargetKind::Immediate) end = b.stop_lsn > 0 ? b.stop_lsn - 1 : 0;
+  std::uint64_t min_end = b.stop_lsn > 0 ? b.stop_lsn - 1 : 0;  // the stop segment holds the byte before it
+  WalCheck wal = check_wal_path(inv, chain, b.start_lsn, end, min_end);
+  if (!wal.ok()) {
+    std::string n = std::to_string(wal.missing_all.size());
+    throw Error(ErrorKind::NotFound,
+                "the archive is missing WAL segment " + *wal.missing + " (" + repo.describe() + "/" +
+                    *wal.missing_key + "), needed to recover backup " + b.label + " to " + describe_target(t) +
+                    " on timeline " + std::to_string(tt) + " (" + n + " segment" + (n == "1" ? "" : "s") +
+                    " missing between " + segment_file_name(chain.front().timeline, wal.first_segno, inv.wal_segment_size) +
+                    " and the end); nothing was written");
+  }
+  return wal;
+}
+
+// oid -> the location to restore into: the backup's, or its --tablespace-map replacement. Every map entry
+// must name one of the backup's tablespaces.
+std::vector<std::pair<std::uint32_t, std::string>> tablespace_locations(const BackupManifest& b,
+                                                                          const RestoreOptions& opts) {
+  std::vector<std::pair<std::uint32_t, std::string>> out;
+  std::set<std::string> used;
+  for (const auto& ts : b.tablespaces) {
+    std::string loc = strip_slashes(ts.location);
+    for (const auto& [from, to] : opts.tablespace_map) {
+      if (strip_slashes(from) == loc) {
+        used.insert(from);
+        loc = strip_slashes(to);
+      }
+    }
+    if (loc.empty() || loc[0] != '/') {
+      throw Error(ErrorKind::InvalidInput, "tablespace " + std::to_string(ts.oid) + ": location \"" + loc +
+                                               "\" is not an absolute path");
+    }
+    out.emplace_back(ts.oid, loc);
+  }
+  for (const auto& [from, to] : opts.tablespace_map) {
+    if (used.count(from)) continue;
+    std::string have;
+    for (const auto& ts : b.tablespaces) have += (have.empty() ? "" : ", ") + ts.location;
+    throw Error(ErrorKind::InvalidInput, "--tablespace-map " + from + "=" + to + ": backup " + b.label +
+                                             " has no tablespace at " + from +
+                                             (have.empty() ? " (it has no tablespaces)" : " (it has: " + have + ")"));
+  }
+  return out;
+}
+
+// The plan for backup `b`, or nullopt with `refusal` set when `b` cannot serve but an older one may.
+std::optional<RestorePlan> plan_for(Repository& repo, const Inventory& inv, const RestoreOptions& opts,
+                                    std::optional<std::uint32_t> fixed_timeline, const BackupManifest& b,
+                                    std::string& refusal) {
+  if (b.type != "full") {
+    // Restoring an incremental backup needs its parents' pages; this version restores full backups only.
+    std::string why = "backup " + b.label + " is " + b.type + "; only full backups can be restored";
+    if (!opts.backup.empty()) throw Error(ErrorKind::InvalidInput, why);
+    refusal = why;
+    return std::nullopt;
+  }
+  std::uint32_t tt = fixed_timeline                        ? *fixed_timeline
+                     : opts.target_timeline == "current" ? b.timeline
+                                                         : latest_timeline(inv, b.timeline);
+  std::vector<ChainStep> chain;
+  try {
+    chain = timeline_chain(inv, b.timeline, checkpoint_lsn(b), tt);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::InvalidInput) throw;
+    refusal = "backup " + b.label + ": " + e.what();
+    return std::nullopt;  // this backup is not on the target timeline's history; an older one may be
+  }
+  RestorePlan plan;
+  plan.backup = b;
+  plan.target_timeline = tt;
+  plan.wal = check_archive(repo, inv, opts, b, chain, tt);
+  plan.why = opts.backup.empty() ? "newest backup that can reach the target " + describe_target(opts.target)
+                                 : "chosen with --backup";
+  plan.tablespaces = tablespace_locations(b, opts);
+  return plan;
+}
+
+}  // namespace
+
+RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOptions& opts) {
+  std::optional<std::uint32_t> fixed_timeline = check_target_options(opts);
+  refuse_unreadable_or_none(repo, inv, opts);
+  std::string first_refusal;
+  for (const BackupManifest* b : candidates(repo, inv, opts)) {
+    std::string refusal;
+    std::optional<RestorePlan> plan = plan_for(repo, inv, opts, fixed_timeline, *b, refusal);
+    if (plan) return std::move(*plan);
+    if (first_refusal.empty()) first_refusal = refusal;
+  }
+  throw Error(ErrorKind::InvalidInput, "no backup can reach the target " + describe_target(opts.target) +
+                                           " on timeline " + opts.target_timeline + ": " + first_refusal);
+}
+
+}  // namespace pgvault

@@ -1,0 +1,172 @@
+// The files: bundles are decoded in parallel (TaskGroup, one task per bundle); each bundle's plaintext is
+// split into its files by the one BundleSplitter, and the visitor here writes them beneath their root
+// (O_EXCL | O_NOFOLLOW, never through a link), with their mode and mtime, fsynced, checked against the
+// manifest's checksum and size. The bundle object itself is verified by the repository (its SHA-256).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+
+#include "common/base/errors.h"
+#include "common/base/progress.h"
+#include "common/base/task_group.h"
+#include "common/repo/bundle_split.h"
+#include "common/restore/restore_steps.h"
+
+namespace pgvault::restore_detail {
+
+namespace {
+
+struct Counters {
+  std::atomic<std::uint64_t> files{0};
+  std::atomic<std::uint64_t> bytes{0};
+};
+
+// Writes the files of one bundle as the splitter hands them over. Throws (ending the bundle) on a file
+// that fails verification, on extra or missing bytes, and once the group stops after another bundle failed.
+class RestoreVisitor final : public BundleVisitor {
+ public:
+  RestoreVisitor(const RestoreDest& dest, const std::vector<const ManifestFile*>& files, std::string bundle_key,
+                 const TaskGroup& group, Counters& counters)
+      : dest_(dest), files_(files), bundle_(std::move(bundle_key)), group_(group), n_(counters) {}
+
+  void attach(const BundleSplitter& splitter) { splitter_ = &splitter; }
+  // The file being written, or the next one between files, "" after the last (for messages).
+  std::string current() const { return ended_ < files_.size() ? files_[ended_]->path : ""; }
+
+  void on_begin(const ManifestFile& f) override {
+    check_stop();
+    path_.clear();
+    fd_ = Fd();
+    if (skipped_file(f)) return;
+    check_restore_path(dest_.label, "file", f.path, false);
+    auto [root, rel] = dest_.dest(f);
+    path_ = root + "/" + rel;
+    auto slash = rel.rfind('/');
+    // Parents the manifest did not list are created; O_EXCL | O_NOFOLLOW: never through a link.
+    Fd dir = open_dir_beneath(root, slash == std::string::npos ? "" : rel.substr(0, slash), true);
+    std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+    int fd = ::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) throw errno_error("create " + path_, errno);
+    fd_ = Fd(fd);
+  }
+
+  void on_data(const ManifestFile&, ByteView part) override {
+    check_stop();
+    if (fd_) write_full(fd_.get(), part, path_);
+    n_.bytes += part.size();
+  }
+
+  void on_end(const ManifestFile& f, const std::string& mismatch) override {
+    if (!mismatch.empty()) throw Error(ErrorKind::Corruption, "file " + f.path + " fails verification: " + mismatch);
+    if (fd_) {
+      if (::fchmod(fd_.get(), f.mode & 07777) != 0) throw errno_error("chmod " + path_, errno);
+      struct timespec times[2] = {{static_cast<time_t>(f.mtime), 0}, {static_cast<time_t>(f.mtime), 0}};
+      if (::futimens(fd_.get(), times) != 0) throw errno_error("set mtime of " + path_, errno);
+      fsync_fd(fd_.get(), path_);
+      fd_.close(path_);
+      n_.files++;
+    }
+    ++ended_;
+  }
+
+  void on_extra(std::uint64_t) override {
+    throw Error(ErrorKind::Corruption, bundle_ + " holds more bytes than the manifest's files (" +
+                                           std::to_string(splitter_->position()) + " or more)");
+  }
+
+  void on_truncated(std::uint64_t pos, const ManifestFile& f) override {
+    throw Error(ErrorKind::Corruption, bundle_ + " ended after " + std::to_string(pos) + " bytes, inside " + f.path +
+                                           " (offset " + std::to_string(f.offset) + ", " + std::to_string(f.size) +
+                                           " bytes)");
+  }
+
+ private:
+  void check_stop() const {
+    if (group_.stop_requested()) throw Error(ErrorKind::Interrupted, "stopped after another bundle failed");
+  }
+
+  const RestoreDest& dest_;
+  const std::vector<const ManifestFile*>& files_;  // in the splitter's order
+  std::string bundle_;
+  const TaskGroup& group_;
+  Counters& n_;
+  const BundleSplitter* splitter_ = nullptr;
+  std::size_t ended_ = 0;
+  Fd fd_;
+  std::string path_;
+};
+
+// The manifest's files by bundle, each bundle's sorted by offset (overlaps are Corruption).
+std::map<std::uint64_t, std::vector<const ManifestFile*>> files_by_bundle(const BackupManifest& m,
+                                                                          const RestoreDest& dest) {
+  std::map<std::uint64_t, std::vector<const ManifestFile*>> out;
+  for (const auto& f : m.files) {
+    if (f.tablespace != 0 && !dest.tablespace_dirs.count(f.tablespace)) {
+      throw Error(ErrorKind::Corruption, "backup " + m.label + ": file " + f.path + " belongs to tablespace " +
+                                             std::to_string(f.tablespace) + ", which the manifest does not list");
+    }
+    out[f.bundle].push_back(&f);
+  }
+  for (auto& [idx, files] : out) sort_bundle_files(files, m.label, idx);
+  return out;
+}
+
+// One task: bundle `idx` decoded into its files. An error names the backup, the bundle and the file.
+void restore_bundle(Repository& repo, const RestoreDest& dest, std::uint64_t idx,
+                    const std::vector<const ManifestFile*>& files, const TaskGroup& group, Counters& counters) {
+  std::string key = keys::backup_bundle(dest.label, idx);
+  RestoreVisitor visitor(dest, files, key, group, counters);
+  BundleSplitter splitter(files, visitor);
+  visitor.attach(splitter);
+  try {
+    repo.get_object(key, splitter);
+  } catch (const Error& e) {
+    std::string file = visitor.current();
+    std::string ctx = "backup " + dest.label + ": " + (file.empty() ? "" : "file " + file + " (") + "bundle " +
+                      base_name(key) + (file.empty() ? "" : ")");
+    throw Error(e.kind(), ctx + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::Internal, "backup " + dest.label + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+// Files of the backup that must not be restored as they are: pitr-prepare writes its own signal file and
+// creates the tablespace links itself; a server's pid/opts files never belong in a restored directory.
+bool skipped_file(const ManifestFile& f) {
+  if (f.tablespace != 0) return false;
+  static const std::set<std::string> names = {"tablespace_map", "recovery.signal", "standby.signal", "postmaster.pid",
+                                              "postmaster.opts", "backup_manifest", kRestoreMarker};
+  return names.count(f.path) != 0;
+}
+
+WriteTotals write_bundles(Repository& repo, const BackupManifest& m, const RestoreDest& dest,
+                          const RestoreOptions& opts) {
+  const auto by_bundle = files_by_bundle(m, dest);
+  std::vector<const std::pair<const std::uint64_t, std::vector<const ManifestFile*>>*> bundles;
+  std::uint64_t total = 0;
+  for (const auto& entry : by_bundle) bundles.push_back(&entry);
+  for (const auto& f : m.files) total += f.size;
+
+  repo.read_key();  // load (and verify) the key once, before the threads share the repository
+  TaskGroup group(opts.parallel > 0 ? opts.parallel : repo.config().backup.parallel);
+  Counters counters;
+  Progress progress(opts.progress, "restoring " + m.label);
+  progress.set_total(total);
+  group.run(
+      bundles.size(),
+      [&](std::size_t i) { restore_bundle(repo, dest, bundles[i]->first, bundles[i]->second, group, counters); },
+      [&] {
+        progress.set_done(counters.bytes.load());
+        progress.tick();
+      });
+  progress.clear();
+  return {counters.files.load(), counters.bytes.load()};
+}
+
+}  // namespace pgvault::restore_detail

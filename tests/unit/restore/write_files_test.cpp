@@ -1,0 +1,155 @@
+// Restore's bundle writing on the TaskGroup: the first failure wins, and the other bundles end early.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "common/base/format.h"
+#include "restore/restore_fixture.h"
+
+namespace pgvault {
+namespace {
+
+using namespace restore_test;
+
+// A storage over another (not owned): get() of bundle 1 fails once the big bundle 2 is being read, and
+// bundle 2 is read in small pieces, pausing after its first until that failure has been thrown.
+class RaceStorage : public Storage {
+ public:
+  RaceStorage(Storage& inner, std::string failing, std::string big)
+      : inner_(inner), failing_(std::move(failing)), big_(std::move(big)) {}
+
+  std::string describe() const override { return inner_.describe(); }
+  std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override {
+    return inner_.put(key, opts);
+  }
+  std::optional<ObjectInfo> head(const std::string& key) override { return inner_.head(key); }
+  std::vector<ObjectInfo> list(const std::string& prefix) override { return inner_.list(prefix); }
+  void remove(const std::string& key) override { inner_.remove(key); }
+
+  std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override {
+    if (key == failing_) {
+      wait_for(big_started_);
+      set(failed_);
+      throw Error(ErrorKind::Corruption, "injected failure");
+    }
+    auto src = inner_.get(key, range);
+    if (key != big_) return src;
+    return std::make_unique<Slow>(std::move(src), *this);
+  }
+
+  bool big_read_to_the_end() const { return big_eof_.load(); }
+
+ private:
+  struct Slow : Source {
+    Slow(std::unique_ptr<Source> s, RaceStorage& o) : src(std::move(s)), owner(o) {}
+    std::size_t read(std::span<std::uint8_t> buf) override {
+      if (reads++ == 1) {
+        owner.set(owner.big_started_);
+        owner.wait_for(owner.failed_);
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the failure reaches the group
+      }
+      std::size_t n = src->read(buf.first(std::min<std::size_t>(buf.size(), 16 << 10)));
+      if (n == 0) owner.big_eof_ = true;
+      return n;
+    }
+    std::unique_ptr<Source> src;
+    RaceStorage& owner;
+    int reads = 0;
+  };
+
+  void set(bool& flag) {
+    std::lock_guard g(mu_);
+    flag = true;
+    cv_.notify_all();
+  }
+  void wait_for(bool& flag) {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, std::chrono::seconds(10), [&] { return flag; });
+  }
+
+  Storage& inner_;
+  std::string failing_, big_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool big_started_ = false, failed_ = false;
+  std::atomic<bool> big_eof_{false};
+};
+
+RestoreOptions options(Fixture& fx, int parallel) {
+  RestoreOptions o = fx.options();
+  o.parallel = parallel;
+  o.tablespace_map = {{fx.tmp / "ts-orig", fx.tmp / "ts-new"}};
+  return o;
+}
+
+void expect_failure(Repository& repo, const RestoreOptions& o, ErrorKind kind, const std::string& message) {
+  try {
+    run_restore(repo, o);
+    ADD_FAILURE() << "restored";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    EXPECT_EQ(std::string(e.what()), message);
+  }
+}
+
+TEST(RestoreWriteTest, FirstFailureWinsAndOtherBundlesEndEarly) {
+  Fixture fx;
+  std::string big(4u << 20, '\0');
+  std::uint32_t x = 1;
+  for (auto& c : big) c = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);  // incompressible
+  fx.add_bundle(2, {{"base/5/big", big}});
+  fx.commit();
+  auto storage = std::make_unique<RaceStorage>(*fx.mem, keys::backup_bundle(fx.m.label, 1),
+                                               keys::backup_bundle(fx.m.label, 2));
+  RaceStorage* race = storage.get();
+  Repository repo(std::move(storage), fx.repo->config());
+  RestoreOptions o = options(fx, 2);
+  // The bundle's error, not the Interrupted of the stopped one; named as before the TaskGroup.
+  expect_failure(repo, o, ErrorKind::Corruption,
+                 "backup " + fx.m.label + ": file tablespace_map (bundle bundle-000001): injected failure");
+  EXPECT_FALSE(race->big_read_to_the_end());
+  EXPECT_FALSE(exists(o.pgdata));
+}
+
+// With one worker, no bundle starts after one failed.
+TEST(RestoreWriteTest, NoBundleStartsAfterAFailure) {
+  Fixture fx;
+  fx.commit();
+  auto mem = std::make_unique<testing::MemoryStorage>();
+  mem->objects = fx.mem->objects;
+  auto fault = std::make_unique<testing::FaultStorage>(std::move(mem));
+  const std::string first = keys::backup_bundle(fx.m.label, 0), second = keys::backup_bundle(fx.m.label, 1);
+  int second_gets = 0;
+  fault->fail = [&](const std::string& op, const std::string& key) {
+    if (op == "get" && key == first) throw Error(ErrorKind::Transient, "injected failure");
+    if (op == "get" && key == second) ++second_gets;
+  };
+  Repository repo(std::move(fault), fx.repo->config());
+  RestoreOptions o = options(fx, 1);
+  expect_failure(repo, o, ErrorKind::Transient,
+                 "backup " + fx.m.label + ": file PG_VERSION (bundle bundle-000000): injected failure");
+  EXPECT_EQ(second_gets, 0);
+  EXPECT_FALSE(exists(o.pgdata));
+}
+
+// The progress line (a terminal): the backup, the bytes written of the total; erased at the end.
+TEST(RestoreWriteTest, ProgressLineCountsTheBytesWritten) {
+  Fixture fx;
+  fx.commit();
+  RestoreOptions o = options(fx, 2);
+  o.progress = true;
+  ::testing::internal::CaptureStderr();
+  run_restore(*fx.repo, o);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("\rrestoring " + fx.m.label + ": "), std::string::npos) << err;
+  std::uint64_t total = 0;
+  for (const auto& f : fx.m.files) total += f.size;
+  EXPECT_NE(err.find(" / " + human_bytes(static_cast<double>(total)) + " ("), std::string::npos) << err;
+  EXPECT_EQ(err.back(), '\r') << "the line is erased at the end: " << err;
+}
+
+}  // namespace
+}  // namespace pgvault
