@@ -32,6 +32,13 @@ Config load_tool_config(const CommonOptions& opts) {
   return c;
 }
 
+ToolSpec tool_spec(std::string_view tool, std::function<bool()> standby) {
+  const ToolExitCodes& table = exit_codes(tool);
+  return {std::string(tool), [&table, standby = std::move(standby)](const Error& e) {
+            return exit_code(table, e.kind(), standby && standby());
+          }};
+}
+
 int run_tool(const ToolSpec& spec, CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
   init_logging(spec.name);
   try {

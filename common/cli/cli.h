@@ -8,9 +8,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/base/errors.h"
+#include "common/cli/exit_codes.h"
 #include "common/config/config.h"
 
 namespace pgvault {
@@ -33,6 +35,10 @@ struct ToolSpec {
   // does not parse is an InvalidInput error.
   std::function<int(const Error&)> exit_code;
 };
+
+// The spec of `tool`, mapping errors with its table in exit_codes.h; `standby` (wal-fetch) says, when
+// an error is mapped, whether the table's standby rule applies.
+ToolSpec tool_spec(std::string_view tool, std::function<bool()> standby = {});
 
 // Parses argv with `app`, runs `body`, logs any error as one line and maps it with spec.exit_code.
 int run_tool(const ToolSpec& spec, CLI::App& app, int argc, char** argv, const std::function<int()>& body);

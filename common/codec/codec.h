@@ -26,12 +26,12 @@
 #include <string_view>
 
 #include "common/base/io.h"
+#include "common/codec/options.h"
 #include "common/crypto/crypto.h"
 
 namespace pgvault {
 
-enum class Compression : std::uint8_t { None = 0, Zstd = 1 };
-enum class Encryption : std::uint8_t { None = 0, Aes256Gcm = 1 };
+// Compression and Encryption: common/codec/options.h.
 
 inline constexpr std::size_t kObjectHeaderSize = 32;
 inline constexpr std::size_t kObjectTrailerSize = 48;

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "common/codec/codec.h"
+#include "common/codec/options.h"
 
 namespace pgvault {
 

@@ -7,22 +7,6 @@
 #include "common/cli/cli.h"
 #include "common/report/inventory_report.h"
 
-namespace {
-
-constexpr int kProblems = 1;
-
-int exit_code(const pgvault::Error& e) {
-  using K = pgvault::ErrorKind;
-  switch (e.kind()) {
-    case K::InvalidInput:
-    case K::Config: return 2;
-    case K::Auth: return 5;
-    default: return 3;  // no repository there, or it could not be listed or read: no verdict
-  }
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app{"Show the backups, WAL (per timeline, with gaps), timeline history and recovery window of the\n"
                "pgvault repository. --verify reads every object and checks digests, authentication tags,\n"
@@ -36,7 +20,7 @@ int main(int argc, char** argv) {
   app.add_option("--parallel", parallel, "objects verified at once (default: [backup] parallel; 0 = cores)")
       ->check(CLI::NonNegativeNumber);
   pgvault::add_common_options(app, common);
-  return pgvault::run_tool({"archive-info", exit_code}, app, argc, argv, [&] {
+  return pgvault::run_tool(pgvault::tool_spec("archive-info"), app, argc, argv, [&] {
     pgvault::Config config = pgvault::load_tool_config(common);
     pgvault::Repository repo(pgvault::open_storage(config), config);
     repo.require_initialised();
@@ -53,6 +37,7 @@ int main(int argc, char** argv) {
     std::string out = json ? pgvault::inventory_json(repo.describe(), inv, window, r)
                            : pgvault::inventory_text(repo.describe(), inv, window, r);
     std::fputs(out.c_str(), stdout);
-    return report && !report->problems.empty() ? kProblems : 0;
+    return report && !report->problems.empty() ? pgvault::outcome_code(pgvault::exit_codes("archive-info"), "problems")
+                                                 : pgvault::kExitSuccess;
   });
 }

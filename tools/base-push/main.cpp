@@ -9,26 +9,6 @@
 #include "common/backup/backup.h"
 #include "common/cli/cli.h"
 
-namespace {
-
-int exit_code(const pgvault::Error& e) {
-  using K = pgvault::ErrorKind;
-  switch (e.kind()) {
-    case K::InvalidInput:
-    case K::Config:
-    case K::NotInitialised: return 2;
-    case K::Conflict:
-    case K::Duplicate: return 3;
-    case K::Foreign: return 4;
-    case K::Auth: return 5;
-    case K::Corruption: return 6;
-    case K::Interrupted: return 130;
-    default: return 1;
-  }
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app{"Take a base backup of a running PostgreSQL server (replication connection, BASE_BACKUP) into\n"
                "the pgvault repository. The backup becomes visible once its stop segment is archived.",
@@ -44,7 +24,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--json", json, "print a JSON summary on stdout");
   pgvault::add_common_options(app, common);
-  return pgvault::run_tool({"base-push", exit_code}, app, argc, argv, [&] {
+  return pgvault::run_tool(pgvault::tool_spec("base-push"), app, argc, argv, [&] {
     pgvault::Config config = pgvault::load_tool_config(common);
     pgvault::BackupOptions opts = pgvault::backup_options_from_config(config);
     if (conninfo) opts.conninfo = *conninfo;

@@ -5,21 +5,6 @@
 #include "common/cli/cli.h"
 #include "common/repo/repo.h"
 
-namespace {
-
-int exit_code(const pgvault::Error& e) {
-  using K = pgvault::ErrorKind;
-  switch (e.kind()) {
-    case K::InvalidInput:
-    case K::Config: return 2;
-    case K::Auth: return 5;
-    case K::Corruption: return 6;
-    default: return 1;
-  }
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app{"Create the pgvault repository at the configured location (a directory, or an S3 bucket and\n"
                "prefix): writes its marker pgvault.repo.json and, when encryption is configured, the key\n"
@@ -32,7 +17,7 @@ int main(int argc, char** argv) {
   bool json = false;
   app.add_flag("--json", json, "print the result as JSON on stdout");
   pgvault::add_common_options(app, common);
-  return pgvault::run_tool({"repo-init", exit_code}, app, argc, argv, [&] {
+  return pgvault::run_tool(pgvault::tool_spec("repo-init"), app, argc, argv, [&] {
     pgvault::Config config = pgvault::load_tool_config(common);
     pgvault::Repository repo(pgvault::open_storage(config), config);
     pgvault::InitResult r = repo.initialise();

@@ -1,0 +1,60 @@
+#include "common/restore/pitr_options.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "common/base/errors.h"
+#include "common/pg/wal.h"
+
+namespace pgvault {
+
+RecoveryTarget recovery_target_from_flags(const TargetFlags& flags) {
+  if (flags.time) return {TargetKind::Time, *flags.time, 0, parse_target_time(*flags.time)};
+  if (flags.lsn) return {TargetKind::Lsn, *flags.lsn, parse_lsn(*flags.lsn, "--target-lsn"), 0};
+  if (flags.xid) {
+    if (flags.xid->empty() || flags.xid->find_first_not_of("0123456789") != std::string::npos) {
+      throw Error(ErrorKind::InvalidInput, "--target-xid must be a transaction id (digits)");
+    }
+    return {TargetKind::Xid, *flags.xid, 0, 0};
+  }
+  if (flags.name) {
+    if (flags.name->empty()) throw Error(ErrorKind::InvalidInput, "--target-name must not be empty");
+    return {TargetKind::Name, *flags.name, 0, 0};
+  }
+  if (flags.special && *flags.special == "immediate") return {TargetKind::Immediate, "", 0, 0};
+  return {};
+}
+
+std::vector<std::pair<std::string, std::string>> parse_tablespace_map(const std::vector<std::string>& entries) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& m : entries) {
+    auto eq = m.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == m.size()) {
+      throw Error(ErrorKind::InvalidInput, "--tablespace-map " + m + ": expected OLD=NEW");
+    }
+    out.emplace_back(m.substr(0, eq), m.substr(eq + 1));
+  }
+  return out;
+}
+
+std::string restore_command_for(const std::string& wal_fetch, const Config& config,
+                                const std::vector<std::string>& sets) {
+  std::string config_path = config.source == "(defaults)" ? "" : std::filesystem::absolute(config.source).string();
+  return make_restore_command(wal_fetch, config_path, sets);
+}
+
+void print_restore_result(const RestoreResult& result, const RestoreOptions& opts, bool json) {
+  if (json) {
+    spdlog::info("{}", restore_summary_line(result, opts));
+    std::fputs(restore_summary_json(result, opts).c_str(), stdout);
+  } else if (opts.dry_run) {
+    std::printf("%s\nsettings for postgresql.auto.conf:\n%s", restore_summary_line(result, opts).c_str(),
+                result.settings.c_str());
+  } else {
+    std::printf("%s\nnext: %s\n", restore_summary_line(result, opts).c_str(), restore_next_command(opts).c_str());
+  }
+}
+
+}  // namespace pgvault

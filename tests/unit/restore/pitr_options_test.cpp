@@ -1,0 +1,70 @@
+#include "common/restore/pitr_options.h"
+
+#include <gtest/gtest.h>
+
+#include "support/test_support.h"
+
+using namespace pgvault;
+
+TEST(PitrOptions, NoFlagIsLatest) {
+  EXPECT_EQ(recovery_target_from_flags({}).kind, TargetKind::Latest);
+  TargetFlags latest;
+  latest.special = "latest";
+  EXPECT_EQ(recovery_target_from_flags(latest).kind, TargetKind::Latest);
+}
+
+TEST(PitrOptions, EachFlagNamesItsTarget) {
+  TargetFlags t;
+  t.special = "immediate";
+  EXPECT_EQ(recovery_target_from_flags(t).kind, TargetKind::Immediate);
+  t = {};
+  t.lsn = "0/5000060";
+  RecoveryTarget lsn = recovery_target_from_flags(t);
+  EXPECT_EQ(lsn.kind, TargetKind::Lsn);
+  EXPECT_EQ(lsn.lsn, 0x5000060u);
+  EXPECT_EQ(lsn.value, "0/5000060");
+  t = {};
+  t.time = "2026-11-21 16:41:00+00";
+  RecoveryTarget time = recovery_target_from_flags(t);
+  EXPECT_EQ(time.kind, TargetKind::Time);
+  EXPECT_DOUBLE_EQ(time.time, parse_target_time("2026-11-21 16:41:00+00"));
+  t = {};
+  t.xid = "1234";
+  EXPECT_EQ(recovery_target_from_flags(t).kind, TargetKind::Xid);
+  t = {};
+  t.name = "before-upgrade";
+  EXPECT_EQ(recovery_target_from_flags(t).value, "before-upgrade");
+}
+
+TEST(PitrOptions, BadTargetsAreInvalidInput) {
+  TargetFlags t;
+  t.xid = "12a";
+  EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
+  t = {};
+  t.xid = "";
+  EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
+  t = {};
+  t.name = "";
+  EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
+  t = {};
+  t.time = "2026-11-21 16:41:00";  // no zone
+  EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
+}
+
+TEST(PitrOptions, TablespaceMapNeedsOldAndNew) {
+  auto m = parse_tablespace_map({"/old=/new", "/a=/b=c"});
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0], std::make_pair(std::string("/old"), std::string("/new")));
+  EXPECT_EQ(m[1], std::make_pair(std::string("/a"), std::string("/b=c")));
+  for (const char* bad : {"/old", "=/new", "/old="}) {
+    EXPECT_THROW_KIND(parse_tablespace_map({bad}), ErrorKind::InvalidInput);
+  }
+}
+
+TEST(PitrOptions, RestoreCommandNamesAnAbsoluteConfig) {
+  Config c;
+  EXPECT_EQ(restore_command_for("/usr/bin/wal-fetch", c, {}), make_restore_command("/usr/bin/wal-fetch", "", {}));
+  c.source = "/etc/pgvault/pgvault.toml";
+  EXPECT_EQ(restore_command_for("/usr/bin/wal-fetch", c, {"fetch.prefetch=0"}),
+            make_restore_command("/usr/bin/wal-fetch", "/etc/pgvault/pgvault.toml", {"fetch.prefetch=0"}));
+}
