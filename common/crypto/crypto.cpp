@@ -74,13 +74,6 @@ void kdf_derive(const char* name, OSSL_PARAM* params, std::span<std::uint8_t> ou
   }
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool is_space(std::uint8_t c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
@@ -189,36 +182,7 @@ Sha256Digest sha256(ByteView data) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// hex and base64
-
-std::string to_hex(ByteView data) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(data.size() * 2, '\0');
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    out[2 * i] = kDigits[data[i] >> 4];
-    out[2 * i + 1] = kDigits[data[i] & 0x0f];
-  }
-  return out;
-}
-
-Bytes from_hex(std::string_view hex) {
-  if (hex.size() % 2 != 0) {
-    throw Error(ErrorKind::InvalidInput, "invalid hex: odd length (" + std::to_string(hex.size()) + ")");
-  }
-  Bytes out(hex.size() / 2);
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = hex_value(hex[2 * i]);
-    int lo = hex_value(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      // The input may be key material: say where, not what.
-      OPENSSL_cleanse(out.data(), out.size());
-      throw Error(ErrorKind::InvalidInput,
-                  "invalid hex: non-hex digit at offset " + std::to_string(2 * i + (hi < 0 ? 0 : 1)));
-    }
-    out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
-  }
-  return out;
-}
+// base64
 
 std::string to_base64(ByteView data) {
   // EVP_EncodeBlock takes an int length: encode in pieces that are a multiple of 3 bytes.
@@ -312,7 +276,7 @@ MasterKey load_key_file(const std::string& path) {
   while (end > begin && is_space(data[end - 1])) --end;
   std::string_view text(reinterpret_cast<const char*>(data.data()) + begin, end - begin);
 
-  if (text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) { return hex_value(c) >= 0; })) {
+  if (text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) { return hex_digit_value(c) >= 0; })) {
     Bytes key = from_hex(text);
     Wipe wipe_key(key);
     return MasterKey(key);

@@ -25,7 +25,9 @@
 
 #include "common/base/errors.h"
 #include "common/base/fs.h"
+#include "common/base/text.h"
 #include "common/base/threads.h"
+#include "common/base/time.h"
 #include "common/crypto/crypto.h"
 
 namespace pgvault {
@@ -385,14 +387,7 @@ double parse_target_time(const std::string& text) {
   }
   if (i != text.size()) throw bad("unexpected text after the time zone");
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) throw bad("out of range");
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return static_cast<double>(timegm(&tm) - offset) + frac;
+  return static_cast<double>(utc_seconds(y, mo, d, h, mi, s) - offset) + frac;
 }
 
 std::string make_restore_command(const std::string& wal_fetch, const std::string& config_path,
@@ -440,8 +435,7 @@ std::string rewrite_auto_conf(const std::string& existing, const std::string& se
     while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
     std::size_t j = i;
     while (j < line.size() && (std::isalnum(static_cast<unsigned char>(line[j])) || line[j] == '_' || line[j] == '.')) ++j;
-    std::string key = line.substr(i, j - i);
-    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string key = ascii_lower(line.substr(i, j - i));
     if (ours.count(key)) continue;
     if (key == "archive_mode" && line.find(kArchiveModeMark) != std::string::npos) continue;  // an earlier restore's
     if (line.rfind("# Recovery settings written by pitr-prepare", 0) == 0) continue;

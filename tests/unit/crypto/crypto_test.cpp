@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/base/errors.h"
+#include "common/base/text.h"
 
 namespace pgvault {
 namespace {
@@ -73,27 +74,7 @@ TEST(Sha256, FinalTwiceIsAnError) {
   expect_error([&] { h.update(as_bytes("x")); }, ErrorKind::Internal);
 }
 
-// --- hex / base64 ------------------------------------------------------------------------------------
-
-TEST(Hex, RoundTripAndCase) {
-  Bytes all(256);
-  for (int i = 0; i < 256; ++i) all[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(i);
-  std::string h = to_hex(all);
-  EXPECT_EQ(h.substr(0, 8), "00010203");
-  EXPECT_EQ(h.substr(h.size() - 4), "feff");
-  EXPECT_EQ(from_hex(h), all);
-  EXPECT_EQ(from_hex("DEADbeef"), (Bytes{0xde, 0xad, 0xbe, 0xef}));
-  EXPECT_TRUE(from_hex("").empty());
-  EXPECT_EQ(to_hex({}), "");
-}
-
-TEST(Hex, Rejects) {
-  expect_error([] { from_hex("abc"); }, ErrorKind::InvalidInput, "odd length");
-  expect_error([] { from_hex("zz"); }, ErrorKind::InvalidInput, "offset 0");
-  expect_error([] { from_hex("00g0"); }, ErrorKind::InvalidInput, "offset 2");
-  expect_error([] { from_hex("0 "); }, ErrorKind::InvalidInput);
-  expect_error([] { from_hex("0x00"); }, ErrorKind::InvalidInput);
-}
+// --- base64 ---------------------------------------------------------------------------------------
 
 TEST(Base64, Rfc4648Vectors) {
   const std::pair<const char*, const char*> vectors[] = {
@@ -188,9 +169,7 @@ TEST_F(KeyFile, Hex) {
   std::string hex = to_hex(test_key().bytes());
   EXPECT_EQ(load_key_file(write("a.key", hex)).bytes(), test_key().bytes());
   EXPECT_EQ(load_key_file(write("b.key", "  " + hex + "\n")).bytes(), test_key().bytes());
-  std::string upper = hex;
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  EXPECT_EQ(load_key_file(write("c.key", upper + "\r\n")).bytes(), test_key().bytes());
+  EXPECT_EQ(load_key_file(write("c.key", ascii_upper(hex) + "\r\n")).bytes(), test_key().bytes());
 }
 
 TEST_F(KeyFile, Base64) {
