@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <sys/stat.h>
@@ -15,6 +16,8 @@
 
 #include "common/base/errors.h"
 #include "common/base/text.h"
+#include "common/crypto/openssl_error.h"
+#include "common/crypto/wipe.h"
 
 namespace pgvault {
 namespace {
@@ -343,6 +346,49 @@ TEST(KeyCheck, FrozenValue) {
   EXPECT_EQ(key_check(test_key()), "96050d7f55cbc9d11b2ddce56fccf11c9de9e340df4593d779886dc22ac5eb1d");
   EXPECT_NE(key_check(test_key(1)), key_check(test_key()));
   EXPECT_EQ(key_check(test_key(1)).size(), 64u);
+}
+
+// --- OpenSSL error text, wiping ----------------------------------------------------------------------
+
+TEST(OpensslError, TextOfTheQueueThenClearsIt) {
+  ERR_clear_error();
+  EXPECT_EQ(openssl_error_text(), "unknown openssl error");
+  ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+  ERR_raise(ERR_LIB_EVP, EVP_R_INVALID_KEY_LENGTH);
+  std::string text = openssl_error_text();
+  EXPECT_NE(text.find("bad decrypt"), std::string::npos) << text;  // the oldest error
+  EXPECT_EQ(ERR_peek_error(), 0u) << "the queue is left clear";
+  EXPECT_EQ(openssl_error_text(), "unknown openssl error");
+}
+
+TEST(OpensslError, ThrowsInternalNamingTheOperation) {
+  ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+  try {
+    throw_openssl("aes-256-gcm: decrypt");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Internal);
+    std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("aes-256-gcm: decrypt: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("bad decrypt"), std::string::npos) << msg;
+    return;
+  }
+  ADD_FAILURE() << "no error thrown";
+}
+
+TEST(Wipe, ZeroesOnEveryExit) {
+  Bytes key(32, 0xab);
+  std::string pass = "correct horse";
+  try {
+    WipeOnExit wipe_key(key);
+    WipeOnExit wipe_pass(pass);
+    throw std::runtime_error("leaving early");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(key, Bytes(32, 0));
+  EXPECT_EQ(pass, std::string(13, '\0'));
+  std::array<std::uint8_t, 4> small{1, 2, 3, 4};
+  wipe(small);
+  EXPECT_EQ(small, (std::array<std::uint8_t, 4>{}));
 }
 
 }  // namespace
