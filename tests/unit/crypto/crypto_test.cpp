@@ -18,6 +18,7 @@
 #include "common/base/text.h"
 #include "common/crypto/openssl_error.h"
 #include "common/crypto/wipe.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {
@@ -30,17 +31,7 @@ MasterKey test_key(std::uint8_t first = 0) {
   return MasterKey(b);
 }
 
-// Runs f, expecting an Error of `kind` whose message contains `needle`.
-void expect_error(const std::function<void()>& f, ErrorKind kind, const std::string& needle = "") {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(kind_name(e.kind()), kind_name(kind)) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no error thrown (expected " << kind_name(kind) << ")";
-}
+using testing::expect_error;
 
 // --- SHA-256 -----------------------------------------------------------------------------------------
 
