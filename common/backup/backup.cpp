@@ -20,6 +20,7 @@
 
 #include "common/base/errors.h"
 #include "common/base/format.h"
+#include "common/base/text.h"
 #include "common/crypto/crypto.h"
 #include "common/pg/crc32c.h"
 #include "common/pg/pgconn.h"
@@ -429,8 +430,8 @@ std::string crc32c_as_server_prints(const std::string& ours, std::endian order) 
 // The server's byte order is its own (the client may be another machine): a little-endian server is
 // the rule, but a big-endian one (s390x) prints the value in its natural order, so both are accepted.
 // Accepting the byte-swapped value too costs one bit of the 32 against a random corruption.
-bool server_crc32c_matches(std::string server, const std::string& ours) {
-  for (char& c : server) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+bool server_crc32c_matches(const std::string& server_text, const std::string& ours) {
+  const std::string server = ascii_lower(server_text);
   return ours.size() == 8 && (server == crc32c_as_server_prints(ours, std::endian::little) ||
                               server == crc32c_as_server_prints(ours, std::endian::big));
 }

@@ -1,7 +1,6 @@
 #include "common/base/format.h"
 
 #include <cstdio>
-#include <ctime>
 
 namespace pgvault {
 
@@ -22,16 +21,6 @@ std::string human_duration(double s) {
   char buf[32];
   if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
   else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
-  return buf;
-}
-
-std::string format_utc(std::int64_t unix_time) {
-  if (unix_time <= 0) return "";
-  std::time_t t = static_cast<std::time_t>(unix_time);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
 

@@ -4,13 +4,13 @@
 #include <cstdint>
 #include <string>
 
+#include "common/base/time.h"  // format_utc: times in the tools' output
+
 namespace pgvault {
 
 // "512 B", "1.5 KiB", "16.0 MiB", "2.3 GiB".
 std::string human_bytes(double bytes);
 // "0:05", "1:02:03".
 std::string human_duration(double seconds);
-// "2026-11-21T16:41:00Z" (UTC); "" for t <= 0.
-std::string format_utc(std::int64_t unix_time);
 
 }  // namespace pgvault

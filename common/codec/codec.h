@@ -17,6 +17,9 @@
 // Verification failures throw ErrorKind::Corruption; an encrypted object with no key or the wrong key
 // throws ErrorKind::Auth (a wrong key shows as a failed tag on the first chunk; the identity file's key
 // check normally catches it before any object is read).
+//
+// Inside common/codec: object_format (header, trailer, name binding, per-object keys), chunk_cipher
+// (AES-256-GCM per chunk), encoder.cpp and decoder.cpp (the two pipelines), failure_latch.h.
 #pragma once
 
 #include <cstdint>

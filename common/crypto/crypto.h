@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/base/hex.h"  // to_hex/from_hex: digests and key files are written as hex
 #include "common/base/io.h"
 
 namespace pgvault {
@@ -35,9 +36,6 @@ class Sha256 {
 
 Sha256Digest sha256(ByteView data);
 
-std::string to_hex(ByteView data);
-// Throws ErrorKind::InvalidInput on odd length or a non-hex digit.
-Bytes from_hex(std::string_view hex);
 std::string to_base64(ByteView data);
 // Throws ErrorKind::InvalidInput on bad input.
 Bytes from_base64(std::string_view b64);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/base/errors.h"
+#include "common/base/hex.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define PGVAULT_CRC32C_SSE42 1
@@ -124,13 +125,9 @@ std::uint32_t crc32c_extend(std::uint32_t crc, ByteView data, Crc32cImpl impl) {
 }
 
 std::string crc32c_hex(std::uint32_t crc) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(8, '0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = kDigits[crc & 0xFu];
-    crc >>= 4;
-  }
-  return out;
+  const std::uint8_t be[4] = {static_cast<std::uint8_t>(crc >> 24), static_cast<std::uint8_t>(crc >> 16),
+                              static_cast<std::uint8_t>(crc >> 8), static_cast<std::uint8_t>(crc)};
+  return to_hex(be);
 }
 
 }  // namespace pgvault

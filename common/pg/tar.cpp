@@ -46,6 +46,17 @@ std::string field(const std::uint8_t* p, std::size_t n) {
   return std::string(reinterpret_cast<const char*>(p), len);
 }
 
+TarEntry::Type entry_type(char typeflag) {
+  switch (typeflag) {
+    case '0':
+    case '\0':
+    case '7': return TarEntry::Type::File;
+    case '5': return TarEntry::Type::Directory;
+    case '2': return TarEntry::Type::Symlink;
+    default: return TarEntry::Type::Other;
+  }
+}
+
 std::string clean_path(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   while (path.rfind("./", 0) == 0) path.erase(0, 2);
@@ -127,90 +138,98 @@ void TarParser::feed(ByteView data) {
 }
 
 void TarParser::on_header() {
-  const std::uint8_t* h = header_;
-  if (std::all_of(h, h + kBlock, [](std::uint8_t b) { return b == 0; })) {
+  if (std::all_of(header_, header_ + kBlock, [](std::uint8_t b) { return b == 0; })) {
     state_ = State::End;  // end-of-archive marker (zero blocks); only zeros may follow
     return;
   }
-  std::uint64_t stored_sum = 0;
-  if (!parse_number(h + 148, 8, stored_sum)) {
-    throw Error(ErrorKind::Corruption, what_ + ": malformed tar header at offset " + std::to_string(offset_ - kBlock));
-  }
-  std::uint64_t sum = 0;
-  for (std::size_t i = 0; i < kBlock; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
-  if (sum != stored_sum) {
-    throw Error(ErrorKind::Corruption, what_ + ": tar header checksum mismatch at offset " +
-                                           std::to_string(offset_ - kBlock) + " (damaged stream)");
-  }
-  std::uint64_t size = 0, mode = 0, mtime = 0;
-  if (!parse_number(h + 124, 12, size) || !parse_number(h + 100, 8, mode) || !parse_number(h + 136, 12, mtime)) {
-    throw Error(ErrorKind::Corruption, what_ + ": malformed number in tar header at offset " +
-                                           std::to_string(offset_ - kBlock));
-  }
-  char type = static_cast<char>(h[156]);
-
+  verify_checksum();
+  HeaderNumbers numbers = read_numbers();
+  char type = static_cast<char>(header_[156]);
   if (type == 'L' || type == 'K' || type == 'x' || type == 'g') {
-    if (size > (1u << 20)) {
-      throw Error(ErrorKind::Corruption, what_ + ": oversized tar extension header at offset " +
-                                             std::to_string(offset_ - kBlock));
-    }
-    meta_type_ = type;
-    meta_.clear();
-    remaining_ = size;
-    padding_ = (kBlock - size % kBlock) % kBlock;
-    state_ = State::Meta;
-    if (size == 0) {
-      finish_meta();
-      state_ = State::Header;
-    }
+    start_meta(type, numbers.size);
     return;
   }
+  start_entry(next_entry(type, numbers));
+}
 
+std::string TarParser::at_header() const { return " at offset " + std::to_string(offset_ - kBlock); }
+
+void TarParser::verify_checksum() const {
+  std::uint64_t stored_sum = 0;
+  if (!parse_number(header_ + 148, 8, stored_sum)) {
+    throw Error(ErrorKind::Corruption, what_ + ": malformed tar header" + at_header());
+  }
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < kBlock; ++i) sum += (i >= 148 && i < 156) ? ' ' : header_[i];
+  if (sum != stored_sum) {
+    throw Error(ErrorKind::Corruption, what_ + ": tar header checksum mismatch" + at_header() + " (damaged stream)");
+  }
+}
+
+TarParser::HeaderNumbers TarParser::read_numbers() const {
+  HeaderNumbers n;
+  if (!parse_number(header_ + 124, 12, n.size) || !parse_number(header_ + 100, 8, n.mode) ||
+      !parse_number(header_ + 136, 12, n.mtime)) {
+    throw Error(ErrorKind::Corruption, what_ + ": malformed number in tar header" + at_header());
+  }
+  return n;
+}
+
+// A long-name ('L', 'K') or pax ('x', 'g') header: its content is read into meta_ and applies to the
+// next entry.
+void TarParser::start_meta(char type, std::uint64_t size) {
+  if (size > (1u << 20)) {
+    throw Error(ErrorKind::Corruption, what_ + ": oversized tar extension header" + at_header());
+  }
+  meta_type_ = type;
+  meta_.clear();
+  remaining_ = size;
+  padding_ = (kBlock - size % kBlock) % kBlock;
+  state_ = State::Meta;
+  if (size == 0) {
+    finish_meta();
+    state_ = State::Header;
+  }
+}
+
+// The entry this header describes, with the overrides of the extension headers before it applied (and
+// consumed), its name validated.
+TarEntry TarParser::next_entry(char type, const HeaderNumbers& numbers) {
   TarEntry e;
-  std::string name = field(h, 100);
-  bool ustar = std::memcmp(h + 257, "ustar", 5) == 0;
-  if (ustar) {
-    std::string prefix = field(h + 345, 155);
+  std::string name = field(header_, 100);
+  if (std::memcmp(header_ + 257, "ustar", 5) == 0) {
+    std::string prefix = field(header_ + 345, 155);
     if (!prefix.empty()) name = prefix + "/" + name;
   }
   if (!next_path_.empty()) name = next_path_;
   e.path = clean_path(name);
-  e.link_target = next_link_.empty() ? field(h + 157, 100) : next_link_;
-  e.mode = static_cast<std::uint32_t>(mode & 07777);
-  e.mtime = next_mtime_ ? *next_mtime_ : static_cast<std::int64_t>(mtime);
-  if (next_size_) size = *next_size_;
+  e.link_target = next_link_.empty() ? field(header_ + 157, 100) : next_link_;
+  e.mode = static_cast<std::uint32_t>(numbers.mode & 07777);
+  e.mtime = next_mtime_ ? *next_mtime_ : static_cast<std::int64_t>(numbers.mtime);
+  e.size = next_size_ ? *next_size_ : numbers.size;
   e.typeflag = type;
+  e.type = entry_type(type);
   next_path_.clear();
   next_link_.clear();
   next_size_.reset();
   next_mtime_.reset();
-
-  switch (type) {
-    case '0':
-    case '\0':
-    case '7': e.type = TarEntry::Type::File; break;
-    case '5': e.type = TarEntry::Type::Directory; break;
-    case '2': e.type = TarEntry::Type::Symlink; break;
-    default: e.type = TarEntry::Type::Other; break;
-  }
   // Directories and links carry no content even if a size is recorded; hard links ('1') neither.
-  if (e.type == TarEntry::Type::Directory || e.type == TarEntry::Type::Symlink || type == '1') size = 0;
-  if (e.path.empty()) {
-    throw Error(ErrorKind::Corruption, what_ + ": tar entry without a name at offset " +
-                                           std::to_string(offset_ - kBlock));
-  }
+  if (e.type == TarEntry::Type::Directory || e.type == TarEntry::Type::Symlink || type == '1') e.size = 0;
+  if (e.path.empty()) throw Error(ErrorKind::Corruption, what_ + ": tar entry without a name" + at_header());
   if (std::string why = unsafe_member_reason(e.path); !why.empty()) {
-    throw Error(ErrorKind::Corruption, what_ + ": tar member \"" + e.path + "\" at offset " +
-                                           std::to_string(offset_ - kBlock) + " has " + why +
+    throw Error(ErrorKind::Corruption, what_ + ": tar member \"" + e.path + "\"" + at_header() + " has " + why +
                                            " (a member must stay inside the archive's directory)");
   }
-  e.size = size;
+  return e;
+}
+
+void TarParser::start_entry(TarEntry e) {
   entry_ = std::move(e);
   ++entries_;
   handler_.begin_entry(entry_);
-  remaining_ = size;
-  padding_ = (kBlock - size % kBlock) % kBlock;
-  if (size == 0) {
+  remaining_ = entry_.size;
+  padding_ = (kBlock - entry_.size % kBlock) % kBlock;
+  if (entry_.size == 0) {
     handler_.end_entry();
     state_ = State::Header;
   } else {

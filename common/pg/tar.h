@@ -58,7 +58,18 @@ class TarParser {
 
  private:
   enum class State { Header, Data, Padding, Meta, End };
+  struct HeaderNumbers {
+    std::uint64_t size = 0, mode = 0, mtime = 0;
+  };
+  // The steps of reading one 512-byte header (header_): end marker, checksum, numbers, then an
+  // extension header (start_meta) or an entry (next_entry, start_entry).
   void on_header();
+  std::string at_header() const;  // " at offset N" of the current header, for messages
+  void verify_checksum() const;
+  HeaderNumbers read_numbers() const;
+  void start_meta(char type, std::uint64_t size);
+  TarEntry next_entry(char type, const HeaderNumbers& numbers);
+  void start_entry(TarEntry e);
   void finish_meta();
 
   TarHandler& handler_;

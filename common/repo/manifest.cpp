@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/base/errors.h"
+#include "common/base/time.h"
 #include "common/crypto/crypto.h"
 #include "common/pg/wal.h"
 
@@ -226,25 +227,7 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
 }
 
 std::string make_backup_label(std::int64_t unix_time, bool incremental) {
-  std::time_t t = static_cast<std::time_t>(unix_time);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return std::string(buf) + (incremental ? "-I" : "-F");
-}
-
-std::int64_t parse_iso8601(const std::string& text) {
-  std::tm tm{};
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                  &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
-      static_cast<std::size_t>(consumed) != text.size()) {
-    throw Error(ErrorKind::InvalidInput, "\"" + text + "\" is not a UTC time like 2026-11-21T16:41:00Z");
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<std::int64_t>(timegm(&tm));
+  return format_utc_compact(unix_time) + (incremental ? "-I" : "-F");
 }
 
 }  // namespace pgvault

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/base/io.h"
+#include "common/base/time.h"  // parse_iso8601 reads the manifest's times
 #include "common/pg/crc32c.h"
 
 namespace pgvault {
@@ -115,8 +116,6 @@ std::string manifest_path_problem(const std::string& path, bool directory = fals
 
 // Label for a backup starting now: "YYYYMMDDTHHMMSSZ-F" (full) or "-I" (incremental).
 std::string make_backup_label(std::int64_t unix_time, bool incremental);
-// Seconds since the epoch for an ISO 8601 UTC time written by now_iso8601(); throws InvalidInput.
-std::int64_t parse_iso8601(const std::string& text);
 
 // Reading and writing a manifest in a repository, and listing the backups: common/repo/backups.h.
 

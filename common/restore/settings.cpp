@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "common/base/text.h"
 #include "common/restore/restore_steps.h"
 
 namespace pgvault {
@@ -51,8 +52,7 @@ std::string conf_key(const std::string& line) {
   while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
   std::size_t j = i;
   while (j < line.size() && (std::isalnum(static_cast<unsigned char>(line[j])) || line[j] == '_' || line[j] == '.')) ++j;
-  std::string key = line.substr(i, j - i);
-  std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string key = ascii_lower(line.substr(i, j - i));
   return key;
 }
 

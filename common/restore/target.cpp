@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "common/base/errors.h"
+#include "common/base/time.h"
 #include "common/restore/restore_steps.h"
 
 namespace pgvault {
@@ -62,14 +63,7 @@ double parse_target_time(const std::string& text) {
   while (i < text.size() && text[i] == ' ') ++i;
   long offset = parse_zone(text, i);
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) throw bad_time(text, "out of range");
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return static_cast<double>(timegm(&tm) - offset) + frac;
+  return static_cast<double>(utc_seconds(y, mo, d, h, mi, s) - offset) + frac;
 }
 
 namespace restore_detail {

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/base/format.h"
+#include "common/base/text.h"
 #include "common/retention/plural.h"
 #include "common/retention/retention.h"
 
@@ -13,12 +14,6 @@ namespace pgvault {
 namespace {
 
 using nlohmann::json;
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
 
 json policy_json(const RetentionPlan& p) {
   return {{"full_backups", p.policy.full_backups},
@@ -38,23 +33,23 @@ std::string retention_plan_text(const std::string& repository, const RetentionPl
     << ", min_full_backups " << p.policy.min_full_backups << ", incomplete_grace " << p.policy.incomplete_grace_text
     << "\n";
   for (const auto& b : p.backups) {
-    o << upper(action_name(b.action)) << "  backup " << b.label << " " << b.type << " timeline " << b.timeline
+    o << ascii_upper(action_name(b.action)) << "  backup " << b.label << " " << b.type << " timeline " << b.timeline
       << " start " << b.start_wal << " stopped " << b.stop_time << " " << human_bytes(b.stored_bytes)
       << (b.restorable ? "" : " [WAL incomplete]") << ": " << b.rule;
     for (std::size_t i = 1; i < b.rules.size(); ++i) o << "," << b.rules[i];
     o << " (" << b.reason << ")\n";
   }
   for (const auto& i : p.incomplete) {
-    o << upper(action_name(i.action)) << "  incomplete backup " << i.label << " (" << plural(i.objects, "object")
+    o << ascii_upper(action_name(i.action)) << "  incomplete backup " << i.label << " (" << plural(i.objects, "object")
       << ", " << human_bytes(i.stored_bytes) << "): " << i.rule << " (" << i.reason << ")\n";
   }
   for (const auto& w : p.wal) {
-    o << upper(action_name(w.action)) << "  " << w.kind << " timeline " << w.timeline << " " << w.first;
+    o << ascii_upper(action_name(w.action)) << "  " << w.kind << " timeline " << w.timeline << " " << w.first;
     if (w.last != w.first) o << ".." << w.last;
     o << " (" << plural(w.files, "file") << ", " << human_bytes(w.stored_bytes) << "): " << w.rule << "\n";
   }
   for (const auto& t : p.temporaries) {
-    o << upper(action_name(t.action)) << "  temporary file " << t.path << " (" << human_bytes(t.size) << ", "
+    o << ascii_upper(action_name(t.action)) << "  temporary file " << t.path << " (" << human_bytes(t.size) << ", "
       << format_utc(t.mtime) << "): " << t.rule << "\n";
   }
   o << "wal: " << p.wal_rule << ": " << p.wal_reason << "\n";

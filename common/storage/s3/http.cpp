@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "common/base/errors.h"
+#include "common/base/text.h"
 #include "common/base/version.h"
 
 namespace pgvault {
@@ -26,12 +27,6 @@ struct Transfer {
   std::size_t sent = 0;
   std::exception_ptr error;
 };
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -50,7 +45,7 @@ size_t on_header(char* data, size_t size, size_t n, void* userp) {
   }
   auto colon = line.find(':');
   if (colon != std::string_view::npos) {
-    t->resp->headers.emplace_back(lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
+    t->resp->headers.emplace_back(ascii_lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
   }
   return size * n;
 }
@@ -193,7 +188,7 @@ HttpResponse HttpClient::perform(const HttpRequest& req, const BodyCallback& on_
   // No 100-continue round trip unless asked for (a probe whose body a refusal should not cost).
   list = api.slist_append(list, req.expect_continue ? "Expect: 100-continue" : "Expect:");
   const bool has_type = std::any_of(req.headers.begin(), req.headers.end(),
-                                    [](const auto& h) { return lower(h.first) == "content-type"; });
+                                    [](const auto& h) { return ascii_lower(h.first) == "content-type"; });
   if (req.method == "POST" && !has_type) list = api.slist_append(list, "Content-Type:");
   api.easy_setopt(c, CURLOPT_HTTPHEADER, list);
 

@@ -28,6 +28,8 @@
 #include <openssl/evp.h>
 
 #include "common/base/errors.h"
+#include "common/base/text.h"
+#include "common/base/time.h"
 #include "common/storage/s3/http.h"
 #include "common/storage/s3/s3_xml.h"
 #include "common/storage/s3/sigv4.h"
@@ -84,17 +86,6 @@ Endpoint parse_endpoint(const std::string& endpoint, const std::string& region) 
   return ep;
 }
 
-std::int64_t parse_iso8601(const std::string& s) {
-  std::tm tm{};
-  if (s.size() < 19 || std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
-    return 0;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<std::int64_t>(timegm(&tm));
-}
-
 std::uint64_t parse_u64(const std::string& s, bool* ok) {
   std::uint64_t v = 0;
   *ok = !s.empty() && s.size() <= 19 && s.find_first_not_of("0123456789") == std::string::npos;
@@ -111,11 +102,6 @@ std::string md5_raw(ByteView data) {
 
 std::string unquote(std::string s) {
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
-  return s;
-}
-
-std::string lower_ascii(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -517,7 +503,7 @@ std::vector<ObjectInfo> S3Storage::list(const std::string& prefix) {
       info.key = k.substr(prefix_.size());
       bool ok = false;
       info.size = parse_u64(s3xml::text(c, "Size"), &ok);
-      info.mtime = parse_iso8601(s3xml::text(c, "LastModified"));
+      info.mtime = parse_iso8601_prefix(s3xml::text(c, "LastModified")).value_or(0);
       out.push_back(std::move(info));
     }
     if (s3xml::text(body, "IsTruncated") != "true") break;
@@ -918,7 +904,7 @@ class S3Writer final : public ObjectWriter {
       if (attempts > 1) {
         // A lost answer to an earlier attempt that did store the object? Same MD5 means it was ours.
         auto h = s_.head_raw(client, full_);
-        if (h && lower_ascii(unquote(h->header("etag"))) == md5_hex) return true;
+        if (h && ascii_lower(unquote(h->header("etag"))) == md5_hex) return true;
       }
       throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": the object already exists");
     }
@@ -942,7 +928,7 @@ class S3Writer final : public ObjectWriter {
     if (!h) {
       throw Error(ErrorKind::Transient, "s3 put " + s_.where(full_) + ": the object vanished right after its upload");
     }
-    const std::string stored = lower_ascii(unquote(h->header("etag")));
+    const std::string stored = ascii_lower(unquote(h->header("etag")));
     if (stored != etag && tail_fallback) {
       ObjectTail t = s_.tail_of(full_, kTailCheck);
       if (t.size == total_ && t.bytes == tail_) {
@@ -1089,7 +1075,7 @@ class S3Writer final : public ObjectWriter {
       // An earlier attempt may have completed the upload and lost its answer: accept the object only
       // if it is exactly ours (multipart ETag = MD5 of the part MD5s, "-", part count).
       auto h = s_.head_raw(*client, full_);
-      ours = h && lower_ascii(unquote(h->header("etag"))) == expected_etag;
+      ours = h && ascii_lower(unquote(h->header("etag"))) == expected_etag;
     }
     if (!ours && r.status == 412) {
       throw Error(ErrorKind::Duplicate, "s3 put " + s_.where(full_) + ": the object already exists");

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "common/base/hex.h"
+
 namespace pgvault::s3xml {
 namespace {
 
@@ -21,13 +23,6 @@ void append_utf8(std::string& out, std::uint32_t cp) {
     out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
     out += static_cast<char>(0x80 | (cp & 0x3F));
   }
-}
-
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace
@@ -93,7 +88,7 @@ std::string unescape(std::string_view s) {
       bool hexa = ent[1] == 'x' || ent[1] == 'X';
       bool ok = ent.size() > (hexa ? 2u : 1u);
       for (std::size_t k = hexa ? 2 : 1; k < ent.size() && ok; ++k) {
-        int v = hexa ? hexval(ent[k]) : (ent[k] >= '0' && ent[k] <= '9' ? ent[k] - '0' : -1);
+        int v = hexa ? hex_digit_value(ent[k]) : (ent[k] >= '0' && ent[k] <= '9' ? ent[k] - '0' : -1);
         if (v < 0 || cp > 0x10FFFF) ok = false;
         else cp = cp * (hexa ? 16 : 10) + static_cast<std::uint32_t>(v);
       }
@@ -132,8 +127,8 @@ std::string url_decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-      out += static_cast<char>(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+    if (s[i] == '%' && i + 2 < s.size() && hex_digit_value(s[i + 1]) >= 0 && hex_digit_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_digit_value(s[i + 1]) * 16 + hex_digit_value(s[i + 2]));
       i += 2;
     } else if (s[i] == '+') {
       out += ' ';

@@ -8,6 +8,10 @@
 #include <map>
 
 #include "common/base/errors.h"
+#include "common/base/hex.h"
+#include "common/base/text.h"
+#include "common/base/time.h"
+#include "common/crypto/crypto.h"
 
 namespace pgvault::sigv4 {
 namespace {
@@ -31,14 +35,7 @@ std::string hmac_sha256(std::string_view key, std::string_view msg) {
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
-std::string hex_of(std::string_view s) { return hex(as_bytes(s)); }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
-  return out;
-}
+std::string hex_of(std::string_view s) { return to_hex(as_bytes(s)); }
 
 // Trim, and collapse every run of spaces (and tabs/newlines of folded values) into one space.
 std::string canonical_value(std::string_view v) {
@@ -58,26 +55,9 @@ std::string canonical_value(std::string_view v) {
 
 }  // namespace
 
-std::string hex(ByteView data) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(data.size() * 2);
-  for (auto b : data) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 15];
-  }
-  return out;
-}
-
 std::string sha256_hex(ByteView data) { return hex_of(digest(EVP_sha256(), data)); }
 
 namespace {
-std::string base64_of(const std::string& raw) {
-  unsigned char out[64];
-  int n = EVP_EncodeBlock(out, reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-  return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
-}
-
 EVP_MD_CTX* new_ctx(const EVP_MD* md) {
   EVP_MD_CTX* c = EVP_MD_CTX_new();
   if (c == nullptr || EVP_DigestInit_ex(c, md, nullptr) != 1) {
@@ -108,22 +88,16 @@ void BodyDigests::update(ByteView data) {
 
 void BodyDigests::finish() {
   Sha256Digest d = sha_.final();
-  sha_hex_ = hex(ByteView(d.data(), d.size()));
+  sha_hex_ = to_hex(d);
   md5_raw_ = final_of(md5_);
 }
 
 std::string BodyDigests::sha256_hex() const { return sha_hex_; }
-std::string BodyDigests::md5_base64() const { return base64_of(md5_raw_); }
+std::string BodyDigests::md5_base64() const { return to_base64(as_bytes(md5_raw_)); }
 std::string BodyDigests::md5_hex() const { return hex_of(md5_raw_); }
 std::string md5_hex(ByteView data) { return hex_of(digest(EVP_md5(), data)); }
 
-std::string md5_base64(ByteView data) {
-  std::string raw = digest(EVP_md5(), data);
-  unsigned char out[64];
-  int n = EVP_EncodeBlock(out, reinterpret_cast<const unsigned char*>(raw.data()),
-                          static_cast<int>(raw.size()));
-  return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
-}
+std::string md5_base64(ByteView data) { return to_base64(as_bytes(digest(EVP_md5(), data))); }
 
 std::string uri_encode(std::string_view s, bool keep_slash) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
@@ -158,14 +132,7 @@ std::string canonical_query(const Pairs& query) {
   return out;
 }
 
-std::string amz_date_now() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
+std::string amz_date_now() { return format_utc_compact(static_cast<std::int64_t>(std::time(nullptr))); }
 
 Signed sign(const Request& req, const Credentials& creds, std::string_view region,
             std::string_view service, std::string_view amz_date) {
@@ -173,7 +140,7 @@ Signed sign(const Request& req, const Credentials& creds, std::string_view regio
   // Lowercased names, values in order of appearance joined with ','; std::map sorts by name.
   std::map<std::string, std::string> headers;
   for (const auto& [name, value] : req.headers) {
-    auto [it, inserted] = headers.try_emplace(lower(name), canonical_value(value));
+    auto [it, inserted] = headers.try_emplace(ascii_lower(name), canonical_value(value));
     if (!inserted) {
       it->second += ',';
       it->second += canonical_value(value);

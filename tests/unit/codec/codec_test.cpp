@@ -16,6 +16,7 @@
 #include <string>
 
 #include "common/base/errors.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {
@@ -128,16 +129,7 @@ std::optional<ErrorKind> try_decode(ByteView obj, const MasterKey* k, Bytes* out
   return std::nullopt;
 }
 
-void expect_error(const std::function<void()>& f, ErrorKind kind, const std::string& needle = "") {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(kind_name(e.kind()), kind_name(kind)) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no error thrown (expected " << kind_name(kind) << ")";
-}
+using testing::expect_error;
 
 bool is_verification_error(std::optional<ErrorKind> k) {
   return k && (*k == ErrorKind::Corruption || *k == ErrorKind::Auth);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <sys/stat.h>
@@ -14,6 +15,10 @@
 #include <string>
 
 #include "common/base/errors.h"
+#include "common/base/text.h"
+#include "common/crypto/openssl_error.h"
+#include "common/crypto/wipe.h"
+#include "support/test_support.h"
 
 namespace pgvault {
 namespace {
@@ -26,17 +31,7 @@ MasterKey test_key(std::uint8_t first = 0) {
   return MasterKey(b);
 }
 
-// Runs f, expecting an Error of `kind` whose message contains `needle`.
-void expect_error(const std::function<void()>& f, ErrorKind kind, const std::string& needle = "") {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(kind_name(e.kind()), kind_name(kind)) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no error thrown (expected " << kind_name(kind) << ")";
-}
+using testing::expect_error;
 
 // --- SHA-256 -----------------------------------------------------------------------------------------
 
@@ -73,27 +68,7 @@ TEST(Sha256, FinalTwiceIsAnError) {
   expect_error([&] { h.update(as_bytes("x")); }, ErrorKind::Internal);
 }
 
-// --- hex / base64 ------------------------------------------------------------------------------------
-
-TEST(Hex, RoundTripAndCase) {
-  Bytes all(256);
-  for (int i = 0; i < 256; ++i) all[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(i);
-  std::string h = to_hex(all);
-  EXPECT_EQ(h.substr(0, 8), "00010203");
-  EXPECT_EQ(h.substr(h.size() - 4), "feff");
-  EXPECT_EQ(from_hex(h), all);
-  EXPECT_EQ(from_hex("DEADbeef"), (Bytes{0xde, 0xad, 0xbe, 0xef}));
-  EXPECT_TRUE(from_hex("").empty());
-  EXPECT_EQ(to_hex({}), "");
-}
-
-TEST(Hex, Rejects) {
-  expect_error([] { from_hex("abc"); }, ErrorKind::InvalidInput, "odd length");
-  expect_error([] { from_hex("zz"); }, ErrorKind::InvalidInput, "offset 0");
-  expect_error([] { from_hex("00g0"); }, ErrorKind::InvalidInput, "offset 2");
-  expect_error([] { from_hex("0 "); }, ErrorKind::InvalidInput);
-  expect_error([] { from_hex("0x00"); }, ErrorKind::InvalidInput);
-}
+// --- base64 ---------------------------------------------------------------------------------------
 
 TEST(Base64, Rfc4648Vectors) {
   const std::pair<const char*, const char*> vectors[] = {
@@ -188,9 +163,7 @@ TEST_F(KeyFile, Hex) {
   std::string hex = to_hex(test_key().bytes());
   EXPECT_EQ(load_key_file(write("a.key", hex)).bytes(), test_key().bytes());
   EXPECT_EQ(load_key_file(write("b.key", "  " + hex + "\n")).bytes(), test_key().bytes());
-  std::string upper = hex;
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  EXPECT_EQ(load_key_file(write("c.key", upper + "\r\n")).bytes(), test_key().bytes());
+  EXPECT_EQ(load_key_file(write("c.key", ascii_upper(hex) + "\r\n")).bytes(), test_key().bytes());
 }
 
 TEST_F(KeyFile, Base64) {
@@ -364,6 +337,49 @@ TEST(KeyCheck, FrozenValue) {
   EXPECT_EQ(key_check(test_key()), "96050d7f55cbc9d11b2ddce56fccf11c9de9e340df4593d779886dc22ac5eb1d");
   EXPECT_NE(key_check(test_key(1)), key_check(test_key()));
   EXPECT_EQ(key_check(test_key(1)).size(), 64u);
+}
+
+// --- OpenSSL error text, wiping ----------------------------------------------------------------------
+
+TEST(OpensslError, TextOfTheQueueThenClearsIt) {
+  ERR_clear_error();
+  EXPECT_EQ(openssl_error_text(), "unknown openssl error");
+  ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+  ERR_raise(ERR_LIB_EVP, EVP_R_INVALID_KEY_LENGTH);
+  std::string text = openssl_error_text();
+  EXPECT_NE(text.find("bad decrypt"), std::string::npos) << text;  // the oldest error
+  EXPECT_EQ(ERR_peek_error(), 0u) << "the queue is left clear";
+  EXPECT_EQ(openssl_error_text(), "unknown openssl error");
+}
+
+TEST(OpensslError, ThrowsInternalNamingTheOperation) {
+  ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+  try {
+    throw_openssl("aes-256-gcm: decrypt");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Internal);
+    std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("aes-256-gcm: decrypt: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("bad decrypt"), std::string::npos) << msg;
+    return;
+  }
+  ADD_FAILURE() << "no error thrown";
+}
+
+TEST(Wipe, ZeroesOnEveryExit) {
+  Bytes key(32, 0xab);
+  std::string pass = "correct horse";
+  try {
+    WipeOnExit wipe_key(key);
+    WipeOnExit wipe_pass(pass);
+    throw std::runtime_error("leaving early");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(key, Bytes(32, 0));
+  EXPECT_EQ(pass, std::string(13, '\0'));
+  std::array<std::uint8_t, 4> small{1, 2, 3, 4};
+  wipe(small);
+  EXPECT_EQ(small, (std::array<std::uint8_t, 4>{}));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent reader for the golden objects, written from docs/FORMAT.md alone.
 
-It shares no code with common/codec/codec.cpp, so when it and codec_test agree, the document and the
+It shares no code with the C++ codec (common/codec/), so when it and codec_test agree, the document and the
 implementation agree. Needs python3-cryptography and the zstd command-line tool.
 
     python3 tests/unit/data/golden-check.py tests/unit/data/golden-*.pgvo

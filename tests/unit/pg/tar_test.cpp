@@ -190,5 +190,71 @@ TEST(Tar, Base256Size) {
   EXPECT_EQ(r.items[0].data, "hello");
 }
 
+// Rewrites the size field of the header at `at` (octal) and fixes its checksum.
+void set_size(std::string& archive, std::size_t at, std::uint64_t size) {
+  std::uint8_t* h = reinterpret_cast<std::uint8_t*>(archive.data() + at);
+  put_octal(h + 124, 12, size);
+  set_checksum(h);
+}
+
+// Extension headers (pax path/size/mtime, GNU long name and long link) apply to the next entry only.
+TEST(Tar, ExtensionHeadersApplyToTheNextEntryOnly) {
+  std::string sized = entry("sized", '0', "hello");
+  set_size(sized, 0, 0);  // the pax size is the one that counts
+  std::string a = entry("PaxHeader", 'x', "10 size=5\n22 mtime=1234567890.5\n22 path=pax/long/name\n") + sized +
+                  entry("plain", '0', "p") + entry("././@LongLink", 'K', std::string(120, 't') + '\0') +
+                  entry("lnk", '2', "", "short") + entry("lnk2", '2', "", "short");
+  Recorder r = parse(a, 3);
+  ASSERT_EQ(r.items.size(), 4u);
+  EXPECT_EQ(r.items[0].entry.path, "pax/long/name");
+  EXPECT_EQ(r.items[0].data, "hello");
+  EXPECT_EQ(r.items[0].entry.size, 5u);
+  EXPECT_EQ(r.items[0].entry.mtime, 1234567890);
+  EXPECT_EQ(r.items[1].entry.path, "plain");
+  EXPECT_EQ(r.items[1].entry.mtime, 1700000000);
+  EXPECT_EQ(r.items[1].data, "p");
+  EXPECT_EQ(r.items[2].entry.link_target, std::string(120, 't'));
+  EXPECT_EQ(r.items[3].entry.link_target, "short");
+}
+
+// Directories, symlinks and hard links carry no content whatever size their header records.
+TEST(Tar, LinksAndDirectoriesHaveNoContent) {
+  std::string dir = entry("d", '5'), hard = entry("h", '1', "", "f"), other = entry("fifo", '6');
+  set_size(dir, 0, 700);
+  set_size(hard, 0, 3);
+  Recorder r = parse(dir + hard + other + entry("f", '0', "x"));
+  ASSERT_EQ(r.items.size(), 4u);
+  EXPECT_EQ(r.items[0].entry.size, 0u);
+  EXPECT_EQ(r.items[1].entry.size, 0u);
+  EXPECT_EQ(r.items[1].entry.type, TarEntry::Type::Other);
+  EXPECT_EQ(r.items[1].entry.typeflag, '1');
+  EXPECT_EQ(r.items[2].entry.type, TarEntry::Type::Other);
+  EXPECT_EQ(r.items[3].data, "x");
+}
+
+TEST(Tar, HeaderErrorsNameTheArchiveAndOffset) {
+  auto message = [](const std::string& archive) -> std::string {
+    try {
+      parse(archive);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+      return e.what();
+    }
+    return "no error";
+  };
+  std::string damaged = entry("a", '0', "abc") + entry("b", '0', "def");
+  damaged[1024 + 3] ^= 1;  // the second header
+  EXPECT_EQ(message(damaged), "test.tar: tar header checksum mismatch at offset 1024 (damaged stream)");
+  std::string huge = entry("PaxHeader", 'x', "10 size=5\n");
+  set_size(huge, 0, 2u << 20);
+  EXPECT_EQ(message(huge), "test.tar: oversized tar extension header at offset 0");
+  std::string nameless = entry("", '0', "z");
+  EXPECT_EQ(message(entry("a", '0') + nameless), "test.tar: tar entry without a name at offset 512");
+  std::string bad_number = entry("a", '0', "z");
+  bad_number[100] = '9';
+  set_checksum(reinterpret_cast<std::uint8_t*>(bad_number.data()));
+  EXPECT_EQ(message(bad_number), "test.tar: malformed number in tar header at offset 0");
+}
+
 }  // namespace
 }  // namespace pgvault

@@ -30,6 +30,18 @@
 
 namespace pgvault::testing {
 
+// Runs f, expecting a pgvault::Error of `kind` whose message contains `needle`.
+inline void expect_error(const std::function<void()>& f, ErrorKind kind, const std::string& needle = "") {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(kind_name(e.kind()), kind_name(kind)) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    return;
+  }
+  ADD_FAILURE() << "no error thrown (expected " << kind_name(kind) << ")";
+}
+
 class TempDir {
  public:
   TempDir() {

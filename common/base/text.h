@@ -1,0 +1,15 @@
+// Small text helpers shared by every library.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace pgvault {
+
+// ASCII case mapping: 'A'..'Z' <-> 'a'..'z', every other byte (UTF-8 included) unchanged; the locale
+// is never consulted. For protocol and file-format text: HTTP header names, ETags, configuration
+// parameter names, hex digits printed by a server.
+std::string ascii_lower(std::string_view s);
+std::string ascii_upper(std::string_view s);
+
+}  // namespace pgvault
