@@ -27,12 +27,6 @@ struct Transfer {
   std::exception_ptr error;
 };
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
@@ -50,7 +44,7 @@ size_t on_header(char* data, size_t size, size_t n, void* userp) {
   }
   auto colon = line.find(':');
   if (colon != std::string_view::npos) {
-    t->resp->headers.emplace_back(lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
+    t->resp->headers.emplace_back(lower_ascii(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
   }
   return size * n;
 }
@@ -118,17 +112,6 @@ int on_progress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 
 }  // namespace
 
-std::string HttpResponse::header(std::string_view lower_name) const {
-  for (const auto& [k, v] : headers) {
-    if (k == lower_name) return v;
-  }
-  return {};
-}
-
-bool HttpResponse::has_header(std::string_view lower_name) const {
-  return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == lower_name; });
-}
-
 HttpClient::HttpClient(HttpSettings settings) : settings_(std::move(settings)) {
   curl_ = curl_api().easy_init();
   if (curl_ == nullptr) throw Error(ErrorKind::Internal, "curl_easy_init failed");
@@ -193,7 +176,7 @@ HttpResponse HttpClient::perform(const HttpRequest& req, const BodyCallback& on_
   // No 100-continue round trip unless asked for (a probe whose body a refusal should not cost).
   list = api.slist_append(list, req.expect_continue ? "Expect: 100-continue" : "Expect:");
   const bool has_type = std::any_of(req.headers.begin(), req.headers.end(),
-                                    [](const auto& h) { return lower(h.first) == "content-type"; });
+                                    [](const auto& h) { return lower_ascii(h.first) == "content-type"; });
   if (req.method == "POST" && !has_type) list = api.slist_append(list, "Content-Type:");
   api.easy_setopt(c, CURLOPT_HTTPHEADER, list);
 
@@ -224,6 +207,26 @@ HttpClientPool::Lease HttpClientPool::acquire() {
     }
   }
   return Lease(*this, std::make_unique<HttpClient>(settings_));
+}
+
+namespace {
+
+class CurlTransport final : public HttpTransport {
+ public:
+  explicit CurlTransport(HttpSettings settings) : pool_(std::move(settings)) {}
+  HttpResponse perform(const HttpRequest& req, const BodyCallback& on_body) override {
+    auto client = pool_.acquire();
+    return client->perform(req, on_body);
+  }
+
+ private:
+  HttpClientPool pool_;
+};
+
+}  // namespace
+
+std::shared_ptr<HttpTransport> make_curl_transport(HttpSettings settings) {
+  return std::make_shared<CurlTransport>(std::move(settings));
 }
 
 }  // namespace pgvault

@@ -116,6 +116,7 @@ std::string BodyDigests::sha256_hex() const { return sha_hex_; }
 std::string BodyDigests::md5_base64() const { return base64_of(md5_raw_); }
 std::string BodyDigests::md5_hex() const { return hex_of(md5_raw_); }
 std::string md5_hex(ByteView data) { return hex_of(digest(EVP_md5(), data)); }
+std::string md5_raw(ByteView data) { return digest(EVP_md5(), data); }
 
 std::string md5_base64(ByteView data) {
   std::string raw = digest(EVP_md5(), data);
