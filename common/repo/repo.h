@@ -25,6 +25,7 @@
 #include "common/codec/codec.h"
 #include "common/config/config.h"
 #include "common/pg/wal.h"
+#include "common/storage/factory.h"  // open_storage(), for the tools
 #include "common/storage/storage.h"
 
 namespace pgvault {
@@ -52,9 +53,6 @@ std::string backup_bundle(const std::string& label, std::uint64_t index);
 std::string backup_claim(const std::string& label);        // "backups/<label>/claim" (base-push's label claim)
 std::string lock(const std::string& name);                 // "locks/<name>"
 }  // namespace keys
-
-// Opens the configured backend ("fs" or "s3").
-std::unique_ptr<Storage> open_storage(const Config& config);
 
 // What Repository::initialise() found and did (repo-init's report).
 struct InitResult {
