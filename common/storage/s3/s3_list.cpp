@@ -37,7 +37,7 @@ std::vector<ObjectInfo> S3Storage::list(const std::string& prefix) {
   std::vector<ObjectInfo> out;
   std::string token;
   const std::string full = client_.full_key(prefix);
-  for (int page = 0;; ++page) {
+  for (;;) {
     std::string body;
     Call call = make_collecting_call("list", "GET", "", &body);
     call.query = {{"list-type", "2"}, {"prefix", full}, {"encoding-type", "url"}};

@@ -8,6 +8,8 @@
 #include <map>
 
 #include "common/base/errors.h"
+#include "common/crypto/crypto.h"
+#include "common/storage/s3/transport.h"
 
 namespace pgvault::sigv4 {
 namespace {
@@ -31,14 +33,7 @@ std::string hmac_sha256(std::string_view key, std::string_view msg) {
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
-std::string hex_of(std::string_view s) { return hex(as_bytes(s)); }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
-  return out;
-}
+std::string hex_of(std::string_view s) { return to_hex(as_bytes(s)); }
 
 // Trim, and collapse every run of spaces (and tabs/newlines of folded values) into one space.
 std::string canonical_value(std::string_view v) {
@@ -58,25 +53,10 @@ std::string canonical_value(std::string_view v) {
 
 }  // namespace
 
-std::string hex(ByteView data) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(data.size() * 2);
-  for (auto b : data) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 15];
-  }
-  return out;
-}
-
 std::string sha256_hex(ByteView data) { return hex_of(digest(EVP_sha256(), data)); }
 
 namespace {
-std::string base64_of(const std::string& raw) {
-  unsigned char out[64];
-  int n = EVP_EncodeBlock(out, reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-  return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
-}
+std::string base64_of(const std::string& raw) { return to_base64(as_bytes(raw)); }
 
 EVP_MD_CTX* new_ctx(const EVP_MD* md) {
   EVP_MD_CTX* c = EVP_MD_CTX_new();
@@ -108,7 +88,7 @@ void BodyDigests::update(ByteView data) {
 
 void BodyDigests::finish() {
   Sha256Digest d = sha_.final();
-  sha_hex_ = hex(ByteView(d.data(), d.size()));
+  sha_hex_ = to_hex(ByteView(d.data(), d.size()));
   md5_raw_ = final_of(md5_);
 }
 
@@ -118,13 +98,7 @@ std::string BodyDigests::md5_hex() const { return hex_of(md5_raw_); }
 std::string md5_hex(ByteView data) { return hex_of(digest(EVP_md5(), data)); }
 std::string md5_raw(ByteView data) { return digest(EVP_md5(), data); }
 
-std::string md5_base64(ByteView data) {
-  std::string raw = digest(EVP_md5(), data);
-  unsigned char out[64];
-  int n = EVP_EncodeBlock(out, reinterpret_cast<const unsigned char*>(raw.data()),
-                          static_cast<int>(raw.size()));
-  return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
-}
+std::string md5_base64(ByteView data) { return base64_of(digest(EVP_md5(), data)); }
 
 std::string uri_encode(std::string_view s, bool keep_slash) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
@@ -174,7 +148,7 @@ Signed sign(const Request& req, const Credentials& creds, std::string_view regio
   // Lowercased names, values in order of appearance joined with ','; std::map sorts by name.
   std::map<std::string, std::string> headers;
   for (const auto& [name, value] : req.headers) {
-    auto [it, inserted] = headers.try_emplace(lower(name), canonical_value(value));
+    auto [it, inserted] = headers.try_emplace(lower_ascii(name), canonical_value(value));
     if (!inserted) {
       it->second += ',';
       it->second += canonical_value(value);

@@ -61,7 +61,6 @@ std::string canonical_query(const Pairs& query);
 // Current UTC time as "YYYYMMDDTHHMMSSZ".
 std::string amz_date_now();
 
-std::string hex(ByteView data);
 std::string sha256_hex(ByteView data);
 std::string md5_base64(ByteView data);
 std::string md5_hex(ByteView data);

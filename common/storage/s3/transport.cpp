@@ -1,7 +1,6 @@
 #include "common/storage/s3/transport.h"
 
 #include <algorithm>
-#include <cctype>
 
 namespace pgvault {
 
@@ -18,7 +17,9 @@ bool HttpResponse::has_header(std::string_view lower_name) const {
 
 std::string lower_ascii(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   return out;
 }
 
