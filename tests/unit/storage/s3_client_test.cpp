@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <regex>
+#include <thread>
 
 #include "common/storage/s3/s3.h"
 #include "s3_fake_transport.h"
@@ -328,6 +331,32 @@ TEST(S3Client, MultipartCompleteListsEveryPartNumberWithItsEtag) {
             "<Part><PartNumber>3</PartNumber><ETag>&quot;etag-3&quot;</ETag></Part>"
             "</CompleteMultipartUpload>");
   EXPECT_TRUE(matching(seen, "DELETE", "").empty());  // nothing aborted after a complete upload
+}
+
+TEST(S3Client, AtMostUploadParallelPartsAreInFlight) {
+  Fixture f(multipart_options());  // upload_parallel = 2
+  auto in_flight = std::make_shared<std::atomic<int>>(0);
+  auto most = std::make_shared<std::atomic<int>>(0);
+  auto parts = [in_flight, most](const SeenRequest& r, const BodyCallback& on_body) {
+    int now = ++*in_flight;
+    for (int seen = most->load(); now > seen && !most->compare_exchange_weak(seen, now);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    --*in_flight;
+    return reply(200, "", {{"etag", quoted("etag-" + query_value(r.url, "partNumber"))}})(r, on_body);
+  };
+  f.t->route([parts](const SeenRequest& r, const BodyCallback& on_body) {  // parts answered slowly
+    if (r.method == "PUT" && !query_value(r.url, "partNumber").empty()) return parts(r, on_body);
+    if (r.method == "POST" && r.url.find("?uploads=") != std::string::npos) {
+      return reply(200, "<InitiateMultipartUploadResult><UploadId>U1</UploadId></InitiateMultipartUploadResult>")(r, on_body);
+    }
+    return reply(200, "<CompleteMultipartUploadResult/>")(r, on_body);
+  });
+  auto w = f.s->put("big", PutOptions{});
+  write_pattern(*w, 6 * kPart);
+  w->commit();
+  EXPECT_EQ(matching(f.t->seen(), "PUT", "partNumber=").size(), 6u);
+  EXPECT_EQ(most->load(), 2);
 }
 
 TEST(S3Client, FailedPartAbortsTheUploadAndTheFirstErrorWins) {
