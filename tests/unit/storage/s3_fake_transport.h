@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <deque>
+#include <memory>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/storage/s3/s3.h"
 #include "common/storage/s3/sigv4.h"
 #include "common/storage/s3/transport.h"
 
@@ -146,5 +148,28 @@ class FakeTransport final : public HttpTransport {
   Handler route_;
   std::vector<SeenRequest> seen_;
 };
+
+// Options of a test store: no capability file, retries after 1-2 ms.
+inline S3Options fake_s3_options() {
+  S3Options o;
+  o.bucket = "bkt";
+  o.prefix = "repo";
+  o.endpoint = "http://s3.test:9000";
+  o.access_key_id = "AK";
+  o.secret_access_key = "SK";
+  o.capability_file = "none";  // what the store supports is learned in this process only
+  o.retry_base_ms = 1;
+  o.retry_max_delay_ms = 2;
+  return o;
+}
+
+// An s3 Storage over a FakeTransport.
+struct Fixture {
+  std::shared_ptr<FakeTransport> t = std::make_shared<FakeTransport>();
+  std::unique_ptr<Storage> s;
+  explicit Fixture(const S3Options& o = fake_s3_options()) : s(make_s3_storage(o, t)) {}
+};
+
+inline std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 }  // namespace pgvault::testing
