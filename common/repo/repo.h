@@ -26,6 +26,7 @@
 #include "common/config/config.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
+#include "common/storage/factory.h"  // open_storage(), for the tools
 #include "common/storage/storage.h"
 
 namespace pgvault {
@@ -40,8 +41,6 @@ struct Identity {
   std::string created;                    // ISO 8601 UTC
 };
 
-// Opens the configured backend ("fs" or "s3").
-std::unique_ptr<Storage> open_storage(const Config& config);
 
 // What Repository::initialise() found and did (repo-init's report).
 struct InitResult {

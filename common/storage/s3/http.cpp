@@ -113,17 +113,6 @@ int on_progress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 
 }  // namespace
 
-std::string HttpResponse::header(std::string_view lower_name) const {
-  for (const auto& [k, v] : headers) {
-    if (k == lower_name) return v;
-  }
-  return {};
-}
-
-bool HttpResponse::has_header(std::string_view lower_name) const {
-  return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == lower_name; });
-}
-
 HttpClient::HttpClient(HttpSettings settings) : settings_(std::move(settings)) {
   curl_ = curl_api().easy_init();
   if (curl_ == nullptr) throw Error(ErrorKind::Internal, "curl_easy_init failed");
@@ -219,6 +208,26 @@ HttpClientPool::Lease HttpClientPool::acquire() {
     }
   }
   return Lease(*this, std::make_unique<HttpClient>(settings_));
+}
+
+namespace {
+
+class CurlTransport final : public HttpTransport {
+ public:
+  explicit CurlTransport(HttpSettings settings) : pool_(std::move(settings)) {}
+  HttpResponse perform(const HttpRequest& req, const BodyCallback& on_body) override {
+    auto client = pool_.acquire();
+    return client->perform(req, on_body);
+  }
+
+ private:
+  HttpClientPool pool_;
+};
+
+}  // namespace
+
+std::shared_ptr<HttpTransport> make_curl_transport(HttpSettings settings) {
+  return std::make_shared<CurlTransport>(std::move(settings));
 }
 
 }  // namespace pgvault

@@ -1,5 +1,6 @@
-// A small synchronous HTTP client on one libcurl easy handle, for the S3 backend.
+// The production HttpTransport (common/storage/s3/transport.h): libcurl, loaded lazily (curl_api.h).
 //
+// make_curl_transport() returns a transport that hands each request to a free HttpClient of its pool.
 // One HttpClient owns one CURL easy handle and reuses it (and so its connections, TLS sessions and DNS
 // cache) for every request; it is not thread-safe: use one per thread (HttpClientPool hands them out).
 // perform() never throws for HTTP or network failures: it returns the curl result and the response so
@@ -7,8 +8,6 @@
 // Nothing here logs; the caller must not log request headers (they carry the Authorization header).
 #pragma once
 
-#include <atomic>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/base/io.h"
+#include "common/storage/s3/transport.h"
 
 namespace pgvault {
 
@@ -28,34 +27,6 @@ struct HttpSettings {
   bool verify_tls = true;
   std::string ca_file;          // PEM bundle of trusted CAs; empty: the system store
 };
-
-struct HttpRequest {
-  std::string method;  // GET, HEAD, PUT, POST, DELETE
-  std::string url;     // fully encoded
-  std::vector<std::pair<std::string, std::string>> headers;
-  ByteView body;       // request body for PUT/POST (may be empty)
-  int body_fd = -1;    // or, when >= 0: the body is body_size bytes read from this file (pread, from 0)
-  std::uint64_t body_size = 0;
-  const std::atomic<bool>* cancel = nullptr;  // when set and true, the transfer stops early
-  // Send `Expect: 100-continue`: the body goes out only after the server's 100 (or after 1 s without an
-  // answer), so a request refused on its headers does not cost the body. Off: no Expect header at all.
-  bool expect_continue = false;
-};
-
-struct HttpResponse {
-  int curl_code = 0;        // CURLcode; 0 = the exchange completed (any HTTP status)
-  std::string curl_error;   // curl's message when curl_code != 0
-  long status = 0;          // HTTP status (0 when none was received)
-  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased, final response only
-  std::string error_body;   // body of a non-2xx response (first 64 KiB)
-  // Value of a header, or "" when absent.
-  std::string header(std::string_view lower_name) const;
-  bool has_header(std::string_view lower_name) const;
-};
-
-// Receives the body of a 2xx response in pieces; may throw (the transfer stops, the exception is
-// rethrown by perform()).
-using BodyCallback = std::function<void(ByteView)>;
 
 class HttpClient {
  public:
@@ -95,5 +66,9 @@ class HttpClientPool {
   std::mutex mu_;
   std::vector<std::unique_ptr<HttpClient>> free_;
 };
+
+// The libcurl transport: thread-safe, one easy handle per concurrent request, reused (connections,
+// TLS sessions, DNS cache) by the next request.
+std::shared_ptr<HttpTransport> make_curl_transport(HttpSettings settings);
 
 }  // namespace pgvault

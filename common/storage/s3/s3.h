@@ -36,8 +36,14 @@
 //   after total_timeout_s. Exhausted retries -> Transient. 403 -> Auth. 404 -> NotFound on objects
 //   (Config for NoSuchBucket). Not retried: other 4xx. Messages name the bucket, key, HTTP status and
 //   the server's <Code> and <Message>.
-// - One curl handle per thread, reused across requests (connection reuse). The Storage is thread-safe;
-//   writers and readers are used by one thread each and must not outlive the Storage.
+// - Requests go through an HttpTransport (transport.h): by default libcurl (http.h), one easy handle per
+//   concurrent request, reused across requests (connection reuse). The Storage is thread-safe; writers
+//   and readers are used by one thread each and must not outlive the Storage.
+//
+// Where the code lives: s3_config (options, endpoint), s3_client (signing, one call), s3_retry (retry
+// policy, status -> ErrorKind), s3_storage and s3_list (the Storage, listing, deletes), s3_reader (get,
+// get_tail), s3_writer and s3_spool (put), s3_multipart (multipart upload), s3_conditional and s3_caps
+// (create-if-absent and the remembered conditional-write capability).
 // - Nothing secret is logged (spdlog::debug lines carry method, bucket, key, status, attempt).
 #pragma once
 
@@ -50,6 +56,8 @@
 #include "common/storage/storage.h"
 
 namespace pgvault {
+
+class HttpTransport;
 
 struct S3Options {
   // Required. The bucket name.
@@ -134,5 +142,7 @@ std::optional<ContentRange> parse_content_range(std::string_view header);
 
 // Validates the options (Config errors name the field) and returns the backend. Makes no request.
 std::unique_ptr<Storage> make_s3_storage(const S3Options& options);
+// The same over another transport (tests: a scripted one); `transport` must not be null.
+std::unique_ptr<Storage> make_s3_storage(const S3Options& options, std::shared_ptr<HttpTransport> transport);
 
 }  // namespace pgvault

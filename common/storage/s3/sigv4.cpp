@@ -8,10 +8,9 @@
 #include <map>
 
 #include "common/base/errors.h"
-#include "common/base/hex.h"
 #include "common/base/text.h"
-#include "common/base/time.h"
 #include "common/crypto/crypto.h"
+#include "common/storage/s3/transport.h"
 
 namespace pgvault::sigv4 {
 namespace {
@@ -58,6 +57,8 @@ std::string canonical_value(std::string_view v) {
 std::string sha256_hex(ByteView data) { return hex_of(digest(EVP_sha256(), data)); }
 
 namespace {
+std::string base64_of(const std::string& raw) { return to_base64(as_bytes(raw)); }
+
 EVP_MD_CTX* new_ctx(const EVP_MD* md) {
   EVP_MD_CTX* c = EVP_MD_CTX_new();
   if (c == nullptr || EVP_DigestInit_ex(c, md, nullptr) != 1) {
@@ -88,16 +89,17 @@ void BodyDigests::update(ByteView data) {
 
 void BodyDigests::finish() {
   Sha256Digest d = sha_.final();
-  sha_hex_ = to_hex(d);
+  sha_hex_ = to_hex(ByteView(d.data(), d.size()));
   md5_raw_ = final_of(md5_);
 }
 
 std::string BodyDigests::sha256_hex() const { return sha_hex_; }
-std::string BodyDigests::md5_base64() const { return to_base64(as_bytes(md5_raw_)); }
+std::string BodyDigests::md5_base64() const { return base64_of(md5_raw_); }
 std::string BodyDigests::md5_hex() const { return hex_of(md5_raw_); }
 std::string md5_hex(ByteView data) { return hex_of(digest(EVP_md5(), data)); }
+std::string md5_raw(ByteView data) { return digest(EVP_md5(), data); }
 
-std::string md5_base64(ByteView data) { return to_base64(as_bytes(digest(EVP_md5(), data))); }
+std::string md5_base64(ByteView data) { return base64_of(digest(EVP_md5(), data)); }
 
 std::string uri_encode(std::string_view s, bool keep_slash) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
@@ -132,7 +134,14 @@ std::string canonical_query(const Pairs& query) {
   return out;
 }
 
-std::string amz_date_now() { return format_utc_compact(static_cast<std::int64_t>(std::time(nullptr))); }
+std::string amz_date_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
 
 Signed sign(const Request& req, const Credentials& creds, std::string_view region,
             std::string_view service, std::string_view amz_date) {

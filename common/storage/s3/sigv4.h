@@ -64,6 +64,7 @@ std::string amz_date_now();
 std::string sha256_hex(ByteView data);
 std::string md5_base64(ByteView data);
 std::string md5_hex(ByteView data);
+std::string md5_raw(ByteView data);  // the 16 bytes
 
 // SHA-256 and MD5 of a body fed in pieces (an upload spooled to a file is hashed as it is written).
 class BodyDigests {

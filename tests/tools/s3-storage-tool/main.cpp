@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/base/errors.h"
+#include "common/crypto/crypto.h"
 #include "common/storage/s3/s3.h"
 #include "common/storage/s3/sigv4.h"
 
@@ -105,110 +106,129 @@ const char* kFields[] = {"bucket", "prefix", "endpoint", "region", "uri_style", 
                          "max_retries", "retry_base_ms", "capability_file", "retry_max_delay_ms", "total_timeout_s",
                          "connect_timeout_s", "low_speed_limit", "low_speed_time_s", "request_timeout_s"};
 
-int run(std::vector<std::string> args) {
+// What the command line says: the options, the flags and the positional arguments (command first).
+struct Invocation {
   S3Options o;
+  std::map<std::string, std::string> flags;
+  std::vector<std::string> pos;
+  bool has(const std::string& flag) const { return flags.count(flag) > 0; }
+  // The positional arguments after the command must be exactly n.
+  void need(std::size_t n) const {
+    if (pos.size() != n + 1) throw Error(ErrorKind::InvalidInput, pos[0] + ": wrong number of arguments");
+  }
+};
+
+Invocation parse(const std::vector<std::string>& args) {
+  Invocation inv;
   for (const char* f : kFields) {
     std::string env = "PGVAULT_S3_";
     for (const char* p = f; *p; ++p) env += static_cast<char>(std::toupper(static_cast<unsigned char>(*p)));
-    if (const char* v = std::getenv(env.c_str())) set_opt(o, f, v);
+    if (const char* v = std::getenv(env.c_str())) set_opt(inv.o, f, v);
   }
-  std::map<std::string, std::string> flags;
-  std::vector<std::string> pos;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--opt" && i + 1 < args.size()) {
       auto eq = args[++i].find('=');
-      set_opt(o, args[i].substr(0, eq), args[i].substr(eq + 1));
+      set_opt(inv.o, args[i].substr(0, eq), args[i].substr(eq + 1));
     } else if (a == "--debug") {
       spdlog::set_default_logger(spdlog::stderr_color_mt("s3-storage-tool"));
       spdlog::set_level(spdlog::level::debug);
     } else if (a == "--if-absent" || a == "--size") {
-      flags[a] = "1";
+      inv.flags[a] = "1";
     } else if ((a == "--offset" || a == "--length" || a == "--size-is") && i + 1 < args.size()) {
-      flags[a] = args[++i];
+      inv.flags[a] = args[++i];
     } else {
-      pos.push_back(a);
+      inv.pos.push_back(a);
     }
   }
-  if (pos.empty()) throw Error(ErrorKind::InvalidInput, "no command");
-  auto storage = make_s3_storage(o);
-  const std::string& cmd = pos[0];
-  auto need = [&](std::size_t n) {
-    if (pos.size() != n + 1) throw Error(ErrorKind::InvalidInput, cmd + ": wrong number of arguments");
-  };
-  if (cmd == "put" || cmd == "put-abandon") {
-    need(2);
-    std::FILE* f = pos[2] == "-" ? stdin : std::fopen(pos[2].c_str(), "rb");
-    if (f == nullptr) throw errno_error("open " + pos[2], errno);
-    PutOptions po;
-    po.if_absent = flags.count("--if-absent") > 0;
-    if (flags.count("--size") && f != stdin) {
-      std::fseek(f, 0, SEEK_END);
-      po.size = static_cast<std::uint64_t>(std::ftell(f));
-      std::fseek(f, 0, SEEK_SET);
-    }
-    if (flags.count("--size-is")) po.size = std::stoull(flags["--size-is"]);  // announce a wrong size
-    auto w = storage->put(pos[1], po);
-    std::vector<std::uint8_t> buf(1 << 20);
-    while (std::size_t n = std::fread(buf.data(), 1, buf.size(), f)) w->write(ByteView(buf.data(), n));
-    if (f != stdin) std::fclose(f);
-    if (cmd == "put") w->commit();
-    return 0;
+  if (inv.pos.empty()) throw Error(ErrorKind::InvalidInput, "no command");
+  return inv;
+}
+
+int put(Storage& storage, const Invocation& inv) {
+  inv.need(2);
+  const auto& pos = inv.pos;
+  std::FILE* f = pos[2] == "-" ? stdin : std::fopen(pos[2].c_str(), "rb");
+  if (f == nullptr) throw errno_error("open " + pos[2], errno);
+  PutOptions po;
+  po.if_absent = inv.has("--if-absent");
+  if (inv.has("--size") && f != stdin) {
+    std::fseek(f, 0, SEEK_END);
+    po.size = static_cast<std::uint64_t>(std::ftell(f));
+    std::fseek(f, 0, SEEK_SET);
   }
-  if (cmd == "get") {
-    need(2);
-    std::optional<ByteRange> range;
-    if (flags.count("--offset") || flags.count("--length")) {
-      range = ByteRange{};
-      if (flags.count("--offset")) range->offset = std::stoull(flags["--offset"]);
-      if (flags.count("--length")) range->length = std::stoull(flags["--length"]);
-    }
-    auto src = storage->get(pos[1], range);
-    std::FILE* f = pos[2] == "-" ? stdout : std::fopen(pos[2].c_str(), "wb");
-    if (f == nullptr) throw errno_error("open " + pos[2], errno);
-    std::vector<std::uint8_t> buf(256 * 1024);
-    while (std::size_t n = src->read(buf)) {
-      if (std::fwrite(buf.data(), 1, n, f) != n) throw errno_error("write " + pos[2], errno);
-    }
-    if (f != stdout) std::fclose(f);
-    return 0;
+  if (inv.has("--size-is")) po.size = std::stoull(inv.flags.at("--size-is"));  // announce a wrong size
+  auto w = storage.put(pos[1], po);
+  std::vector<std::uint8_t> buf(1 << 20);
+  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), f)) w->write(ByteView(buf.data(), n));
+  if (f != stdin) std::fclose(f);
+  if (pos[0] == "put") w->commit();
+  return 0;
+}
+
+int get(Storage& storage, const Invocation& inv) {
+  inv.need(2);
+  const auto& pos = inv.pos;
+  std::optional<ByteRange> range;
+  if (inv.has("--offset") || inv.has("--length")) {
+    range = ByteRange{};
+    if (inv.has("--offset")) range->offset = std::stoull(inv.flags.at("--offset"));
+    if (inv.has("--length")) range->length = std::stoull(inv.flags.at("--length"));
   }
+  auto src = storage.get(pos[1], range);
+  std::FILE* f = pos[2] == "-" ? stdout : std::fopen(pos[2].c_str(), "wb");
+  if (f == nullptr) throw errno_error("open " + pos[2], errno);
+  std::vector<std::uint8_t> buf(256 * 1024);
+  while (std::size_t n = src->read(buf)) {
+    if (std::fwrite(buf.data(), 1, n, f) != n) throw errno_error("write " + pos[2], errno);
+  }
+  if (f != stdout) std::fclose(f);
+  return 0;
+}
+
+int head(Storage& storage, const Invocation& inv) {
+  inv.need(1);
+  auto info = storage.head(inv.pos[1]);
+  if (!info) {
+    std::cout << "missing\n";
+    return 2;
+  }
+  std::cout << info->size << "\t" << info->mtime << "\n";
+  return 0;
+}
+
+int rm_many(Storage& storage, const Invocation& inv) {
+  inv.need(0);
+  std::vector<std::string> keys;
+  for (std::string line; std::getline(std::cin, line);) {
+    if (!line.empty()) keys.push_back(line);
+  }
+  storage.remove_many(keys);
+  return 0;
+}
+
+int run(const std::vector<std::string>& args) {
+  Invocation inv = parse(args);
+  auto storage = make_s3_storage(inv.o);
+  const std::string& cmd = inv.pos[0];
+  if (cmd == "put" || cmd == "put-abandon") return put(*storage, inv);
+  if (cmd == "get") return get(*storage, inv);
+  if (cmd == "head") return head(*storage, inv);
+  if (cmd == "rm-many") return rm_many(*storage, inv);
   if (cmd == "tail") {
-    need(2);
-    auto t = storage->get_tail(pos[1], std::stoul(pos[2]));
-    static const char* hex = "0123456789abcdef";
-    std::string h;
-    for (auto b : t.bytes) h += std::string{hex[b >> 4], hex[b & 15]};
-    std::cout << t.size << "\t" << h << "\n";
-    return 0;
-  }
-  if (cmd == "head") {
-    need(1);
-    auto info = storage->head(pos[1]);
-    if (!info) {
-      std::cout << "missing\n";
-      return 2;
-    }
-    std::cout << info->size << "\t" << info->mtime << "\n";
+    inv.need(2);
+    auto t = storage->get_tail(inv.pos[1], std::stoul(inv.pos[2]));
+    std::cout << t.size << "\t" << to_hex(t.bytes) << "\n";
     return 0;
   }
   if (cmd == "list") {
-    need(1);
-    for (const auto& i : storage->list(pos[1])) std::cout << i.key << "\t" << i.size << "\t" << i.mtime << "\n";
+    inv.need(1);
+    for (const auto& i : storage->list(inv.pos[1])) std::cout << i.key << "\t" << i.size << "\t" << i.mtime << "\n";
     return 0;
   }
   if (cmd == "rm") {
-    need(1);
-    storage->remove(pos[1]);
-    return 0;
-  }
-  if (cmd == "rm-many") {
-    need(0);
-    std::vector<std::string> keys;
-    for (std::string line; std::getline(std::cin, line);) {
-      if (!line.empty()) keys.push_back(line);
-    }
-    storage->remove_many(keys);
+    inv.need(1);
+    storage->remove(inv.pos[1]);
     return 0;
   }
   throw Error(ErrorKind::InvalidInput, "unknown command " + cmd);

@@ -1,0 +1,75 @@
+#include "common/storage/s3/s3_conditional.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "common/base/errors.h"
+#include "common/storage/s3/s3_parse.h"
+#include "common/storage/s3/s3_reader.h"
+#include "common/storage/s3/s3_retry.h"
+
+namespace pgvault::s3 {
+
+void throw_exists(const S3Client& c, const std::string& full) {
+  throw Error(ErrorKind::Duplicate, "s3 put " + c.where(full) + ": the object already exists");
+}
+
+void check_absent(S3Client& c, const std::string& full) {
+  if (c.head_raw(full)) throw_exists(c, full);
+}
+
+bool put_conditional(S3Client& c, const std::string& full, Call& call, const std::string& md5_hex,
+                     const int& attempts) {
+  call.headers.emplace_back("if-none-match", "*");
+  call.expect_continue = c.cond_writes().get() == s3caps::Cond::Unknown;  // a probe: a 501 costs no body
+  auto r = c.execute(call);
+  call.headers.pop_back();
+  call.expect_continue = false;
+  if (r.status >= 200 && r.status < 300) {
+    c.cond_writes().learned(s3caps::Cond::Supported);
+    return true;
+  }
+  if (r.status == 412) {
+    c.cond_writes().learned(s3caps::Cond::Supported);
+    if (attempts > 1) {
+      // A lost answer to an earlier attempt that did store the object? Same MD5 means it was ours.
+      auto h = c.head_raw(full);
+      if (h && etag_value(h->header("etag")) == md5_hex) return true;
+    }
+    throw_exists(c, full);
+  }
+  if (!not_implemented(r)) c.fail(r, call);
+  c.cond_writes().learned(s3caps::Cond::Unsupported);
+  return false;
+}
+
+// Another writer that passed its HEAD while ours was in flight may still be uploading: give such an
+// upload time to land (a settle time scaled by how long ours took), then require the stored object to
+// be ours: its ETag is the MD5 of our body (single PUT) or of our part MD5s (multipart). Anything else
+// means another writer's bytes are stored: Duplicate.
+void confirm_ours(S3Client& c, const std::string& full, const std::string& etag, Clock::duration took,
+                  const OwnTail* tail) {
+  using std::chrono::milliseconds;
+  const auto settle = std::clamp<Clock::duration>(2 * took + milliseconds(250), milliseconds(250), milliseconds(5000));
+  std::this_thread::sleep_for(settle);
+  auto h = c.head_raw(full);
+  if (!h) {
+    throw Error(ErrorKind::Transient, "s3 put " + c.where(full) + ": the object vanished right after its upload");
+  }
+  const std::string stored = etag_value(h->header("etag"));
+  if (stored != etag && tail != nullptr) {
+    ObjectTail t = read_tail(c, full, kTailCheck);
+    if (t.size == tail->size && t.bytes == *tail->bytes) {
+      spdlog::debug("s3 put {}: etag {} is not the MD5 form, size and last bytes are ours", c.where(full), stored);
+      return;
+    }
+  }
+  if (stored != etag) {
+    throw Error(ErrorKind::Duplicate, "s3 put " + c.where(full) + ": another writer stored this key during the upload "
+                                      "(stored etag " + stored + ", ours " + etag + ")");
+  }
+}
+
+}  // namespace pgvault::s3
