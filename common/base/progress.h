@@ -17,7 +17,12 @@ namespace pgvault {
 
 class Progress {
  public:
+  // Unit::Bytes is a scoped name, not the type pgvault::Bytes (base/io.h), which GCC's -Wshadow would
+  // otherwise report in every file that includes both.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
   enum class Unit { Bytes, Items };
+#pragma GCC diagnostic pop
   Progress(bool enabled, std::string what, Unit unit = Unit::Bytes, std::string noun = "");
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
