@@ -62,6 +62,27 @@ void check_key(const std::string& key) {
   if (bad) throw Error(ErrorKind::Internal, "invalid storage key \"" + key + "\"");
 }
 
+// sweep_dead_temporaries() in each of the newest (by name) `max_dirs` folders directly under `dir`.
+std::size_t sweep_newest_dirs(std::string dir, std::size_t max_dirs) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+    while (struct dirent* e = ::readdir(d)) {
+      struct stat st;
+      std::string n = e->d_name;
+      if (n != "." && n != ".." && ::fstatat(::dirfd(d), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+        names.push_back(std::move(n));
+      }
+    }
+  }
+  std::sort(names.rbegin(), names.rend());
+  if (names.size() > max_dirs) names.resize(max_dirs);
+  std::size_t removed = 0;
+  for (const auto& n : names) removed += sweep_dead_temporaries(dir + "/" + n);
+  return removed;
+}
+
 class FsStorage final : public Storage {
  public:
   explicit FsStorage(std::string root) : root_(std::move(root)) {
@@ -137,6 +158,11 @@ class FsStorage final : public Storage {
     check_key(key);
     std::string path = full(key);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw errno_error("unlink " + path, errno);
+  }
+
+  bool atomic_create() const override { return true; }
+  std::size_t sweep_dead_writers(const std::string& prefix, std::size_t max_dirs) override {
+    return sweep_newest_dirs(full(prefix), max_dirs);
   }
 
  private:
