@@ -48,6 +48,7 @@ TEST_F(Prefetch, WorkersFetchTheNextSegmentsUntilTheArchiveEnds) {
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(spooled(), expected);  // nothing of segment 11, no .inflight mark left
 
+  repo().storage().remove(keys::wal(*WalFileName::parse(seg_name(2))));  // only the spool has it now
   int spawned = 0;
   EXPECT_EQ(restore_command(config, seg_name(2), dir / "RECOVERYXLOG", [&] { ++spawned; }), FetchOutcome::Fetched);
   EXPECT_EQ(read_file(dir / "RECOVERYXLOG"), segment(2));
