@@ -1,7 +1,6 @@
 // base-push asks the storage what it can do (Storage::atomic_create, Storage::sweep_dead_writers),
 // never which backend it has.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -18,19 +17,14 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-long dead_pid() {
-  pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return pid;
-}
-
-// A temporary file of the fs backend in `dir`, written by `pid` on this host.
-std::string temporary(const std::string& dir, long pid) {
+// A temporary file of the fs backend in `dir`: of a live writer (this process), or of a writer of
+// another host idle for two days (provably dead to the sweep, like a killed run's).
+std::string temporary(const std::string& dir, bool live) {
   sfs::create_directories(dir);
-  std::string path = dir + "/" + kTempPrefix + "bundle-0." + std::to_string(pid) + "@" + fs_host_tag() + ".0.0badf00d";
+  const std::string owner = live ? std::to_string(::getpid()) + "@" + fs_host_tag() : "1@0123456789abcdef";
+  std::string path = dir + "/" + kTempPrefix + "bundle-0." + owner + ".0.0badf00d";
   std::ofstream(path) << "partial bundle";
+  if (!live) sfs::last_write_time(path, sfs::file_time_type::clock::now() - std::chrono::hours(48));
   return path;
 }
 
@@ -57,11 +51,10 @@ TEST(BackupStorage, SweepOfKilledRunsReachesTheNewestBackupFolders) {
   testing::TempDir dir;
   auto fs = make_fs_storage(dir.path());
   const std::string backups = dir.path() + "/" + keys::backups_prefix();
-  const long dead = dead_pid();
-  const std::string oldest = temporary(backups + "20260101T000000Z-F", dead);
-  const std::string newer = temporary(backups + "20260102T000000Z-F", dead);
-  const std::string newest = temporary(backups + "20260103T000000Z-F", dead);
-  const std::string live = temporary(backups + "20260103T000000Z-F", ::getpid());
+  const std::string oldest = temporary(backups + "20260101T000000Z-F", false);
+  const std::string newer = temporary(backups + "20260102T000000Z-F", false);
+  const std::string newest = temporary(backups + "20260103T000000Z-F", false);
+  const std::string live = temporary(backups + "20260103T000000Z-F", true);
   write_all(*fs, keys::backup_claim("20260103T000000Z-F"), as_bytes("{}"));
   EXPECT_EQ(fs->sweep_dead_writers(keys::backups_prefix(), 2), 2u);
   EXPECT_TRUE(sfs::exists(oldest));
