@@ -2,15 +2,20 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "common/base/errors.h"
+#include "common/archive/wal_checks.h"
 #include "common/base/fs.h"
 #include "common/crypto/crypto.h"
 
@@ -69,6 +74,7 @@ FileIdentity file_identity(const std::string& path) {
 }
 
 namespace {
+// Also the file identity in a prefetch record.
 std::string record_text(const FileIdentity& id) {
   char buf[256];
   std::snprintf(buf, sizeof buf, "%llu %llu %llu %lld %lld", id.dev, id.ino, id.size, id.mtime_ns, id.ctime_ns);
@@ -108,6 +114,106 @@ void prune_spool(const std::string& spool, long max_age_seconds) {
     }
   }
   ::closedir(d);
+}
+
+SpoolLock::SpoolLock(const std::string& spool) {
+  fd_ = ::open((spool + "/prefetch.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  held_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+}
+
+SpoolLock::~SpoolLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+void write_ready(const std::string& data, const SpoolOwner& owner, const Digest& d) {
+  AtomicFileWriter w(data + ".ready", false, false, 0600);
+  std::string text = std::to_string(owner.system_identifier) + " " + std::to_string(owner.segment_size) + " " +
+                     d.hex() + " " + std::to_string(d.size) + " " + record_text(file_identity(data)) + "\n" +
+                     owner.repository + "\n";
+  w.write(as_bytes(text));
+  w.commit();
+}
+
+namespace {
+
+// Why the spooled `data` may not be handed over as `name` to `owner`'s recovery; "" when it may.
+std::string spool_entry_problem(const std::string& data, const WalFileName& name, const SpoolOwner& owner) {
+  std::ifstream in(data + ".ready");
+  std::uint64_t sysid = 0, size = 0;
+  std::uint32_t seg_size = 0;
+  std::string hex, identity, repository;
+  if (!(in >> sysid >> seg_size >> hex >> size) || !std::getline(in >> std::ws, identity) ||
+      !std::getline(in, repository)) {
+    return "its record is unreadable";
+  }
+  if (repository != owner.repository || sysid != owner.system_identifier) {
+    return "it was prefetched from " + repository + " for database system " + std::to_string(sysid);
+  }
+  try {
+    if (record_text(file_identity(data)) != identity) return "it is not the file the worker verified";
+    FileSource src(data);
+    Bytes header = read_first_page(src);
+    check_hand_over(header, src.file_size(), name, seg_size, owner.system_identifier, data);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Moves (renames; copies across filesystems, still atomically) the spooled `data` to `dest`.
+void move_into_place(const std::string& data, const std::string& dest) {
+  if (::rename(data.c_str(), dest.c_str()) == 0) return;
+  if (errno != EXDEV) throw errno_error("rename " + data + " to " + dest, errno);
+  FileSource src(data);
+  AtomicFileWriter out(dest, false, false, 0600);
+  pump(src, out);
+  ::unlink(data.c_str());
+}
+
+}  // namespace
+
+bool take_prefetched(const std::string& spool, const WalFileName& name, const std::string& dest,
+                     const SpoolOwner& owner) {
+  const std::string data = spool + "/" + name.name, ready = data + ".ready", inflight = data + ".inflight";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!path_exists(ready) && path_exists(inflight) && !SpoolLock(spool).held() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!path_exists(ready)) return false;
+  std::string problem = spool_entry_problem(data, name, owner);
+  if (problem.empty()) {
+    move_into_place(data, dest);
+  } else {
+    spdlog::warn("prefetched {} discarded ({}); fetching it from the repository", data, problem);
+    ::unlink(data.c_str());
+  }
+  ::unlink(ready.c_str());
+  return problem.empty();
+}
+
+void clear_spool(const std::string& spool, const std::string& below) {
+  DIR* d = ::opendir(spool.c_str());
+  if (!d) return;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() < 24 || !WalFileName::parse(n.substr(0, 24))) continue;
+    if (below.empty() || n.substr(0, 24) < below) ::unlinkat(::dirfd(d), e->d_name, 0);
+  }
+  ::closedir(d);
+}
+
+void stop_prefetching(const std::string& spool) {
+  clear_spool(spool, "");
+  if (!SpoolLock(spool).held()) {
+    int fd = ::open((spool + "/" + kPrefetchStopFile).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+  }
 }
 
 }  // namespace pgvault

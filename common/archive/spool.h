@@ -22,12 +22,14 @@
 // warning (a full spool warns once, not on every call).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/codec/codec.h"
 #include "common/config/config.h"
+#include "common/pg/wal.h"
 
 namespace pgvault {
 
@@ -56,5 +58,51 @@ void write_push_record(const std::string& spool, const std::string& name, const 
 bool take_push_record(const std::string& spool, const std::string& name, const FileIdentity& id);
 // Removes records older than `max_age_seconds`.
 void prune_spool(const std::string& spool, long max_age_seconds);
+
+// ---- The prefetch spool (wal-fetch and its detached worker).
+
+inline constexpr const char* kPrefetchStopFile = "prefetch.stop";
+inline constexpr const char* kPrefetchWarnedFile = "prefetch.warned";
+
+// "prefetch.lock": a worker holds it for its lifetime; wal-fetch spawns one only when nobody holds it.
+class SpoolLock {
+ public:
+  explicit SpoolLock(const std::string& spool);
+  ~SpoolLock();
+  SpoolLock(const SpoolLock&) = delete;
+  SpoolLock& operator=(const SpoolLock&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+};
+
+// Whose prefetched files a spool folder holds (recorded in every entry).
+struct SpoolOwner {
+  std::string repository;  // Repository::describe()
+  std::uint64_t system_identifier = 0;
+  std::uint32_t segment_size = 0;
+};
+
+bool path_exists(const std::string& path);
+
+// Writes "<data>.ready" for the verified file `data`: "<sysid> <segment size> <digest hex> <size> <file
+// identity>\n<repository>\n".
+void write_ready(const std::string& data, const SpoolOwner& owner, const Digest& d);
+
+// Moves the prefetched copy of `name` to `dest`. When a worker is fetching it right now, waits for it
+// (bounded). False when there is none, or when it may not be handed over (then it is thrown away and
+// the caller fetches from the repository).
+bool take_prefetched(const std::string& spool, const WalFileName& name, const std::string& dest,
+                     const SpoolOwner& owner);
+
+// Removes prefetched files (and their records) whose segment name sorts before `below`; all of them
+// when `below` is empty. A worker's temporary files are its own (prune_spool ages out leftovers).
+void clear_spool(const std::string& spool, const std::string& below);
+
+// Recovery is ending (or a standby waits for streaming): empty the spool, and ask a running worker to
+// stop and empty it again when it is done.
+void stop_prefetching(const std::string& spool);
 
 }  // namespace pgvault

@@ -80,6 +80,9 @@ struct ClaimOptions {
   int attempts = 10;
 };
 BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts);
+// base-push's claim options: the clock, waits that end on SIGINT/SIGTERM, and a settle of 500 ms on a
+// store without atomic create-if-absent (Storage::atomic_create()), none on one with it.
+ClaimOptions base_push_claim_options(const Storage& storage);
 // True when the label's claim object still holds this claim's token (false when it is gone or another's).
 bool claim_holds(Storage& storage, const BackupClaim& claim);
 

@@ -87,6 +87,19 @@ class Storage {
   virtual std::vector<ObjectInfo> list_temporaries() { return {}; }
   virtual void remove_temporary(const std::string& /*path*/) {}
   virtual void remove_empty_folder(const std::string& /*prefix*/) {}
+
+  // Backup capabilities (base-push asks these, never which backend it has).
+  // atomic_create(): put() with if_absent is decided by the store in one step (fs: a no-replace link),
+  // so a claim read back at once is final. False (the default) where create-if-absent may be
+  // HEAD-then-PUT and another writer's PUT can still land after ours (S3 stores).
+  virtual bool atomic_create() const { return false; }
+  // Removes the temporary files that provably dead writers left in the newest (by name) `max_dirs`
+  // folders directly under `prefix`; returns how many. Best effort, never throws. The default does
+  // nothing: a store whose unfinished uploads leave no temporary objects (S3, test doubles).
+  virtual std::size_t sweep_dead_writers(const std::string& prefix, std::size_t max_dirs) {
+    (void)prefix, (void)max_dirs;
+    return 0;
+  }
 };
 
 // Convenience: whole small objects.

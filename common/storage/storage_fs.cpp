@@ -78,6 +78,27 @@ void check_temporary_path(const std::string& path) {
   }
 }
 
+// sweep_dead_temporaries() in each of the newest (by name) `max_dirs` folders directly under `dir`.
+std::size_t sweep_newest_dirs(std::string dir, std::size_t max_dirs) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+    while (struct dirent* e = ::readdir(d)) {
+      struct stat st;
+      std::string n = e->d_name;
+      if (n != "." && n != ".." && ::fstatat(::dirfd(d), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+        names.push_back(std::move(n));
+      }
+    }
+  }
+  std::sort(names.rbegin(), names.rend());
+  if (names.size() > max_dirs) names.resize(max_dirs);
+  std::size_t removed = 0;
+  for (const auto& n : names) removed += sweep_dead_temporaries(dir + "/" + n);
+  return removed;
+}
+
 class FsStorage final : public Storage {
  public:
   explicit FsStorage(std::string root) : root_(std::move(root)) {
@@ -169,6 +190,11 @@ class FsStorage final : public Storage {
     if (::rmdir(path.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
       spdlog::debug("could not remove empty directory {}: {}", path, std::strerror(errno));
     }
+  }
+
+  bool atomic_create() const override { return true; }
+  std::size_t sweep_dead_writers(const std::string& prefix, std::size_t max_dirs) override {
+    return sweep_newest_dirs(full(prefix), max_dirs);
   }
 
  private:

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "common/base/errors.h"
+#include "common/base/time.h"
 #include "common/base/text.h"
 #include "common/crypto/crypto.h"
 #include "common/storage/s3/transport.h"
@@ -134,14 +135,7 @@ std::string canonical_query(const Pairs& query) {
   return out;
 }
 
-std::string amz_date_now() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
+std::string amz_date_now() { return format_utc_compact(static_cast<std::int64_t>(std::time(nullptr))); }
 
 Signed sign(const Request& req, const Credentials& creds, std::string_view region,
             std::string_view service, std::string_view amz_date) {

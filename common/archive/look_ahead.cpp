@@ -1,0 +1,111 @@
+// archive_command (archive.h): the called file, served from a look-ahead record or pushed, beside
+// look-ahead pushes of the files PostgreSQL will ask for next.
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "common/archive/archive.h"
+#include "common/archive/spool.h"
+#include "common/base/errors.h"
+#include "common/base/fs.h"
+#include "common/base/threads.h"
+
+namespace pgvault {
+
+namespace {
+
+// The files after `current` that PostgreSQL will ask for next: .ready in archive_status, history files
+// first (PostgreSQL archives them first), then in name order.
+std::vector<std::string> next_ready(const std::string& wal_dir, const std::string& current, std::size_t max) {
+  std::vector<std::string> history, rest;
+  DIR* d = ::opendir((wal_dir + "/archive_status").c_str());
+  if (!d) return {};
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() <= 6 || n.compare(n.size() - 6, 6, ".ready") != 0) continue;
+    n.resize(n.size() - 6);
+    auto w = WalFileName::parse(n);
+    if (!w || n == current) continue;
+    (w->kind == WalFileKind::History ? history : rest).push_back(n);
+  }
+  ::closedir(d);
+  std::sort(history.begin(), history.end());
+  std::sort(rest.begin(), rest.end());
+  history.insert(history.end(), rest.begin(), rest.end());
+  if (history.size() > max) history.resize(max);
+  return history;
+}
+
+// The push spool when look-ahead is on and its folder usable; "" otherwise.
+std::string push_spool(const Config& config, const Repository& repo) {
+  if (config.push.parallel <= 1) return "";
+  try {
+    return spool_dir(config.push.spool, "push", repo.describe());
+  } catch (const Error& e) {
+    spdlog::warn("look-ahead disabled: {}", e.what());
+    return "";
+  }
+}
+
+// True when an earlier call's look-ahead made `path` durable and the file is still the one it pushed.
+bool pushed_ahead(const std::string& spool, const std::string& path) {
+  try {
+    return take_push_record(spool, base_name(path), file_identity(path));
+  } catch (const Error&) {
+    return false;  // no usable record: push normally (which reports a missing file properly)
+  }
+}
+
+// Pushes `p` with its own storage connection and records it once durable; any failure is only logged
+// (not recorded: PostgreSQL's own call for this file will push it and report the error).
+void look_ahead_push(const Config& config, const std::string& spool, const std::string& p) {
+  const std::string next = base_name(p);
+  try {
+    FileIdentity id = file_identity(p);
+    Repository own(open_storage(config), config);  // one storage connection per thread
+    PushResult r = push_wal(own, p);
+    write_push_record(spool, next, id, r.digest);
+  } catch (const std::exception& e) {
+    spdlog::debug("look-ahead push of {} failed: {}", next, e.what());
+  }
+}
+
+// One thread per file ready after `path` (up to [push] parallel - 1), started into `workers` to run
+// beside the caller's own push. Not a TaskGroup: its run() blocks the caller, whose push must overlap
+// these, and a thread that cannot be started must only end the look-ahead, never fail the call.
+void start_look_ahead(ThreadGroup& workers, const Config& config, const std::string& spool, const std::string& path) {
+  const std::string wal_dir = parent_dir(path);
+  const auto max = static_cast<std::size_t>(config.push.parallel - 1);
+  for (const std::string& next : next_ready(wal_dir, base_name(path), max)) {
+    try {
+      workers.start([&config, &spool, p = wal_dir + "/" + next] { look_ahead_push(config, spool, p); });
+    } catch (const Error& e) {
+      spdlog::warn("look-ahead stopped: {}", e.what());  // optional work: the called segment is pushed anyway
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+PushOutcome archive_command(const Config& config, const std::string& path) {
+  Repository repo(open_storage(config), config);
+  const std::string spool = push_spool(config, repo);
+  if (!spool.empty() && pushed_ahead(spool, path)) {
+    spdlog::debug("{} was archived ahead by an earlier call", base_name(path));
+    return PushOutcome::AlreadyStored;
+  }
+  repo.require_initialised();  // never create a repository (an unmounted directory, a mistyped bucket)
+  ThreadGroup workers;  // joined on every way out
+  if (!spool.empty()) start_look_ahead(workers, config, spool, path);
+  // Alone, the segment is compressed by two zstd workers (about twice as fast on two cores); beside
+  // look-ahead pushes the cores are already busy, so each compresses in its own thread.
+  if (workers.empty()) repo.set_auto_threads(std::min(2, static_cast<int>(std::thread::hardware_concurrency())));
+  PushOutcome outcome = push_wal(repo, path).outcome;
+  if (!spool.empty()) prune_spool(spool, 24 * 3600);
+  return outcome;
+}
+
+}  // namespace pgvault

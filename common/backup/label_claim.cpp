@@ -1,0 +1,120 @@
+// The claim of a backup label (claim_backup_label, claim_holds in backup.h).
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <ctime>
+#include <optional>
+#include <thread>
+
+#include "common/backup/backup.h"
+#include "common/backup/interrupt.h"
+#include "common/base/errors.h"
+#include "common/crypto/crypto.h"
+
+namespace pgvault {
+
+namespace {
+
+using nlohmann::json;
+
+std::string random_token() {
+  std::array<std::uint8_t, 16> rnd;
+  random_bytes(rnd);
+  return to_hex(rnd);
+}
+
+std::string claim_text(const std::string& token) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  json j = {{"tool", "base-push"}, {"host", host}, {"pid", static_cast<long>(::getpid())},
+            {"token", token},      {"time", now_iso8601()}};
+  return j.dump() + "\n";
+}
+
+// The token in the label's claim; nullopt when there is no claim, "" when it is unreadable.
+std::optional<std::string> claim_token(Storage& storage, const std::string& label) {
+  try {
+    Bytes data = read_all(storage, keys::backup_claim(label));
+    json j = json::parse(data.begin(), data.end());
+    return j.is_object() ? j.value("token", "") : "";
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::NotFound) return std::nullopt;
+    throw;
+  } catch (const json::exception&) {
+    return "";
+  }
+}
+
+// Writes the claim of `c` with create-if-absent; false when the label is claimed already.
+bool write_claim(Storage& storage, const BackupClaim& c) {
+  try {
+    write_all(storage, keys::backup_claim(c.label), as_bytes(claim_text(c.token)),
+              PutOptions{.if_absent = true, .size = {}});
+    return true;
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Duplicate) throw;
+    spdlog::info("backup label {} is claimed by another base-push; taking the next second's", c.label);
+    return false;
+  }
+}
+
+// True when the written claim of `c` is (still) its own and its label holds nothing else; otherwise
+// the label is given up (our claim removed when the label holds another run's objects).
+bool claim_stands(Storage& storage, const BackupClaim& c, std::chrono::milliseconds settle) {
+  if (settle.count() > 0) std::this_thread::sleep_for(settle);
+  if (!claim_holds(storage, c)) {
+    spdlog::info("backup label {} was claimed by another base-push at the same time; taking the next second's",
+                 c.label);
+    return false;
+  }
+  const std::string key = keys::backup_claim(c.label);
+  bool others = false;
+  for (const auto& o : storage.list(keys::backup_prefix(c.label))) others = others || o.key != key;
+  if (others) {
+    spdlog::warn("backup label {} already holds objects not written by this run in {}; taking the next second's",
+                 c.label, storage.describe());
+    storage.remove(key);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool claim_holds(Storage& storage, const BackupClaim& claim) {
+  auto token = claim_token(storage, claim.label);
+  return token && *token == claim.token;
+}
+
+BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts) {
+  const int attempts = std::max(opts.attempts, 1);
+  std::int64_t t = opts.now();
+  std::string first;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    if (attempt > 0) {
+      t = std::max(opts.now(), t + 1);
+      opts.wait_until(t);
+    }
+    BackupClaim c{make_backup_label(t, false), random_token()};
+    if (first.empty()) first = c.label;
+    if (write_claim(storage, c) && claim_stands(storage, c, opts.settle)) return c;
+  }
+  throw Error(ErrorKind::Conflict, "no backup label free in " + storage.describe() + ": " + first + " and the " +
+                                       std::to_string(attempts - 1) +
+                                       " following seconds are claimed by other base-push runs");
+}
+
+ClaimOptions base_push_claim_options(const Storage& storage) {
+  ClaimOptions co;
+  co.now = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
+  co.wait_until = wait_until_second;
+  // Without atomic create-if-absent (S3 stores such as Swift) the claim is HEAD-then-PUT: a pause before
+  // the read-back lets a PUT of another run that raced ours land first, so the read-back sees it.
+  if (!storage.atomic_create()) co.settle = std::chrono::milliseconds(500);
+  return co;
+}
+
+}  // namespace pgvault

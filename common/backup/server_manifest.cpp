@@ -1,0 +1,129 @@
+// verify_server_manifest (backup.h): the received files against PostgreSQL's backup_manifest.
+#include <nlohmann/json.hpp>
+
+#include <bit>
+#include <cctype>
+#include <map>
+
+#include "common/backup/backup.h"
+#include "common/base/errors.h"
+#include "common/base/text.h"
+#include "common/crypto/crypto.h"
+
+namespace pgvault {
+
+namespace {
+
+using nlohmann::json;
+
+// Our text form (crc32c_hex(): the value, most significant digit first) as PostgreSQL's backup_manifest
+// prints it: the 4 bytes of its uint32 pg_crc32c in the server's memory order, each as 2 hex digits
+// (pg_verifybackup compares those bytes with its own value in memory). On a little-endian server
+// 0xe3069283 is "839206e3".
+std::string crc32c_as_server_prints(const std::string& ours, std::endian order) {
+  if (ours.size() != 8 || order == std::endian::big) return ours;
+  return ours.substr(6, 2) + ours.substr(4, 2) + ours.substr(2, 2) + ours.substr(0, 2);
+}
+
+// The server's byte order is its own (the client may be another machine): a little-endian server is
+// the rule, but a big-endian one (s390x) prints the value in its natural order, so both are accepted.
+// Accepting the byte-swapped value too costs one bit of the 32 against a random corruption.
+bool server_crc32c_matches(const std::string& server_text, const std::string& ours) {
+  const std::string server = ascii_lower(server_text);
+  return ours.size() == 8 && (server == crc32c_as_server_prints(ours, std::endian::little) ||
+                              server == crc32c_as_server_prints(ours, std::endian::big));
+}
+
+struct ServerEntry {
+  std::uint64_t size;
+  std::string algorithm, checksum;
+  bool seen = false;
+};
+using ServerFiles = std::map<std::string, ServerEntry>;
+
+// The manifest's JSON after checking its own checksum: SHA-256 of everything before the
+// "Manifest-Checksum" line.
+json parse_checked(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::Corruption, std::string("server backup_manifest is not valid JSON: ") + e.what());
+  }
+  auto pos = text.rfind("\"Manifest-Checksum\"");
+  if (pos == std::string::npos || !j.contains("Manifest-Checksum")) {
+    throw Error(ErrorKind::Corruption, "server backup_manifest has no Manifest-Checksum");
+  }
+  std::string expected_sum = j["Manifest-Checksum"].get<std::string>();
+  if (to_hex(sha256(as_bytes(std::string_view(text).substr(0, pos)))) != expected_sum) {
+    throw Error(ErrorKind::Corruption, "server backup_manifest checksum mismatch (damaged in transit)");
+  }
+  return j;
+}
+
+ServerFiles server_files(const json& j) {
+  ServerFiles server;
+  try {
+    for (const auto& f : j.at("Files")) {
+      std::string path;
+      if (f.contains("Path")) {
+        path = f["Path"].get<std::string>();
+      } else {
+        Bytes raw = from_hex(f.at("Encoded-Path").get<std::string>());
+        path.assign(raw.begin(), raw.end());
+      }
+      server[path] = ServerEntry{f.at("Size").get<std::uint64_t>(), f.value("Checksum-Algorithm", ""),
+                                 f.value("Checksum", ""), false};
+    }
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::Corruption, std::string("server backup_manifest: unexpected content: ") + e.what());
+  }
+  return server;
+}
+
+// What is wrong with received file `f` (at `path`) by the server's entry; "" when nothing.
+std::string file_problem(const std::string& path, const ManifestFile& f, const ServerEntry& e) {
+  if (e.size != f.size) {
+    return path + " has " + std::to_string(f.size) + " bytes, the server's manifest says " + std::to_string(e.size);
+  }
+  if (e.algorithm != "CRC32C") return path + ": the server's manifest has no CRC32C checksum (" + e.algorithm + ")";
+  if (!server_crc32c_matches(e.checksum, f.crc32c)) {
+    return path + " CRC-32C " + f.crc32c + " differs from the server's manifest " + e.checksum +
+           " (PostgreSQL prints the bytes of the value as they lie in its memory: " +
+           crc32c_as_server_prints(f.crc32c, std::endian::little) + " on a little-endian server)";
+  }
+  return "";
+}
+
+std::vector<std::string> differences(ServerFiles& server, const std::vector<ManifestFile>& files) {
+  std::vector<std::string> problems;
+  for (const auto& f : files) {
+    std::string path = f.tablespace ? "pg_tblspc/" + std::to_string(f.tablespace) + "/" + f.path : f.path;
+    auto it = server.find(path);
+    if (it == server.end()) {
+      problems.push_back(path + " received but not in the server's manifest");
+      continue;
+    }
+    it->second.seen = true;
+    if (std::string p = file_problem(path, f, it->second); !p.empty()) problems.push_back(std::move(p));
+  }
+  for (const auto& [path, e] : server) {
+    if (!e.seen) problems.push_back(path + " is in the server's manifest but was not received");
+  }
+  return problems;
+}
+
+}  // namespace
+
+void verify_server_manifest(const std::string& text, const std::vector<ManifestFile>& files) {
+  ServerFiles server = server_files(parse_checked(text));
+  std::vector<std::string> problems = differences(server, files);
+  if (!problems.empty()) {
+    std::string msg = "backup does not match the server's backup_manifest (" + std::to_string(problems.size()) +
+                      " problem(s)): ";
+    for (std::size_t i = 0; i < problems.size() && i < 5; ++i) msg += (i ? "; " : "") + problems[i];
+    throw Error(ErrorKind::Corruption, msg);
+  }
+}
+
+}  // namespace pgvault
