@@ -1,7 +1,8 @@
 // Errors of pgvault: one exception type carrying a kind.
 //
 // Every failure in common/ is reported by throwing pgvault::Error. The kind travels unchanged up to a
-// tool's main(), where exactly one function (per tool) maps kinds to exit codes (docs/EXIT-CODES.md).
+// tool's main(), where the one exit-code table (common/cli/exit_codes.cpp) maps kinds to exit
+// codes (docs/EXIT-CODES.md).
 // Exceptions thrown by libraries (toml++, nlohmann-json, std::filesystem) are caught where the library
 // is called and rethrown as Error with the right kind; no other exception type may escape common/.
 //
