@@ -115,7 +115,7 @@ TEST(S3Client, AtMostUploadParallelPartsAreInFlight) {
     int now = ++*in_flight;
     for (int seen = most->load(); now > seen && !most->compare_exchange_weak(seen, now);) {
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // long enough for the producer to fill both slots
     --*in_flight;
     return reply(200, "", {{"etag", quoted("etag-" + query_value(r.url, "partNumber"))}})(r, on_body);
   };
@@ -130,7 +130,10 @@ TEST(S3Client, AtMostUploadParallelPartsAreInFlight) {
   write_pattern(*w, 6 * kPart);
   w->commit();
   EXPECT_EQ(matching(f.t->seen(), "PUT", "partNumber=").size(), 6u);
-  EXPECT_EQ(most->load(), 2);
+  // At most upload_parallel parts at once (a worker too many shows 3). Not "exactly 2": under the
+  // sanitizers the producer may not have the next 5 MiB part ready while one is in flight.
+  EXPECT_LE(most->load(), 2);
+  EXPECT_GE(most->load(), 1);
 }
 
 TEST(S3Client, FailedPartAbortsTheUploadAndTheFirstErrorWins) {
