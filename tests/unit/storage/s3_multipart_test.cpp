@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <regex>
 #include <thread>
 
 #include "common/storage/s3/s3.h"
@@ -35,9 +34,16 @@ S3Options multipart_options() {
   return o;
 }
 
+// The value of query parameter `name` ("" when absent). Plain string search: the handlers run on the
+// upload's worker threads, and std::regex's construction races on a libstdc++ global under TSan.
 std::string query_value(const std::string& url, const std::string& name) {
-  std::smatch m;
-  if (std::regex_search(url, m, std::regex("[?&]" + name + "=([^&]*)"))) return m[1];
+  for (std::size_t q = url.find('?'); q != std::string::npos; q = url.find('&', q + 1)) {
+    if (url.compare(q + 1, name.size() + 1, name + "=") == 0) {
+      const std::size_t start = q + name.size() + 2;
+      const std::size_t end = url.find('&', start);
+      return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    }
+  }
   return {};
 }
 
