@@ -9,14 +9,14 @@ namespace pgvault {
 namespace {
 // By offset; at one offset an empty file comes before the file whose bytes start there.
 bool by_offset(const ManifestFile* a, const ManifestFile* b) {
-  return a->offset != b->offset ? a->offset < b->offset : a->size < b->size;
+  return a->offset != b->offset ? a->offset < b->offset : a->bundle_bytes() < b->bundle_bytes();
 }
 }  // namespace
 
 void sort_bundle_files(std::vector<const ManifestFile*>& v, const std::string& label, std::uint64_t bundle) {
   std::stable_sort(v.begin(), v.end(), by_offset);
   for (std::size_t i = 1; i < v.size(); ++i) {
-    if (v[i]->offset < v[i - 1]->offset + v[i - 1]->size) {
+    if (v[i]->offset < v[i - 1]->offset + v[i - 1]->bundle_bytes()) {
       throw Error(ErrorKind::Corruption, "backup " + label + ": files " + v[i - 1]->path + " and " + v[i]->path +
                                              " overlap in bundle " + std::to_string(bundle));
     }
@@ -48,13 +48,13 @@ void BundleSplitter::write(ByteView data) {
       continue;
     }
     if (!open_) begin(f);
-    std::uint64_t n = std::min<std::uint64_t>(f.offset + f.size - pos_, data.size());
+    std::uint64_t n = std::min<std::uint64_t>(f.offset + f.bundle_bytes() - pos_, data.size());
     ByteView part = data.first(n);
     hash_->update(part);
     visitor_.on_data(f, part);
     pos_ += n;
     data = data.subspan(n);
-    if (pos_ == f.offset + f.size) end(f);
+    if (pos_ == f.offset + f.bundle_bytes()) end(f);
   }
 }
 
@@ -64,7 +64,7 @@ void BundleSplitter::finish() {
 }
 
 void BundleSplitter::settle_empty_files() {
-  while (idx_ < files_.size() && files_[idx_]->size == 0 && pos_ >= files_[idx_]->offset) {
+  while (idx_ < files_.size() && files_[idx_]->bundle_bytes() == 0 && pos_ >= files_[idx_]->offset) {
     begin(*files_[idx_]);
     end(*files_[idx_]);
   }

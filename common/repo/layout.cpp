@@ -20,6 +20,8 @@ std::string backup_bundle(const std::string& label, std::uint64_t index) {
   std::snprintf(buf, sizeof buf, "bundle-%06llu", static_cast<unsigned long long>(index));
   return backup_prefix(label) + buf;
 }
+std::string backup_server_manifest(const std::string& label) { return backup_prefix(label) + "backup_manifest"; }
+
 std::string backup_claim(const std::string& label) { return backup_prefix(label) + "claim"; }
 std::string backup_tombstone(const std::string& label) { return backup_prefix(label) + "deleting"; }
 std::string lock(const std::string& name) { return "locks/" + name; }

@@ -8,6 +8,7 @@
 //   wal/<TTTTTTTT>.history            timeline history files
 //   backups/<label>/claim             base-push's claim of the label
 //   backups/<label>/bundle-NNNNNN     the backup's files, packed
+//   backups/<label>/backup_manifest   the server's own backup_manifest (parent of a server-side incremental)
 //   backups/<label>/manifest.json     written last: the commit point of the backup
 //   backups/<label>/deleting          retention-prune's tombstone, written before the manifest is removed
 //   locks/<name>                      repository locks (common/repo/lock.h)
@@ -30,6 +31,7 @@ std::string backups_prefix();                              // "backups/"
 std::string backup_prefix(const std::string& label);       // "backups/<label>/"
 std::string backup_manifest(const std::string& label);
 std::string backup_bundle(const std::string& label, std::uint64_t index);
+std::string backup_server_manifest(const std::string& label);  // "backups/<label>/backup_manifest"
 std::string backup_claim(const std::string& label);        // "backups/<label>/claim" (base-push's label claim)
 std::string backup_tombstone(const std::string& label);    // "backups/<label>/deleting" (retention-prune)
 std::string lock(const std::string& name);                 // "locks/<name>"

@@ -114,12 +114,60 @@ std::string FileChecksum::mismatch() {
   return "";
 }
 
+std::string_view file_kind_name(FileKind k) {
+  switch (k) {
+    case FileKind::Full: return "full";
+    case FileKind::Unchanged: return "unchanged";
+    case FileKind::Blocks: return "blocks";
+  }
+  return "?";
+}
+
+std::uint64_t ManifestFile::bundle_bytes() const {
+  return kind == FileKind::Full ? size : kind == FileKind::Blocks ? stored_size : 0;
+}
+
+namespace {
+
+FileKind parse_file_kind(const std::string& text, const std::string& what, const std::string& path) {
+  for (FileKind k : {FileKind::Full, FileKind::Unchanged, FileKind::Blocks}) {
+    if (text == file_kind_name(k)) return k;
+  }
+  throw Error(ErrorKind::Corruption, what + ": malformed manifest (file " + path + " has kind \"" + text + "\")");
+}
+
+// A full backup holds every file whole; an incremental names its parent and how it was taken.
+void check_type(const BackupManifest& m, const std::string& what) {
+  auto bad = [&](const std::string& why) { return Error(ErrorKind::Corruption, what + ": malformed manifest (" + why + ")"); };
+  if (m.type == "full") {
+    if (!m.parent.empty() || !m.incremental_mode.empty()) throw bad("a full backup with a parent");
+    for (const auto& f : m.files) {
+      if (f.kind != FileKind::Full) throw bad("file " + f.path + " of a full backup is not stored whole");
+    }
+  } else if (m.type == "incremental") {
+    if (m.parent.empty() || m.parent == m.label) throw bad("an incremental backup without a parent");
+    if (m.incremental_mode != "server" && m.incremental_mode != "client") {
+      throw bad("incremental_mode \"" + m.incremental_mode + "\"");
+    }
+  } else {
+    throw bad("type \"" + m.type + "\"");
+  }
+}
+
+bool needs_format_3(const BackupManifest& m) {
+  return m.type != "full" || std::any_of(m.files.begin(), m.files.end(),
+                                          [](const ManifestFile& f) { return f.kind != FileKind::Full; });
+}
+
+}  // namespace
+
 std::string BackupManifest::to_json() const {
   json j;
-  j["format"] = format;
+  j["format"] = needs_format_3(*this) ? 3 : std::min(format, 2);
   j["label"] = label;
   j["type"] = type;
   j["parent"] = parent;
+  if (!incremental_mode.empty()) j["incremental_mode"] = incremental_mode;
   j["timeline"] = timeline;
   j["start_lsn"] = format_lsn(start_lsn);
   j["stop_lsn"] = format_lsn(stop_lsn);
@@ -156,6 +204,8 @@ std::string BackupManifest::to_json() const {
     if (f.crc32c.empty() && f.sha256.empty()) {
       throw Error(ErrorKind::Internal, "manifest of " + label + ": file " + f.path + " has no checksum");
     }
+    if (f.kind != FileKind::Full) e["kind"] = std::string(file_kind_name(f.kind));
+    if (f.kind == FileKind::Blocks) e["stored_size"] = f.stored_size;
     j["files"].push_back(std::move(e));
   }
   return j.dump(1) + "\n";
@@ -173,6 +223,7 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
     m.label = j.at("label").get<std::string>();
     m.type = j.at("type").get<std::string>();
     m.parent = j.value("parent", "");
+    m.incremental_mode = j.value("incremental_mode", "");
     m.timeline = j.at("timeline").get<std::uint32_t>();
     m.start_lsn = parse_lsn(j.at("start_lsn").get<std::string>(), what + " start_lsn");
     m.stop_lsn = parse_lsn(j.at("stop_lsn").get<std::string>(), what + " stop_lsn");
@@ -215,8 +266,14 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
       }
       mf.bundle = f.at("bundle").get<std::uint64_t>();
       mf.offset = f.at("offset").get<std::uint64_t>();
+      mf.kind = parse_file_kind(f.value("kind", "full"), what, mf.path);
+      if (mf.kind == FileKind::Blocks) {
+        mf.stored_size = f.at("stored_size").get<std::uint64_t>();
+        if (mf.stored_size == 0) throw Error(ErrorKind::Corruption, what + ": malformed manifest (file " + mf.path + " has no blocks stored)");
+      }
       m.files.push_back(std::move(mf));
     }
+    check_type(m, what);
     check_paths(m, what);
     return m;
   } catch (const json::exception& e) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/base/io.h"
@@ -21,8 +22,19 @@
 
 namespace pgvault {
 
-// 1: per-file "sha256"; 2: per-file "crc32c". Readers accept both.
-inline constexpr int kManifestFormat = 2;
+// 1: per-file "sha256"; 2: per-file "crc32c"; 3: incremental backups (file kinds, incremental_mode). A
+// manifest is written as format 3 only when it needs it (an incremental backup), else 2. Readers accept all.
+inline constexpr int kManifestFormat = 3;
+
+// What a file entry stores (format 3; entries of a full backup are all Full):
+//  Full       the whole content, in its bundle at its offset.
+//  Unchanged  nothing: the content is the parent backup's (size and crc32c are the content's, copied
+//             from the parent's entry); restore takes it from the chain.
+//  Blocks     a block-diff entry (common/repo/block_diff.h) of `stored_size` bytes in its bundle, applied
+//             to the file as the parent chain reconstructs it; `size` is the reconstructed file's size
+//             and `crc32c` the CRC-32C of the stored block-diff bytes.
+enum class FileKind { Full, Unchanged, Blocks };
+std::string_view file_kind_name(FileKind k);  // "full", "unchanged", "blocks" (the JSON "kind")
 
 struct ManifestFile {
   std::string path;              // relative to the data directory, or to the tablespace for tablespace files
@@ -34,6 +46,11 @@ struct ManifestFile {
   std::uint64_t bundle = 0;      // bundle index
   std::uint64_t offset = 0;      // byte offset of the file in the bundle's plaintext
   std::string sha256;            // hex SHA-256 of the content: only in entries of format 1 manifests
+  FileKind kind = FileKind::Full;
+  std::uint64_t stored_size = 0; // Blocks: bytes of the block-diff entry in the bundle (size is the file's)
+
+  // Bytes of this entry in its bundle's plaintext: size (Full), stored_size (Blocks), 0 (Unchanged).
+  std::uint64_t bundle_bytes() const;
 };
 
 class Sha256;
@@ -80,6 +97,9 @@ struct BackupManifest {
   std::string label;               // e.g. "20261121T164100Z-F"; sorts by start time (UTC)
   std::string type = "full";       // "full" | "incremental"
   std::string parent;              // label of the parent backup (incremental only)
+  // How an incremental's changed blocks were found: "server" (PostgreSQL 17+ INCREMENTAL files from
+  // WAL summaries) or "client" (page LSNs newer than the parent's start); "" for a full backup.
+  std::string incremental_mode;
   std::uint32_t timeline = 1;
   std::uint64_t start_lsn = 0;
   std::uint64_t stop_lsn = 0;

@@ -262,7 +262,7 @@ TEST(Manifest, FileChecksumsInJson) {
   EXPECT_NE(text.find("\"crc32c\": \"" + m.files[0].crc32c + "\""), std::string::npos) << text;
   EXPECT_EQ(text.find("\"sha256\": \"" + std::string(64, 'a')), std::string::npos);
   BackupManifest back = BackupManifest::from_json(text, "x");
-  EXPECT_EQ(back.format, kManifestFormat);
+  EXPECT_EQ(back.format, 2);  // a full backup needs nothing of format 3
   EXPECT_EQ(back.files[0].crc32c, m.files[0].crc32c);
   EXPECT_TRUE(back.files[0].sha256.empty());
 
@@ -292,7 +292,7 @@ TEST(Manifest, FileChecksumsInJson) {
   corruption(with_entry(crc_field, "\"crc32c\": \"e306928g\""), "file PG_VERSION: \"crc32c\" is not 8 hex digits");
   corruption(with_entry(crc_field, "\"sha256\": \"abc\""), "file PG_VERSION: \"sha256\" is not 64 hex digits");
 
-  std::string newer = with_entry("\"format\": 2", "\"format\": 3");
+  std::string newer = with_entry("\"format\": 2", "\"format\": 4");
   EXPECT_EQ(kind_of([&] { BackupManifest::from_json(newer, "x"); }), ErrorKind::Config);
   m.files[0].crc32c.clear();
   EXPECT_EQ(kind_of([&] { m.to_json(); }), ErrorKind::Internal);  // never written without a checksum
@@ -413,4 +413,54 @@ TEST(FsModes, TheRepositoryRuleWhateverTheUmask) {
   EXPECT_EQ(mode(dir / "repo/wal/0000000100000000"), 0750u);
   EXPECT_EQ(mode(dir / "repo/pgvault.repo.json"), 0640u);
   EXPECT_EQ(mode(dir / "repo/wal/0000000100000000/000000010000000000000001"), 0640u);
+}
+
+// Format 3: an incremental backup's manifest names its parent and mode; its entries have kinds.
+TEST(Manifest, IncrementalEntriesRoundTripAndAreChecked) {
+  BackupManifest m;
+  m.label = "20261122T010000Z-I";
+  m.type = "incremental";
+  m.parent = "20261121T164100Z-F";
+  m.incremental_mode = "client";
+  m.start_wal = m.stop_wal = "000000010000000000000004";
+  m.files.push_back({"PG_VERSION", 0, 3, 0600, 1, "e3069283", 0, 0, ""});
+  m.files.back().kind = FileKind::Unchanged;
+  m.files.push_back({"base/5/16384", 0, 8192 * 10, 0600, 1, "0badcafe", 1, 0, ""});
+  m.files.back().kind = FileKind::Blocks;
+  m.files.back().stored_size = 8192 + 44;
+  BackupManifest back = BackupManifest::from_json(m.to_json(), "x");
+  EXPECT_EQ(back.format, 3);
+  EXPECT_EQ(back.parent, m.parent);
+  EXPECT_EQ(back.incremental_mode, "client");
+  ASSERT_EQ(back.files.size(), 2u);
+  EXPECT_EQ(back.files[0].kind, FileKind::Unchanged);
+  EXPECT_EQ(back.files[0].bundle_bytes(), 0u);
+  EXPECT_EQ(back.files[1].kind, FileKind::Blocks);
+  EXPECT_EQ(back.files[1].bundle_bytes(), 8192u + 44);
+  EXPECT_EQ(back.files[1].size, 8192u * 10);
+
+  auto refused = [&](BackupManifest bad, const std::string& needle) {
+    try {
+      BackupManifest::from_json(bad.to_json(), "backups/x/manifest.json");
+      ADD_FAILURE() << "accepted: " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  BackupManifest no_parent = m;
+  no_parent.parent.clear();
+  refused(no_parent, "an incremental backup without a parent");
+  BackupManifest bad_mode = m;
+  bad_mode.incremental_mode = "magic";
+  refused(bad_mode, "incremental_mode \"magic\"");
+  BackupManifest full_with_blocks = m;
+  full_with_blocks.type = "full";
+  full_with_blocks.parent.clear();
+  full_with_blocks.incremental_mode.clear();
+  refused(full_with_blocks, "file PG_VERSION of a full backup is not stored whole");
+  std::string text = m.to_json();
+  std::string odd = text;
+  odd.replace(odd.find("\"unchanged\""), 11, "\"sideways\"");
+  EXPECT_THROW_KIND(BackupManifest::from_json(odd, "x"), ErrorKind::Corruption);
 }
