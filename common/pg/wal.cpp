@@ -97,6 +97,7 @@ std::string format_lsn(std::uint64_t lsn) {
 }
 
 int pg_version_for_wal_magic(std::uint16_t magic) {
+  // XLOG_PAGE_MAGIC of each release (checked against the first page of each version's initdb).
   switch (magic) {
     case 0xD101: return 12;
     case 0xD106: return 13;
@@ -105,8 +106,12 @@ int pg_version_for_wal_magic(std::uint16_t magic) {
     case 0xD113: return 16;
     case 0xD116: return 17;
     case 0xD118: return 18;
-    default: return 0;
+    default: break;
   }
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "0x%04X", magic);
+  throw Error(ErrorKind::InvalidInput,
+              std::string("unknown WAL page magic ") + hex + " (pgvault supports PostgreSQL 15 to 18)");
 }
 
 WalLongHeader parse_wal_long_header(ByteView page, std::string_view what) {

@@ -75,7 +75,8 @@ std::optional<Error> check_segment_header(const WalLongHeader& h, const WalFileN
 // exist; Corruption naming the file when it exists but is not a valid pg_control; Io when unreadable.
 std::optional<std::uint64_t> read_control_system_identifier(const std::string& datadir);
 
-// PostgreSQL major version whose WAL has this page magic (e.g. 0xD110 -> 15); 0 when unknown.
+// PostgreSQL major version whose WAL has this page magic (e.g. 0xD110 -> 15, 0xD118 -> 18); InvalidInput
+// "unknown WAL page magic 0x...." for any other (a newer release than pgvault knows).
 int pg_version_for_wal_magic(std::uint16_t magic);
 
 }  // namespace pgvault

@@ -5,6 +5,9 @@
   pass or fail.  On failure the tail of each cluster's server log is printed.
 * ``pgvault_tools``: ``pgvault_tools["wal-push"]`` is the absolute path of a pgvault executable that
   the postgres user can run (copied out of $PGVAULT_BIN if postgres cannot reach the build dir).
+* ``pg_version``: the major version (int) of the PostgreSQL servers of this run: $PGVAULT_PG_VERSION,
+  15 (Debian's) by default, 16 to 18 from scripts/fetch-pg.sh.  A test for some versions only is
+  marked ``@pytest.mark.pg_versions(min=17)`` (or ``max=15``) and skipped on the others.
 
 The helpers package is importable from tests as ``helpers`` (this directory is on sys.path).
 """
@@ -15,15 +18,34 @@ from helpers.proc import chown_to
 
 import pytest
 
-from helpers.pg import Workspace
+from helpers.pg import PG_VERSION, Workspace
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "pg_versions(min=15, max=None): run only on these PostgreSQL "
+                                       "major versions (PGVAULT_PG_VERSION)")
     # SIGTERM (e.g. from a CI runner) would end Python without running fixture teardowns or atexit
     # handlers; turn it into KeyboardInterrupt so the servers are stopped and temp dirs removed.
     def on_sigterm(signum, frame):
         raise KeyboardInterrupt("SIGTERM")
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def pytest_report_header(config):
+    return f"PostgreSQL {PG_VERSION} servers (PGVAULT_PG_VERSION)"
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("pg_versions"):
+        low, high = mark.kwargs.get("min", 15), mark.kwargs.get("max")
+        if PG_VERSION < low or (high is not None and PG_VERSION > high):
+            pytest.skip(f"needs PostgreSQL {low} to {high or 'newest'}, this run has {PG_VERSION}")
+
+
+@pytest.fixture(scope="session")
+def pg_version():
+    """The major version of the PostgreSQL servers of this run (PGVAULT_PG_VERSION, default 15)."""
+    return PG_VERSION
 
 
 @pytest.hookimpl(hookwrapper=True)

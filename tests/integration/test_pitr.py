@@ -1,4 +1,4 @@
-"""pitr-prepare and archive-info against a real PostgreSQL 15, on every repository backend.
+"""pitr-prepare and archive-info against a real PostgreSQL (15 to 18), on every repository backend.
 
 1. Full cycle: base-push, recorded points (time, LSN, xid, restore point), then pitr-prepare to each kind
    of target into a fresh directory, start, and compare an exact fingerprint of the data.
@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import time
+
+import pytest
 
 from helpers.pitr import (archive_info, archive_info_json, base_push, create_marks, db_state, mark,
                           pitr_prepare, recover, segments, start_primary, wal_key)
@@ -227,6 +229,34 @@ def test_missing_segment_is_reported_before_anything_is_written(workspace, repo)
     # Up to the end of the backup the archive is complete: that recovery is allowed and exact.
     restored, _ = recover(workspace, repo, "immediate", "--target", "immediate")
     assert db_state(restored) == state_backup
+
+
+@pytest.mark.pg_versions(min=17)
+def test_wal_summaries_directory_is_restored_empty(workspace, repo):
+    # From 17 on the backup stream holds pg_wal/summaries (the WAL summarizer's files, for incremental
+    # backups) as a directory without its files; the restored data directory must have it, empty.
+    pg = start_primary(workspace, repo, summarize_wal="on")
+    pg.pgbench_init(scale=1)
+    create_marks(pg)
+    pg.psql("CHECKPOINT")
+    deadline = time.monotonic() + 60
+    while int(pg.scalar("SELECT count(*) FROM pg_available_wal_summaries()")) == 0:
+        assert time.monotonic() < deadline, "no WAL summary on the primary"
+        time.sleep(0.2)
+    base_push(pg, repo)
+    mark(pg, "after", 1)
+    pg.wait_archived(pg.switch_wal(), fail_on_error=True)
+    expected = db_state(pg)
+
+    restored = workspace.cluster("restored")
+    res = pitr_prepare(repo, restored.datadir)
+    assert res.rc == 0, res.stderr
+    summaries = restored.datadir / "pg_wal" / "summaries"
+    assert summaries.is_dir() and not list(summaries.iterdir())
+    restored.configure(archive_mode="off", summarize_wal="off")
+    restored.start()
+    restored.wait_for_recovery_end(timeout=300)
+    assert db_state(restored) == expected
 
 
 # ---------------------------------------------------------------------------------------------------

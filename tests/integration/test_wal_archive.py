@@ -8,6 +8,7 @@ safety of an interrupted push, and a full archive-and-recover cycle with exact d
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -146,6 +147,30 @@ def test_push_relative_and_absolute_then_fetch_identical(primary, repo, recovery
         assert r.rc == 0, r.stderr
         assert (recovery_dir / "pg_wal/RECOVERYXLOG").read_bytes() == (primary.datadir / "pg_wal" / s).read_bytes()
     assert not [p for p in (recovery_dir / "pg_wal").iterdir() if p.name.startswith(".pgvault-tmp")]
+
+
+def test_version_from_the_wal_page_magic_or_a_clear_refusal(primary, workspace, pg_version):
+    # Pushed from outside the data directory (no PG_VERSION to read), the repository's identity takes
+    # the server's major version from the segment's page magic: this server's, whichever version it is.
+    repo = Repo(workspace, "fs", name="by-magic")
+    s0 = primary.segments[0]
+    r = push(primary, repo, primary.datadir / "pg_wal" / s0, cwd="/")
+    assert r.rc == 0, r.stderr
+    info = primary.run(repo.cmd("archive-info", "--json"))
+    assert json.loads(info.stdout)["identity"]["pg_version"] == pg_version, info.stdout + info.stderr
+
+    # A segment of a release pgvault does not know (the page magic of a PostgreSQL 19, say) is refused
+    # with that reason, never recorded as version 0.
+    future = Repo(workspace, "fs", name="future")
+    odd = workspace.mkdir("odd", mode=0o755) / s0
+    data = bytearray((primary.datadir / "pg_wal" / s0).read_bytes())
+    data[0:2] = struct.pack("<H", 0xD11A)
+    odd.write_bytes(bytes(data))
+    chown_to(odd)
+    r = push(primary, future, odd, cwd="/")
+    assert r.rc == 2, r.stderr
+    assert "unknown WAL page magic 0xD11A (pgvault supports PostgreSQL 15 to 18)" in r.stderr
+    assert not future.keys("wal/")
 
 
 def test_repush_identical_succeeds_different_is_refused(primary, repo, workspace):

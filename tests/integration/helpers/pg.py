@@ -32,9 +32,11 @@ shutdown) from the kernel if the test process dies.  Nothing else is ever signal
 from __future__ import annotations
 
 import atexit
+import base64
 import ctypes
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -47,8 +49,36 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 from .proc import (PG_USER, CommandError, PathLike, PgvaultTools, RunResult, chown_to, make_dir,
                    make_tempdir, pid_alive, remove_tree, run, user_popen_kwargs)
 
-#: Directory of the PostgreSQL 15 server binaries (override with $PGVAULT_PG_BINDIR).
-PG_BINDIR = Path(os.environ.get("PGVAULT_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+#: Debian 12's PostgreSQL 15: its client programs (psql, pgbench, pg_isready, pg_basebackup, and any
+#: other program the chosen version's package lacks) talk to servers 15 to 18.
+DEBIAN_BINDIR = Path("/usr/lib/postgresql/15/bin")
+
+#: The major version of the servers the tests run: $PGVAULT_PG_VERSION (15, Debian's, by default; 16, 17
+#: and 18 come from scripts/fetch-pg.sh, pinned in scripts/pg-versions.txt).
+PG_VERSION = int(os.environ.get("PGVAULT_PG_VERSION", "15"))
+
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _server_bindir(version: int) -> Path:
+    """The bin directory of PostgreSQL ``version``'s server programs ($PGVAULT_PG_BINDIR wins); 16+
+    are fetched into the cache on first use (a cached, verified version is not downloaded again)."""
+    if os.environ.get("PGVAULT_PG_BINDIR"):
+        return Path(os.environ["PGVAULT_PG_BINDIR"])
+    if version == 15:
+        return DEBIAN_BINDIR
+    res = subprocess.run([str(_REPO_ROOT / "scripts" / "fetch-pg.sh"), "--bindir", str(version)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    if res.returncode != 0:
+        raise RuntimeError(f"PGVAULT_PG_VERSION={version}: scripts/fetch-pg.sh failed: {res.stderr.strip()}")
+    return Path(res.stdout.strip().splitlines()[-1])
+
+
+#: Directory of the chosen version's server programs (initdb, postgres, pg_ctl, ...).
+PG_BINDIR = _server_bindir(PG_VERSION)
+
+#: Programs that must come from the server's own version (the others fall back to Debian's 15).
+_SERVER_PROGRAMS = frozenset({"initdb", "postgres", "pg_ctl"})
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
@@ -63,10 +93,14 @@ class PgError(RuntimeError):
 
 
 def pg_bin(name: str) -> str:
-    """Absolute path of a PostgreSQL program (initdb, pg_ctl, psql, pgbench, pg_waldump, ...)."""
+    """Absolute path of a PostgreSQL program: from :data:`PG_BINDIR` when it has it (always for the
+    server programs initdb, postgres and pg_ctl), else Debian's 15 (psql, pgbench, pg_isready, ...)."""
     path = PG_BINDIR / name
+    if not path.is_file() and name not in _SERVER_PROGRAMS:
+        path = DEBIAN_BINDIR / name
     if not path.is_file():
-        raise FileNotFoundError(f"PostgreSQL program {path} not found (is postgresql-15 installed?)")
+        raise FileNotFoundError(f"PostgreSQL program {path} not found (is postgresql-15 installed? "
+                                f"PGVAULT_PG_VERSION={PG_VERSION}: scripts/fetch-pg.sh {PG_VERSION})")
     return str(path)
 
 
@@ -179,7 +213,8 @@ class PgCluster:
 
     def initdb(self, checksums: bool = False, extra_args: Iterable[str] = (),
                settings: Optional[Mapping[str, object]] = None) -> "PgCluster":
-        """Create the data directory: ``initdb -A trust -U postgres [--data-checksums]``.
+        """Create the data directory: ``initdb -A trust -U postgres [--data-checksums]`` (without
+        ``checksums``, ``--no-data-checksums`` on PostgreSQL 18, which enables them by default).
 
         ``settings`` are then appended to postgresql.conf (see :meth:`configure`).
         """
@@ -187,6 +222,8 @@ class PgCluster:
                 "-E", "UTF8", "--no-locale", "--no-sync"]
         if checksums:
             args.append("--data-checksums")
+        elif PG_VERSION >= 18:
+            args.append("--no-data-checksums")
         args += list(extra_args)
         self.run(args, cwd=self.workdir, timeout=300, check=True)
         self.append_conf("# --- pgvault test harness ---\n"
@@ -439,14 +476,19 @@ class PgCluster:
 
     # ------------------------------------------------------------------------------------------ WAL
 
+    # pg_walfile_name() of an LSN exactly on a segment boundary names the segment before it up to
+    # PostgreSQL 16 and the one starting there from 17 on; the segment holding the byte before the LSN is
+    # the same on every version (the one a switch closed, or the last one closed when it did nothing).
+
     def switch_wal(self) -> str:
-        """pg_switch_wal(); return the name of the segment it closed (the one to wait for)."""
-        return self.scalar("SELECT pg_walfile_name(pg_switch_wal())")
+        """pg_switch_wal(); return the name of the segment it closed (the one to wait for), or when
+        there was nothing to switch, of the last segment closed before."""
+        return self.scalar("SELECT pg_walfile_name(pg_switch_wal() - 1)")
 
     def current_wal_file(self) -> str:
-        """``pg_walfile_name(pg_current_wal_lsn())``: the segment being written (right after a
+        """The segment being written: ``pg_walfile_name(pg_current_wal_lsn() - 1)`` (right after a
         switch, when the position is exactly on a boundary, this is still the closed segment)."""
-        return self.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        return self.scalar("SELECT pg_walfile_name(pg_current_wal_lsn() - 1)")
 
     def archiver_stats(self) -> dict[str, str]:
         """The pg_stat_archiver row as a dict of strings (archived_count, last_archived_wal,
@@ -518,9 +560,42 @@ class PgCluster:
         target = Path(target_dir)
         if target.exists():
             chown_to(target, self.user)
+        if PG_VERSION > 15:  # Debian's pg_basebackup refuses newer servers; the packages have none
+            if list(extra_args):
+                raise PgError(f"pg_basebackup {' '.join(extra_args)}: no pg_basebackup for PostgreSQL "
+                              f"{PG_VERSION} (only Debian's 15); skip this on PGVAULT_PG_VERSION > 15")
+            return self._copy_backup(target, timeout)
         self.run([pg_bin("pg_basebackup"), "-D", str(target), "-X", "none", "-c", "fast",
                   "--no-sync", "-h", str(self.sockdir), "-p", str(self.port), "-U", "postgres",
                   *extra_args], cwd=self.workdir, timeout=timeout, check=True)
+        return target
+
+    def _copy_backup(self, target: Path, timeout: float) -> Path:
+        """What ``pg_basebackup -X none -c fast`` writes (plain format), made with the SQL backup API
+        in one psql session: pg_backup_start, a copy of the data directory, pg_backup_stop (which waits
+        for the last segment to be archived), then backup_label (and tablespace_map) from its result."""
+        make_dir(target, self.user)
+        script = ("SELECT 'started' FROM pg_backup_start('pgvault-test', true);\n"
+                  f"\\! cp -a {shlex.quote(str(self.datadir))}/. {shlex.quote(str(target))}/ 2>/dev/null\n"
+                  "SELECT 'file:' || f || ':' || translate(encode(convert_to(v, 'UTF8'), 'base64'), E'\\n', '')"
+                  " FROM pg_backup_stop(true), LATERAL (VALUES ('backup_label', labelfile),"
+                  " ('tablespace_map', spcmapfile)) AS x(f, v) WHERE v <> '';\n")
+        out = self.psql(script, timeout=timeout)
+        if not (target / "PG_VERSION").is_file():
+            raise PgError(f"copying {self.datadir} into {target} failed")
+        for stale in ("postmaster.pid", "postmaster.opts"):
+            (target / stale).unlink(missing_ok=True)
+        for sub in ("pg_wal", "pg_replslot"):
+            remove_tree(target / sub)
+            make_dir(target / sub, self.user)
+        make_dir(target / "pg_wal" / "archive_status", self.user)
+        if PG_VERSION >= 17:
+            make_dir(target / "pg_wal" / "summaries", self.user)
+        for line in out.splitlines():
+            if line.startswith("file:"):
+                _, name, value = line.split(":", 2)
+                (target / name).write_bytes(base64.b64decode(value))
+                chown_to(target / name, self.user)
         return target
 
     def controldata(self) -> dict[str, str]:

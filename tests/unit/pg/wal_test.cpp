@@ -90,6 +90,24 @@ TEST(WalHeader, ParsesLongHeader) {
   EXPECT_EQ(pg_version_for_wal_magic(h.magic), 15);
 }
 
+TEST(WalHeader, PageMagicOfEachSupportedVersion) {
+  EXPECT_EQ(pg_version_for_wal_magic(0xD110), 15);
+  EXPECT_EQ(pg_version_for_wal_magic(0xD113), 16);
+  EXPECT_EQ(pg_version_for_wal_magic(0xD116), 17);
+  EXPECT_EQ(pg_version_for_wal_magic(0xD118), 18);
+}
+
+TEST(WalHeader, UnknownPageMagicIsAnErrorNotVersionZero) {
+  // A valid header of a release newer than pgvault knows (say 19) parses, but has no version.
+  auto h = parse_wal_long_header(long_header(0xD11A, 0x0002, 1, 16u << 20, 8192), "seg");
+  EXPECT_THROW_KIND(pg_version_for_wal_magic(h.magic), ErrorKind::InvalidInput);
+  try {
+    pg_version_for_wal_magic(h.magic);
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "unknown WAL page magic 0xD11A (pgvault supports PostgreSQL 15 to 18)");
+  }
+}
+
 TEST(WalHeader, RejectsGarbage) {
   EXPECT_THROW(parse_wal_long_header(long_header(0x1234, 2, 1, 16u << 20, 8192), "x"), Error);
   EXPECT_THROW(parse_wal_long_header(long_header(0xD110, 0, 1, 16u << 20, 8192), "x"), Error);
