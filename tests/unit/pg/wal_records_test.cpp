@@ -9,16 +9,15 @@
 #include "common/pg/wal_records.h"
 
 #include <gtest/gtest.h>
-#include <zstd.h>
 
 #include <cstring>
-#include <fstream>
 #include <random>
 
 #include "common/base/errors.h"
 #include "common/pg/crc32c.h"
 #include "common/pg/wal.h"
 #include "support/test_support.h"
+#include "support/wal_data.h"
 
 using namespace pgvault;
 using pgvault::testing::expect_error;
@@ -28,15 +27,7 @@ namespace {
 constexpr std::uint32_t kSeg = 1u << 20;
 constexpr std::uint32_t kPage = 8192;
 
-Bytes load_segment(const std::string& file) {
-  std::ifstream in(std::string(PGVAULT_TEST_DATA) + "/wal/" + file, std::ios::binary);
-  Bytes packed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_FALSE(packed.empty()) << file;
-  Bytes out(kSeg);
-  std::size_t n = ZSTD_decompress(out.data(), out.size(), packed.data(), packed.size());
-  EXPECT_EQ(n, kSeg) << file;
-  return out;
-}
+Bytes load_segment(const std::string& file) { return pgvault::testing::load_wal_capture(file); }
 
 struct Expected {
   WalEventKind kind;
