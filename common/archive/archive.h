@@ -23,7 +23,10 @@ struct PushResult {
 };
 
 // Archives the file at `path` (absolute, or relative to the working directory, which PostgreSQL sets to
-// the data directory). Returns only when the object is durable. Throws:
+// the data directory). Returns only when the object is durable. A whole segment also gets its WAL index
+// (repo/wal_index.h), scanned while it is uploaded and written (overwritten) after it is durable, also
+// when the segment was already stored (a retry after the index write failed); a segment whose records
+// the reader refuses is archived without one (a warning). Throws:
 //   InvalidInput  path missing/unreadable, not a WAL file name, wrong segment size
 //   Duplicate     the repository holds this name with different content (both digests in the message)
 //   Foreign       the segment's system identifier differs from the repository's

@@ -3,9 +3,11 @@
 
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include "common/archive/archive.h"
 #include "common/archive/wal_checks.h"
+#include "common/archive/wal_index_push.h"
 #include "common/base/errors.h"
 #include "common/base/fs.h"
 
@@ -137,19 +139,32 @@ PushResult push_wal(Repository& repo, const std::string& path) {
   }
   const std::string key = keys::wal(name);
   const std::string where = repo.describe() + "/" + key;
+  // A whole segment is scanned for its WAL index as it is uploaded (the index is written once the
+  // segment is durable; a retried push, which finds the segment stored, writes it again).
+  const bool indexed = name.kind == WalFileKind::Segment;
+  const auto segment_size = static_cast<std::uint32_t>(src->file_size());
+  std::optional<ScanningSource> scan;
+  if (indexed) scan.emplace(*src, name, segment_size, path);
+  Source& upload = indexed ? static_cast<Source&>(*scan) : *src;
   // No HEAD first: the create-if-absent put is the existence check (a duplicate is the rare case, a
   // re-archive after a crash), which saves a round trip per call on S3.
   // A put that returns stored these bytes: atomically (fs, S3 with conditional writes) or confirmed
   // after the upload (S3 without them: common/storage/s3/s3.h). Duplicate: another call's bytes are there.
+  std::optional<Digest> stored;
   try {
-    Digest d = repo.put_object(key, *src, PutOptions{.if_absent = true, .size = src->file_size()});
+    stored = repo.put_object(key, upload, PutOptions{.if_absent = true, .size = src->file_size()});
     spdlog::debug("archived {} to {}", base_name(path), where);
-    return {PushOutcome::Stored, d};
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::Duplicate) throw;
     // Already stored (earlier or concurrently): compare below.
   }
-  return push_again(repo, path, key, where);
+  if (stored) {
+    if (indexed) store_wal_index(repo, name, *scan);
+    return {PushOutcome::Stored, *stored};
+  }
+  PushResult again = push_again(repo, path, key, where);
+  if (indexed) store_wal_index_of_file(repo, name, path, segment_size);
+  return again;
 }
 
 }  // namespace pgvault

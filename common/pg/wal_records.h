@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,7 +32,7 @@ std::string_view wal_event_kind_name(WalEventKind k);  // "commit", "abort", ...
 struct WalEvent {
   WalEventKind kind = WalEventKind::Commit;
   std::uint64_t lsn = 0;      // where the record starts
-  std::uint64_t end_lsn = 0;  // where it ends (the start of the next record, before alignment)
+  std::uint64_t end_lsn = 0;  // where it ends: PostgreSQL's EndRecPtr (past its last byte, rounded up to 8)
   PgTimestamp time = 0;       // xact_time, or the restore point's rp_time
   std::uint32_t xid = 0;      // the top-level xid (of the prepared transaction for *Prepared); 0 for a restore point
   std::string name;           // the restore point's name; empty otherwise
@@ -65,5 +66,31 @@ WalSegmentSummary summarize_wal_segment(ByteView segment, std::uint32_t segment_
 // nothing is returned. Errors as summarize_wal_segment.
 std::vector<WalEvent> read_wal_events(const std::vector<ByteView>& segments, std::uint32_t segment_size,
                                       std::uint64_t start_lsn, std::string_view what);
+
+// The reader behind both functions above, fed the WAL as it is read (wal-push scans a segment while it
+// uploads it): it holds a few kilobytes whatever the records' sizes. Every record's CRC is checked; only
+// the xact and restore-point records' main data is interpreted.
+class WalScanner {
+ public:
+  // Reads the WAL from `start_lsn` (a segment's first byte, where its long page header is). Records that
+  // start at or after `start_lsn + segment_size` are not read; one begun before is read to its end.
+  WalScanner(std::uint32_t segment_size, std::uint64_t start_lsn, std::string what);
+  ~WalScanner();
+  WalScanner(const WalScanner&) = delete;
+  WalScanner& operator=(const WalScanner&) = delete;
+
+  // The next bytes of the WAL, in order, in pieces of any size. Throws as summarize_wal_segment (and
+  // Corruption for an unknown WAL page magic: the major version decides the layout of some records).
+  void feed(ByteView data);
+  // True once more bytes would not be read: the end of valid WAL was found, or every record that
+  // starts in the first segment has been read.
+  bool done() const;
+  // What the bytes fed so far say; a record they end inside is the open record.
+  WalSegmentSummary summary() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 }  // namespace pgvault

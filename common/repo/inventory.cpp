@@ -6,6 +6,7 @@
 
 #include "common/base/errors.h"
 #include "common/base/fs.h"
+#include "common/base/task_group.h"
 
 namespace pgvault {
 
@@ -158,6 +159,72 @@ Inventory load_inventory(Repository& repo) {
   read_histories(repo, inv);
   add_backups(repo, inv);
   return inv;
+}
+
+namespace {
+
+// Adds segment `seg`'s index to its timeline's targets; `begin` is where the timeline begins.
+void add_index(TimelineTargets& t, const WalIndex& idx, std::uint64_t begin) {
+  ++t.indexed;
+  if (idx.min_time && (!t.first_commit || *idx.min_time < *t.first_commit)) t.first_commit = idx.min_time;
+  if (idx.max_time && (!t.last_commit || *idx.max_time > *t.last_commit)) t.last_commit = idx.max_time;
+  for (const auto& rp : idx.restore_points) {
+    if (rp.lsn >= begin) t.restore_points.push_back(rp);
+  }
+}
+
+}  // namespace
+
+RecoveryTargets recovery_targets(const Inventory& inv,
+                                 const std::function<std::optional<WalIndex>(const WalObject&)>& index_of) {
+  RecoveryTargets out;
+  for (const auto& [tli, tl] : inv.wal) {
+    TimelineTargets t;
+    t.timeline = tli;
+    auto h = inv.histories.find(tli);
+    std::uint64_t begin = h != inv.histories.end() && !h->second.entries.empty() ? h->second.entries.back().switchpoint : 0;
+    for (const auto& seg : tl.segments) {
+      ++t.segments;
+      try {
+        if (std::optional<WalIndex> idx = index_of(seg)) add_index(t, *idx, begin);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::Corruption) throw;
+        out.invalid.emplace_back(seg.name, e.what());
+      }
+    }
+    out.timelines.push_back(std::move(t));
+  }
+  return out;
+}
+
+RecoveryTargets load_recovery_targets(Repository& repo, const Inventory& inv, int parallel) {
+  std::vector<const WalObject*> segs;
+  for (const auto& [tli, tl] : inv.wal) {
+    for (const auto& s : tl.segments) segs.push_back(&s);
+  }
+  struct Slot {
+    std::optional<WalIndex> index;
+    std::optional<Error> error;
+  };
+  std::vector<Slot> slots(segs.size());
+  repo.read_key();  // cached in this thread before the workers share the repository (repo.h)
+  repo.identity();
+  TaskGroup group(parallel);
+  group.run(segs.size(), [&](std::size_t i) {
+    try {
+      slots[i].index = read_wal_index(repo, *WalFileName::parse(segs[i]->name));
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Corruption) throw;
+      slots[i].error = e;
+    }
+  });
+  std::map<const WalObject*, Slot*> by_segment;
+  for (std::size_t i = 0; i < segs.size(); ++i) by_segment[segs[i]] = &slots[i];
+  return recovery_targets(inv, [&](const WalObject& seg) {
+    Slot& slot = *by_segment.at(&seg);
+    if (slot.error) throw *slot.error;
+    return slot.index;
+  });
 }
 
 }  // namespace pgvault

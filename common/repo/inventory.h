@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -29,6 +30,7 @@
 #include "common/repo/backups.h"
 #include "common/repo/manifest.h"
 #include "common/repo/repo.h"
+#include "common/repo/wal_index.h"
 
 namespace pgvault {
 
@@ -170,5 +172,32 @@ struct RecoveryWindow {
   std::int64_t latest_mtime = 0;      // storage mtime of that segment (approximate time), 0 when unknown
 };
 RecoveryWindow recovery_window(const Inventory& inv);
+
+// ---- Recovery targets: what the WAL index (wal_index.h) says the archive can recover to ---------------
+
+// One timeline's restore points and commit-time range, from the indexes of its segments.
+struct TimelineTargets {
+  std::uint32_t timeline = 0;
+  std::uint64_t segments = 0;                // archived segments of the timeline
+  std::uint64_t indexed = 0;                 // of which have a valid index (the others say nothing)
+  std::optional<PgTimestamp> first_commit;   // earliest commit or abort record time in those indexes
+  std::optional<PgTimestamp> last_commit;    // latest
+  // Named restore points in LSN order. A timeline's first segment begins with a copy of its parent's
+  // WAL up to the switch point: restore points before the switch point belong to the parent and are
+  // listed there only.
+  std::vector<WalEvent> restore_points;
+};
+
+struct RecoveryTargets {
+  std::vector<TimelineTargets> timelines;  // ascending
+  std::vector<std::pair<std::string, std::string>> invalid;  // segment name, why its index is unusable
+};
+
+// The targets from the index of every archived segment, as `index_of` gives it (nullopt: the segment has
+// no index; Corruption: an invalid one, listed in `invalid`).
+RecoveryTargets recovery_targets(const Inventory& inv,
+                                 const std::function<std::optional<WalIndex>(const WalObject&)>& index_of);
+// The same reading every index from `repo`, `parallel` at a time (0: one per core): one GET per segment.
+RecoveryTargets load_recovery_targets(Repository& repo, const Inventory& inv, int parallel);
 
 }  // namespace pgvault

@@ -12,6 +12,17 @@ std::string wal(const WalFileName& name) {
   if (name.kind == WalFileKind::History) return wal_prefix() + name.name;
   return wal_prefix() + name.name.substr(0, 16) + "/" + name.name;
 }
+std::string wal_index_prefix() { return "walindex/"; }
+std::string wal_index(const WalFileName& name) {
+  return wal_index_prefix() + name.name.substr(0, 16) + "/" + name.segment_part();
+}
+std::optional<WalFileName> parse_wal_index_key(const std::string& key) {
+  const std::string prefix = wal_index_prefix();
+  if (key.size() != prefix.size() + 16 + 1 + 24 || key.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  auto name = WalFileName::parse(key.substr(prefix.size() + 17));
+  if (!name || name->kind != WalFileKind::Segment || wal_index(*name) != key) return std::nullopt;
+  return name;
+}
 std::string backups_prefix() { return "backups/"; }
 std::string backup_prefix(const std::string& label) { return backups_prefix() + label + "/"; }
 std::string backup_manifest(const std::string& label) { return backup_prefix(label) + "manifest.json"; }

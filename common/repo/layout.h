@@ -6,6 +6,8 @@
 //   pgvault.key.json                  key record: key check and KDF parameters (when encryption is used)
 //   wal/<first 16 hex>/<segment>      WAL segments, .partial and .backup files
 //   wal/<TTTTTTTT>.history            timeline history files
+//   walindex/<first 16 hex>/<segment> the WAL index of a segment (repo/wal_index.h): what recovery targets
+//                                     need from its records; beside wal/ so WAL listings are unchanged
 //   backups/<label>/claim             base-push's claim of the label
 //   backups/<label>/bundle-NNNNNN     the backup's files, packed
 //   backups/<label>/backup_manifest   the server's own backup_manifest (parent of a server-side incremental)
@@ -27,6 +29,10 @@ std::string identity();
 std::string key_record();
 std::string wal(const WalFileName& name);
 std::string wal_prefix();                                  // "wal/"
+std::string wal_index(const WalFileName& name);            // "walindex/<first 16 hex>/<segment>" (segments only)
+std::string wal_index_prefix();                            // "walindex/"
+// The segment a key under walindex/ is the index of; nullopt for any other key.
+std::optional<WalFileName> parse_wal_index_key(const std::string& key);
 std::string backups_prefix();                              // "backups/"
 std::string backup_prefix(const std::string& label);       // "backups/<label>/"
 std::string backup_manifest(const std::string& label);

@@ -92,10 +92,30 @@ json verify_json(const VerifyReport* verify) {
   return {{"objects", verify->objects}, {"bytes", verify->bytes}, {"problems", probs}};
 }
 
+json pg_time_json(const std::optional<PgTimestamp>& t) { return t ? json(format_pg_timestamp(*t)) : json(nullptr); }
+
+json targets_json(const RecoveryTargets* t) {
+  if (!t) return nullptr;
+  json timelines = json::array(), points = json::array(), invalid = json::array();
+  for (const auto& tl : t->timelines) {
+    timelines.push_back({{"timeline", tl.timeline},
+                         {"segments", tl.segments},
+                         {"indexed", tl.indexed},
+                         {"first_commit", pg_time_json(tl.first_commit)},
+                         {"last_commit", pg_time_json(tl.last_commit)}});
+    for (const auto& rp : tl.restore_points) {
+      points.push_back({{"name", rp.name}, {"lsn", format_lsn(rp.lsn)}, {"time", format_pg_timestamp(rp.time)},
+                        {"timeline", tl.timeline}});
+    }
+  }
+  for (const auto& [segment, why] : t->invalid) invalid.push_back({{"segment", segment}, {"message", why}});
+  return {{"timelines", timelines}, {"restore_points", points}, {"invalid", invalid}};
+}
+
 }  // namespace
 
 std::string inventory_json(const std::string& repository, const Inventory& inv, const RecoveryWindow& w,
-                           const VerifyReport* verify) {
+                           const VerifyReport* verify, const RecoveryTargets* targets) {
   json j;
   j["repository"] = repository;
   j["identity"] = identity_json(inv);
@@ -108,6 +128,7 @@ std::string inventory_json(const std::string& repository, const Inventory& inv, 
   j["history"] = json::array();
   for (const auto& [tli, h] : inv.histories) j["history"].push_back(history_json(tli, h));
   j["recovery_window"] = window_json(w);
+  j["targets"] = targets_json(targets);
   j["verify"] = verify_json(verify);
   return j.dump(2) + "\n";
 }

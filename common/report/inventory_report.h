@@ -18,6 +18,13 @@
 //                       "earliest": {"time", "lsn", "backup"},       end of the oldest usable backup
 //                       "latest": {"timeline", "lsn", "segment", "archived_at"}} end of contiguous WAL;
 //                                   archived_at is the storage time of that segment ("" when unknown)
+//   "targets": null | {                  with --targets: from the WAL index (one GET per segment)
+//       "timelines": [{"timeline", "segments", "indexed", "first_commit", "last_commit"}],
+//                                   commit/abort record times; null when no indexed segment has one
+//       "restore_points": [{"name", "lsn", "time", "timeline"}],    by timeline, then LSN
+//       "invalid": [{"segment", "message"}]},                       indexes that could not be used
+//                                   times here are PostgreSQL's ("2026-11-30 08:41:07.123456+00"),
+//                                   as --target-time accepts them
 //   "verify": null | {"objects", "bytes", "problems": [{"key", "kind", "message"}]}
 // }
 #pragma once
@@ -29,10 +36,10 @@
 
 namespace pgvault {
 
-// `verify` may be null (no --verify).
+// `verify` may be null (no --verify), `targets` too (no --targets).
 std::string inventory_text(const std::string& repository, const Inventory& inv, const RecoveryWindow& w,
-                           const VerifyReport* verify);
+                           const VerifyReport* verify, const RecoveryTargets* targets = nullptr);
 std::string inventory_json(const std::string& repository, const Inventory& inv, const RecoveryWindow& w,
-                           const VerifyReport* verify);
+                           const VerifyReport* verify, const RecoveryTargets* targets = nullptr);
 
 }  // namespace pgvault

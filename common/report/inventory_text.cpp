@@ -137,10 +137,34 @@ void verify_section(std::ostream& o, const VerifyReport& verify) {
   for (const auto& p : verify.problems) o << "  PROBLEM " << p.kind << " " << p.key << ": " << p.message << "\n";
 }
 
+std::string pg_time_text(const std::optional<PgTimestamp>& t) { return t ? format_pg_timestamp(*t) : "-"; }
+
+// archive-info --targets: the commit-time range per timeline and the named restore points.
+void targets_section(std::ostream& o, const RecoveryTargets& t) {
+  std::uint64_t segments = 0, indexed = 0;
+  for (const auto& tl : t.timelines) segments += tl.segments, indexed += tl.indexed;
+  o << "\nrecovery targets (from the WAL index of " << indexed << " of " << segments << " segments";
+  o << (indexed < segments ? "; segments archived without one, by an older pgvault, say nothing)\n" : ")\n");
+  Rows rows = {{"tli", "first commit", "last commit", "restore points", "indexed"}};
+  for (const auto& tl : t.timelines) {
+    rows.push_back({std::to_string(tl.timeline), pg_time_text(tl.first_commit), pg_time_text(tl.last_commit),
+                    std::to_string(tl.restore_points.size()), std::to_string(tl.indexed) + "/" + std::to_string(tl.segments)});
+  }
+  o << table(rows);
+  Rows points = {{"restore point", "lsn", "time", "tli"}};
+  for (const auto& tl : t.timelines) {
+    for (const auto& rp : tl.restore_points) {
+      points.push_back({rp.name, format_lsn(rp.lsn), format_pg_timestamp(rp.time), std::to_string(tl.timeline)});
+    }
+  }
+  if (points.size() > 1) o << table(points);
+  for (const auto& [segment, why] : t.invalid) o << "  INVALID index of " << segment << ": " << why << "\n";
+}
+
 }  // namespace
 
 std::string inventory_text(const std::string& repository, const Inventory& inv, const RecoveryWindow& w,
-                           const VerifyReport* verify) {
+                           const VerifyReport* verify, const RecoveryTargets* targets) {
   std::ostringstream o;
   identity_line(o, repository, inv);
   backups_section(o, inv);
@@ -148,6 +172,7 @@ std::string inventory_text(const std::string& repository, const Inventory& inv, 
   wal_section(o, inv);
   history_section(o, inv);
   window_section(o, w);
+  if (targets) targets_section(o, *targets);
   if (verify) verify_section(o, *verify);
   return o.str();
 }

@@ -3,11 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <memory>
 #include <set>
 #include <sstream>
 
 #include "common/base/errors.h"
 #include "common/restore/restore_steps.h"
+#include "common/restore/target_resolve.h"
 
 namespace pgvault {
 
@@ -87,9 +89,10 @@ std::vector<const BackupManifest*> candidates(Repository& repo, const Inventory&
   return out;
 }
 
-// Checks that the archive can feed the recovery of `b` along `chain`; a missing segment is NotFound.
+// Checks that the archive can feed the recovery of `b` along `chain`, up to `target_end` (the last byte of
+// a resolved target's record) when given; a missing segment is NotFound.
 WalCheck check_archive(Repository& repo, const Inventory& inv, const RestoreOptions& opts, const BackupManifest& b,
-                       const std::vector<ChainStep>& chain, std::uint32_t tt) {
+                       const std::vector<ChainStep>& chain, std::uint32_t tt, std::optional<std::uint64_t> target_end) {
   const RecoveryTarget& t = opts.target;
   if (t.kind == TargetKind::Lsn && t.lsn < b.stop_lsn) {
     throw Error(ErrorKind::InvalidInput, "target LSN " + format_lsn(t.lsn) + " lies before the end of backup " +
@@ -99,6 +102,7 @@ WalCheck check_archive(Repository& repo, const Inventory& inv, const RestoreOpti
   std::optional<std::uint64_t> end;
   if (t.kind == TargetKind::Lsn) end = t.lsn;
   if (t.kind == TargetKind::Immediate) end = b.stop_lsn > 0 ? b.stop_lsn - 1 : 0;
+  if (target_end) end = target_end;
   std::uint64_t min_end = b.stop_lsn > 0 ? b.stop_lsn - 1 : 0;  // the stop segment holds the byte before it
   WalCheck wal = check_wal_path(inv, chain, b.start_lsn, end, min_end);
   if (!wal.ok()) {
@@ -108,7 +112,7 @@ WalCheck check_archive(Repository& repo, const Inventory& inv, const RestoreOpti
                     *wal.missing_key + "), needed to recover backup " + b.label + " to " + describe_target(t) +
                     " on timeline " + std::to_string(tt) + " (" + n + " segment" + (n == "1" ? "" : "s") +
                     " missing between " + segment_file_name(chain.front().timeline, wal.first_segno, inv.wal_segment_size) +
-                    " and the end); nothing was written");
+                    " and " + (end ? "the target" : "the end") + "); nothing was written");
   }
   return wal;
 }
@@ -144,10 +148,71 @@ std::vector<std::pair<std::uint32_t, std::string>> tablespace_locations(const Ba
   return out;
 }
 
+// The state of one planning: the resolver of a time, xid or name target (nullptr for the others, and
+// once a verdict left the target unresolved: then every backup is planned as before), and what the
+// candidates passed over said.
+struct Planning {
+  std::unique_ptr<TargetResolver> resolver;
+  std::optional<std::string> unresolved;  // why the target was not resolved in advance
+  std::vector<std::string> passed_over;   // why each newer backup was passed over
+  std::optional<std::string> before;      // the last "ends after the target's record"
+  bool absent = false;                    // a candidate found no target record in the archive
+};
+
+// The resolver's verdict on `b`: fills `plan.resolved` and returns the last byte recovery reads for the
+// target, or sets `refusal` (the backup ends after the target's record, or the target is not in the
+// archive from its start on) and returns nullopt.
+std::optional<std::uint64_t> judge_target(Planning& p, const RestoreOptions& opts, const BackupManifest& b,
+                                          const std::vector<ChainStep>& chain, RestorePlan& plan, std::string& refusal) {
+  if (!p.resolver) {
+    if (p.unresolved) plan.resolved = ResolvedTarget{false, "", std::nullopt, *p.unresolved};
+    return std::nullopt;
+  }
+  TargetVerdict v = p.resolver->judge(b, chain);
+  switch (v.kind) {
+    case TargetVerdict::Kind::Serves:
+      plan.resolved = v.target;
+      return v.end;
+    case TargetVerdict::Kind::Before:
+      if (!opts.backup.empty()) throw Error(ErrorKind::NotFound, "backup " + b.label + " cannot reach the target: " + v.why);
+      spdlog::info("passing over {}", v.why);
+      p.passed_over.push_back(v.why);
+      p.before = v.why;
+      refusal = v.why;
+      return std::nullopt;
+    case TargetVerdict::Kind::Absent:
+      if (!opts.backup.empty()) throw Error(ErrorKind::NotFound, p.resolver->absent_message());
+      spdlog::info("passing over backup {}: {}", b.label, v.why);
+      p.passed_over.push_back(v.why);
+      p.absent = true;
+      refusal = v.why;
+      return std::nullopt;
+    case TargetVerdict::Kind::Unresolved:
+      spdlog::warn("{}", v.why);
+      p.unresolved = v.why;
+      p.resolver.reset();
+      plan.resolved = ResolvedTarget{false, "", std::nullopt, v.why};
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// How the backup was chosen, one line.
+std::string why_chosen(const Planning& p, const RestoreOptions& opts, const RestorePlan& plan) {
+  if (!opts.backup.empty()) return "chosen with --backup";
+  if (!plan.resolved || !plan.resolved->resolved) {
+    return "newest backup that ends before the target " + describe_target(opts.target) +
+           (plan.resolved ? " (the target was not resolved in advance)" : "");
+  }
+  std::string why = "newest backup that ends before the target's " + plan.resolved->how;
+  for (const auto& passed : p.passed_over) why += "; passed over: " + passed;
+  return why;
+}
+
 // The plan for backup `b`, or nullopt with `refusal` set when `b` cannot serve but an older one may.
 std::optional<RestorePlan> plan_for(Repository& repo, const Inventory& inv, const RestoreOptions& opts,
                                     std::optional<std::uint32_t> fixed_timeline, const BackupManifest& b,
-                                    std::string& refusal) {
+                                    Planning& p, std::string& refusal) {
   if (b.type != "full") {
     // Restoring an incremental backup needs its parents' pages; this version restores full backups only.
     std::string why = "backup " + b.label + " is " + b.type + "; only full backups can be restored";
@@ -167,29 +232,46 @@ std::optional<RestorePlan> plan_for(Repository& repo, const Inventory& inv, cons
     return std::nullopt;  // this backup is not on the target timeline's history; an older one may be
   }
   RestorePlan plan;
+  std::optional<std::uint64_t> target_end = judge_target(p, opts, b, chain, plan, refusal);
+  if (!refusal.empty()) return std::nullopt;
   plan.backup = b;
   plan.target_timeline = tt;
-  plan.wal = check_archive(repo, inv, opts, b, chain, tt);
-  plan.why = opts.backup.empty() ? "newest backup that can reach the target " + describe_target(opts.target)
-                                 : "chosen with --backup";
+  plan.wal = check_archive(repo, inv, opts, b, chain, tt, target_end);
+  plan.why = why_chosen(p, opts, plan);
   plan.tablespaces = tablespace_locations(b, opts);
   return plan;
 }
 
 }  // namespace
 
-RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOptions& opts) {
+RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOptions& opts, WalIndexSource& index) {
   std::optional<std::uint32_t> fixed_timeline = check_target_options(opts);
   refuse_unreadable_or_none(repo, inv, opts);
+  Planning p;
+  if (TargetResolver::applies(opts.target.kind)) {
+    p.resolver = std::make_unique<TargetResolver>(inv, index, opts.target, opts.exclusive);
+  }
   std::string first_refusal;
   for (const BackupManifest* b : candidates(repo, inv, opts)) {
     std::string refusal;
-    std::optional<RestorePlan> plan = plan_for(repo, inv, opts, fixed_timeline, *b, refusal);
+    std::optional<RestorePlan> plan = plan_for(repo, inv, opts, fixed_timeline, *b, p, refusal);
     if (plan) return std::move(*plan);
     if (first_refusal.empty()) first_refusal = refusal;
   }
+  if (p.resolver && !p.before && p.absent) {
+    throw Error(ErrorKind::NotFound, p.resolver->absent_message() + "; nothing was written");
+  }
+  if (p.resolver && p.before) {
+    throw Error(ErrorKind::NotFound, "no backup ends before the target " + describe_target(opts.target) + ": " +
+                                         *p.before + "; nothing was written");
+  }
   throw Error(ErrorKind::InvalidInput, "no backup can reach the target " + describe_target(opts.target) +
                                            " on timeline " + opts.target_timeline + ": " + first_refusal);
+}
+
+RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOptions& opts) {
+  std::unique_ptr<WalIndexSource> index = repository_wal_index_source(repo, opts.parallel > 0 ? opts.parallel : repo.config().backup.parallel);
+  return plan_restore(repo, inv, opts, *index);
 }
 
 }  // namespace pgvault

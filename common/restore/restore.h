@@ -2,10 +2,12 @@
 // point-in-time recovery (PostgreSQL 12+ style: recovery.signal / standby.signal + postgresql.auto.conf).
 //
 // Order of work, and what the data directory looks like if it stops half-way:
-//  1. Plan (reads only): load the inventory, choose the backup (newest complete one that can reach the
-//     target, or --backup), resolve the target timeline through the history files, and check that the
-//     archive holds every WAL segment recovery will ask for. A missing segment fails here, before the data
-//     directory is touched (ErrorKind::NotFound naming the segment).
+//  1. Plan (reads only): load the inventory, resolve the target timeline through the history files, resolve
+//     a time, xid or name target from the WAL index (target_resolve.h), choose the backup (the newest
+//     complete one that ends before the target's record, or --backup), and check that the archive holds
+//     every WAL segment recovery will ask for (up to the target's segment when it was resolved, else to
+//     the end of the timeline). A target the archive does not hold, or a missing segment, fails here,
+//     before the data directory is touched (ErrorKind::NotFound naming what the archive holds or the segment).
 //  2. Prepare the directory: refuse a non-empty one unless `force` (then its contents are removed; a
 //     running server's directory is refused even then). In a tablespace location, the directories the
 //     backup writes (PG_15_<catversion>) must not exist, even with `force`: the location may belong to
@@ -81,17 +83,31 @@ struct RestoreOptions {
 std::string make_restore_command(const std::string& wal_fetch, const std::string& config_path,
                                  const std::vector<std::string>& sets);
 
+// A time, xid or name target resolved from the WAL index (target_resolve.h) before anything is written.
+struct ResolvedTarget {
+  bool resolved = false;              // false: not resolved in advance (`how` says why; planned as before)
+  std::string segment;                // the WAL segment holding the record recovery stops at
+  std::optional<std::uint64_t> lsn;   // the record's LSN, when known (an index knows a restore point's,
+                                      // a segment read any record's; else only the segment)
+  std::string how;                    // one line: what the record is and how it was found, or why not
+};
+
 struct RestorePlan {
   BackupManifest backup;
   std::uint32_t target_timeline = 0;   // resolved
   WalCheck wal;                        // ok() when the archive can feed the recovery
-  std::string why;                     // how the backup was chosen, one line
+  std::string why;                     // how the backup was chosen, one line (names the newer backups
+                                       // passed over because they end after the target)
+  std::optional<ResolvedTarget> resolved;  // time, xid and name targets; nullopt for the others
   std::vector<std::pair<std::uint32_t, std::string>> tablespaces;  // oid -> location to restore into
 };
 
 // Step 1 above. Throws NotFound (no suitable backup, a missing WAL segment or history file; the message
 // names it), InvalidInput (bad target, timeline not a child of the backup's), and storage kinds.
 RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOptions& opts);
+// The same, reading the WAL index through `index` (target_resolve.h) rather than from `repo`.
+class WalIndexSource;
+RestorePlan plan_restore(Repository& repo, const Inventory& inv, const RestoreOptions& opts, WalIndexSource& index);
 
 struct RestoreResult {
   RestorePlan plan;

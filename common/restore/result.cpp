@@ -33,6 +33,12 @@ std::string wal_range(const RestoreResult& r, std::uint32_t seg_size) {
          segment_file_name(step_tli(w.last_segno), w.last_segno, seg_size);
 }
 
+// " (resolved: ...)" or " (not resolved in advance: ...)" for a time, xid or name target; "" otherwise.
+std::string resolution_text(const RestorePlan& plan) {
+  if (!plan.resolved) return "";
+  return plan.resolved->resolved ? " (resolved: " + plan.resolved->how + ")" : " (" + plan.resolved->how + ")";
+}
+
 }  // namespace
 
 std::string restore_summary_line(const RestoreResult& r, const RestoreOptions& opts) {
@@ -45,7 +51,7 @@ std::string restore_summary_line(const RestoreResult& r, const RestoreOptions& o
     std::snprintf(buf, sizeof buf, " in %.1f s", r.seconds);
     o << buf;
   }
-  o << "; target " << describe_target(opts.target) << " on timeline " << r.plan.target_timeline << ", action "
+  o << "; target " << describe_target(opts.target) << resolution_text(r.plan) << " on timeline " << r.plan.target_timeline << ", action "
     << opts.target_action << (opts.standby ? ", standby" : "") << "; WAL " << wal_range(r, b.wal_segment_size) << " ("
     << r.plan.wal.segments << (r.plan.wal.segments == 1 ? " segment" : " segments") << ") verified present; "
     << (opts.archive_mode == "off" ? "archive_mode off (the restored server archives nothing; --archive-mode preserve "
@@ -59,6 +65,12 @@ std::string restore_summary_json(const RestoreResult& r, const RestoreOptions& o
   const auto& b = r.plan.backup;
   json target = {{"type", target_kind_name(opts.target.kind)}};
   if (!opts.target.value.empty()) target["value"] = opts.target.value;
+  if (const auto& res = r.plan.resolved) {
+    target["resolution"] = {{"resolved", res->resolved},
+                            {"segment", res->segment},
+                            {"lsn", res->lsn ? json(format_lsn(*res->lsn)) : json(nullptr)},
+                            {"how", res->how}};
+  }
   json ts = json::array();
   for (const auto& [oid, loc] : r.plan.tablespaces) ts.push_back({{"oid", oid}, {"location", loc}});
   std::string range = wal_range(r, b.wal_segment_size);
@@ -66,6 +78,7 @@ std::string restore_summary_json(const RestoreResult& r, const RestoreOptions& o
   json j = {
       {"dry_run", opts.dry_run},
       {"backup", b.label},
+      {"why", r.plan.why},
       {"backup_timeline", b.timeline},
       {"pgdata", opts.pgdata},
       {"target", target},

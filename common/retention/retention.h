@@ -172,7 +172,9 @@ struct RetentionExecOptions {
 
 // Deletes what the plan says, in this order: for each deleted backup (oldest first) its tombstone is
 // written, its manifest removed (it vanishes from every tool at once), then its other objects; then the
-// incomplete backups; then WAL (oldest first, in batches); then temporary files. Every intermediate
+// incomplete backups; then WAL (oldest first, in batches); then the WAL index objects of every segment
+// below the WAL cutoff (repo/wal_index.h; also those whose segment is already gone); then temporary
+// files. Every intermediate
 // state is a readable repository; a failure stops at once (throws) and the next run finishes the job.
 // The same holds when opts.check throws (a lost lock: Conflict), which it is asked before every step.
 RetentionResult execute_retention(Repository& repo, const RetentionPlan& plan, const RetentionExecOptions& opts = {});

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/repo/backups.h"
+#include "common/repo/layout.h"
 #include "common/retention/retention.h"
 
 namespace pgvault {
@@ -104,6 +105,27 @@ void delete_wal(Storage& st, const RetentionPlan& plan, const RetentionExecOptio
   for (const auto& f : folders) st.remove_empty_folder(f);
 }
 
+// The WAL index objects (keys::wal_index) of the segments below the cutoff, whether or not their
+// segment was listed: those of the segments just deleted, and those a run interrupted after deleting
+// segments left behind. Indexes at or above the cutoff stay, whatever the listing showed: wal-push
+// writes a segment's index after the segment, so an index whose segment a listing missed is no orphan.
+void delete_wal_indexes(Repository& repo, const RetentionPlan& plan, const RetentionExecOptions& opts) {
+  const std::optional<Identity> identity = repo.identity();
+  if (!plan.wal_cutoff_segno || !identity) return;
+  Storage& st = repo.storage();
+  std::vector<std::string> doomed;
+  std::set<std::string> folders;
+  for (const auto& o : st.list(keys::wal_index_prefix())) {
+    auto name = keys::parse_wal_index_key(o.key);
+    if (!name || segment_number(name->log, name->seg, identity->wal_segment_size) >= *plan.wal_cutoff_segno) continue;
+    doomed.push_back(o.key);
+    folders.insert(keys::folder_of(o.key));
+  }
+  remove_batched(st, doomed, opts);
+  for (const auto& f : folders) st.remove_empty_folder(f);
+  if (!doomed.empty()) spdlog::info("deleted the WAL index of {} segments before {}", doomed.size(), plan.wal_cutoff);
+}
+
 // Leftover temporary files (only a backend with files has any: see Storage::list_temporaries).
 void delete_temporaries(Storage& st, const RetentionPlan& plan, const RetentionExecOptions& opts,
                         RetentionResult& r) {
@@ -143,6 +165,7 @@ RetentionResult execute_retention(Repository& repo, const RetentionPlan& plan, c
     r.incomplete_deleted++;
   }
   delete_wal(st, plan, opts, r);
+  delete_wal_indexes(repo, plan, opts);
   delete_temporaries(st, plan, opts, r);
   return r;
 }

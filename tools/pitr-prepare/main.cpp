@@ -26,7 +26,10 @@ void add_target_options(CLI::App& app, pgvault::TargetFlags& t) {
 int main(int argc, char** argv) {
   CLI::App app{"Restore a base backup from the pgvault repository into an empty data directory and write the\n"
                "recovery settings (recovery.signal, postgresql.auto.conf) for point-in-time recovery.\n"
-               "Without a target flag, recovery replays all archived WAL (latest).",
+               "Without a target flag, recovery replays all archived WAL (latest). A time, xid or name target\n"
+               "is resolved from the WAL index before anything is written: the newest backup that ends before\n"
+               "the record recovery stops at is chosen, and a target the archive does not hold is refused\n"
+               "(archive-info --targets lists restore points and commit times).",
                "pitr-prepare"};
   pgvault::CommonOptions common;
   pgvault::RestoreOptions opts;

@@ -1,0 +1,107 @@
+"""Time, xid and name targets resolved from the WAL index before pitr-prepare writes anything.
+
+With one backup before and one after restore point t1 (and a time and an xid between them), PostgreSQL
+can reach the targets only from the older backup (from the newer one it stops with "recovery ended before
+configured recovery target was reached"): pitr-prepare must pick it for each kind, the data must match
+exactly, targets the archive does not hold are refused with the data directory untouched, archive-info
+--targets lists what one can recover to, and a segment whose index object is gone restores as before.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from helpers.pitr import (archive_info_json, base_push, create_marks, db_state, mark, pitr_prepare, recover,
+                          start_primary)
+
+EXIT_UNRECOVERABLE = 3
+
+
+def index_key(repo, segment: str) -> str:
+    """The storage key of `segment`'s WAL index object."""
+    found = [k for k in repo.keys("walindex/") if k.rsplit("/", 1)[-1] == segment]
+    assert len(found) == 1, (segment, repo.keys("walindex/"))
+    return found[0]
+
+
+def refused(repo, workspace, name: str, *args: str) -> str:
+    """pitr-prepare must exit 3 before it creates the data directory; returns its stderr."""
+    datadir = workspace.path(name)
+    res = pitr_prepare(repo, datadir, *args)
+    assert res.rc == EXIT_UNRECOVERABLE, (args, res.rc, res.stderr)
+    assert not datadir.exists(), args
+    assert "nothing was written" in res.stderr, res.stderr
+    return res.stderr
+
+
+@pytest.mark.parametrize("repo", ["fs"], indirect=True)
+def test_targets_between_two_backups(workspace, repo):
+    pg = start_primary(workspace, repo)
+    pg.pgbench_init(scale=1)
+    create_marks(pg)
+    mark(pg, "base", 1)
+    older = base_push(pg, repo)["label"]
+
+    mark(pg, "A", 2)
+    pg.psql("SELECT pg_create_restore_point('t1')")
+    state_t1 = db_state(pg)
+    xid = pg.psql("BEGIN; INSERT INTO marks (step) VALUES ('X'); "
+                  "UPDATE pgbench_accounts SET abalance = abalance - 7 WHERE aid % 13 = 0; "
+                  "SELECT pg_current_xact_id(); COMMIT;").strip()
+    state_x = db_state(pg)
+    time.sleep(0.2)
+    when = pg.scalar("SELECT clock_timestamp()::text")
+    time.sleep(0.2)
+    mark(pg, "Y", 3)
+    newer = base_push(pg, repo)["label"]
+    mark(pg, "Z", 4)
+    pg.wait_archived(pg.switch_wal(), fail_on_error=True)
+    assert newer > older and len({state_t1, state_x, db_state(pg)}) == 3
+
+    # The plan names the resolved target and why the newer backup was passed over.
+    res = pitr_prepare(repo, workspace.path("dry"), "--dry-run", "--json", "--target-name", "t1")
+    assert res.rc == 0, res.stderr
+    plan = json.loads(res.stdout)
+    resolution = plan["target"]["resolution"]
+    assert plan["backup"] == older and resolution["resolved"] is True, plan
+    assert resolution["lsn"] and resolution["segment"], plan
+    assert f"passed over: the archived WAL from backup {newer}'s start" in plan["why"], plan["why"]
+
+    for kind, args, expected in [("name", ["--target-name", "t1"], state_t1),
+                                 ("xid", ["--target-xid", xid], state_x),
+                                 ("time", ["--target-time", when], state_x)]:
+        restored, summary = recover(workspace, repo, f"r-{kind}", *args)
+        assert summary["backup"] == older, (kind, summary)
+        assert summary["target"]["resolution"]["resolved"] is True, (kind, summary)
+        assert db_state(restored) == expected, kind
+        restored.stop()
+
+    # Targets the archive does not hold: refused before anything is written, naming what it holds.
+    err = refused(repo, workspace, "no-name", "--target-name", "never")
+    assert 'restore point "never" was never created' in err and '"t1"' in err, err
+    err = refused(repo, workspace, "late", "--target-time", "2099-01-01 00:00:00+00")
+    assert "the newest archived commit or abort is at" in err, err
+    err = refused(repo, workspace, "no-xid", "--target-xid", str(int(xid) + 1_000_000))
+    assert "never commits or aborts" in err and "the xids that do range from" in err, err
+
+    # archive-info --targets lists the restore point and the commit times of timeline 1.
+    info = archive_info_json(repo, "--targets")
+    points = [(p["name"], p["timeline"]) for p in info["targets"]["restore_points"]]
+    assert points == [("t1", 1)], info["targets"]
+    assert info["targets"]["restore_points"][0]["lsn"] == resolution["lsn"]
+    assert info["targets"]["timelines"][0]["last_commit"] > info["targets"]["timelines"][0]["first_commit"]
+    assert archive_info_json(repo)["targets"] is None
+
+    # Without the index of the segment holding t1, the target is not resolved in advance (one log line);
+    # the restore still works as before.
+    repo.delete(index_key(repo, resolution["segment"]))
+    res = pitr_prepare(repo, workspace.path("r-gap"), "--dry-run", "--json", "--target-name", "t1")
+    assert res.rc == 0, res.stderr
+    assert f"segment {resolution['segment']} has no WAL index" in res.stderr, res.stderr
+    assert json.loads(res.stdout)["target"]["resolution"]["resolved"] is False
+    restored, summary = recover(workspace, repo, "r-gap", "--target-name", "t1")
+    assert db_state(restored) == state_t1
+    restored.stop()
