@@ -131,14 +131,15 @@ struct ChainBuilder {
   std::map<std::string, std::string> content;  // path -> the content the chain reconstructs so far
   std::string plain;                          // the bundle being filled
   std::uint64_t bundle = 0;
+  std::uint32_t seg_size = 16u << 20;
 
-  explicit ChainBuilder(Repository& r) : repo(r) {}
+  explicit ChainBuilder(Repository& r, std::uint32_t segment_size = 16u << 20) : repo(r), seg_size(segment_size) {}
   BackupManifest& cur() { return backups.back(); }
 
   // Starts the next backup: a full one when `parent` is "", else an incremental of `parent`.
   void begin(const std::string& label, const std::string& parent = "") {
     std::uint64_t seg = 2 + 2 * backups.size();
-    backups.push_back(backup_manifest(label, 1, seg, seg + 1));
+    backups.push_back(backup_manifest(label, 1, seg, seg + 1, seg_size));
     cur().type = parent.empty() ? "full" : "incremental";
     cur().parent = parent;
     cur().incremental_mode = parent.empty() ? "" : "client";
