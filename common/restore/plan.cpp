@@ -148,13 +148,9 @@ std::vector<std::pair<std::uint32_t, std::string>> tablespace_locations(const Ba
 std::optional<RestorePlan> plan_for(Repository& repo, const Inventory& inv, const RestoreOptions& opts,
                                     std::optional<std::uint32_t> fixed_timeline, const BackupManifest& b,
                                     std::string& refusal) {
-  if (b.type != "full") {
-    // Restoring an incremental backup needs its parents' pages; this version restores full backups only.
-    std::string why = "backup " + b.label + " is " + b.type + "; only full backups can be restored";
-    if (!opts.backup.empty()) throw Error(ErrorKind::InvalidInput, why);
-    refusal = why;
-    return std::nullopt;
-  }
+  // An incremental backup serves when its chain is complete (chain_plan.cpp).
+  std::optional<std::vector<BackupManifest>> ancestors = restorable_chain(inv, b, !opts.backup.empty(), refusal);
+  if (!ancestors) return std::nullopt;
   std::uint32_t tt = fixed_timeline                        ? *fixed_timeline
                      : opts.target_timeline == "current" ? b.timeline
                                                          : latest_timeline(inv, b.timeline);
@@ -168,6 +164,7 @@ std::optional<RestorePlan> plan_for(Repository& repo, const Inventory& inv, cons
   }
   RestorePlan plan;
   plan.backup = b;
+  plan.chain = std::move(*ancestors);
   plan.target_timeline = tt;
   plan.wal = check_archive(repo, inv, opts, b, chain, tt);
   plan.why = opts.backup.empty() ? "newest backup that can reach the target " + describe_target(opts.target)
