@@ -257,9 +257,16 @@ void Verifier::decoded(const Digest& d) {
 void Verifier::check_bundle(const Task& t) {
   BundleFileCheck files;
   BundleSplitter splitter(t.files, files);
-  Digest d = repo_.get_object(t.key, splitter);
-  decoded(d);
   std::vector<std::string>& msgs = files.messages;
+  Digest d;
+  try {
+    d = repo_.get_object(t.key, splitter);
+  } catch (const Error&) {
+    // A damaged object: the files already found wrong name where (the object's error follows).
+    for (const auto& m : msgs) problem(t.key, "corruption", "backup " + t.backup->label + ": " + m);
+    throw;
+  }
+  decoded(d);
   for (const auto& mb : t.backup->bundles) {
     if (mb.index != t.bundle) continue;
     if (mb.plain_size != d.size) {
