@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/backup/base_backup_stream.h"
+#include "common/backup/incremental.h"
 #include "common/backup/interrupt.h"
 #include "common/backup/leftovers.h"
 #include "common/backup/server_checks.h"
@@ -23,6 +24,7 @@
 #include "common/pg/wal.h"
 #include "common/repo/backup_bundles.h"
 #include "common/repo/backups.h"
+#include "common/repo/layout.h"
 
 namespace pgvault {
 
@@ -40,6 +42,9 @@ void check_options(const BackupOptions& opts) {
   }
   if (opts.bundle_size < 4096) throw Error(ErrorKind::Config, "[backup] bundle_size must be at least 4KiB");
   if (opts.archive_timeout < 0) throw Error(ErrorKind::InvalidInput, "--archive-timeout must not be negative");
+  if (opts.type != "full" && opts.type != "incremental") {
+    throw Error(ErrorKind::InvalidInput, "--type must be \"full\" or \"incremental\", not \"" + opts.type + "\"");
+  }
 }
 
 BundleUploaderOptions uploader_options(Repository& repo, const BackupOptions& opts) {
@@ -64,7 +69,9 @@ struct BackupRun {
   const BackupClaim& claim;
   BackupManifest& m;
   Progress& progress;
+  const IncrementalPlan* plan = nullptr;  // null: a full backup
   bool manifest_attempted = false;
+  std::vector<std::string> own_keys;      // objects written outside the bundles (the server's manifest)
 };
 
 void begin_manifest(BackupRun& run) {
@@ -75,6 +82,11 @@ void begin_manifest(BackupRun& run) {
   m.pg_version = run.server.version / 10000;
   m.system_identifier = run.server.system.system_identifier;
   m.wal_segment_size = run.server.segment_size;
+  if (run.plan) {
+    m.type = "incremental";
+    m.parent = run.plan->parent.label;
+    m.incremental_mode = run.plan->mode();
+  }
 }
 
 // BASE_BACKUP to its end: the files uploaded, the WAL range known. Closes the connection.
@@ -82,7 +94,12 @@ StreamedBackup receive_backup(BackupRun& run, ReplicationConnection& conn, Bundl
                               TarReceiver& receiver) {
   BackupManifest& m = run.m;
   const std::uint32_t seg_size = run.server.segment_size;
-  StreamedBackup s = stream_base_backup(conn, m.label, run.opts.checkpoint, m, receiver, run.progress);
+  std::optional<IncrementalRequest> request;
+  if (run.plan && run.plan->base.server_mode) {
+    request = IncrementalRequest{run.plan->parent.label, run.plan->parent_server_manifest};
+  }
+  StreamedBackup s = stream_base_backup(conn, m.label, run.opts.checkpoint, m, receiver, run.progress,
+                                        request ? &*request : nullptr);
   conn.abort();  // done with the server: close the connection
   m.start_wal = segment_file_name(m.timeline, m.start_lsn / seg_size, seg_size);
   m.stop_lsn = s.stop_lsn;
@@ -96,7 +113,7 @@ StreamedBackup receive_backup(BackupRun& run, ReplicationConnection& conn, Bundl
 // The received files against the server's manifest; backup_label present; links match tablespaces.
 void check_received(BackupManifest& m, const StreamedBackup& s, const TarReceiver& receiver) {
   if (s.server_manifest.empty()) throw Error(ErrorKind::Transient, "BASE_BACKUP: the server sent no backup_manifest");
-  verify_server_manifest(s.server_manifest, m.files);
+  verify_server_manifest(s.server_manifest, receiver.received_files());
   m.server_manifest_verified = true;
   if (m.backup_label.empty()) throw Error(ErrorKind::Transient, "BASE_BACKUP: no backup_label in the stream");
   for (const auto& [oid, target] : receiver.tablespace_links()) {
@@ -119,10 +136,18 @@ void commit(BackupRun& run) {
   write_manifest(run.repo, m);
 }
 
+// The server's backup_manifest as it was received: what a later server-side incremental uploads.
+void store_server_manifest(BackupRun& run, const std::string& text) {
+  const std::string key = keys::backup_server_manifest(run.m.label);
+  run.own_keys.push_back(key);
+  run.repo.put_bytes(key, as_bytes(text));
+}
+
 void take_backup(BackupRun& run, ReplicationConnection& conn, BundleUploader& uploader) {
-  TarReceiver receiver(run.m, uploader, run.opts.bundle_size);
+  TarReceiver receiver(run.m, uploader, run.opts.bundle_size, run.plan ? &run.plan->base : nullptr);
   StreamedBackup s = receive_backup(run, conn, uploader, receiver);
   check_received(run.m, s, receiver);
+  store_server_manifest(run, s.server_manifest);
   // The stop segment must be archived before the backup is usable.
   wait_for_segment(run.repo, run.m.stop_wal, run.opts.archive_timeout, run.progress);
   commit(run);
@@ -142,10 +167,14 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
   result.server_version = server.version_text;
   check_repository_identity(repo, server);
   const BundleUploaderOptions uo = uploader_options(repo, opts);
+  std::optional<IncrementalPlan> plan;
+  if (opts.type == "incremental") plan = plan_incremental(repo, conn, server, opts.no_fallback);
 
-  const BackupClaim claim = claim_backup_label(repo.storage(), base_push_claim_options(repo.storage()));
+  ClaimOptions claim_options = base_push_claim_options(repo.storage());
+  claim_options.incremental = plan.has_value();
+  const BackupClaim claim = claim_backup_label(repo.storage(), claim_options);
   sweep_killed_runs(repo.storage(), kSweptBackupDirs);
-  BackupRun run{repo, opts, server, claim, result.manifest, progress};
+  BackupRun run{repo, opts, server, claim, result.manifest, progress, plan ? &*plan : nullptr, false, {}};
   begin_manifest(run);
   spdlog::info("base backup {} of database system {} (PostgreSQL {}, {}) into {}", claim.label,
                server.system.system_identifier, server.version_text, conn.describe(), repo.describe());
@@ -158,7 +187,9 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
     progress.clear();
     conn.abort();
     uploader.abort();
-    abandon_backup(repo.storage(), claim, uploader.written_keys(), run.manifest_attempted);
+    std::vector<std::string> own = uploader.written_keys();
+    own.insert(own.end(), run.own_keys.begin(), run.own_keys.end());
+    abandon_backup(repo.storage(), claim, own, run.manifest_attempted);
     throw;
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -179,7 +210,8 @@ std::string backup_summary_line(const BackupResult& r) {
   double rate = r.seconds > 0 ? m.total_bytes / r.seconds : 0;
   char pct[16];
   std::snprintf(pct, sizeof pct, "%.0f%%", m.total_bytes ? 100.0 * m.stored_bytes / m.total_bytes : 0.0);
-  return "backup " + m.label + " complete: " + human_bytes(static_cast<double>(m.total_bytes)) + " in " +
+  const std::string parent = m.type == "incremental" ? " (incremental on " + m.parent + ", " + m.incremental_mode + " mode)" : "";
+  return "backup " + m.label + parent + " complete: " + human_bytes(static_cast<double>(m.total_bytes)) + " in " +
          std::to_string(m.files.size()) + " files, stored " + human_bytes(static_cast<double>(m.stored_bytes)) + " (" +
          pct + ") in " + std::to_string(m.bundles.size()) + " bundles, " + human_duration(r.seconds) + " (" +
          human_bytes(rate) + "/s), WAL " + m.start_wal + " to " + m.stop_wal;
@@ -190,6 +222,8 @@ std::string backup_summary_json(const BackupResult& r) {
   json j = {
       {"label", m.label},
       {"type", m.type},
+      {"parent", m.parent},
+      {"incremental_mode", m.incremental_mode},
       {"start_time", m.start_time},
       {"stop_time", m.stop_time},
       {"duration_seconds", r.seconds},

@@ -1,4 +1,5 @@
-// base-push: a full base backup of a running PostgreSQL 15+ server into the repository.
+// base-push: a full or incremental base backup of a running PostgreSQL 15+ server into the repository
+// (incremental backups: incremental.h for the parent and the mode, tar_receiver.h for what is stored).
 //
 // How it works (docs/EXIT-CODES.md has the tool's exit codes):
 //  1. Connects in physical replication mode (pgconn.h), runs IDENTIFY_SYSTEM and checks the server:
@@ -14,7 +15,8 @@
 //     repository: PostgreSQL switches to a new segment at the end of a backup taken on a primary, so it
 //     is archived promptly by archive_command. On a standby there is no switch: the segment arrives when
 //     the primary archives it.
-//  5. Writes manifest.json (the commit point) after checking the label's claim is still its own. Until
+//  5. Stores the server's backup_manifest as backups/<label>/backup_manifest (the parent manifest a later
+//     server-side incremental uploads), then writes manifest.json (the commit point) after checking the label's claim is still its own. Until
 //     then the backup is invisible.
 // The label is claimed before any bundle is written (claim_backup_label below), so two runs started in
 // the same second get distinct labels.
@@ -41,6 +43,9 @@ struct BackupOptions {
   std::uint64_t bundle_size = 64ull << 20;  // Default: [backup] bundle_size
   int archive_timeout = 600;         // seconds to wait for the stop segment. Default: 600
   bool progress = false;             // a progress line on stderr (meant for a terminal)
+  std::string type = "full";         // "full" | "incremental" (--type; see incremental.h)
+  bool no_fallback = false;          // incremental: refuse (Config) rather than take a full backup or
+                                     // client-side blocks when no parent or summarize_wal is off
 };
 
 // Options from the configuration (conninfo, checkpoint, parallel, bundle_size).
@@ -78,6 +83,7 @@ struct ClaimOptions {
   std::function<void(std::int64_t)> wait_until;  // returns once now() >= t (may throw Interrupted)
   std::chrono::milliseconds settle{0};           // pause between writing the claim and reading it back
   int attempts = 10;
+  bool incremental = false;                      // labels end "-I" (else "-F")
 };
 BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts);
 // base-push's claim options: the clock, waits that end on SIGINT/SIGTERM, and a settle of 500 ms on a

@@ -47,10 +47,10 @@ std::pair<std::uint64_t, std::uint32_t> lsn_result(PGresult* r, std::string_view
 }
 
 void send_base_backup(ReplicationConnection& conn, const std::string& label, const std::string& checkpoint,
-                      Progress& progress) {
+                      Progress& progress, bool incremental) {
   std::string cmd = "BASE_BACKUP ( LABEL " + sql_quote("pgvault " + label) + ", PROGRESS, CHECKPOINT " +
-                    sql_quote(checkpoint) +
-                    ", WAIT false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TABLESPACE_MAP, TARGET 'client' )";
+                    sql_quote(checkpoint) + ", WAIT false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TABLESPACE_MAP, " +
+                    (incremental ? "INCREMENTAL, " : "") + "TARGET 'client' )";
   spdlog::debug("{}", cmd);
   progress.set_phase(checkpoint == "fast" ? "waiting for checkpoint" : "waiting for a spread checkpoint");
   conn.send(cmd);
@@ -162,13 +162,27 @@ std::pair<std::uint64_t, std::uint32_t> read_stop_position(ReplicationConnection
   return *stop;
 }
 
+// UPLOAD_MANIFEST (incremental) and BASE_BACKUP up to the start position, the server's refusals named.
+void start_base_backup(ReplicationConnection& conn, const std::string& label, const std::string& checkpoint,
+                       BackupManifest& m, Progress& progress, const IncrementalRequest* incremental) {
+  try {
+    if (incremental) conn.copy_in("UPLOAD_MANIFEST", incremental->parent_manifest, "UPLOAD_MANIFEST");
+    send_base_backup(conn, label, checkpoint, progress, incremental != nullptr);
+    PgResult start = conn.next_result("BASE_BACKUP");
+    std::tie(m.start_lsn, m.timeline) = lsn_result(start.get(), "backup start position");
+  } catch (const Error& e) {
+    if (!incremental || e.kind() == ErrorKind::Interrupted) throw;
+    throw Error(e.kind(), "the server refused an incremental backup on parent " + incremental->parent_label + ": " +
+                              e.what() + " (take a full backup with --type full)");
+  }
+}
+
 }  // namespace
 
 StreamedBackup stream_base_backup(ReplicationConnection& conn, const std::string& label, const std::string& checkpoint,
-                                  BackupManifest& m, TarReceiver& receiver, Progress& progress) {
-  send_base_backup(conn, label, checkpoint, progress);
-  PgResult start = conn.next_result("BASE_BACKUP");
-  std::tie(m.start_lsn, m.timeline) = lsn_result(start.get(), "backup start position");
+                                  BackupManifest& m, TarReceiver& receiver, Progress& progress,
+                                  const IncrementalRequest* incremental) {
+  start_base_backup(conn, label, checkpoint, m, progress, incremental);
   const OidByLocation oids = read_tablespaces(conn, m, progress);
   await_copy(conn);
   progress.set_phase("");

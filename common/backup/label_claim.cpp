@@ -98,7 +98,7 @@ BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts) {
       t = std::max(opts.now(), t + 1);
       opts.wait_until(t);
     }
-    BackupClaim c{make_backup_label(t, false), random_token()};
+    BackupClaim c{make_backup_label(t, opts.incremental), random_token()};
     if (first.empty()) first = c.label;
     if (write_claim(storage, c) && claim_stands(storage, c, opts.settle)) return c;
   }

@@ -4,9 +4,23 @@
 
 #include <algorithm>
 
+#include "common/backup/block_forms.h"
 #include "common/base/errors.h"
+#include "common/pg/relpath.h"
 
 namespace pgvault {
+
+TarReceiver::TarReceiver(BackupManifest& m, BundleUploader& bundles, std::uint64_t bundle_size,
+                         const IncrementalBase* inc)
+    : m_(m), bundles_(bundles), bundle_size_(bundle_size), inc_(inc) {}
+
+TarReceiver::~TarReceiver() = default;
+
+void TarReceiver::BundleSink::write(ByteView data) {
+  r_.bundles_.write(data);
+  r_.stored_crc_.update(data);
+  r_.offset_ += data.size();
+}
 
 bool TarReceiver::take_non_file(const TarEntry& e) {
   switch (e.type) {
@@ -34,7 +48,7 @@ bool TarReceiver::take_non_file(const TarEntry& e) {
 }
 
 // Placement: a file larger than the bundle size gets a bundle of its own; otherwise it goes into the
-// open bundle unless it would overflow it.
+// open bundle unless it would overflow it. Sets the current entry's bundle and offset.
 void TarReceiver::place_in_bundle(std::uint64_t size) {
   if (size > bundle_size_) {
     bundles_.open(next_bundle_++, static_cast<std::size_t>(std::min<std::uint64_t>(bundle_size_, 8u << 20)), true);
@@ -45,34 +59,101 @@ void TarReceiver::place_in_bundle(std::uint64_t size) {
     offset_ = 0;
     dedicated_ = false;
   }
+  cur_.bundle = next_bundle_ - 1;
+  cur_.offset = offset_;
+}
+
+// How the current file of an incremental backup is stored (see tar_receiver.h); places it when the
+// form writes as the bytes arrive.
+void TarReceiver::plan_incremental(const TarEntry& e) {
+  const std::uint32_t bs = inc_->block_size;
+  const std::string what = archive_ + ": " + e.path;
+  if (inc_->server_mode) {
+    auto stripped = strip_incremental_prefix(e.path);
+    if (!stripped) return;
+    if (!parse_relation_path(*stripped, tablespace_ != 0)) {
+      throw Error(ErrorKind::Corruption, what + ": an incremental file that is not a relation file");
+    }
+    cur_.path = *stripped;
+    form_ = Form::Converted;
+    place_in_bundle(block_diff_bound(e.size / bs, bs));
+    converter_ = std::make_unique<IncrementalFileConverter>(what, e.size, bs, sink_);
+    return;
+  }
+  auto it = inc_->parent_files.find({tablespace_, e.path});
+  if (it == inc_->parent_files.end() || capture_) return;
+  parent_entry_ = &it->second;
+  auto rel = parse_relation_path(e.path, tablespace_ != 0);
+  if (rel && e.size % bs == 0) {
+    form_ = Form::Filtered;
+    place_in_bundle(block_diff_bound(e.size / bs, bs));
+    filter_ = std::make_unique<ChangedBlockFilter>(what, e.size, bs, parent_entry_->size, inc_->since_lsn,
+                                                   rel->fork == RelFork::Fsm, sink_);
+  } else if (!rel && e.size == parent_entry_->size && e.size <= kUnchangedBufferMax) {
+    form_ = Form::Candidate;
+  }
 }
 
 void TarReceiver::begin_entry(const TarEntry& e) {
   if (take_non_file(e)) return;
-  place_in_bundle(e.size);
   cur_ = ManifestFile{};
   cur_.path = e.path;
   cur_.tablespace = tablespace_;
   cur_.size = e.size;
   cur_.mode = e.mode;
   cur_.mtime = e.mtime;
-  cur_.bundle = next_bundle_ - 1;
-  cur_.offset = offset_;
+  received_path_ = e.path;
   in_file_ = true;
   received_ = 0;
   crc_ = Crc32c{};
+  stored_crc_ = Crc32c{};
   capture_ = tablespace_ == 0 && (e.path == "backup_label" || e.path == "tablespace_map");
   captured_.clear();
+  form_ = Form::Full;
+  parent_entry_ = nullptr;
+  if (inc_) plan_incremental(e);
+  if (form_ == Form::Full) place_in_bundle(e.size);
 }
 
 void TarReceiver::entry_data(ByteView d) {
   if (!in_file_) return;  // content of a skipped entry
   crc_.update(d);
-  bundles_.write(d);
   if (capture_) captured_.append(reinterpret_cast<const char*>(d.data()), d.size());
-  offset_ += d.size();
   received_ += d.size();
-  bytes_ += d.size();
+  switch (form_) {
+    case Form::Full: sink_.write(d); break;
+    case Form::Converted: converter_->write(d); break;
+    case Form::Filtered: filter_->write(d); break;
+    case Form::Candidate: held_.insert(held_.end(), d.begin(), d.end()); break;
+  }
+}
+
+// The stored form's end: kind, stored size and checksum of the entry.
+void TarReceiver::end_stored_form() {
+  switch (form_) {
+    case Form::Full: cur_.crc32c = crc_.hex(); break;
+    case Form::Converted:
+    case Form::Filtered:
+      if (converter_) cur_.size = converter_->finish();
+      else filter_->finish();
+      cur_.kind = FileKind::Blocks;
+      cur_.stored_size = converter_ ? converter_->stored_bytes() : filter_->stored_bytes();
+      cur_.crc32c = stored_crc_.hex();
+      converter_.reset();
+      filter_.reset();
+      break;
+    case Form::Candidate:
+      cur_.crc32c = crc_.hex();
+      if (cur_.crc32c == parent_entry_->crc32c) {
+        cur_.kind = FileKind::Unchanged;
+      } else {
+        place_in_bundle(cur_.size);
+        sink_.write(held_);
+      }
+      held_.clear();
+      held_.shrink_to_fit();
+      break;
+  }
 }
 
 void TarReceiver::end_entry() {
@@ -82,7 +163,13 @@ void TarReceiver::end_entry() {
     throw Error(ErrorKind::Corruption, archive_ + ": " + cur_.path + " ended after " + std::to_string(received_) +
                                            " of " + std::to_string(cur_.size) + " bytes");
   }
-  cur_.crc32c = crc_.hex();
+  ManifestFile raw;
+  raw.path = received_path_;
+  raw.tablespace = tablespace_;
+  raw.size = received_;
+  raw.crc32c = crc_.hex();
+  received_files_.push_back(std::move(raw));
+  end_stored_form();
   if (capture_) {
     if (cur_.path == "backup_label") m_.backup_label = captured_;
     else m_.tablespace_map = captured_;

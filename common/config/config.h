@@ -82,6 +82,7 @@ struct Config {
     int full_backups = 0;
     std::string window;  // "" or N{h,d,w}
     int min_full_backups = 1;
+    std::string incremental_window;  // "" or N{h,d,w}: incrementals older than this go unless needed
     std::string incomplete_grace = "24h";
   } retention;
 

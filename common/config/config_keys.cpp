@@ -136,6 +136,11 @@ void add_retention_and_log_keys(std::map<std::string, Setter>& t) {
     if (!s.empty() && parse_duration(s, v.where + ": " + k) <= 0) bad(v, k, "a positive duration");
     c.retention.window = s;
   };
+  t["retention.incremental_window"] = [](Config& c, const RawValue& v, const std::string& k) {
+    std::string s = as_string(v, k);
+    if (!s.empty() && parse_duration(s, v.where + ": " + k) <= 0) bad(v, k, "a positive duration");
+    c.retention.incremental_window = s;
+  };
   t["retention.min_full_backups"] = [](Config& c, const RawValue& v, const std::string& k) {
     c.retention.min_full_backups = static_cast<int>(as_int(v, k, 1, 100000));
   };

@@ -221,6 +221,28 @@ PgResult ReplicationConnection::next_result(std::string_view what) {
   return r;
 }
 
+void ReplicationConnection::copy_in(const std::string& command, std::string_view data, std::string_view what) {
+  send(command);
+  PgResult r = next_result(what);
+  if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) {
+    throw Error(ErrorKind::Transient, std::string(what) + ": the server did not start the upload");
+  }
+  constexpr std::size_t kPiece = 64 * 1024;
+  for (std::size_t pos = 0; pos < data.size(); pos += kPiece) {
+    std::string_view piece = data.substr(pos, kPiece);
+    if (PQputCopyData(conn_, piece.data(), static_cast<int>(piece.size())) != 1) {
+      throw Error(ErrorKind::Transient, std::string(what) + ": sending failed: " + error_message());
+    }
+    check_();
+  }
+  if (PQputCopyEnd(conn_, nullptr) != 1) {
+    throw Error(ErrorKind::Transient, std::string(what) + ": ending the upload failed: " + error_message());
+  }
+  while (PQflush(conn_) == 1) wait_readable();
+  while (next_result(what)) {
+  }
+}
+
 bool ReplicationConnection::copy_data(std::string_view& out) {
   if (copy_buf_) {
     PQfreemem(copy_buf_);

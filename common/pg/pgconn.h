@@ -62,6 +62,9 @@ class ReplicationConnection {
   // During COPY OUT: the next CopyData message in `out` (valid until the next call); false at the end
   // of the COPY.
   bool copy_data(std::string_view& out);
+  // Runs a command that answers with COPY IN (UPLOAD_MANIFEST): sends `data` as CopyData, ends the copy
+  // and reads the command's results to its end. Throws as next_result() does, naming `what`.
+  void copy_in(const std::string& command, std::string_view data, std::string_view what);
 
   // Asks the server to cancel the running command and closes the connection (the server then aborts
   // a running backup). Safe to call twice; no-throw.

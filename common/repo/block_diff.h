@@ -10,9 +10,14 @@
 // Block numbers ascend strictly over the whole entry and are below file_blocks; truncation_blocks <=
 // file_blocks. Applying it to the file as reconstructed from the older backups of the chain: blocks at or
 // beyond truncation_blocks are discarded (the relation was truncated after the parent), the file is set to
-// file_blocks blocks (new blocks are zeros), then each listed block is written at its place. This is
-// pg_combinebackup's reconstruction (a block comes from the newest backup that has it, none at or past a
-// newer backup's truncation length) done oldest backup first.
+// file_blocks blocks (new blocks are zeros), then each listed block is written at its place. Compared
+// with pg_combinebackup (reconstruct.c, PostgreSQL 17/18): the same length (its "truncation length, or
+// past the highest block present" is file_blocks), the same zeros for a block no backup holds, the same
+// "newest backup that has the block wins"; one difference: pg_combinebackup takes an older backup's block
+// when it lies below the NEWEST backup's truncation length, this rule only when it lies below EVERY newer
+// backup's. They agree whenever each backup holds every block written after its own truncation point
+// (what WAL summaries and page LSNs give); where they differ, the older block was truncated away in
+// between, and zeros (pg_combinebackup's own assumption for a block no backup holds) are right.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/base/format.h"
+#include "common/repo/chain.h"
 #include "common/report/figures.h"
 #include "common/report/inventory_report.h"
 
@@ -18,11 +19,19 @@ json identity_json(const Inventory& inv) {
           {"wal_segment_size", inv.identity->wal_segment_size}};
 }
 
-json backup_json(const BackupManifest& b) {
+json backup_json(const Inventory& inv, const BackupManifest& b) {
   json ts = json::array();
   for (const auto& t : b.tablespaces) ts.push_back({{"oid", t.oid}, {"location", t.location}});
+  BackupChain c = resolve_chain(inv, b);
+  json chain = json::array();
+  for (auto it = c.members.rbegin(); it != c.members.rend(); ++it) chain.push_back((*it)->label);
   return {{"label", b.label},
           {"type", b.type},
+          {"parent", b.parent},
+          {"incremental_mode", b.incremental_mode},
+          {"chain", chain},
+          {"chain_complete", c.complete()},
+          {"chain_problem", c.problem},
           {"timeline", b.timeline},
           {"start_time", b.start_time},
           {"stop_time", b.stop_time},
@@ -120,7 +129,7 @@ std::string inventory_json(const std::string& repository, const Inventory& inv, 
   j["repository"] = repository;
   j["identity"] = identity_json(inv);
   j["backups"] = json::array();
-  for (const auto& b : inv.backups) j["backups"].push_back(backup_json(b));
+  for (const auto& b : inv.backups) j["backups"].push_back(backup_json(inv, b));
   j["incomplete_backups"] = json::array();
   for (const auto& i : inv.incomplete) j["incomplete_backups"].push_back(incomplete_json(i));
   j["wal"] = json::array();

@@ -6,9 +6,13 @@
 // {
 //   "repository": "fs:/var/lib/pgvault/repo",
 //   "identity": {"system_identifier": "7301...", "pg_version": 15, "wal_segment_size": 16777216} | null,
-//   "backups": [{"label", "type", "timeline", "start_time", "stop_time", "duration_seconds", "start_lsn",
+//   "backups": [{"label", "type", "parent", "incremental_mode", "chain", "chain_complete", "chain_problem",
+//                "timeline", "start_time", "stop_time", "duration_seconds", "start_lsn",
 //                "stop_lsn", "start_wal", "stop_wal", "size_bytes", "stored_bytes", "files", "pg_version",
 //                "tablespaces"}],                                     oldest first
+//                                   parent: "" for a full backup; incremental_mode: "server" | "client" | "";
+//                                   chain: the labels the backup is restored from, its full backup first
+//                                   (those found, when chain_complete is false: chain_problem says why)
 //   "incomplete_backups": [{"label", "objects", "stored_bytes", "newest_mtime", "error"}],
 //                                   error "" = no manifest (unfinished or interrupted); else why unreadable
 //   "wal": [{"timeline", "first", "last", "segments", "stored_bytes", "partials",

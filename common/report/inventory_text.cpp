@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/base/format.h"
+#include "common/repo/chain.h"
 #include "common/report/figures.h"
 #include "common/report/inventory_report.h"
 
@@ -52,16 +53,30 @@ void identity_line(std::ostream& o, const std::string& repository, const Invento
   o << "\n";
 }
 
+// The chain each incremental backup is restored from, full backup first; a broken one says why.
+void chains_section(std::ostream& o, const Inventory& inv) {
+  Rows rows;
+  for (const auto& b : inv.backups) {
+    if (b.type == "full") continue;
+    BackupChain c = resolve_chain(inv, b);
+    rows.push_back({b.label, c.complete() ? c.text() : "BROKEN: " + c.problem});
+  }
+  if (rows.empty()) return;
+  o << "\nincremental chains (full backup first)\n" << table(rows);
+}
+
 void backups_section(std::ostream& o, const Inventory& inv) {
   o << "\nbackups (" << inv.backups.size() << ")\n";
   if (inv.backups.empty()) return;
-  Rows rows = {{"label", "type", "tli", "start time", "stop time", "duration", "start lsn", "stop lsn", "size", "stored"}};
+  Rows rows = {{"label", "type", "parent", "tli", "start time", "stop time", "duration", "start lsn", "stop lsn", "size",
+                "stored"}};
   for (const auto& b : inv.backups) {
-    rows.push_back({b.label, b.type, std::to_string(b.timeline), b.start_time, b.stop_time,
-                    duration_text(report::duration_seconds(b)), format_lsn(b.start_lsn), format_lsn(b.stop_lsn),
-                    human_bytes(b.total_bytes), human_bytes(b.stored_bytes)});
+    rows.push_back({b.label, b.type, b.parent.empty() ? "-" : b.parent, std::to_string(b.timeline), b.start_time,
+                    b.stop_time, duration_text(report::duration_seconds(b)), format_lsn(b.start_lsn),
+                    format_lsn(b.stop_lsn), human_bytes(b.total_bytes), human_bytes(b.stored_bytes)});
   }
   o << table(rows);
+  chains_section(o, inv);
 }
 
 void incomplete_section(std::ostream& o, const Inventory& inv) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <tuple>
@@ -11,7 +12,9 @@
 #include "common/base/progress.h"
 #include "common/base/task_group.h"
 #include "common/crypto/crypto.h"
+#include "common/repo/block_diff.h"
 #include "common/repo/bundle_split.h"
+#include "common/repo/chain.h"
 
 namespace pgvault {
 
@@ -43,20 +46,48 @@ class WalObjectSink final : public Sink {
   Bytes header;
 };
 
-// Records, for one bundle, every file whose checksum differs and where the bundle ends too early. Extra
-// bytes after the last file are left to the plaintext size check.
+// Records, for one bundle, every file whose checksum differs, every block-diff ("blocks" entry) whose
+// structure or length is wrong, and where the bundle ends too early. Extra bytes after the last file are
+// left to the plaintext size check.
 class BundleFileCheck final : public BundleVisitor {
  public:
-  void on_begin(const ManifestFile&) override {}
-  void on_data(const ManifestFile&, ByteView) override {}
+  void on_begin(const ManifestFile& f) override {
+    diff_.reset();
+    if (f.kind != FileKind::Blocks) return;
+    diff_ = std::make_unique<BlockDiffReader>("blocks entry", [this, &f](const BlockDiffHeader& h) {
+      if (h.file_blocks * h.block_size != f.size) {
+        throw Error(ErrorKind::Corruption, "blocks entry describes " + std::to_string(h.file_blocks * h.block_size) +
+                                               " bytes, the manifest says " + std::to_string(f.size));
+      }
+    }, [](std::uint32_t, ByteView) {});
+  }
+  void on_data(const ManifestFile& f, ByteView part) override {
+    if (diff_) structure(f, [&] { diff_->write(part); });
+  }
   void on_end(const ManifestFile& f, const std::string& mismatch) override {
     if (!mismatch.empty()) messages.push_back("file " + f.path + ": " + mismatch);
+    if (diff_) structure(f, [&] { diff_->finish(); });
+    diff_.reset();
   }
   void on_extra(std::uint64_t) override {}
   void on_truncated(std::uint64_t pos, const ManifestFile& inside) override {
     messages.push_back("ends after " + std::to_string(pos) + " bytes, inside file " + inside.path);
   }
   std::vector<std::string> messages;
+
+ private:
+  // The block-diff's first structural problem is recorded; the rest of that entry is not parsed.
+  template <typename F>
+  void structure(const ManifestFile& f, F step) {
+    try {
+      step();
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Corruption) throw;
+      messages.push_back("file " + f.path + ": " + e.what());
+      diff_.reset();
+    }
+  }
+  std::unique_ptr<BlockDiffReader> diff_;
 };
 
 class Verifier {
@@ -73,6 +104,7 @@ class Verifier {
     add_wal_tasks();
     read_all();
     check_wal_continuity();
+    check_chains();
     std::sort(rep_.problems.begin(), rep_.problems.end(), [](const VerifyProblem& x, const VerifyProblem& y) {
       return std::tie(x.key, x.message) < std::tie(y.key, y.message);
     });
@@ -95,6 +127,7 @@ class Verifier {
   void check_bundle(const Task& t);
   void check_wal_object(const Task& t);
   void check_wal_continuity();
+  void check_chains();
 
   Repository& repo_;
   const Inventory& inv_;
@@ -123,7 +156,10 @@ void Verifier::report_known_problems() {
 // One task per bundle: those the files name and those the manifest lists (even without files).
 void Verifier::add_bundle_tasks(const BackupManifest& b) {
   std::map<std::uint64_t, std::vector<const ManifestFile*>> per_bundle;
-  for (const auto& f : b.files) per_bundle[f.bundle].push_back(&f);
+  for (const auto& f : b.files) {
+    // An "unchanged" entry stores nothing (its checksum is of the parent's content): no bundle holds it.
+    if (f.kind != FileKind::Unchanged) per_bundle[f.bundle].push_back(&f);
+  }
   for (const auto& mb : b.bundles) per_bundle[mb.index];
   for (auto& [idx, files] : per_bundle) {
     Task t;
@@ -221,9 +257,16 @@ void Verifier::decoded(const Digest& d) {
 void Verifier::check_bundle(const Task& t) {
   BundleFileCheck files;
   BundleSplitter splitter(t.files, files);
-  Digest d = repo_.get_object(t.key, splitter);
-  decoded(d);
   std::vector<std::string>& msgs = files.messages;
+  Digest d;
+  try {
+    d = repo_.get_object(t.key, splitter);
+  } catch (const Error&) {
+    // A damaged object: the files already found wrong name where (the object's error follows).
+    for (const auto& m : msgs) problem(t.key, "corruption", "backup " + t.backup->label + ": " + m);
+    throw;
+  }
+  decoded(d);
   for (const auto& mb : t.backup->bundles) {
     if (mb.index != t.bundle) continue;
     if (mb.plain_size != d.size) {
@@ -274,6 +317,17 @@ void Verifier::check_wal_continuity() {
                     std::to_string(b.timeline) + ") to timeline " + std::to_string(tli) + " stops before it");
       }
     }
+  }
+}
+
+// Every incremental backup's chain is complete (common/repo/chain.h): a missing parent is "missing",
+// any other broken link "corruption"; the problem's key is the manifest of the backup that cannot be restored.
+void Verifier::check_chains() {
+  for (const auto& b : inv_.backups) {
+    BackupChain c = resolve_chain(inv_, b);
+    if (c.complete()) continue;
+    problem(keys::backup_manifest(b.label), c.problem_kind == ErrorKind::NotFound ? "missing" : "corruption",
+            "backup " + b.label + " cannot be restored: " + c.problem);
   }
 }
 

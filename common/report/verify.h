@@ -9,11 +9,13 @@
 //   manifest checksum (CRC-32C; SHA-256 in format 1 manifests) through a BundleSplitter; a bundle's
 //   plaintext size and SHA-256 and its stored size against the manifest; a full WAL segment's size and
 //   first page header (system identifier, position); WAL continuity from each backup's start across
-//   timeline switches to the end of every timeline that descends from it.
+//   timeline switches to the end of every timeline that descends from it; every "blocks" entry's
+//   block-diff structure and length (its CRC-32C covers the stored bytes); every incremental backup's
+//   chain (common/repo/chain.h) complete.
 // - Problems, by kind: "corruption" (a damaged or foreign object, a wrong file checksum or size, an
 //   unreadable manifest or history file; a Corruption or Auth error reading an object), "missing" (a
 //   bundle the manifest names, an object listed but gone, a WAL segment on a backup's path: the key is
-//   the one it should have), "mismatch" (a bundle's stored size differs from the manifest), "unreadable"
+//   the one it should have; an incremental's parent that is gone: the key is the child's manifest), "mismatch" (a bundle's stored size differs from the manifest), "unreadable"
 //   (a manifest that could not be read for a reason other than corruption). Sorted by key, then message.
 // - Throws the first other error reading an object (Transient, Io, ...) or listing a backup: no verdict
 //   can be given then. Objects being read at that moment are finished, no further one is started.

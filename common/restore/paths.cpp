@@ -83,6 +83,25 @@ Fd open_dir_beneath(const std::string& root, const std::string& rel, bool create
   return cur;
 }
 
+Fd open_file_beneath(const std::string& root, const std::string& rel, bool create) {
+  auto slash = rel.rfind('/');
+  // Parents the manifest did not list are created; O_EXCL | O_NOFOLLOW: never through a link.
+  Fd dir = open_dir_beneath(root, slash == std::string::npos ? "" : rel.substr(0, slash), create);
+  std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+  int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+  int fd = ::openat(dir.get(), name.c_str(), flags, 0600);
+  if (fd < 0) throw errno_error((create ? "create " : "open ") + root + "/" + rel, errno);
+  return Fd(fd);
+}
+
+void finish_file(Fd& fd, const ManifestFile& f, const std::string& path) {
+  if (::fchmod(fd.get(), f.mode & 07777) != 0) throw errno_error("chmod " + path, errno);
+  struct timespec times[2] = {{static_cast<time_t>(f.mtime), 0}, {static_cast<time_t>(f.mtime), 0}};
+  if (::futimens(fd.get(), times) != 0) throw errno_error("set mtime of " + path, errno);
+  fsync_fd(fd.get(), path);
+  fd.close(path);
+}
+
 void make_dir_beneath(const std::string& root, const std::string& rel, unsigned mode) {
   Fd dir = open_dir_beneath(root, rel, true);
   if (::fchmod(dir.get(), mode & 07777) != 0) throw errno_error("chmod " + root + "/" + rel, errno);

@@ -213,13 +213,9 @@ std::string why_chosen(const Planning& p, const RestoreOptions& opts, const Rest
 std::optional<RestorePlan> plan_for(Repository& repo, const Inventory& inv, const RestoreOptions& opts,
                                     std::optional<std::uint32_t> fixed_timeline, const BackupManifest& b,
                                     Planning& p, std::string& refusal) {
-  if (b.type != "full") {
-    // Restoring an incremental backup needs its parents' pages; this version restores full backups only.
-    std::string why = "backup " + b.label + " is " + b.type + "; only full backups can be restored";
-    if (!opts.backup.empty()) throw Error(ErrorKind::InvalidInput, why);
-    refusal = why;
-    return std::nullopt;
-  }
+  // An incremental backup serves when its chain is complete (chain_plan.cpp).
+  std::optional<std::vector<BackupManifest>> ancestors = restorable_chain(inv, b, !opts.backup.empty(), refusal);
+  if (!ancestors) return std::nullopt;
   std::uint32_t tt = fixed_timeline                        ? *fixed_timeline
                      : opts.target_timeline == "current" ? b.timeline
                                                          : latest_timeline(inv, b.timeline);
@@ -235,6 +231,7 @@ std::optional<RestorePlan> plan_for(Repository& repo, const Inventory& inv, cons
   std::optional<std::uint64_t> target_end = judge_target(p, opts, b, chain, plan, refusal);
   if (!refusal.empty()) return std::nullopt;
   plan.backup = b;
+  plan.chain = std::move(*ancestors);
   plan.target_timeline = tt;
   plan.wal = check_archive(repo, inv, opts, b, chain, tt, target_end);
   plan.why = why_chosen(p, opts, plan);

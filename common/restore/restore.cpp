@@ -75,7 +75,8 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
   prepare_pgdata(opts.pgdata, checks, undo);
   try {
     RestoreDest dest = prepare_directories(result.plan, opts.pgdata, checks, undo);
-    WriteTotals written = write_bundles(repo, result.plan.backup, dest, opts);
+    WriteTotals written = result.plan.chain.empty() ? write_bundles(repo, result.plan.backup, dest, opts)
+                                                    : write_chain(repo, result.plan, dest, opts);
     write_recovery_files(opts, result.settings);
     commit(dest);
     result.files = written.files;

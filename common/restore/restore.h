@@ -16,6 +16,11 @@
 //     with their mode and mtime and checked against the manifest's CRC-32C (SHA-256 in manifests before format 2)
 //     and size; the bundle object itself is verified by its SHA-256. global/pg_control is
 //     written under a temporary name, and a marker file (kRestoreMarker) sits in the data directory.
+//     An incremental backup is rebuilt straight from the repository from its chain (common/repo/chain.h:
+//     complete, one database system): the backups oldest first, each one's bundles in parallel, bases
+//     written and block-diffs applied in place (chain_write.cpp; no staging copy of the chain); its
+//     backup_label loses the "INCREMENTAL FROM" lines. Choosing a backup considers every type: an
+//     incremental whose chain is broken is passed over (named with --backup: the broken link is the error).
 //  4. Finish: every file and directory is fsynced, postgresql.auto.conf gets the recovery settings, the
 //     signal file is written, and only then global/pg_control is renamed into place (the commit point:
 //     without pg_control PostgreSQL refuses to start) and the marker removed.
@@ -94,6 +99,9 @@ struct ResolvedTarget {
 
 struct RestorePlan {
   BackupManifest backup;
+  // An incremental backup's ancestors, its full backup first (empty for a full backup): the chain its
+  // files are reconstructed from (common/repo/chain.h; restore_steps.h write_chain).
+  std::vector<BackupManifest> chain;
   std::uint32_t target_timeline = 0;   // resolved
   WalCheck wal;                        // ok() when the archive can feed the recovery
   std::string why;                     // how the backup was chosen, one line (names the newer backups

@@ -40,6 +40,11 @@ void check_restore_path(const std::string& label, const char* entry, const std::
 // Opens the directory `rel` ("" = the root itself) beneath `root`, creating missing components (0700)
 // when `create`. A component that is a symbolic link or not a directory is Corruption.
 Fd open_dir_beneath(const std::string& root, const std::string& rel, bool create);
+// Creates (O_EXCL) or opens for writing the file `rel` beneath `root`, never through a symbolic link;
+// `create` also creates missing parent directories (0700).
+Fd open_file_beneath(const std::string& root, const std::string& rel, bool create);
+// The file's mode and mtime from its manifest entry, then fsync and close.
+void finish_file(Fd& fd, const ManifestFile& f, const std::string& path);
 // make_dir beneath `root`: the directory `rel` and any missing parent, never through a symbolic link.
 void make_dir_beneath(const std::string& root, const std::string& rel, unsigned mode);
 // fsyncs `root` and every directory below it (files are fsynced when written).
@@ -89,11 +94,48 @@ RestoreDest prepare_directories(const RestorePlan& plan, const std::string& pgda
 // ---- write_files.cpp: the bundles, decoded in parallel and split into verified files
 // Files of the backup that are never restored as they are (signal files, tablespace_map, pid files...).
 bool skipped_file(const ManifestFile& f);
+// Inside a catch block reading bundle `key` of backup `label`: rethrows the error (its kind kept) naming
+// the backup, the bundle and the file being written ("" between files).
+[[noreturn]] void rethrow_in_bundle(const std::string& label, const std::string& key, const std::string& file);
 struct WriteTotals {
   std::uint64_t files = 0;
   std::uint64_t bytes = 0;
 };
 WriteTotals write_bundles(Repository& repo, const BackupManifest& m, const RestoreDest& dest, const RestoreOptions& opts);
+
+// ---- chain_plan.cpp / chain_write.cpp: an incremental backup, reconstructed from its chain
+// The ancestors of `b`, its full backup first (empty when b is full). A broken chain (chain.h) is thrown
+// when `named` (chosen with --backup), else returned as nullopt with `refusal` set (an older backup may serve).
+std::optional<std::vector<BackupManifest>> restorable_chain(const Inventory& inv, const BackupManifest& b, bool named,
+                                                            std::string& refusal);
+// One file of the newest backup and the pieces it is rebuilt from: the base (a "full" entry of backup
+// `first` of the chain) and the "blocks" entries after it, up to backup `last` (chain indexes, oldest
+// first; "unchanged" entries have no piece).
+struct FilePieces {
+  const ManifestFile* target = nullptr;  // the newest backup's entry: path, mode, mtime, size
+  std::size_t first = 0;
+  std::size_t last = 0;
+};
+struct Piece {
+  const ManifestFile* entry = nullptr;  // a "full" or "blocks" entry of one backup of the chain
+  std::size_t file = 0;                 // index in ChainPieces::files
+};
+struct ChainPieces {
+  std::vector<const BackupManifest*> chain;  // oldest (the full backup) first
+  std::vector<FilePieces> files;
+  // Per backup of the chain: the pieces to read, by bundle (bundles without any are not read).
+  std::vector<std::map<std::uint64_t, std::vector<Piece>>> reads;
+  std::uint64_t bytes = 0;  // bundle bytes of all pieces
+};
+// Corruption naming the backup and file when an entry's chain does not end in a "full" entry, or a file
+// of the newest backup is a server INCREMENTAL.* file or lies in a tablespace the manifest does not list.
+ChainPieces plan_pieces(const std::vector<const BackupManifest*>& chain, const RestoreDest& dest);
+// Writes every file of plan.backup from its chain: backups oldest first, each one's bundles in parallel;
+// then backup_label (the newest backup's, without "INCREMENTAL FROM" lines).
+WriteTotals write_chain(Repository& repo, const RestorePlan& plan, const RestoreDest& dest, const RestoreOptions& opts);
+// backup_label text without the lines PostgreSQL 17 adds to an incremental backup's label
+// ("INCREMENTAL FROM LSN:", "INCREMENTAL FROM TLI:"): the restored directory is a full one.
+std::string label_without_incremental_lines(const std::string& label);
 
 // ---- settings.cpp: postgresql.auto.conf and the signal file
 void write_recovery_files(const RestoreOptions& opts, const std::string& settings);

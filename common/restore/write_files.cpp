@@ -45,13 +45,7 @@ class RestoreVisitor final : public BundleVisitor {
     check_restore_path(dest_.label, "file", f.path, false);
     auto [root, rel] = dest_.dest(f);
     path_ = root + "/" + rel;
-    auto slash = rel.rfind('/');
-    // Parents the manifest did not list are created; O_EXCL | O_NOFOLLOW: never through a link.
-    Fd dir = open_dir_beneath(root, slash == std::string::npos ? "" : rel.substr(0, slash), true);
-    std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
-    int fd = ::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) throw errno_error("create " + path_, errno);
-    fd_ = Fd(fd);
+    fd_ = open_file_beneath(root, rel, true);
   }
 
   void on_data(const ManifestFile&, ByteView part) override {
@@ -63,11 +57,7 @@ class RestoreVisitor final : public BundleVisitor {
   void on_end(const ManifestFile& f, const std::string& mismatch) override {
     if (!mismatch.empty()) throw Error(ErrorKind::Corruption, "file " + f.path + " fails verification: " + mismatch);
     if (fd_) {
-      if (::fchmod(fd_.get(), f.mode & 07777) != 0) throw errno_error("chmod " + path_, errno);
-      struct timespec times[2] = {{static_cast<time_t>(f.mtime), 0}, {static_cast<time_t>(f.mtime), 0}};
-      if (::futimens(fd_.get(), times) != 0) throw errno_error("set mtime of " + path_, errno);
-      fsync_fd(fd_.get(), path_);
-      fd_.close(path_);
+      finish_file(fd_, f, path_);
       n_.files++;
     }
     ++ended_;
@@ -124,17 +114,24 @@ void restore_bundle(Repository& repo, const RestoreDest& dest, std::uint64_t idx
   visitor.attach(splitter);
   try {
     repo.get_object(key, splitter);
-  } catch (const Error& e) {
-    std::string file = visitor.current();
-    std::string ctx = "backup " + dest.label + ": " + (file.empty() ? "" : "file " + file + " (") + "bundle " +
-                      base_name(key) + (file.empty() ? "" : ")");
-    throw Error(e.kind(), ctx + ": " + e.what());
-  } catch (const std::exception& e) {
-    throw Error(ErrorKind::Internal, "backup " + dest.label + ": " + e.what());
+  } catch (...) {
+    rethrow_in_bundle(dest.label, key, visitor.current());
   }
 }
 
 }  // namespace
+
+void rethrow_in_bundle(const std::string& label, const std::string& key, const std::string& file) {
+  try {
+    throw;
+  } catch (const Error& e) {
+    std::string ctx = "backup " + label + ": " + (file.empty() ? "" : "file " + file + " (") + "bundle " +
+                      base_name(key) + (file.empty() ? "" : ")");
+    throw Error(e.kind(), ctx + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::Internal, "backup " + label + ": " + e.what());
+  }
+}
 
 // Files of the backup that must not be restored as they are: pitr-prepare writes its own signal file and
 // creates the tablespace links itself; a server's pid/opts files never belong in a restored directory.

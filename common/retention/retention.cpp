@@ -25,6 +25,12 @@ RetentionPolicy retention_policy(const Config& config) {
     p.window = w;
     p.window_text = r.window;
   }
+  if (!r.incremental_window.empty()) {
+    std::int64_t w = parse_duration(r.incremental_window, where("incremental_window"));
+    if (w <= 0) throw fail("incremental_window", "incremental_window must be a positive duration");
+    p.incremental_window = w;
+    p.incremental_window_text = r.incremental_window;
+  }
   if (r.min_full_backups < 1) throw fail("min_full_backups", "min_full_backups must be at least 1");
   p.min_full_backups = r.min_full_backups;
   p.incomplete_grace = parse_duration(r.incomplete_grace, where("incomplete_grace"));

@@ -13,7 +13,13 @@
 // - min-full-backups M (floor, always on): the newest M restorable full backups, as full-backups does;
 //   and the newest complete backup ("newest") is never deleted.
 // - future: a backup whose stop time is after `now` (the clock moved back) is kept.
-// - parent: every parent of a kept incremental backup is kept, up its chain.
+// - incremental-window I (optional, with either rule above): an incremental backup that finished before
+//   now - I is not kept by full-backups or window (nor taken as the window's base backup); fulls are
+//   untouched. "full_backups = 4, incremental_window = 7d": four weekly fulls, a week of incrementals.
+// - parent: every ancestor of a kept backup is kept, up its chain (common/repo/chain.h), whatever the
+//   rules above say: a kept incremental can always be restored. WAL is kept from the oldest kept backup's
+//   start, an ancestor kept only as an ancestor included.
+// An incremental backup counts as restorable only when its chain is complete as well.
 // With neither full-backups nor window set, retention_policy() refuses (Config error): no guessing.
 // A backup whose stop time cannot be parsed counts as finished inside the window.
 //
@@ -58,6 +64,8 @@ struct RetentionPolicy {
   std::optional<std::int64_t> window;   // seconds; nullopt = rule off. Default: off
   std::string window_text;              // as configured, for reports ("30d")
   int min_full_backups = 1;             // Default: 1 (at least 1)
+  std::optional<std::int64_t> incremental_window;  // seconds; nullopt = off. Default: off
+  std::string incremental_window_text;
   std::int64_t incomplete_grace = 86400;  // seconds. Default: 24h (at least 1h)
   std::string incomplete_grace_text = "24h";
 };

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/base/errors.h"
+#include "common/repo/chain.h"
 #include "common/retention/plural.h"
 #include "common/retention/retention.h"
 
@@ -23,21 +24,31 @@ std::optional<std::int64_t> parse_time(const std::string& iso) {
   }
 }
 
-// WAL from the backup's start to its stop segment is archived on its timeline.
+// WAL from the backup's start to its stop segment is archived on its timeline (and an incremental's
+// chain is complete).
 bool restorable(const Inventory& inv, const BackupManifest& b) {
   std::vector<ChainStep> chain{ChainStep{b.timeline, 0, kOpen, 0, kOpen}};
-  return check_wal_path(inv, chain, b.start_lsn, b.stop_lsn, b.stop_lsn).ok();
+  if (!check_wal_path(inv, chain, b.start_lsn, b.stop_lsn, b.stop_lsn).ok()) return false;
+  return b.type == "full" || resolve_chain(inv, b).complete();
 }
 
 // The complete backups (oldest first) and the keep rules found for each so far.
 class BackupRules {
  public:
-  BackupRules(const Inventory& inv, std::vector<BackupDecision>& decisions)
-      : all(inv.backups), d(decisions), first_reason_(inv.backups.size()) {
+  BackupRules(const Inventory& inv, std::vector<BackupDecision>& decisions, std::optional<std::int64_t> incr_start)
+      : all(inv.backups), d(decisions), incremental_start(incr_start), first_reason_(inv.backups.size()) {
     for (std::size_t i = 0; i < all.size(); ++i) by_label_[all[i].label] = i;
   }
   const std::vector<BackupManifest>& all;
   std::vector<BackupDecision>& d;
+  const std::optional<std::int64_t> incremental_start;  // now - incremental_window
+
+  // An incremental backup that finished before the incremental window: full-backups and window pass it by.
+  bool outside_incremental_window(std::size_t i) const {
+    if (all[i].type == "full" || !incremental_start) return false;
+    auto stop = parse_time(all[i].stop_time);
+    return stop && *stop < *incremental_start;
+  }
 
   // Records that `rule` keeps backup i (the first reason given is the one reported).
   void keep(std::size_t i, const std::string& rule, const std::string& reason) {
@@ -96,6 +107,7 @@ void keep_newest_fulls(BackupRules& k, int count, const std::string& rule) {
 void keep_window(BackupRules& k, std::int64_t start) {
   bool base_found = false;
   for (std::size_t i = k.all.size(); i-- > 0;) {
+    if (k.outside_incremental_window(i)) continue;
     auto stop = parse_time(k.all[i].stop_time);
     if (!stop) {
       k.keep(i, "window", "stop time \"" + k.all[i].stop_time + "\" unreadable: counted as inside the window");
@@ -129,7 +141,7 @@ void keep_incrementals_of_kept_fulls(BackupRules& k) {
     return i;
   };
   for (std::size_t i = 0; i < k.all.size(); ++i) {
-    if (k.all[i].type == "full") continue;
+    if (k.all[i].type == "full" || k.outside_incremental_window(i)) continue;
     auto root = root_of(i);
     if (root && k.kept_by(*root, "full-backups")) {
       k.keep(i, "full-backups", "depends on kept full backup " + k.all[*root].label);
@@ -175,7 +187,11 @@ void settle_backups(BackupRules& k, const RetentionPlan& plan) {
       why.push_back("older than the newest " + plural(plan.policy.full_backups, "full backup"));
     }
     if (plan.window_start) why.push_back("finished before the window's base backup");
-    if (d.type != "full") why.push_back("its full backup is not kept");
+    if (k.outside_incremental_window(i)) {
+      why.push_back("an incremental older than the incremental window (" + plan.policy.incremental_window_text + ")");
+    } else if (d.type != "full") {
+      why.push_back("its full backup is not kept");
+    }
     for (std::size_t j = 0; j < why.size(); ++j) d.reason += (j ? "; " : "") + why[j];
   }
 }
@@ -183,7 +199,9 @@ void settle_backups(BackupRules& k, const RetentionPlan& plan) {
 // The complete backups: every rule of the policy (retention.h), then the parents of what they keep.
 void decide_backups(const Inventory& inv, RetentionPlan& plan) {
   plan.backups = initial_decisions(inv);
-  BackupRules k(inv, plan.backups);
+  std::optional<std::int64_t> incr_start;
+  if (plan.policy.incremental_window) incr_start = plan.now - *plan.policy.incremental_window;
+  BackupRules k(inv, plan.backups, incr_start);
   if (plan.policy.full_backups > 0) keep_newest_fulls(k, plan.policy.full_backups, "full-backups");
   if (plan.window_start) keep_window(k, *plan.window_start);
   keep_future(k, plan.now);

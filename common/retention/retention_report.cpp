@@ -20,6 +20,7 @@ json policy_json(const RetentionPlan& p) {
           {"window", p.policy.window ? json(p.policy.window_text) : json(nullptr)},
           {"window_start", p.window_start ? json(format_utc(*p.window_start)) : json(nullptr)},
           {"min_full_backups", p.policy.min_full_backups},
+          {"incremental_window", p.policy.incremental_window ? json(p.policy.incremental_window_text) : json(nullptr)},
           {"incomplete_grace", p.policy.incomplete_grace_text}};
 }
 
@@ -30,7 +31,8 @@ std::string retention_plan_text(const std::string& repository, const RetentionPl
   o << "repository " << repository << ", now " << format_utc(p.now) << "\n";
   o << "policy: full_backups " << p.policy.full_backups << ", window "
     << (p.policy.window ? p.policy.window_text + " (from " + format_utc(*p.window_start) + ")" : "off")
-    << ", min_full_backups " << p.policy.min_full_backups << ", incomplete_grace " << p.policy.incomplete_grace_text
+    << ", min_full_backups " << p.policy.min_full_backups << ", incremental_window "
+    << (p.policy.incremental_window ? p.policy.incremental_window_text : "off") << ", incomplete_grace " << p.policy.incomplete_grace_text
     << "\n";
   for (const auto& b : p.backups) {
     o << ascii_upper(action_name(b.action)) << "  backup " << b.label << " " << b.type << " timeline " << b.timeline

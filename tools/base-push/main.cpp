@@ -10,18 +10,28 @@
 #include "common/cli/cli.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"Take a base backup of a running PostgreSQL server (replication connection, BASE_BACKUP) into\n"
+  CLI::App app{"Take a full or incremental base backup of a running PostgreSQL server (replication connection,\n"
+               "BASE_BACKUP) into "
                "the pgvault repository. The backup becomes visible once its stop segment is archived.",
                "base-push"};
   pgvault::CommonOptions common;
   std::optional<std::string> conninfo, checkpoint;
   int archive_timeout = 600;
-  bool json = false;
+  bool json = false, no_fallback = false;
+  std::string type = "full";
   app.add_option("--conninfo", conninfo, "libpq connection string (default: [backup] conninfo, then PG* variables)");
   app.add_option("--checkpoint", checkpoint, "checkpoint at the start: fast or spread (default: [backup] checkpoint)")
       ->check(CLI::IsMember({"fast", "spread"}));
   app.add_option("--archive-timeout", archive_timeout, "seconds to wait for the stop segment to be archived")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--type", type,
+                 "full (default) or incremental: only what changed since the newest usable backup (its parent).\n"
+                 "PostgreSQL 17+ with summarize_wal = on: the server sends the changed blocks (WAL summaries);\n"
+                 "otherwise pgvault keeps the blocks whose page LSN is newer than the parent's start")
+      ->check(CLI::IsMember({"full", "incremental"}));
+  app.add_flag("--no-fallback", no_fallback,
+               "with --type incremental: fail (exit code of a configuration error) instead of taking a full\n"
+               "backup when no parent is usable, or client-side blocks when summarize_wal is off");
   app.add_flag("--json", json, "print a JSON summary on stdout");
   pgvault::add_common_options(app, common);
   return pgvault::run_tool(pgvault::tool_spec("base-push"), app, argc, argv, [&] {
@@ -30,6 +40,8 @@ int main(int argc, char** argv) {
     if (conninfo) opts.conninfo = *conninfo;
     if (checkpoint) opts.checkpoint = *checkpoint;
     opts.archive_timeout = archive_timeout;
+    opts.type = type;
+    opts.no_fallback = no_fallback;
     opts.progress = isatty(STDERR_FILENO) != 0;
     pgvault::install_interrupt_handlers();
     pgvault::Repository repo(pgvault::open_storage(config), config);

@@ -223,17 +223,26 @@ TEST(RestoreTest, ChoosesNewestBackupBeforeTheTarget) {
   o.backup = "nope";
   EXPECT_THROW(plan_restore(*fx.repo, inv, o), Error);
 
-  // Incremental backups are never restored as if they were full.
+  // An incremental backup whose chain is broken (here: it does not start after its parent) is passed
+  // over, and refused naming the broken link when asked for by name.
   BackupManifest incr = later;
   incr.label = "20260103T000000Z-I";
   incr.type = "incremental";
+  incr.incremental_mode = "client";
   incr.parent = later.label;
   write_manifest(*fx.repo, incr);
   inv = load_inventory(*fx.repo);
+  ASSERT_EQ(inv.backups.back().label, incr.label);
   o.backup.clear();
   EXPECT_EQ(plan_restore(*fx.repo, inv, o).backup.label, later.label);
   o.backup = incr.label;
-  EXPECT_THROW(plan_restore(*fx.repo, inv, o), Error);
+  try {
+    plan_restore(*fx.repo, inv, o);
+    ADD_FAILURE() << "planned a broken chain";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("its parent " + later.label + " does not start before it"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(RestoreTest, FollowsTimelinesToTheTarget) {

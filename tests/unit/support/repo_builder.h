@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include "common/crypto/crypto.h"
 #include "common/pg/crc32c.h"
+#include "common/repo/block_diff.h"
 #include "common/repo/inventory.h"
 #include "common/report/verify.h"
 #include "support/test_support.h"
@@ -108,6 +110,88 @@ struct VerifyRepo {
   void write_manifest_once() {
     mem->objects.erase(keys::backup_manifest(m.label));
     write_manifest(*repo, m);
+  }
+};
+
+// Backups of a chain in a repository, built file by file: a full backup, then incrementals whose
+// entries are full, unchanged or blocks (a block-diff written by BlockDiffWriter). Each backup starts
+// one segment after the previous one. Block size kChainBlock keeps the files small.
+inline constexpr std::uint32_t kChainBlock = 1024;
+
+// `n` blocks of kChainBlock bytes, block i filled with fill + i.
+inline std::string blocks_text(std::size_t n, char fill) {
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) s += std::string(kChainBlock, static_cast<char>(fill + i));
+  return s;
+}
+
+struct ChainBuilder {
+  Repository& repo;
+  std::vector<BackupManifest> backups;        // committed or being built (the last one)
+  std::map<std::string, std::string> content;  // path -> the content the chain reconstructs so far
+  std::string plain;                          // the bundle being filled
+  std::uint64_t bundle = 0;
+  std::uint32_t seg_size = 16u << 20;
+
+  explicit ChainBuilder(Repository& r, std::uint32_t segment_size = 16u << 20) : repo(r), seg_size(segment_size) {}
+  BackupManifest& cur() { return backups.back(); }
+
+  // Starts the next backup: a full one when `parent` is "", else an incremental of `parent`.
+  void begin(const std::string& label, const std::string& parent = "") {
+    std::uint64_t seg = 2 + 2 * backups.size();
+    backups.push_back(backup_manifest(label, 1, seg, seg + 1, seg_size));
+    cur().type = parent.empty() ? "full" : "incremental";
+    cur().parent = parent;
+    cur().incremental_mode = parent.empty() ? "" : "client";
+    cur().backup_label = "START WAL LOCATION: 0/0\nCHECKPOINT LOCATION: " + format_lsn(cur().start_lsn) + "\n" +
+                         (parent.empty() ? "" : "INCREMENTAL FROM LSN: 0/2000028\nINCREMENTAL FROM TLI: 1\n");
+    cur().directories = {{"base", 0, 0700}, {"base/5", 0, 0700}, {"global", 0, 0700}};
+    bundle = 0;
+    plain.clear();
+  }
+  ManifestFile& entry(const std::string& path, std::uint64_t size, const std::string& crc) {
+    cur().files.push_back(ManifestFile{path, 0, size, 0600, 1700000000, crc, bundle, plain.size(), ""});
+    return cur().files.back();
+  }
+  void full(const std::string& path, const std::string& text) {
+    entry(path, text.size(), crc32c_hex(crc32c(as_bytes(text))));
+    plain += text;
+    content[path] = text;
+  }
+  void unchanged(const std::string& path) {
+    const std::string& text = content.at(path);
+    entry(path, text.size(), crc32c_hex(crc32c(as_bytes(text)))).kind = FileKind::Unchanged;
+  }
+  // A block-diff entry; `expected` is the content the test expects after it (recorded for unchanged()).
+  void blocks(const std::string& path, std::uint64_t truncation, std::uint64_t length,
+              const std::map<std::uint32_t, std::string>& changed, const std::string& expected) {
+    Bytes diff;
+    VectorSink sink(diff);
+    BlockDiffWriter w(sink, BlockDiffHeader{kChainBlock, truncation, length});
+    for (const auto& [n, b] : changed) w.add(n, as_bytes(b));
+    w.finish();
+    ManifestFile& f = entry(path, length * kChainBlock, crc32c_hex(crc32c(diff)));
+    f.kind = FileKind::Blocks;
+    f.stored_size = diff.size();
+    plain.append(reinterpret_cast<const char*>(diff.data()), diff.size());
+    content[path] = expected;
+  }
+  void drop(const std::string& path) { content.erase(path); }
+  // Ends the current bundle; the next entries go to a new one.
+  void next_bundle() {
+    put_bundle();
+    ++bundle;
+    plain.clear();
+  }
+  void commit() {
+    put_bundle();
+    write_manifest(repo, cur());
+  }
+
+ private:
+  void put_bundle() {
+    repo.put_bytes(keys::backup_bundle(cur().label, bundle), as_bytes(plain));
+    cur().bundles.push_back({bundle, plain.size(), 0, to_hex(sha256(as_bytes(plain)))});
   }
 };
 

@@ -1,0 +1,80 @@
+// resolve_chain (chain.h): walks the parents through the inventory, checking each link.
+#include "common/repo/chain.h"
+
+#include <algorithm>
+#include <set>
+
+namespace pgvault {
+
+namespace {
+
+const BackupManifest* find_backup(const Inventory& inv, const std::string& label) {
+  auto it = std::lower_bound(inv.backups.begin(), inv.backups.end(), label,
+                             [](const BackupManifest& m, const std::string& l) { return m.label < l; });
+  if (it != inv.backups.end() && it->label == label) return &*it;
+  for (const auto& m : inv.backups) {  // not sorted (a hand-built inventory): look at every one
+    if (m.label == label) return &m;
+  }
+  return nullptr;
+}
+
+// Why `parent` cannot be the parent of `child` ("" when it can), and the kind of that problem.
+std::string link_problem(const BackupManifest& child, const BackupManifest& parent, ErrorKind& kind) {
+  const std::string link = "backup " + child.label + ": its parent " + parent.label;
+  if (parent.system_identifier != child.system_identifier) {
+    kind = ErrorKind::Foreign;
+    return link + " is of another database system (" + std::to_string(parent.system_identifier) + ", not " +
+           std::to_string(child.system_identifier) + ")";
+  }
+  if (parent.pg_version != child.pg_version) {
+    kind = ErrorKind::Foreign;
+    return link + " is of PostgreSQL " + std::to_string(parent.pg_version) + ", not " +
+           std::to_string(child.pg_version);
+  }
+  if (parent.start_lsn >= child.start_lsn) {
+    kind = ErrorKind::Corruption;
+    return link + " does not start before it (" + format_lsn(parent.start_lsn) + " >= " +
+           format_lsn(child.start_lsn) + ")";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string BackupChain::text() const {
+  std::string out;
+  for (auto it = members.rbegin(); it != members.rend(); ++it) out += (out.empty() ? "" : " <- ") + (*it)->label;
+  return out;
+}
+
+BackupChain resolve_chain(const Inventory& inv, const BackupManifest& b) {
+  BackupChain c;
+  c.members.push_back(&b);
+  std::set<std::string> seen{b.label};
+  const BackupManifest* cur = &b;
+  while (cur->type != "full") {
+    const std::string& label = cur->parent;
+    if (c.members.size() >= kMaxChainLength || seen.count(label)) {
+      c.problem = "backup " + b.label + ": its chain " +
+                  (seen.count(label) ? "loops back to " + label : "is longer than " + std::to_string(kMaxChainLength) + " backups");
+      return c;
+    }
+    const BackupManifest* parent = find_backup(inv, label);
+    if (!parent) {
+      bool incomplete = std::any_of(inv.incomplete.begin(), inv.incomplete.end(),
+                                    [&](const IncompleteBackup& i) { return i.label == label; });
+      c.problem_kind = ErrorKind::NotFound;
+      c.problem = "backup " + cur->label + ": its parent " + label +
+                  (incomplete ? " is incomplete" : " does not exist") + " (chain of " + b.label + ")";
+      return c;
+    }
+    c.problem = link_problem(*cur, *parent, c.problem_kind);
+    if (!c.problem.empty()) return c;
+    seen.insert(label);
+    c.members.push_back(parent);
+    cur = parent;
+  }
+  return c;
+}
+
+}  // namespace pgvault

@@ -1,0 +1,129 @@
+"""base-push --type incremental against a real server: client-side block mode (PostgreSQL 15/16, or 17+
+with summarize_wal off: the fallback's log line), server-side INCREMENTAL files (17+ with summarize_wal
+on), the parent's choice and its refusals (--no-fallback). The incremental's stored bytes must be a small
+fraction of the full's after a small pgbench load.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from helpers.pg import pg_bin
+from helpers.pitr import create_marks, db_state, recover, start_primary
+from helpers.repo import Repo
+from test_base_push import manifest_of
+
+#: pgbench scale of the test database (~75 MB) and transactions between two backups (each touches a few pages).
+SCALE = 5
+LOAD = ["-t", "200", "-c", "2"]
+
+
+def push(pg, repo: Repo, *args: str):
+    """base-push --json; returns (exit code, summary or None, stderr)."""
+    res = pg.run(repo.cmd("base-push", "--conninfo", pg.conninfo, "--json", *args), timeout=600)
+    return res.rc, (json.loads(res.stdout) if res.rc == 0 else None), res.stderr
+
+
+def server_version(pg) -> int:
+    return int(pg.scalar("SHOW server_version_num")) // 10000
+
+
+def kinds(manifest: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in manifest["files"]:
+        out[f.get("kind", "full")] = out.get(f.get("kind", "full"), 0) + 1
+    return out
+
+
+def check_incremental(repo: Repo, full: dict, incr: dict, mode: str) -> dict:
+    """The incremental's manifest: on its parent, in `mode`, mostly blocks and unchanged files, and its
+    stored bytes a small fraction of the full's; both keep the server's backup_manifest."""
+    assert incr["label"].endswith("-I") and incr["type"] == "incremental"
+    assert incr["parent"] == full["label"] and incr["incremental_mode"] == mode
+    m = manifest_of(repo, incr["label"])
+    assert m["parent"] == full["label"] and m["incremental_mode"] == mode
+    k = kinds(m)
+    assert k.get("blocks", 0) > 0, k
+    assert incr["stored_bytes"] < full["stored_bytes"] * 0.2, (incr["stored_bytes"], full["stored_bytes"], k)
+    for label in (full["label"], incr["label"]):
+        assert f"backups/{label}/backup_manifest" in repo.keys(f"backups/{label}/")
+    return m
+
+
+def test_client_mode_and_fallbacks(workspace, repo):
+    pg = start_primary(workspace, repo)
+    pg.pgbench_init(scale=SCALE)
+    create_marks(pg)
+    # No parent: refused under --no-fallback, else a full backup with a log line saying why.
+    rc, _, err = push(pg, repo, "--type", "incremental", "--no-fallback")
+    assert rc == 2 and "no complete backup" in err, err
+    rc, full, err = push(pg, repo, "--type", "incremental")
+    assert rc == 0 and full["type"] == "full" and full["label"].endswith("-F"), err
+    assert "no parent for an incremental backup" in err, err
+    pg.pgbench(LOAD)
+    if server_version(pg) >= 17:  # summarize_wal is off by default: the fallback to client mode
+        rc, _, err = push(pg, repo, "--type", "incremental", "--no-fallback")
+        assert rc == 2 and "summarize_wal is off" in err, err
+    rc, incr, err = push(pg, repo, "--type", "incremental")
+    assert rc == 0, err
+    if server_version(pg) >= 17:
+        assert "summarize_wal is off on the server, falling back to client-side block mode" in err, err
+    m = check_incremental(repo, full, incr, "client")
+    assert kinds(m).get("unchanged", 0) > 0, kinds(m)
+    # A second incremental on the first: its parent is the newest backup.
+    pg.pgbench(LOAD)
+    rc, incr2, err = push(pg, repo, "--type", "incremental")
+    assert rc == 0 and incr2["parent"] == incr["label"], err
+
+
+def binaries_major() -> int:
+    """The major version of the servers the tests start (postgres --version)."""
+    out = subprocess.run([pg_bin("postgres"), "--version"], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"\(PostgreSQL\) (\d+)", out).group(1))
+
+
+@pytest.mark.skipif(binaries_major() < 17, reason="server-side incremental backups need PostgreSQL 17 or later")
+def test_server_mode(workspace, repo):
+    pg = start_primary(workspace, repo, summarize_wal="on")
+    pg.pgbench_init(scale=SCALE)
+    rc, full, err = push(pg, repo)
+    assert rc == 0, err
+    pg.pgbench(LOAD)
+    rc, incr, err = push(pg, repo, "--type", "incremental")
+    assert rc == 0, err
+    m = check_incremental(repo, full, incr, "server")
+    assert not any("INCREMENTAL." in f["path"] for f in m["files"])
+
+
+def load_and_mark(pg, step: str) -> tuple[str, ...]:
+    """A pgbench load and a marked row (one row: a seq-scan UPDATE would touch every page); the fingerprint."""
+    pg.pgbench(LOAD)
+    pg.psql(f"INSERT INTO marks (step) VALUES ('{step}')")
+    return db_state(pg)
+
+
+@pytest.mark.parametrize("mode", ["client", "server"])
+def test_chain_restores_exactly(workspace, repo, mode):
+    """full -> load -> incremental -> load -> incremental -> load, restored to the latest state: exact data."""
+    if mode == "server" and binaries_major() < 17:
+        pytest.skip("server-side incremental backups need PostgreSQL 17 or later")
+    settings = {"summarize_wal": "on"} if mode == "server" else {}
+    pg = start_primary(workspace, repo, **settings)
+    pg.pgbench_init(scale=SCALE)
+    create_marks(pg)
+    rc, full, err = push(pg, repo)
+    assert rc == 0, err
+    for step in ("one", "two"):
+        load_and_mark(pg, step)
+        rc, incr, err = push(pg, repo, "--type", "incremental")
+        assert rc == 0 and incr["incremental_mode"] == mode, err
+    expected = load_and_mark(pg, "three")
+    pg.switch_wal()
+    restored, summary = recover(workspace, repo, "restored")
+    assert summary["backup"] == incr["label"], summary
+    assert db_state(restored) == expected
+    assert restored.scalar("SELECT count(*) FROM pg_ls_dir('base/5') AS f WHERE f LIKE 'INCREMENTAL.%'") == "0"
