@@ -11,7 +11,10 @@
 // content (by the same argument, applied to the parent's own backup). Changes that are not WAL-logged do
 // not move pd_lsn: hint bits (harmless to lose) and the free space map, which is why FSM forks are kept
 // whole (every block). Relation files the parent lacks (new relations, a database created by file copy
-// whose pages keep the template's old LSNs) are stored whole by the caller, never filtered.
+// whose pages keep the template's old LSNs) are stored whole by the caller, never filtered. The one case
+// this cannot see: CREATE DATABASE ... STRATEGY FILE_COPY (not the default since PostgreSQL 15) into a
+// database OID the parent had for another database, i.e. after the OID counter wrapped around; take a
+// full backup after such a database creation (server mode, from WAL summaries, is not affected).
 #include "common/backup/block_forms.h"
 
 #include <algorithm>

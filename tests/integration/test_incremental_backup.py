@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -97,6 +98,29 @@ def test_server_mode(workspace, repo):
     assert rc == 0, err
     m = check_incremental(repo, full, incr, "server")
     assert not any("INCREMENTAL." in f["path"] for f in m["files"])
+
+
+@pytest.mark.skipif(binaries_major() < 17, reason="server-side incremental backups need PostgreSQL 17 or later")
+def test_server_refusal_is_one_line(workspace, repo):
+    """A parent taken before summarize_wal was turned on and whose WAL is gone from pg_wal: the summaries
+    (begun at the oldest WAL left) do not cover its start, the server refuses, base-push says so in one
+    line naming the parent."""
+    pg = start_primary(workspace, repo)
+    pg.pgbench_init(scale=1)
+    rc, full, err = push(pg, repo)
+    assert rc == 0, err
+    pg.pgbench(LOAD)
+    for _ in range(3):  # the WAL of the full's start removed (archived, then checkpointed away)
+        pg.switch_wal()
+        time.sleep(0.5)
+        pg.psql("CHECKPOINT")
+    pg.psql("ALTER SYSTEM SET summarize_wal = on")
+    pg.reload()
+    rc, _, err = push(pg, repo, "--type", "incremental")
+    assert rc != 0, err
+    lines = [line for line in err.splitlines() if "refused an incremental backup" in line]
+    assert len(lines) == 1 and full["label"] in lines[0] and "summar" in lines[0], err
+    assert not [k for k in repo.keys("backups/") if k.split("/")[1].endswith("-I")]  # nothing left behind
 
 
 def load_and_mark(pg, step: str) -> tuple[str, ...]:
