@@ -112,11 +112,10 @@ std::size_t WalScanner::State::read_page_header(ByteView data) {
 
 void WalScanner::State::first_page_header() {
   WalLongHeader h = parse_wal_long_header(page_header, what);
-  pg_version = pg_version_for_wal_magic(h.magic);
-  if (pg_version == 0) {
-    char hex[16];
-    std::snprintf(hex, sizeof hex, "0x%04X", h.magic);
-    corrupt(std::string("unknown WAL page magic ") + hex, pos - kWalLongHeaderSize);
+  try {
+    pg_version = pg_version_for_wal_magic(h.magic);
+  } catch (const Error& e) {  // a release newer than this reader knows: its record layout is unknown
+    corrupt(e.what(), pos - kWalLongHeaderSize);
   }
   if (h.segment_size != segment_size) corrupt("segment size " + std::to_string(h.segment_size), pos - kWalLongHeaderSize);
   magic = h.magic;

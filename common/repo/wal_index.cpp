@@ -144,6 +144,15 @@ void write_wal_index(Repository& repo, const WalFileName& name, const WalIndex& 
 }
 
 std::optional<WalIndex> read_wal_index(Repository& repo, const WalFileName& name) {
+  const std::optional<Identity> identity = repo.identity();
+  if (!identity) {
+    throw Error(ErrorKind::Corruption, repo.describe() + "/" + keys::wal_index(name) +
+                                           ": a WAL index in a repository without an identity");
+  }
+  return read_wal_index(repo, name, identity->wal_segment_size);
+}
+
+std::optional<WalIndex> read_wal_index(Repository& repo, const WalFileName& name, std::uint32_t seg_size) {
   const std::string key = keys::wal_index(name);
   const std::string what = repo.describe() + "/" + key;
   Bytes data;
@@ -154,9 +163,6 @@ std::optional<WalIndex> read_wal_index(Repository& repo, const WalFileName& name
     throw;
   }
   WalIndex x = WalIndex::from_json(std::string(data.begin(), data.end()), what);
-  const std::optional<Identity> identity = repo.identity();
-  if (!identity) throw Error(ErrorKind::Corruption, what + ": a WAL index in a repository without an identity");
-  const std::uint32_t seg_size = identity->wal_segment_size;
   const std::uint64_t start = segment_number(name.log, name.seg, seg_size) * seg_size;
   if (x.segment != name.segment_part() || x.start_lsn != start) {
     throw malformed(what, "it describes segment " + x.segment + " at " + format_lsn(x.start_lsn));

@@ -54,5 +54,8 @@ void write_wal_index(Repository& repo, const WalFileName& name, const WalIndex& 
 // The index of `name`, checked against the name (segment, start LSN for the repository's segment size);
 // nullopt when there is no index object. Corruption when one exists but is invalid; storage kinds.
 std::optional<WalIndex> read_wal_index(Repository& repo, const WalFileName& name);
+// The same for a repository of `segment_size`-byte segments (no identity read: for threads sharing the
+// repository, e.g. archive-info --verify).
+std::optional<WalIndex> read_wal_index(Repository& repo, const WalFileName& name, std::uint32_t segment_size);
 
 }  // namespace pgvault

@@ -15,6 +15,8 @@
 #include "common/repo/block_diff.h"
 #include "common/repo/bundle_split.h"
 #include "common/repo/chain.h"
+#include "common/repo/layout.h"
+#include "common/repo/wal_index.h"
 
 namespace pgvault {
 
@@ -126,6 +128,7 @@ class Verifier {
   void decoded(const Digest& d);
   void check_bundle(const Task& t);
   void check_wal_object(const Task& t);
+  void check_wal_index(const WalFileName& name);
   void check_wal_continuity();
   void check_chains();
 
@@ -294,6 +297,18 @@ void Verifier::check_wal_object(const Task& t) {
   auto name = WalFileName::parse(t.wal->name);
   if (auto bad = check_segment_header(h, *name, inv_.wal_segment_size, sysid_ ? sysid_ : h.system_identifier)) {
     problem(t.key, "corruption", bad->what());
+  }
+  check_wal_index(*name);
+}
+
+// The segment's WAL index, when it has one, must decode and describe the segment. A segment without
+// one is no problem (archived by an older pgvault, or its index write failed: planning falls back).
+void Verifier::check_wal_index(const WalFileName& name) {
+  try {
+    read_wal_index(repo_, name, inv_.wal_segment_size);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Corruption && e.kind() != ErrorKind::Auth) throw;
+    problem(keys::wal_index(name), "corruption", e.what());
   }
 }
 

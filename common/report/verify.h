@@ -8,10 +8,11 @@
 // - Checks: object digests and authentication tags (the decoder); every file of a bundle against its
 //   manifest checksum (CRC-32C; SHA-256 in format 1 manifests) through a BundleSplitter; a bundle's
 //   plaintext size and SHA-256 and its stored size against the manifest; a full WAL segment's size and
-//   first page header (system identifier, position); WAL continuity from each backup's start across
-//   timeline switches to the end of every timeline that descends from it; every "blocks" entry's
-//   block-diff structure and length (its CRC-32C covers the stored bytes); every incremental backup's
-//   chain (common/repo/chain.h) complete.
+//   first page header (system identifier, position), and its WAL index when it has one (it must decode
+//   and describe the segment; not counted in `objects`; a segment without one is fine); WAL continuity
+//   from each backup's start across timeline switches to the end of every timeline that descends from
+//   it; every "blocks" entry's block-diff structure and length (its CRC-32C covers the stored bytes);
+//   every incremental backup's chain (common/repo/chain.h) complete.
 // - Problems, by kind: "corruption" (a damaged or foreign object, a wrong file checksum or size, an
 //   unreadable manifest or history file; a Corruption or Auth error reading an object), "missing" (a
 //   bundle the manifest names, an object listed but gone, a WAL segment on a backup's path: the key is
