@@ -45,6 +45,7 @@ def two_backups_around_t1(workspace, repo) -> dict:
     create_marks(pg)
     mark(pg, "base", 1)
     older = base_push(pg, repo)["label"]
+    time.sleep(1.2)  # base-push records whole seconds: the time target must be surely after its end
     mark(pg, "A", 2)
     pg.psql("SELECT pg_create_restore_point('t1')")
     state_t1 = db_state(pg)
