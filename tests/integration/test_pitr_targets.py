@@ -37,14 +37,15 @@ def refused(repo, workspace, name: str, *args: str) -> str:
     return res.stderr
 
 
-@pytest.mark.parametrize("repo", ["fs"], indirect=True)
-def test_targets_between_two_backups(workspace, repo):
+def two_backups_around_t1(workspace, repo) -> dict:
+    """A primary archiving into `repo`; a backup, then restore point t1, a transaction (its xid) and a
+    time, then a second backup and more writes. Returns the labels, the targets and the expected states."""
     pg = start_primary(workspace, repo)
     pg.pgbench_init(scale=1)
     create_marks(pg)
     mark(pg, "base", 1)
     older = base_push(pg, repo)["label"]
-
+    time.sleep(1.2)  # base-push records whole seconds: the time target must be surely after its end
     mark(pg, "A", 2)
     pg.psql("SELECT pg_create_restore_point('t1')")
     state_t1 = db_state(pg)
@@ -60,6 +61,14 @@ def test_targets_between_two_backups(workspace, repo):
     mark(pg, "Z", 4)
     pg.wait_archived(pg.switch_wal(), fail_on_error=True)
     assert newer > older and len({state_t1, state_x, db_state(pg)}) == 3
+    return dict(older=older, newer=newer, xid=xid, when=when, state_t1=state_t1, state_x=state_x)
+
+
+@pytest.mark.parametrize("repo", ["fs"], indirect=True)
+def test_targets_between_two_backups(workspace, repo):
+    a = two_backups_around_t1(workspace, repo)
+    older, newer, xid, when, state_t1, state_x = (a[k] for k in ("older", "newer", "xid", "when", "state_t1",
+                                                                  "state_x"))
 
     # The plan names the resolved target and why the newer backup was passed over.
     res = pitr_prepare(repo, workspace.path("dry"), "--dry-run", "--json", "--target-name", "t1")
@@ -95,13 +104,31 @@ def test_targets_between_two_backups(workspace, repo):
     assert info["targets"]["timelines"][0]["last_commit"] > info["targets"]["timelines"][0]["first_commit"]
     assert archive_info_json(repo)["targets"] is None
 
-    # Without the index of the segment holding t1, the target is not resolved in advance (one log line);
-    # the restore still works as before.
-    repo.delete(index_key(repo, resolution["segment"]))
+    # Without the index of the segment the older backup starts in, the target is not resolved in advance
+    # (one log line) and that backup is planned for as before: WAL to the end of the timeline. (The newer
+    # backup was passed over first: its own path is indexed.)
+    start_wal = next(b["start_wal"] for b in info["backups"] if b["label"] == older)
+    repo.delete(index_key(repo, start_wal))
     res = pitr_prepare(repo, workspace.path("r-gap"), "--dry-run", "--json", "--target-name", "t1")
     assert res.rc == 0, res.stderr
-    assert f"segment {resolution['segment']} has no WAL index" in res.stderr, res.stderr
+    assert f"segment {start_wal} has no WAL index" in res.stderr, res.stderr
     assert json.loads(res.stdout)["target"]["resolution"]["resolved"] is False
     restored, summary = recover(workspace, repo, "r-gap", "--target-name", "t1")
+    assert summary["backup"] == older, summary
     assert db_state(restored) == state_t1
     restored.stop()
+
+
+@pytest.mark.parametrize("repo", ["s3"], indirect=True)
+def test_targets_resolved_on_s3(workspace, repo):
+    """The indexes and segments read from S3 (in parallel): plans only, no recovery."""
+    a = two_backups_around_t1(workspace, repo)
+    for args in (["--target-name", "t1"], ["--target-xid", a["xid"]], ["--target-time", a["when"]]):
+        res = pitr_prepare(repo, workspace.path("dry"), "--dry-run", "--json", *args)
+        assert res.rc == 0, res.stderr
+        plan = json.loads(res.stdout)
+        assert plan["backup"] == a["older"] and plan["target"]["resolution"]["resolved"] is True, plan
+    err = refused(repo, workspace, "no-name", "--target-name", "never")
+    assert 'restore point "never" was never created' in err and '"t1"' in err, err
+    points = archive_info_json(repo, "--targets")["targets"]["restore_points"]
+    assert [p["name"] for p in points] == ["t1"]
