@@ -148,10 +148,10 @@ def test_retention_keeps_the_parents_of_a_kept_incremental(workspace, repo):
     pg.psql("INSERT INTO marks (step) VALUES ('after')")
     expected = db_state(pg)
     pg.wait_archived(pg.switch_wal(), fail_on_error=True)
-    repo.update({"retention": {"full_backups": 1, "incremental_window": "1h"}})
+    repo.update({"retention": {"full_backups": 1}})
     now = stop_time_unix(incr2) + 2 * 3600  # every incremental is older than the window
 
-    plan = prune_plan(repo, now=now)
+    plan = prune_plan(repo, "--incremental-window", "1h", now=now)
     decided = {b["label"]: (b["action"], b["rules"]) for b in plan["backups"]}
     assert decided[old["label"]] == ("delete", [])
     assert decided[incr1["label"]] == ("keep", ["parent"]), decided  # only as the parent of incr2
@@ -159,7 +159,7 @@ def test_retention_keeps_the_parents_of_a_kept_incremental(workspace, repo):
     assert plan["policy"]["incremental_window"] == "1h"
     assert plan["wal"]["cutoff"][8:] == full["start_wal"][8:]
 
-    res = prune(repo, now=now)
+    res = prune(repo, "--incremental-window", "1h", now=now)
     assert res.rc == 0, res.stderr
     assert repo.keys(f"backups/{old['label']}/") == []
     assert repo.keys(f"backups/{incr1['label']}/")
