@@ -93,6 +93,7 @@ def test_pitr_to_points_between_incrementals_and_to_latest(workspace, repo, mode
                                          ("latest", [], incr2, state_latest)):
         restored, summary = recover(workspace, repo, "r-" + name, *args)
         assert summary["backup"] == backup["label"], (name, summary)
+        assert summary["chain"][0] == full["label"] and summary["chain"][-1] == backup["label"], summary
         assert state(restored) == expected, name
         assert restored.scalar("SELECT count(*) FROM pg_ls_dir('.') AS f WHERE f LIKE 'INCREMENTAL.%'") == "0"
         restored.stop()
