@@ -141,6 +141,8 @@ std::string rewrite_auto_conf(const std::string& existing, const std::string& se
 // "pg_ctl -D <pgdata> start", quoted for a shell.
 std::string restore_next_command(const RestoreOptions& opts);
 std::string restore_summary_line(const RestoreResult& r, const RestoreOptions& opts);
+// JSON: {"dry_run", "backup", "backup_timeline", "chain" (the labels the files come from, the full
+// backup first; [backup] for a full one), "pgdata", "target", ..., "next_command"}.
 std::string restore_summary_json(const RestoreResult& r, const RestoreOptions& opts);
 
 }  // namespace pgvault

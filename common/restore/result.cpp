@@ -44,7 +44,12 @@ std::string resolution_text(const RestorePlan& plan) {
 std::string restore_summary_line(const RestoreResult& r, const RestoreOptions& opts) {
   const auto& b = r.plan.backup;
   std::ostringstream o;
-  o << (opts.dry_run ? "would restore" : "restored") << " backup " << b.label << " (" << r.files << " files, "
+  o << (opts.dry_run ? "would restore" : "restored") << " backup " << b.label;
+  if (!r.plan.chain.empty()) {
+    o << " (incremental, on " << r.plan.chain.size() << (r.plan.chain.size() == 1 ? " older backup" : " older backups")
+      << " from " << r.plan.chain.front().label << ")";
+  }
+  o << " (" << r.files << " files, "
     << mib(r.bytes) << ") into " << opts.pgdata;
   if (!opts.dry_run) {
     char buf[64];
@@ -75,11 +80,15 @@ std::string restore_summary_json(const RestoreResult& r, const RestoreOptions& o
   for (const auto& [oid, loc] : r.plan.tablespaces) ts.push_back({{"oid", oid}, {"location", loc}});
   std::string range = wal_range(r, b.wal_segment_size);
   auto dots = range.find("..");
+  json chain = json::array();  // the backups the files come from, the full backup first
+  for (const auto& m : r.plan.chain) chain.push_back(m.label);
+  chain.push_back(b.label);
   json j = {
       {"dry_run", opts.dry_run},
       {"backup", b.label},
       {"why", r.plan.why},
       {"backup_timeline", b.timeline},
+      {"chain", chain},
       {"pgdata", opts.pgdata},
       {"target", target},
       {"target_timeline", r.plan.target_timeline},

@@ -1,6 +1,7 @@
 """Restoring incremental backups straight from the repository (issue 13), against a real server:
 
-1. full -> load -> incremental -> load -> incremental -> load, with the edge cases between the backups
+1. full -> load -> incremental -> load -> incremental -> load (client-side block mode, and on
+   PostgreSQL 17+ the server's INCREMENTAL files), with the edge cases between the backups
    (a table created, one truncated, one dropped, one shrunk by VACUUM below its parent's length, a
    database created and one dropped), recovered to a restore point between each pair and to latest:
    exact fingerprints every time, on every repository backend.
@@ -15,9 +16,12 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from helpers.pitr import (archive_info, base_push, create_marks, db_state, pitr_prepare, recover,
                           start_primary)
 from test_base_push import manifest_of
+from test_incremental_backup import binaries_major
 from test_retention import prune, prune_plan, stop_time_unix, verify_clean
 
 EXIT_CORRUPTION = 6
@@ -35,14 +39,17 @@ def state(pg) -> tuple[str, ...]:
     return (*db_state(pg), ";".join(extra), dbs)
 
 
-def incremental(pg, repo) -> dict:
+def incremental(pg, repo, mode: str = "client") -> dict:
     summary = base_push(pg, repo, "--type", "incremental")
-    assert summary["type"] == "incremental", summary
+    assert summary["type"] == "incremental" and summary["incremental_mode"] == mode, summary
     return summary
 
 
-def test_pitr_to_points_between_incrementals_and_to_latest(workspace, repo):
-    pg = start_primary(workspace, repo)
+@pytest.mark.parametrize("mode", ["client", "server"])
+def test_pitr_to_points_between_incrementals_and_to_latest(workspace, repo, mode):
+    if mode == "server" and binaries_major() < 17:
+        pytest.skip("server-side incremental backups need PostgreSQL 17 or later")
+    pg = start_primary(workspace, repo, **({"summarize_wal": "on"} if mode == "server" else {}))
     pg.pgbench_init(scale=1)
     create_marks(pg)
     pg.psql("CREATE TABLE t_trunc (v text); INSERT INTO t_trunc SELECT 'r' || g FROM generate_series(1, 5000) g;"
@@ -60,7 +67,7 @@ def test_pitr_to_points_between_incrementals_and_to_latest(workspace, repo):
     pg.psql("CREATE DATABASE db_created")
     pg.psql("SELECT pg_create_restore_point('p1')")
     state_p1 = state(pg)
-    incr1 = incremental(pg, repo)
+    incr1 = incremental(pg, repo, mode)
     assert incr1["parent"] == full["label"]
 
     pg.pgbench(LOAD)
@@ -70,7 +77,7 @@ def test_pitr_to_points_between_incrementals_and_to_latest(workspace, repo):
     pg.psql("VACUUM t_shrunk")
     pg.psql("SELECT pg_create_restore_point('p2')")
     state_p2 = state(pg)
-    incr2 = incremental(pg, repo)
+    incr2 = incremental(pg, repo, mode)
     assert incr2["parent"] == incr1["label"]
     assert any(f.get("kind") == "blocks" for f in manifest_of(repo, incr2["label"])["files"])
 
@@ -86,6 +93,7 @@ def test_pitr_to_points_between_incrementals_and_to_latest(workspace, repo):
                                          ("latest", [], incr2, state_latest)):
         restored, summary = recover(workspace, repo, "r-" + name, *args)
         assert summary["backup"] == backup["label"], (name, summary)
+        assert summary["chain"][0] == full["label"] and summary["chain"][-1] == backup["label"], summary
         assert state(restored) == expected, name
         assert restored.scalar("SELECT count(*) FROM pg_ls_dir('.') AS f WHERE f LIKE 'INCREMENTAL.%'") == "0"
         restored.stop()
@@ -97,13 +105,14 @@ def test_pitr_to_points_between_incrementals_and_to_latest(workspace, repo):
 
 def test_damaged_block_diff_is_named(workspace, repo):
     if repo.backend != "fs":
-        return  # the byte is changed in place in an uncompressed object: the fs backend is enough
+        pytest.skip("the byte is changed in place in an uncompressed object: the fs backend is enough")
     repo.update({"compression": {"method": "none"}})
     pg = start_primary(workspace, repo)
     pg.pgbench_init(scale=1)
     base_push(pg, repo)
     pg.pgbench(LOAD)
     incr = incremental(pg, repo)
+    pg.psql("CREATE TABLE after_backup ()")  # WAL to switch away from (else the switch may be a no-op)
     pg.wait_archived(pg.switch_wal(), fail_on_error=True)
     m = manifest_of(repo, incr["label"])
     f = max((f for f in m["files"] if f.get("kind") == "blocks"), key=lambda f: f["stored_size"])
@@ -126,7 +135,7 @@ def test_damaged_block_diff_is_named(workspace, repo):
 
 def test_retention_keeps_the_parents_of_a_kept_incremental(workspace, repo):
     if repo.backend != "fs":
-        return  # the planner is backend-independent; test_retention covers deletion on s3
+        pytest.skip("the planner is backend-independent; test_retention covers deletion on s3")
     pg = start_primary(workspace, repo)
     pg.pgbench_init(scale=1)
     create_marks(pg)
@@ -140,10 +149,10 @@ def test_retention_keeps_the_parents_of_a_kept_incremental(workspace, repo):
     pg.psql("INSERT INTO marks (step) VALUES ('after')")
     expected = db_state(pg)
     pg.wait_archived(pg.switch_wal(), fail_on_error=True)
-    repo.update({"retention": {"full_backups": 1, "incremental_window": "1h"}})
+    repo.update({"retention": {"full_backups": 1}})
     now = stop_time_unix(incr2) + 2 * 3600  # every incremental is older than the window
 
-    plan = prune_plan(repo, now=now)
+    plan = prune_plan(repo, "--incremental-window", "1h", now=now)
     decided = {b["label"]: (b["action"], b["rules"]) for b in plan["backups"]}
     assert decided[old["label"]] == ("delete", [])
     assert decided[incr1["label"]] == ("keep", ["parent"]), decided  # only as the parent of incr2
@@ -151,7 +160,7 @@ def test_retention_keeps_the_parents_of_a_kept_incremental(workspace, repo):
     assert plan["policy"]["incremental_window"] == "1h"
     assert plan["wal"]["cutoff"][8:] == full["start_wal"][8:]
 
-    res = prune(repo, now=now)
+    res = prune(repo, "--incremental-window", "1h", now=now)
     assert res.rc == 0, res.stderr
     assert repo.keys(f"backups/{old['label']}/") == []
     assert repo.keys(f"backups/{incr1['label']}/")

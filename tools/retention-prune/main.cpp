@@ -13,13 +13,16 @@ int main(int argc, char** argv) {
                "retention-prune"};
   pgvault::CommonOptions common;
   pgvault::PruneOptions prune;
-  std::optional<std::string> full, window, min_full, grace;
+  std::optional<std::string> full, window, min_full, grace, incr_window;
   std::string stale = "1h";
   app.add_flag("--dry-run", prune.dry_run, "print the plan; delete nothing");
   app.add_flag("--json", prune.json, "print the plan (and, after a run, the result) as JSON on stdout");
   app.add_option("--full-backups", full, "keep the newest N full backups (overrides [retention] full_backups)")
       ->type_name("N");
   app.add_option("--window", window, "keep what recovers to any point this far back, e.g. 30d (\"\" = off)")
+      ->type_name("DURATION");
+  app.add_option("--incremental-window", incr_window,
+                 "incremental backups older than this go unless a kept backup needs them, e.g. 7d (\"\" = off)")
       ->type_name("DURATION");
   app.add_option("--min-full-backups", min_full, "never fewer full backups than this")->type_name("N");
   app.add_option("--incomplete-grace", grace, "incomplete backups older than this are deleted (default 24h)")
@@ -30,6 +33,7 @@ int main(int argc, char** argv) {
   return pgvault::run_tool(pgvault::tool_spec("retention-prune"), app, argc, argv, [&] {
     if (full) common.set.push_back("retention.full_backups=" + *full);
     if (window) common.set.push_back("retention.window=" + *window);
+    if (incr_window) common.set.push_back("retention.incremental_window=" + *incr_window);
     if (min_full) common.set.push_back("retention.min_full_backups=" + *min_full);
     if (grace) common.set.push_back("retention.incomplete_grace=" + *grace);
     pgvault::Config config = pgvault::load_tool_config(common);

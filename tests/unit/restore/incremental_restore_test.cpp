@@ -92,6 +92,10 @@ TEST(IncrementalRestore, ChangedBlocksUnchangedFilesAndFilesCreatedAndDropped) {
   RestoreResult res = run_restore(*r.repo, r.options());
   EXPECT_EQ(res.plan.backup.label, "20260102T000000Z-I");
   ASSERT_EQ(res.plan.chain.size(), 1u);
+  EXPECT_NE(restore_summary_json(res, r.options()).find(R"("chain":["20260101T000000Z-F","20260102T000000Z-I"])"),
+            std::string::npos) << restore_summary_json(res, r.options());
+  EXPECT_NE(restore_summary_line(res, r.options()).find("(incremental, on 1 older backup from 20260101T000000Z-F)"),
+            std::string::npos);
   r.expect_contents();
   EXPECT_EQ(r.file("base/5/200"), "<missing>");
   std::string label = r.file("backup_label");
