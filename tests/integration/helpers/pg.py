@@ -1,4 +1,5 @@
-"""Throw-away PostgreSQL 15 clusters for the integration tests.
+"""Throw-away PostgreSQL clusters for the integration tests: Debian's 15 by default, 16, 17 or 18 with
+``PGVAULT_PG_VERSION`` (see :data:`PG_VERSION`).
 
 Typical use (the ``workspace`` fixture of conftest.py is a :class:`Workspace`)::
 
