@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: unit tests and integration tests (real PostgreSQL 15, real S3
+# Sets up, builds and runs every test: unit tests and integration tests (real PostgreSQL, real S3
 # server), first in the sanitizer build (ASan + UBSan), then in the ThreadSanitizer build (the unit tests
-# and the integration tests whose tools run threads: ctest labels unit and tsan), then in the Release build.
+# and the integration tests whose tools run threads: ctest labels unit and tsan), both on PostgreSQL 15,
+# then in the Release build, whose server-facing suites also run on PostgreSQL 16, 17 and 18 (ctest
+# labels pg16, pg17, pg18; tests/CMakeLists.txt).
 # Usage: scripts/test.sh [asan|tsan|release ...]   (default: all three)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -99,7 +99,9 @@ def test_next_base_push_removes_temporaries_of_a_killed_one(workspace, repo):
     [proc] = start_together(pg, repo, n=1)
     try:
         deadline = time.monotonic() + 120
-        while not (temps := list((repo.path / "backups").glob("*/.pgvault-tmp.*"))):
+        # A bundle's temporary file, once the claim is written (not the claim's own temporary file).
+        while not (temps := [t for t in (repo.path / "backups").glob("*/.pgvault-tmp.*")
+                             if (t.parent / "claim").exists()]):
             assert proc.poll() is None, proc.communicate()[1].decode()
             assert time.monotonic() < deadline, "no temporary bundle file appeared"
             time.sleep(0.02)

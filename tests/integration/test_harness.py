@@ -1,6 +1,6 @@
 """Self-test of the integration-test harness (helpers/ and conftest.py).
 
-Needs PostgreSQL 15 but no pgvault executable: archiving uses plain ``cp``.
+Needs PostgreSQL (15 to 18, PGVAULT_PG_VERSION) but no pgvault executable: archiving uses plain ``cp``.
 """
 
 import os
@@ -67,6 +67,23 @@ def test_archive_basebackup_and_archive_recovery(workspace):
     assert f'restored log file "{last}" from archive' in log
     assert "archive recovery complete" in log
     assert restored.controldata()["Latest checkpoint's TimeLineID"] == "2"
+
+
+def test_switch_that_did_nothing_names_the_last_closed_segment(workspace):
+    # pg_walfile_name() of an LSN on a segment boundary names the segment before it up to 16 and the
+    # one starting there from 17 on: switch_wal() and current_wal_file() mean the closed one on all.
+    archive = workspace.mkdir("archive")
+    pg = workspace.cluster("pg").initdb()
+    assert pg.controldata()["Data page checksum version"] == "0"  # off unless asked, 18 too
+    pg.configure(wal_level="replica", archive_mode="on", archive_command=f"cp %p {archive}/%f")
+    pg.start()
+    assert pg.scalar("SHOW data_checksums") == "off"
+    pg.psql("CREATE TABLE t(x int); INSERT INTO t VALUES (1)")
+    closed = pg.switch_wal()
+    assert pg.current_wal_file() == closed
+    assert pg.switch_wal() == closed  # nothing to switch: still the segment closed last
+    pg.wait_archived(closed, timeout=30, fail_on_error=True)
+    assert (archive / closed).is_file()
 
 
 def test_stop_by_pid_and_workspace_cleanup_on_failure():
