@@ -547,6 +547,7 @@ class Bench:
             sets[kind] = segs
             self.res.info[f"walset_{kind}_zstd3_ratio"] = round(ratio, 3)
             log(f"{kind}: {len(segs) - 1} segments, zstd -3 ratio {ratio:.2f}")
+            self.wal_index_cost(kind, segs[1:])
         # The data directory the calls run in: a copy of src (same system identifier in pg_control).
         pgdata = self.ws.path("pgdata-copy")
         shutil.copytree(src.datadir, pgdata, symlinks=True,
@@ -578,6 +579,27 @@ class Bench:
         finally:
             self.drop_cluster(src)
             remove_tree(pgdata)
+
+    def wal_index_cost(self, kind: str, segs: list[Path]) -> None:
+        """wal-push's WAL index scan vs the encode (zstd-3 + SHA-256) of the same segments, in process."""
+        exe = Path(os.environ["PGVAULT_BIN"]) / "tests" / "wal_index_bench_test"
+        if not exe.is_file():
+            self.res.note(f"wal index cost skipped: {exe} not built")
+            return
+        case = f"index {kind} in-process (median over segments)"
+        self.res.pair("wal", case, "wal index scan", ["encode zstd-3 + sha256"])
+        env = dict(os.environ, PGVAULT_BENCH_WAL_SEGMENTS=":".join(str(s) for s in segs))
+        for _ in range(self.args.reps):
+            r = subprocess.run([str(exe), "--gtest_also_run_disabled_tests",
+                                "--gtest_filter=WalIndex.DISABLED_BenchScanVsEncode"],
+                               env=env, stdout=subprocess.PIPE, text=True, timeout=600)
+            m = re.search(r"wal-index-bench: segments=(\d+) scan_ms=([0-9.]+) encode_ms=([0-9.]+) ratio=([0-9.]+)",
+                          r.stdout)
+            if r.returncode != 0 or not m:
+                raise RuntimeError(f"{exe} failed ({r.returncode}): {r.stdout[-1200:]}")
+            self.res.add("wal", case, "wal index scan", float(m.group(2)), "ms/seg")
+            self.res.add("wal", case, "encode zstd-3 + sha256", float(m.group(3)), "ms/seg")
+        log(f"index {kind}: scan {m.group(2)} ms, encode {m.group(3)} ms per segment (last pass)")
 
     def wal_case(self, src: PgCluster, pgdata: Path, kind: str, segs: list[Path], storage: str,
                  enc: bool) -> None:
