@@ -9,7 +9,9 @@ with exact fingerprints: client-side block mode on PostgreSQL 15/16, the server'
    restore point promoted onto timeline 2 archiving into the same repository, while the old primary
    keeps running on timeline 1 and takes an incremental there after the switch point. An incremental on
    the timeline-2 server must not take that newest backup (its timeline-1 WAL past the switch is not on
-   timeline 2's history) but the full before the switch, and restore exactly.
+   timeline 2's history) but the full before the switch, and restore exactly; a later incremental
+   of the old primary must not take the timeline-2 incremental (timeline 2 is not on timeline 1's
+   history) but its own newest backup on timeline 1, and restore exactly too.
 
 The backend does not matter here (the chain is read the same way from both): fs only.
 """
@@ -131,10 +133,22 @@ def test_timeline_switch_between_parent_and_incremental(workspace, repo, pg_vers
     expected = db_state(tl2)
     assert expected[2] == "tl1,tl2,tl2-after"
     tl2.wait_archived(tl2.switch_wal(), fail_on_error=True)
-    pg.stop()
     tl2.stop()
 
-    restored, summary = recover(workspace, repo, "restored")
-    assert summary["backup"] == incr["label"] and summary["chain"] == [full["label"], incr["label"]], summary
-    assert summary["target_timeline"] == 2 and summary["backup_timeline"] == 2, summary
-    assert db_state(restored) == expected
+    # The other way round: timeline 2 is on no history of the old primary's timeline 1, so its newest
+    # backup (the timeline-2 incremental) is passed over for the newest one on timeline 1.
+    mark(pg, "tl1-late", 5)
+    late = incremental(pg, repo, mode, on_tl1["label"])
+    expected_tl1 = db_state(pg)
+    pg.wait_archived(pg.switch_wal(), fail_on_error=True)
+    pg.stop()
+
+    for name, args, backup, chain, state in (
+            ("r-tl2", [], incr, [full, incr], expected),
+            ("r-tl1", ["--target-timeline", "1"], late, [full, on_tl1, late], expected_tl1)):
+        restored, summary = recover(workspace, repo, name, *args)
+        assert summary["backup"] == backup["label"], summary
+        assert summary["chain"] == [b["label"] for b in chain], summary
+        assert summary["target_timeline"] == summary["backup_timeline"] == backup["timeline"], summary
+        assert db_state(restored) == state, name
+        restored.stop()
