@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <mutex>
 
 #include "common/repo/chain.h"
 #include "support/repo_builder.h"
@@ -151,8 +152,11 @@ TEST(IncrementalRestore, AChainOfAFullAndTwoIncrementalsReadsOnlyTheBundlesItNee
   // first incremental's bundle does (200's block-diff); the full backup's bundle 1 (base/5/200) too.
   // The full backup's pg_control is replaced later: its bundle 0 is still needed for PG_VERSION.
   std::vector<std::string> read;
+  std::mutex read_mutex;  // bundles are read by the restore's worker threads
   r.fault->fail = [&](const std::string& op, const std::string& key) {
-    if (op == "get" && key.find("/bundle-") != std::string::npos) read.push_back(key);
+    if (op != "get" || key.find("/bundle-") == std::string::npos) return;
+    std::lock_guard<std::mutex> lock(read_mutex);
+    read.push_back(key);
   };
   RestoreResult res = run_restore(*r.repo, r.options());
   EXPECT_EQ(res.plan.chain.size(), 2u);
