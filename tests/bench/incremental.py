@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -33,10 +32,9 @@ from typing import Iterator, Optional
 import helpers.pg as hpg
 from helpers import PG_USER, PgCluster, make_dir, remove_tree, run
 
+import incremental_report as report
+
 SECTION = "incremental"
-TARGET_BYTES = 0.10          # stored bytes of an incremental <= 10% of the full's (every version)
-TARGET_TIME = 0.25           # base-push time <= 25% of the full's (17+ with WAL summaries)
-TARGET_RESTORE = 1.3         # restore of full + 2 incrementals <= 1.3x the full's
 
 
 def add_arguments(p) -> None:
@@ -164,6 +162,7 @@ class IncrementalSection:
         self.kind = ""
         self.prefix = ""
         self.tools: list = []
+        self.verdict_lines: list[str] = []
         self.chain: dict[str, dict[str, str]] = {}    # tool -> {"full", "incr1", "incr2", "full2"} labels
         self.full_time: dict[str, float] = {}
         self.full_bytes: dict[str, int] = {}
@@ -183,6 +182,11 @@ class IncrementalSection:
                     self.run_kind(pg, kind)
             finally:
                 self.b.drop_cluster(pg)
+        out = Path(self.a.out) / f"incremental-pg{self.pgv}.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.summary(self.res, SECTION, f"pg{self.pgv} ") + "\n\n"
+                       + "".join(f"- {line}\n" for line in self.verdict_lines))
+        log(f"incremental summary: {out}\n" + out.read_text())
 
     def run_kind(self, pg: PgCluster, kind: str) -> None:
         """The cycles, the restores, the check and the verdicts of one kind of change."""
@@ -198,7 +202,9 @@ class IncrementalSection:
         pg.stop("fast")
         self.restores()
         self.check_restore(expected)
-        self.verdicts()
+        for line in report.verdicts(self.prefix, self.pgv, [t.name for t in self.tools], self.ratios):
+            self.res.note(line)
+            self.verdict_lines.append(line)
 
     def timed(self, argv: list, env: Optional[dict]) -> tuple:
         return self.timed_call(argv, self.b.ws.root, env=env, timeout=7200)
@@ -300,28 +306,33 @@ class IncrementalSection:
 
     # -- restores ---------------------------------------------------------------------------------
     def restores(self) -> None:
-        """The full of incremental 2's data vs the chain full + incr1 + incr2, each tool, interleaved."""
+        """The full of incremental 2's data vs the chain full + incr1 + incr2, each tool, interleaved (the
+        order of the two flips every repetition)."""
         for what in ("full", "chain"):
             names = [f"{t.name} {what}" for t in self.tools]
             self.res.pair(SECTION, f"{self.prefix} restore {what}", names[0], names[1:])
         for rep in range(max(self.a.incr_reps, 2)):
             for tool in self.tools:
-                full_dt = self.restore_one(tool, "full2", "full")
-                chain_dt = self.restore_one(tool, "incr2", "chain")
-                self.ratios.setdefault(f"{tool.name} restore", []).append(chain_dt / full_dt)
+                order = ("full", "chain") if rep % 2 == 0 else ("chain", "full")
+                dt = {what: self.restore_one(tool, what) for what in order}
+                ratio = dt["chain"] / dt["full"]
+                self.ratios.setdefault(f"{tool.name} restore", []).append(ratio)
+                self.res.add(SECTION, f"{self.prefix} restore full", f"{tool.name} full", dt["full"], "s",
+                             backup="full (same data as incr2)")
+                self.res.add(SECTION, f"{self.prefix} restore chain", f"{tool.name} chain", dt["chain"], "s",
+                             backup="full + incr1 + incr2", x_of_full=ratio)
 
-    def restore_one(self, tool, step: str, what: str) -> float:
+    def restore_one(self, tool, what: str) -> float:
+        label = self.chain[tool.name]["full2" if what == "full" else "incr2"]
         dest = make_dir(self.b.ws.path(self.b.uniq("incr-restore")), mode=0o700)
         try:
             subprocess.run(["sync"], check=False)
-            dt, kib, _, _ = self.timed(tool.restore_argv(self.chain[tool.name][step], dest), None)
+            dt, kib, _, _ = self.timed(tool.restore_argv(label, dest), None)
         finally:
             remove_tree(dest)
-        label = "full (same data as incr2)" if what == "full" else "full + incr1 + incr2"
-        self.res.add(SECTION, f"{self.prefix} restore {what}", f"{tool.name} {what}", dt, "s", backup=label)
         if tool.name == "base-push":
             self.res.note_rss(f"pitr-prepare {what} pg{self.pgv}", kib)
-        log(f"  restore {tool.name} {label}: {dt:.2f}s")
+        log(f"  restore {tool.name} {what} ({label}): {dt:.2f}s")
         return dt
 
     @staticmethod
@@ -346,27 +357,6 @@ class IncrementalSection:
             raise RuntimeError(f"the chain restored by pitr-prepare holds {got}, the primary held {expected}")
         self.res.note(f"incremental {self.prefix}: the chain full + 2 incrementals restored by pitr-prepare "
                       f"started and held the primary's data (count, sum(abalance) = {got})")
-
-    # -- verdicts ---------------------------------------------------------------------------------
-    def verdicts(self) -> None:
-        """One note per target of the issue, with the measured median."""
-        def med(key: str) -> Optional[float]:
-            return statistics.median(self.ratios[key]) if key in self.ratios else None
-
-        targets = [("bytes", TARGET_BYTES, "stored bytes of an incremental / full"),
-                   ("time", TARGET_TIME if self.pgv >= 17 else None, "backup time incremental / full"),
-                   ("restore", TARGET_RESTORE, "restore full + 2 incrementals / restore a full")]
-        for key, target, what in targets:
-            for tool in self.tools:
-                value = med(f"{tool.name} {key}")
-                if value is None:
-                    continue
-                if tool.name != "base-push" or target is None:
-                    verdict = f"{value:.3f} (no target{' here' if tool.name == 'base-push' else ': for comparison'})"
-                else:
-                    verdict = f"{value:.3f}, target <= {target}: {'MET' if value <= target else 'MISSED'}"
-                self.res.note(f"incremental {self.prefix} {tool.name}: {what} = {verdict}")
-
 
 def pgbackrest_version() -> str:
     return subprocess.run(["pgbackrest", "version"], capture_output=True, text=True).stdout.strip()
