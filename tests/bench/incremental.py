@@ -238,8 +238,8 @@ class IncrementalSection:
     def load(self, pg: PgCluster) -> None:
         log(f"incremental pg{self.pgv}: pgbench -i -s {self.a.incr_scale}")
         pg.pgbench_init(scale=self.a.incr_scale, extra_args=["-q"], timeout=3600)
-        pg.psql("CHECKPOINT")
-        self.rows = int(pg.scalar("SELECT count(*) FROM pgbench_accounts"))
+        pg.psql("CHECKPOINT", timeout=1800)
+        self.rows = int(pg.scalar("SELECT count(*) FROM pgbench_accounts", timeout=600))
         size = int(pg.scalar("SELECT sum(pg_database_size(oid)) FROM pg_database"))
         self.res.info["incremental_db_MB"] = round(size / 1e6, 1)
         self.res.note(f"incremental pg{self.pgv}: {version_of(self.res)}, pgbench scale {self.a.incr_scale} "
@@ -258,8 +258,8 @@ class IncrementalSection:
 
     def change(self, pg: PgCluster) -> None:
         sql = change_sql(self.kind, self.step, self.rows)
-        n = int(pg.scalar(f"WITH u AS ({sql} RETURNING 1) SELECT count(*) FROM u"))
-        pg.psql("CHECKPOINT")
+        n = int(pg.scalar(f"WITH u AS ({sql} RETURNING 1) SELECT count(*) FROM u", timeout=1800))
+        pg.psql("CHECKPOINT", timeout=1800)
         self.step += 1
         log(f"  changed {n} rows ({100 * n / self.rows:.1f}%)")
 
@@ -337,7 +337,7 @@ class IncrementalSection:
 
     @staticmethod
     def fingerprint(pg: PgCluster) -> str:
-        return pg.scalar("SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts")
+        return pg.scalar("SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts", timeout=600)
 
     def check_restore(self, expected: str) -> None:
         """Start pitr-prepare's restore of the chain once (untimed) and compare the data."""
