@@ -972,8 +972,7 @@ class Bench:
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
         a = self.args
-        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup",
-                                                "incremental"]
+        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup", "incremental"]
         self.res.info.update(reps=a.reps, segments=a.segments, scale=a.scale, duration=a.duration,
                              sections=sections, quick=a.quick)
         for s in sections:
