@@ -15,6 +15,8 @@ Sections (--only picks one; default all):
   multipart  one 1 GiB object up to and down from the S3 server: pgvault's storage layer vs awscli
   backup     base-push vs pgbackrest backup vs pg_basebackup -Ft (plain, client-zstd:3); restore:
              pitr-prepare vs pgbackrest restore vs tar -x + fsync, on a pgbench database of --scale
+  incremental  full + 2 incrementals (base-push vs pgbackrest incr with repo-block), time, stored bytes,
+             restore of the chain vs a full (tests/bench/incremental.py; --incr-scale, --incr-pg)
 
 Every server runs through tests/integration/helpers (stopped by PID), everything lives in one temp
 workspace that is removed at the end, also on Ctrl-C / SIGTERM. Results: tests/bench/results/latest.{json,md}.
@@ -49,6 +51,7 @@ os.environ.setdefault("PGVAULT_BIN", str(ROOT / "build" / "release"))
 
 from helpers import PG_USER, PgCluster, Workspace, chown_to, make_dir, pg_bin, remove_tree, run  # noqa: E402
 from helpers.proc import user_popen_kwargs  # noqa: E402
+import incremental  # noqa: E402
 
 try:
     from helpers.swift import SwiftS3  # noqa: E402
@@ -985,10 +988,13 @@ class Bench:
         finally:
             self.drop_cluster(pg)
 
+    def bench_incremental(self) -> None:
+        incremental.IncrementalSection(self, Timed.call).run()
+
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
         a = self.args
-        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup"]
+        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup", "incremental"]
         self.res.info.update(reps=a.reps, segments=a.segments, scale=a.scale, duration=a.duration,
                              sections=sections, quick=a.quick)
         for s in sections:
@@ -1043,7 +1049,8 @@ def main(argv: list[str]) -> int:
                    help="default 3: interleaved, because on this VM whichever tool writes first pays for\n"
                         "fresh page-cache memory (a single pass made pitr-prepare look 2.6x slower than it is)")
     p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
-    p.add_argument("--only", choices=["wal", "sustained", "recovery", "backup", "multipart"])
+    p.add_argument("--only", choices=["wal", "sustained", "recovery", "backup", "multipart", "incremental"])
+    incremental.add_arguments(p)
     p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
     p.add_argument("--out", default=str(HERE / "results"), help="results directory")
     args = p.parse_args(argv)
@@ -1054,6 +1061,7 @@ def main(argv: list[str]) -> int:
         args.wal_scale = min(args.wal_scale, 5)
         args.duration = min(args.duration, 15)
         args.recovery_duration = min(args.recovery_duration, 10)
+        incremental.apply_quick(args)
     if args.recovery_reps is None:
         args.recovery_reps = 1 if args.quick else min(args.reps, 3)
 
