@@ -12,6 +12,10 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
                  "configuration file (default: $PGVAULT_CONFIG, else /etc/pgvault/pgvault.toml)");
   app.add_option("--set", opts.set, "override a configuration key, e.g. --set repository.path=/backup")
       ->type_name("SECTION.KEY=VALUE");
+  app.add_option("--repo", opts.repo,
+                 "act on this repository only: \"primary\" ([repository], unless its name key says otherwise) "
+                 "or the NAME of a [repositories.NAME] table")
+      ->type_name("NAME");
   app.add_flag("-v,--verbose", opts.verbose, "log debug messages");
   app.set_version_flag("--version", std::string("pgvault ") + PGVAULT_VERSION);
 }
@@ -26,6 +30,7 @@ Config load_tool_config(const CommonOptions& opts) {
     overrides[s.substr(0, eq)] = s.substr(eq + 1);
   }
   Config c = load_config(opts.config_path, overrides);
+  if (opts.repo) c = select_repository(c, *opts.repo);
   if (opts.verbose) set_log_level("debug");
   // Precedence: --verbose, --set log.level > PGVAULT_LOG_LEVEL (read by init_logging) > [log] level.
   else if (overrides.count("log.level") > 0 || !std::getenv("PGVAULT_LOG_LEVEL")) set_log_level(c.log.level);

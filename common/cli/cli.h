@@ -20,13 +20,15 @@ namespace pgvault {
 struct CommonOptions {
   std::optional<std::string> config_path;
   std::vector<std::string> set;  // "section.key=value"
+  std::optional<std::string> repo;  // --repo NAME: act on this repository only
   bool verbose = false;
 };
 
-// Adds --config, --set, --verbose and --version to `app`.
+// Adds --config, --set, --repo, --verbose and --version to `app`.
 void add_common_options(CLI::App& app, CommonOptions& opts);
 
-// Loads the configuration named by the options (see config.h) and applies the log level.
+// Loads the configuration named by the options (see config.h), narrows it to --repo's repository when
+// given (select_repository), and applies the log level.
 Config load_tool_config(const CommonOptions& opts);
 
 struct ToolSpec {

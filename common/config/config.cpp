@@ -23,7 +23,9 @@ using config_detail::RawValue;
 
 constexpr const char* kDefaultConfigPath = "/etc/pgvault/pgvault.toml";
 
-void apply(Config& c, const std::string& key, const RawValue& v) {
+}  // namespace
+
+void config_detail::apply_key(Config& c, const std::string& key, const RawValue& v) {
   const auto& table = key_table();
   auto it = table.find(key);
   if (it == table.end()) {
@@ -35,11 +37,21 @@ void apply(Config& c, const std::string& key, const RawValue& v) {
   c.origins[key] = v.where;
 }
 
-void apply_toml(Config& c, const toml::table& root, const std::string& origin) {
+namespace {
+
+using config_detail::apply_key;
+
+// Applies every section but [repositories], whose tables it returns for build_repositories.
+std::vector<config_detail::RepositoryTable> apply_toml(Config& c, const toml::table& root, const std::string& origin) {
+  std::vector<config_detail::RepositoryTable> tables;
   for (const auto& [section_key, section_node] : root) {
     std::string section(section_key.str());
     auto line = [&](const toml::node& n) { return origin + " line " + std::to_string(n.source().begin.line); };
     const toml::table* section_table = section_node.as_table();
+    if (section == "repositories" && section_table) {
+      tables = config_detail::read_repository_tables(*section_table, origin);
+      continue;
+    }
     if (!section_table) {
       throw Error(ErrorKind::Config, line(section_node) + ": unknown top-level key " + section +
                                          " (every key belongs to a section such as [repository])");
@@ -57,14 +69,17 @@ void apply_toml(Config& c, const toml::table& root, const std::string& origin) {
       else if (node.is_integer()) v.integer = *node.value<std::int64_t>();
       else if (node.is_boolean()) v.boolean = *node.value<bool>();
       else if (node.is_floating_point()) v.text = std::to_string(*node.value<double>());
-      apply(c, section + "." + std::string(key.str()), v);
+      apply_key(c, section + "." + std::string(key.str()), v);
     }
   }
+  return tables;
 }
+
+}  // namespace
 
 // Ambient AWS_* variables fill only what `explicit_keys` (set by the file or a flag) leaves unset; the
 // credentials count as one setting.
-void apply_env(Config& c, const std::set<std::string>& explicit_keys) {
+void config_detail::apply_aws_env(Config& c, const std::set<std::string>& explicit_keys) {
   struct EnvKey {
     const char* env;
     const char* key;
@@ -90,16 +105,20 @@ void apply_env(Config& c, const std::set<std::string>& explicit_keys) {
   for (const auto& e : keys) {
     const char* val = std::getenv(e.env);
     if (!val || !*val || explicit_keys.count(e.key) > 0 || (explicit_credentials && is_credential(e.key))) continue;
-    apply(c, e.key, RawValue{std::string(val), {}, {}, std::string("environment ") + e.env});
+    apply_key(c, e.key, RawValue{std::string(val), {}, {}, std::string("environment ") + e.env});
   }
 }
 
+namespace {
+
+// The overrides of the main sections; "repositories.NAME.KEY" ones are build_repositories' to apply.
 void apply_overrides(Config& c, const ConfigOverrides& overrides) {
   for (const auto& [k, val] : overrides) {
     if (k.find('.') == std::string::npos) {
       throw Error(ErrorKind::Config, "option " + k + ": expected section.key");
     }
-    apply(c, k, RawValue{val, {}, {}, "option " + k});
+    if (k.starts_with("repositories.")) continue;
+    apply_key(c, k, RawValue{val, {}, {}, "option " + k});
   }
 }
 
@@ -116,34 +135,8 @@ std::string at(const Config& c, std::initializer_list<const char*> keys) {
   throw Error(ErrorKind::Config, where + ": " + what);
 }
 
-void validate_repository(const Config& c) {
-  const auto& r = c.repository;
-  if (r.type == "fs") {
-    if (r.path.empty()) {
-      invalid(at(c, {"repository.path", "repository.type"}), "[repository] path must be set for type \"fs\"");
-    }
-    if (r.path.front() != '/') {
-      invalid(at(c, {"repository.path"}), "[repository] path must be an absolute path (got \"" + r.path + "\")");
-    }
-    return;
-  }
-  if (r.bucket.empty()) {
-    invalid(at(c, {"repository.bucket", "repository.type"}), "[repository] bucket must be set for type \"s3\"");
-  }
-  const std::pair<const char*, const std::string*> credentials[] = {{"access_key_id", &r.access_key_id},
-                                                                     {"secret_access_key", &r.secret_access_key}};
-  for (const auto& [name, value] : credentials) {
-    if (!value->empty()) continue;
-    const std::string key = std::string("repository.") + name;
-    invalid(at(c, {key.c_str(), "repository.type"}),
-            std::string("[repository] type \"s3\" needs ") + name +
-                " (in the file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when the file sets no credentials)");
-  }
-  if (r.region.empty()) invalid(at(c, {"repository.region"}), "[repository] region must not be empty for type \"s3\"");
-}
-
 void validate(const Config& c) {
-  validate_repository(c);
+  config_detail::validate_repository(c, "[repository]");
   const auto& e = c.encryption;
   if (e.method != Encryption::None && e.key_file.empty() && e.passphrase_file.empty()) {
     invalid(at(c, {"encryption.method"}), "[encryption] method \"aes-256-gcm\" needs key_file or passphrase_file");
@@ -156,6 +149,32 @@ void validate(const Config& c) {
 
 }  // namespace
 
+void config_detail::validate_repository(const Config& c, const std::string& section) {
+  const auto& r = c.repository;
+  if (r.type == "fs") {
+    if (r.path.empty()) {
+      invalid(at(c, {"repository.path", "repository.type"}), section + " path must be set for type \"fs\"");
+    }
+    if (r.path.front() != '/') {
+      invalid(at(c, {"repository.path"}), section + " path must be an absolute path (got \"" + r.path + "\")");
+    }
+    return;
+  }
+  if (r.bucket.empty()) {
+    invalid(at(c, {"repository.bucket", "repository.type"}), section + " bucket must be set for type \"s3\"");
+  }
+  const std::pair<const char*, const std::string*> credentials[] = {{"access_key_id", &r.access_key_id},
+                                                                     {"secret_access_key", &r.secret_access_key}};
+  for (const auto& [name, value] : credentials) {
+    if (!value->empty()) continue;
+    const std::string key = std::string("repository.") + name;
+    invalid(at(c, {key.c_str(), "repository.type"}),
+            section + " type \"s3\" needs " + name +
+                " (in the file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when the file sets no credentials)");
+  }
+  if (r.region.empty()) invalid(at(c, {"repository.region"}), section + " region must not be empty for type \"s3\"");
+}
+
 Config parse_config(const std::string& toml_text, const std::string& origin, bool use_env,
                     const ConfigOverrides& overrides) {
   Config c;
@@ -167,15 +186,16 @@ Config parse_config(const std::string& toml_text, const std::string& origin, boo
     throw Error(ErrorKind::Config, origin + " line " + std::to_string(e.source().begin.line) + ": " +
                                        std::string(e.description()));
   }
-  apply_toml(c, root, origin);
+  auto tables = apply_toml(c, root, origin);
   if (use_env) {
     std::set<std::string> explicit_keys;
     for (const auto& [k, _] : c.origins) explicit_keys.insert(k);
     for (const auto& [k, _] : overrides) explicit_keys.insert(k);
-    apply_env(c, explicit_keys);
+    config_detail::apply_aws_env(c, explicit_keys);
   }
   apply_overrides(c, overrides);
   validate(c);
+  config_detail::build_repositories(c, tables, use_env, overrides);
   return c;
 }
 

@@ -25,7 +25,14 @@
 namespace pgvault {
 
 struct Config {
+  // One repository's settings: [repository], or a [repositories.NAME] table (same keys).
   struct Repository {
+    std::string name = "primary";  // [repository] name; a [repositories.NAME] table's NAME
+    // required = true: wal-push exits 0 only when a file is durable here. false: the repository may lag;
+    // a failed push here is recorded as owed (repo/owed.h) and pushed later, within the bounds below.
+    bool required = true;
+    int max_owed_segments = 1024;      // more owed than this: wal-push fails (naming the repository)
+    std::string max_owed_age = "24h";  // the oldest owed entry older than this: wal-push fails
     std::string type = "fs";  // "fs" | "s3"
     std::string path = "/var/lib/pgvault/repo";
     std::string bucket;
@@ -43,7 +50,7 @@ struct Config {
     int timeout = 60;                        // s3: seconds without progress before a request is cut
     int connect_timeout = 10;                // s3: seconds to connect
     int retry_time = 120;                    // s3: total seconds of retries before giving up
-  } repository;
+  } repository;  // the repository a single-repository tool acts on: the first one, or the one --repo names
 
   struct CompressionCfg {
     Compression method = Compression::Zstd;
@@ -63,6 +70,9 @@ struct Config {
   struct Push {
     int parallel = 4;
     std::string spool;  // look-ahead spool folder ("" = derived from the repository, outside PGDATA)
+    // The owed queue of repositories allowed to lag (repo/owed.h): "" = /var/lib/pgvault/owed when that
+    // folder exists or can be created, else /var/tmp/pgvault-<uid>/owed (persistent, outside PGDATA).
+    std::string owed_dir;
   } push;
 
   struct Fetch {
@@ -84,7 +94,16 @@ struct Config {
     int min_full_backups = 1;
     std::string incremental_window;  // "" or N{h,d,w}: incrementals older than this go unless needed
     std::string incomplete_grace = "24h";
-  } retention;
+  } retention;  // the policy of `repository`
+
+  // Every configured repository in file order, [repository] first, each with its own retention policy
+  // ([repositories.NAME.retention]; a table that is absent inherits [retention], and so does every key
+  // it leaves unset). After --repo NAME (select_repository) it holds that one repository only.
+  struct RepositoryEntry {
+    Repository repository;
+    Retention retention;
+  };
+  std::vector<RepositoryEntry> repositories;
 
   struct Log {
     std::string level = "info";  // "debug" | "info" | "warning" | "error"
@@ -98,7 +117,15 @@ struct Config {
   std::string where(const std::string& key) const;
 };
 
-// "section.key" -> value, from command-line flags (e.g. --set repository.path=/x).
+// The configuration narrowed to the repository named `name`: `repository` and `retention` are its own,
+// `repositories` holds only it, and origins of its keys read as "repository.KEY" / "retention.KEY".
+// Throws Config naming the configured names when there is none by that name.
+Config select_repository(const Config& config, const std::string& name);
+// One narrowed configuration per configured repository, in order (select_repository of each).
+std::vector<Config> repository_configs(const Config& config);
+
+// "section.key" -> value, from command-line flags (e.g. --set repository.path=/x, or
+// --set repositories.NAME.path=/y and --set repositories.NAME.retention.window=7d for the others).
 using ConfigOverrides = std::map<std::string, std::string>;
 
 // Resolves the path as described above, then loads. `env` is looked up with getenv when nullptr.

@@ -31,6 +31,18 @@ Setter plain(Getter getter) {
 
 // [repository]: where the repository is and how to reach it.
 void add_repository_keys(std::map<std::string, Setter>& t) {
+  t["repository.name"] = plain([](Config& c) -> std::string& { return c.repository.name; });
+  t["repository.required"] = [](Config& c, const RawValue& v, const std::string& k) {
+    c.repository.required = as_bool(v, k);
+  };
+  t["repository.max_owed_segments"] = [](Config& c, const RawValue& v, const std::string& k) {
+    c.repository.max_owed_segments = static_cast<int>(as_int(v, k, 1, 1000000));
+  };
+  t["repository.max_owed_age"] = [](Config& c, const RawValue& v, const std::string& k) {
+    std::string s = as_string(v, k);
+    if (parse_duration(s, v.where + ": " + k) <= 0) bad(v, k, "a positive duration");
+    c.repository.max_owed_age = s;
+  };
   t["repository.type"] = [](Config& c, const RawValue& v, const std::string& k) {
     c.repository.type = as_choice(v, k, {"fs", "s3"});
   };
@@ -105,6 +117,7 @@ void add_job_keys(std::map<std::string, Setter>& t) {
     c.push.parallel = static_cast<int>(as_int(v, k, 1, 64));
   };
   t["push.spool"] = plain([](Config& c) -> std::string& { return c.push.spool; });
+  t["push.owed_dir"] = plain([](Config& c) -> std::string& { return c.push.owed_dir; });
   t["fetch.prefetch"] = [](Config& c, const RawValue& v, const std::string& k) {
     c.fetch.prefetch = static_cast<int>(as_int(v, k, 0, 256));
   };
