@@ -157,3 +157,17 @@ def test_repository_modes_do_not_depend_on_the_tool_or_its_umask(primary, worksp
     wrong = {k: oct(m) for k, m in modes.items() if m != (0o750 if os.path.isdir(repo.path / k) else 0o640)}
     assert wrong == {}, wrong
     assert stat.S_IMODE(os.stat(repo.path).st_mode) == 0o750
+
+
+def test_repo_init_creates_every_configured_repository_or_the_one_named(workspace, s3_server):
+    first = Repo(workspace, "fs", name="first", init=False)
+    second = Repo(workspace, "s3", s3=s3_server, name="second", init=False)
+    first.update({"repositories.cloud": second.settings["repository"]})
+    only = run(first.cmd("repo-init", "--repo", "cloud"), user=PG_USER, cwd=first.dir)
+    assert f"initialised repository {location(second)}" in only.stdout
+    assert nothing_there(first) and not nothing_there(second)
+    both = json.loads(run(first.cmd("repo-init", "--json"), user=PG_USER, cwd=first.dir).stdout)
+    assert [(r["repository"], r["marker_created"]) for r in both] == [(location(first), True),
+                                                                       (location(second), False)]
+    bad = run(first.cmd("repo-init", "--repo", "nope"), user=PG_USER, cwd=first.dir, check=False)
+    assert bad.rc == 2 and 'no repository named "nope" (configured: primary, cloud)' in one_line(bad.stderr)
