@@ -7,6 +7,7 @@
 #include "archive/archive_fixture.h"
 #include "common/archive/archive.h"
 #include "common/archive/spool.h"
+#include "common/base/fs.h"
 
 using namespace pgvault;
 using namespace pgvault::archive_test;
@@ -75,6 +76,9 @@ TEST_F(FetchRepositories, ACorruptCopyIsNeverHandedOverAndTheNextGoodOneIs) {
   auto near = at(near_path), far = at(far_path);
   EXPECT_EQ(fetch(near, far, seg_name(2), 42), FetchOutcome::Fetched);
   EXPECT_EQ(read_file(dest), segment(2));
+  for (const auto& e : sfs::directory_iterator(dir.path())) {  // nothing of the corrupt copy is left
+    EXPECT_EQ(e.path().filename().string().rfind(kTempPrefix, 0), std::string::npos) << e.path();
+  }
   // Alone, the corrupt copy is an error and reaches nothing.
   sfs::remove(dest);
   auto near_again = at(near_path);
