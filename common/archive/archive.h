@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/repo/repo.h"
 
@@ -53,20 +55,44 @@ enum class FetchOutcome { Fetched, Missing };
 FetchOutcome fetch_wal(Repository& repo, const std::string& name, const std::string& dest,
                        std::optional<std::uint64_t> control_sysid = std::nullopt, Digest* digest = nullptr);
 
+// The repositories wal-fetch reads, in configured order ([repository] first, then each
+// [repositories.NAME]; only the one --repo names when the configuration was narrowed to it). Opening
+// makes no request.
+std::vector<std::unique_ptr<Repository>> open_fetch_repositories(const Config& config);
+
+// fetch_wal across several repositories of one database system, tried in order (nearest first): the
+// first good copy is handed over. A repository that answers "not there" (its identity present and
+// matching) or fails (unreachable after its bounded retries, corrupt object, wrong key, no identity,
+// another database system than pg_control's or than the first identity met) is passed over; a failed
+// copy never reaches `dest`. Missing only when every repository answered "not there"; when one failed
+// and none served, throws the first failure's kind with every repository's answer in the message. With
+// one repository this is fetch_wal itself.
+FetchOutcome fetch_wal_any(const std::vector<Repository*>& repos, const std::string& name, const std::string& dest,
+                           std::optional<std::uint64_t> control_sysid = std::nullopt, Digest* digest = nullptr);
+
+// The identity recovery checks against: that of the first of `repos` whose identity can be read and
+// matches `control_sysid` (checked_identity, wal_checks.h); throws the first repository's error when
+// none can.
+Identity fetch_identity(const std::vector<Repository*>& repos, std::optional<std::uint64_t> control_sysid);
+
+// Whose prefetch spool wal-fetch uses: the repositories' descriptions joined by " + " (with one
+// repository its description, as before several repositories existed).
+std::string fetch_spool_owner(const std::vector<Repository*>& repos);
+
 // What restore_command runs, in the data directory: reads the system identifier from global/pg_control
 // when it exists (Corruption when it is not a valid pg_control), removes temporary files that killed
 // earlier calls left beside `dest` (remove_stale_temp_files), then hands over `name` from the prefetch
-// spool of this repository and system when a verified copy is there (see spool.h), else fetches it
-// with fetch_wal; then, when [fetch] prefetch > 0, makes sure a detached worker is fetching the next
-// segments of the same timeline into the spool. `spawn_worker` starts that worker (the tool
+// spool of these repositories and this system when a verified copy is there (see spool.h), else
+// fetches it with fetch_wal_any from every configured repository in order; then, when [fetch] prefetch
+// > 0, makes sure a detached worker is fetching the next segments of the same timeline into the spool. `spawn_worker` starts that worker (the tool
 // re-executes itself); it is not called when a worker is already running. On "missing" (of any file)
 // the spool is emptied and a running worker asked to stop: recovery is ending or waiting for
 // streaming.
 FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
                              const std::function<void()>& spawn_worker);
 
-// Empties every prefetch spool folder of the configured repository (whatever database system it was
-// for): pitr-prepare calls it, so a restore never starts beside segments prefetched for an earlier
+// Empties every prefetch spool folder of the configured repositories, together and each alone
+// (whatever database system it was for): pitr-prepare calls it, so a restore never starts beside segments prefetched for an earlier
 // recovery. Best effort: a spool that cannot be read is left alone.
 void clear_prefetch_spool(const Config& config);
 
@@ -76,8 +102,8 @@ inline constexpr const char* kPrefetchWorkerEnv = "PGVAULT_PREFETCH_WORKER";
 void spawn_prefetch_worker(int argc, char** argv, const std::string& name);
 
 // The detached worker (in the data directory, like its parent): fetches up to [fetch] prefetch segments
-// following `name` into the spool of this repository and system, skipping those already there, with
-// the checks of fetch_wal; stops at the first one missing from the archive, at the first error, or when
+// following `name` into the spool of these repositories and this system, skipping those already there,
+// from the repositories in order with the checks of fetch_wal_any; stops at the first one missing from the archive, at the first error, or when
 // asked to (prefetch.stop, then it empties the spool). A failure to write the spool (a full disk) is
 // logged as a warning once, then at debug level until a worker gets through its batch without one.
 void prefetch_worker(const Config& config, const std::string& name);

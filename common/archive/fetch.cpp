@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "common/archive/archive.h"
 #include "common/archive/spool.h"
@@ -45,14 +46,21 @@ class HandOverCheck final : public Sink {
   std::uint64_t size_ = 0;
 };
 
+// The repositories as pointers, in order.
+std::vector<Repository*> pointers(const std::vector<std::unique_ptr<Repository>>& repos) {
+  std::vector<Repository*> out;
+  for (const auto& r : repos) out.push_back(r.get());
+  return out;
+}
+
 // Segment size and system of this recovery; the spool folder is chosen by the system identifier of
-// pg_control when it was read (no storage request), else by the repository's.
-SpoolOwner spool_owner(Repository& repo, std::optional<std::uint64_t> control_sysid) {
-  SpoolOwner owner{repo.describe(), 0, 0};
+// pg_control when it was read (no storage request), else by the first repository's that answers.
+SpoolOwner spool_owner(const std::vector<Repository*>& repos, std::optional<std::uint64_t> control_sysid) {
+  SpoolOwner owner{fetch_spool_owner(repos), 0, 0};
   if (control_sysid) {
     owner.system_identifier = *control_sysid;
   } else {
-    owner.system_identifier = checked_identity(repo, std::nullopt).system_identifier;
+    owner.system_identifier = fetch_identity(repos, std::nullopt).system_identifier;
   }
   return owner;
 }
@@ -69,11 +77,11 @@ std::string open_spool(const Config& config, const SpoolOwner& owner) {
 }
 
 // A history, .backup or .partial file: fetched; "missing" still ends prefetching.
-FetchOutcome fetch_other(const Config& config, Repository& repo, const std::string& name, const std::string& dest,
-                         std::optional<std::uint64_t> control_sysid) {
-  FetchOutcome outcome = fetch_wal(repo, name, dest, control_sysid);
-  if (outcome == FetchOutcome::Missing) {  // the identity exists: "missing" needs it
-    const std::string spool = open_spool(config, spool_owner(repo, control_sysid));
+FetchOutcome fetch_other(const Config& config, const std::vector<Repository*>& repos, const std::string& name,
+                         const std::string& dest, std::optional<std::uint64_t> control_sysid) {
+  FetchOutcome outcome = fetch_wal_any(repos, name, dest, control_sysid);
+  if (outcome == FetchOutcome::Missing) {  // the identities exist: "missing" needs them
+    const std::string spool = open_spool(config, spool_owner(repos, control_sysid));
     if (!spool.empty()) stop_prefetching(spool);
   }
   return outcome;
@@ -125,21 +133,22 @@ FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std:
 
 FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
                              const std::function<void()>& spawn_worker) {
-  Repository repo(open_storage(config), config);
+  const std::vector<std::unique_ptr<Repository>> opened = open_fetch_repositories(config);
+  const std::vector<Repository*> repos = pointers(opened);
   const auto control_sysid = read_control_system_identifier(".");
   if (int n = remove_stale_temp_files(parent_dir(dest))) spdlog::debug("removed {} stale temporary file(s) beside {}", n, dest);
   auto wal = WalFileName::parse(name);
-  if (config.fetch.prefetch == 0 || !wal) return fetch_wal(repo, name, dest, control_sysid);
-  if (wal->kind != WalFileKind::Segment) return fetch_other(config, repo, name, dest, control_sysid);
+  if (config.fetch.prefetch == 0 || !wal) return fetch_wal_any(repos, name, dest, control_sysid);
+  if (wal->kind != WalFileKind::Segment) return fetch_other(config, repos, name, dest, control_sysid);
 
-  const SpoolOwner owner = spool_owner(repo, control_sysid);
+  const SpoolOwner owner = spool_owner(repos, control_sysid);
   const std::string spool = open_spool(config, owner);
-  if (spool.empty()) return fetch_wal(repo, name, dest, control_sysid);
+  if (spool.empty()) return fetch_wal_any(repos, name, dest, control_sysid);
   FetchOutcome outcome = FetchOutcome::Fetched;
   if (take_prefetched(spool, *wal, dest, owner)) {
     spdlog::debug("restored {} from the prefetch spool", name);
   } else {
-    outcome = fetch_wal(repo, name, dest, control_sysid);
+    outcome = fetch_wal_any(repos, name, dest, control_sysid);
   }
   if (outcome == FetchOutcome::Missing) {
     stop_prefetching(spool);
@@ -150,10 +159,17 @@ FetchOutcome restore_command(const Config& config, const std::string& name, cons
 }
 
 void clear_prefetch_spool(const Config& config) {
-  const std::string repository = open_storage(config)->describe();
-  for (const auto& dir : prefetch_spool_dirs(config.fetch.spool, repository)) {
-    clear_spool(dir, "");
-    remove_stale_temp_files(dir);
+  const std::vector<std::unique_ptr<Repository>> opened = open_fetch_repositories(config);
+  const std::vector<Repository*> repos = pointers(opened);
+  std::vector<std::string> owners{fetch_spool_owner(repos)};  // wal-fetch with every repository
+  if (repos.size() > 1) {
+    for (Repository* r : repos) owners.push_back(r->describe());  // wal-fetch --repo NAME
+  }
+  for (const auto& owner : owners) {
+    for (const auto& dir : prefetch_spool_dirs(config.fetch.spool, owner)) {
+      clear_spool(dir, "");
+      remove_stale_temp_files(dir);
+    }
   }
 }
 

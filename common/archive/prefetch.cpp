@@ -1,10 +1,12 @@
-// prefetch_worker (archive.h): the detached process that fetches the next segments into the spool.
+// prefetch_worker (archive.h): the detached process that fetches the next segments into the spool, from
+// the configured repositories in order.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "common/archive/archive.h"
 #include "common/archive/spool.h"
@@ -17,6 +19,16 @@ namespace pgvault {
 namespace {
 
 constexpr int kPrefetchThreads = 4;
+
+// The configured repositories (open_fetch_repositories), owned, and as fetch_wal_any takes them.
+struct Repositories {
+  std::vector<std::unique_ptr<Repository>> opened;
+  std::vector<Repository*> repos;
+  void open(const Config& config) {
+    opened = open_fetch_repositories(config);
+    for (const auto& r : opened) repos.push_back(r.get());
+  }
+};
 
 // Logs a failed prefetch. A failure to write the spool (Io: a full disk, a quota) warns once; until a
 // worker gets through its batch without one (kPrefetchWarnedFile removed) the same failure is logged at
@@ -81,7 +93,7 @@ class PrefetchBatch {
 
  private:
   void work(TaskGroup& group) {
-    std::unique_ptr<Repository> own;
+    Repositories own;  // this thread's connections
     for (std::size_t i; !group.stop_requested() && (i = next_++) < todo_.size();) {
       const std::string data = spool_ + "/" + todo_[i];
       if (!fetch_one(own, todo_[i], data)) group.cancel();
@@ -90,12 +102,12 @@ class PrefetchBatch {
   }
 
   // False when the batch must stop (prefetch.stop, the end of the archive, a failure).
-  bool fetch_one(std::unique_ptr<Repository>& own, const std::string& name, const std::string& data) {
+  bool fetch_one(Repositories& own, const std::string& name, const std::string& data) {
     try {
       if (path_exists(spool_ + "/" + kPrefetchStopFile)) return false;
-      if (!own) own = std::make_unique<Repository>(open_storage(config_), config_);
+      if (own.opened.empty()) own.open(config_);
       Digest d;
-      if (fetch_wal(*own, name, data, control_sysid_, &d) == FetchOutcome::Missing) {
+      if (fetch_wal_any(own.repos, name, data, control_sysid_, &d) == FetchOutcome::Missing) {
         return false;  // the end of the archive: nothing after it either
       }
       write_ready(data, owner_, d);
@@ -125,17 +137,18 @@ class PrefetchBatch {
 void prefetch_worker(const Config& config, const std::string& name) {
   auto wal = WalFileName::parse(name);
   if (!wal || wal->kind != WalFileKind::Segment || config.fetch.prefetch == 0) return;
-  Repository repo(open_storage(config), config);
+  Repositories repos;
   std::optional<std::uint64_t> control_sysid;
   Identity id;
   try {
+    repos.open(config);
     control_sysid = read_control_system_identifier(".");
-    id = checked_identity(repo, control_sysid);
+    id = fetch_identity(repos.repos, control_sysid);
   } catch (const Error& e) {
     spdlog::debug("no prefetch: {}", e.what());  // the caller's own fetch reported it
     return;
   }
-  const SpoolOwner owner{repo.describe(), id.system_identifier, id.wal_segment_size};
+  const SpoolOwner owner{fetch_spool_owner(repos.repos), id.system_identifier, id.wal_segment_size};
   std::string spool = prefetch_spool_dir(config.fetch.spool, owner.repository, owner.system_identifier);
   SpoolLock lock(spool);
   if (!lock.held()) return;  // another worker is at it

@@ -40,9 +40,9 @@ std::vector<std::pair<std::string, std::string>> parse_tablespace_map(const std:
 }
 
 std::string restore_command_for(const std::string& wal_fetch, const Config& config,
-                                const std::vector<std::string>& sets) {
+                                const std::vector<std::string>& sets, const std::optional<std::string>& repo) {
   std::string config_path = config.source == "(defaults)" ? "" : std::filesystem::absolute(config.source).string();
-  return make_restore_command(wal_fetch, config_path, sets);
+  return make_restore_command(wal_fetch, config_path, sets, repo.value_or(""));
 }
 
 void print_restore_result(const RestoreResult& result, const RestoreOptions& opts, bool json) {

@@ -29,9 +29,14 @@ RecoveryTarget recovery_target_from_flags(const TargetFlags& flags);
 std::vector<std::pair<std::string, std::string>> parse_tablespace_map(const std::vector<std::string>& entries);
 
 // restore_command for the restored server: `wal_fetch` with the same configuration file (made absolute;
-// none when the defaults applied) and the same --set overrides as this run.
+// none when the defaults applied) and the same --set overrides as this run. Without --repo (`repo`
+// unset) wal-fetch gets no --repo either and reads every configured repository in order, so WAL a
+// lagging or unreachable repository lacks still comes from another; with --repo NAME (the operator
+// chose that repository, often because another one is lost or down) it reads that one only, the one
+// whose WAL pitr-prepare checked, and never waits on the others' retries.
 std::string restore_command_for(const std::string& wal_fetch, const Config& config,
-                                const std::vector<std::string>& sets);
+                                const std::vector<std::string>& sets,
+                                const std::optional<std::string>& repo = std::nullopt);
 
 // What pitr-prepare prints after `run_restore`: with `json` the summary line on the log and the JSON on
 // stdout; with --dry-run the summary and the settings for postgresql.auto.conf; else the summary and

@@ -84,9 +84,11 @@ struct RestoreOptions {
 };
 
 // restore_command for postgresql.auto.conf: `wal_fetch` and `config_path` are shell-quoted when needed;
-// each `sets` entry becomes --set KEY=VALUE. config_path "" leaves --config out.
+// each `sets` entry becomes --set KEY=VALUE; a `repo` name becomes --repo NAME (wal-fetch then reads that
+// repository only; without it wal-fetch tries every configured repository in order). config_path ""
+// leaves --config out.
 std::string make_restore_command(const std::string& wal_fetch, const std::string& config_path,
-                                 const std::vector<std::string>& sets);
+                                 const std::vector<std::string>& sets, const std::string& repo = "");
 
 // A time, xid or name target resolved from the WAL index (target_resolve.h) before anything is written.
 struct ResolvedTarget {

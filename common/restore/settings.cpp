@@ -70,10 +70,11 @@ void target_settings(std::ostringstream& o, const RecoveryTarget& t) {
 }  // namespace
 
 std::string make_restore_command(const std::string& wal_fetch, const std::string& config_path,
-                                 const std::vector<std::string>& sets) {
+                                 const std::vector<std::string>& sets, const std::string& repo) {
   std::string cmd = shell_quote(wal_fetch);
   if (!config_path.empty()) cmd += " --config " + shell_quote(config_path);
   for (const auto& s : sets) cmd += " --set " + shell_quote(s);
+  if (!repo.empty()) cmd += " --repo " + shell_quote(repo);
   return cmd + " %f %p";
 }
 

@@ -29,7 +29,11 @@ int main(int argc, char** argv) {
                "Without a target flag, recovery replays all archived WAL (latest). A time, xid or name target\n"
                "is resolved from the WAL index before anything is written: the newest backup that ends before\n"
                "the record recovery stops at is chosen, and a target the archive does not hold is refused\n"
-               "(archive-info --targets lists restore points and commit times).",
+               "(archive-info --targets lists restore points and commit times).\n"
+               "Several repositories: the backup comes from the first ([repository]) or the one --repo names,\n"
+               "and the WAL check covers that repository. The restore_command written reads every configured\n"
+               "repository in order (a segment one lacks comes from another); with --repo it carries --repo\n"
+               "too and reads that repository only.",
                "pitr-prepare"};
   pgvault::CommonOptions common;
   pgvault::RestoreOptions opts;
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
     opts.tablespace_map = pgvault::parse_tablespace_map(ts_map);
     pgvault::Config config = pgvault::load_tool_config(common);
     opts.restore_command = pgvault::restore_command_for(pgvault::sibling_executable("wal-fetch", "pitr-prepare"),
-                                                        config, common.set);
+                                                        config, common.set, common.repo);
     opts.progress = isatty(STDERR_FILENO) != 0;
     pgvault::Repository repo(pgvault::open_storage(config), config);
     repo.require_initialised();

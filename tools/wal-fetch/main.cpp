@@ -11,6 +11,10 @@ int main(int argc, char** argv) {
   CLI::App app{"Restore one WAL file from the pgvault repository (restore_command = 'wal-fetch %f %p').\n"
                "Exits 0 after a verified, atomic write; 1 when the file is not in the archive; on any\n"
                "other failure 200 in archive recovery (PostgreSQL aborts) or 1 on a standby.\n"
+               "With several repositories they are tried in configured order ([repository] first): one that\n"
+               "lacks the file or fails (unreachable, corrupt copy, wrong key, another database system) is\n"
+               "passed over. Exit 1 only when every repository says the file is not there; when one failed and\n"
+               "none served, it is a failure (200, or 1 on a standby). --repo NAME reads that one only.\n"
                "With [fetch] prefetch > 0, a detached worker fetches the next segments ahead.",
                "wal-fetch"};
   pgvault::CommonOptions common;

@@ -68,3 +68,13 @@ TEST(PitrOptions, RestoreCommandNamesAnAbsoluteConfig) {
   EXPECT_EQ(restore_command_for("/usr/bin/wal-fetch", c, {"fetch.prefetch=0"}),
             make_restore_command("/usr/bin/wal-fetch", "/etc/pgvault/pgvault.toml", {"fetch.prefetch=0"}));
 }
+
+// Several repositories: wal-fetch reads them all unless pitr-prepare itself was given --repo.
+TEST(PitrOptions, RestoreCommandCarriesRepoOnlyWhenPitrPrepareWasGivenIt) {
+  Config c;
+  c.source = "/etc/pgvault/pgvault.toml";
+  EXPECT_EQ(restore_command_for("/usr/bin/wal-fetch", c, {}),
+            "/usr/bin/wal-fetch --config /etc/pgvault/pgvault.toml %f %p");
+  EXPECT_EQ(restore_command_for("/usr/bin/wal-fetch", c, {"fetch.prefetch=0"}, std::string("cloud")),
+            "/usr/bin/wal-fetch --config /etc/pgvault/pgvault.toml --set fetch.prefetch=0 --repo cloud %f %p");
+}
