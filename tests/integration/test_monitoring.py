@@ -104,6 +104,8 @@ def test_check_ages_quiet_server_and_failing_archiving(workspace):
     assert "CRITICAL server: archive_command failing" in res.stdout
     res = archive_info(repo, "--check", "--json")
     assert json.loads(res.stdout)["findings"][0]["rule"] == "archiving"
+    res = check(repo, "backup_age_warning=soon")
+    assert res.rc == UNKNOWN and res.stdout.startswith("PGVAULT UNKNOWN - "), res.stdout
 
 
 def test_two_repositories_lag_and_an_unreadable_one(workspace, s3_server):

@@ -143,7 +143,13 @@ int main(int argc, char** argv) {
   Options o;
   add_options(app, o);
   ToolSpec spec = tool_spec("archive-info");
-  // Nagios reads any error of the check itself (bad flag, bad config) as unknown (3).
-  if (has_flag(argc, argv, "--check")) spec.exit_code = [](const Error&) { return 3; };
+  // Nagios reads any error of the check itself (bad flag, bad config) as unknown (3), with its summary
+  // line on stdout (the error is logged to stderr as well).
+  if (has_flag(argc, argv, "--check")) {
+    spec.exit_code = [](const Error& e) {
+      std::printf("PGVAULT UNKNOWN - %s\n", e.what());
+      return static_cast<int>(Severity::Unknown);
+    };
+  }
   return run_tool(spec, app, argc, argv, [&] { return run(spec, o); });
 }
