@@ -11,7 +11,7 @@ PACKAGES=(
   libpq-dev libzstd-dev libssl-dev libcurl4-openssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev
   postgresql-15 postgresql-client-15 zstd
-  python3 python3-pytest python3-botocore python3-cryptography awscli
+  python3 python3-pytest python3-botocore python3-cryptography python3-prometheus-client awscli
   swift swift-proxy swift-account swift-container swift-object
   dpkg-dev file help2man podman buildah debootstrap runc containernetworking-plugins
 )

@@ -4,9 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
+#include <functional>
+#include <set>
 #include <thread>
 
 #include "common/archive/archive.h"
+#include "common/archive/multi_push.h"
 #include "common/archive/spool.h"
 #include "common/base/errors.h"
 #include "common/base/fs.h"
@@ -38,11 +42,15 @@ std::vector<std::string> next_ready(const std::string& wal_dir, const std::strin
   return history;
 }
 
-// The push spool when look-ahead is on and its folder usable; "" otherwise.
-std::string push_spool(const Config& config, const Repository& repo) {
+// A push of one file that may run in any thread (each call opens its own storage connections).
+using PushFn = std::function<PushResult(const std::string& path)>;
+
+// The push spool when look-ahead is on and its folder usable; "" otherwise. `describe` names the
+// repository, or all of them (push_spool_dir).
+std::string push_spool(const Config& config, const std::vector<std::string>& describe) {
   if (config.push.parallel <= 1) return "";
   try {
-    return spool_dir(config.push.spool, "push", repo.describe());
+    return push_spool_dir(config.push.spool, describe);
   } catch (const Error& e) {
     spdlog::warn("look-ahead disabled: {}", e.what());
     return "";
@@ -58,14 +66,14 @@ bool pushed_ahead(const std::string& spool, const std::string& path) {
   }
 }
 
-// Pushes `p` with its own storage connection and records it once durable; any failure is only logged
-// (not recorded: PostgreSQL's own call for this file will push it and report the error).
-void look_ahead_push(const Config& config, const std::string& spool, const std::string& p) {
+// Pushes `p` with its own storage connections and records it once durable (with several repositories:
+// durable in every required one, recorded as owed for the others); any failure is only logged (not
+// recorded: PostgreSQL's own call for this file will push it and report the error).
+void look_ahead_push(const PushFn& push, const std::string& spool, const std::string& p) {
   const std::string next = base_name(p);
   try {
     FileIdentity id = file_identity(p);
-    Repository own(open_storage(config), config);  // one storage connection per thread
-    PushResult r = push_wal(own, p);
+    PushResult r = push(p);
     write_push_record(spool, next, id, r.digest);
   } catch (const std::exception& e) {
     spdlog::debug("look-ahead push of {} failed: {}", next, e.what());
@@ -75,12 +83,13 @@ void look_ahead_push(const Config& config, const std::string& spool, const std::
 // One thread per file ready after `path` (up to [push] parallel - 1), started into `workers` to run
 // beside the caller's own push. Not a TaskGroup: its run() blocks the caller, whose push must overlap
 // these, and a thread that cannot be started must only end the look-ahead, never fail the call.
-void start_look_ahead(ThreadGroup& workers, const Config& config, const std::string& spool, const std::string& path) {
+void start_look_ahead(ThreadGroup& workers, const Config& config, const PushFn& push, const std::string& spool,
+                      const std::string& path) {
   const std::string wal_dir = parent_dir(path);
   const auto max = static_cast<std::size_t>(config.push.parallel - 1);
   for (const std::string& next : next_ready(wal_dir, base_name(path), max)) {
     try {
-      workers.start([&config, &spool, p = wal_dir + "/" + next] { look_ahead_push(config, spool, p); });
+      workers.start([&push, &spool, p = wal_dir + "/" + next] { look_ahead_push(push, spool, p); });
     } catch (const Error& e) {
       spdlog::warn("look-ahead stopped: {}", e.what());  // optional work: the called segment is pushed anyway
       break;
@@ -88,18 +97,49 @@ void start_look_ahead(ThreadGroup& workers, const Config& config, const std::str
   }
 }
 
+// Started catch-up work ends within about this long after the called file is durable (a file already
+// being pushed finishes), so archiving never waits long behind a lagging repository.
+constexpr auto kCatchUpBudget = std::chrono::seconds(3);
+
+// Several repositories (multi_push.h): the called file into all of them beside the look-ahead, then
+// a bounded catch-up of what lagging repositories are owed (not into one whose push just failed).
+PushOutcome archive_everywhere(const Config& config, const std::string& path) {
+  const std::vector<PushTarget> targets = push_targets(config);
+  std::vector<std::string> describe;
+  for (const auto& t : targets) describe.push_back(t.name() + "=" + t.open()->describe());
+  const std::string spool = push_spool(config, describe);
+  PushOutcome outcome = PushOutcome::AlreadyStored;
+  std::set<std::string> failed;
+  if (!spool.empty() && pushed_ahead(spool, path)) {
+    spdlog::debug("{} was archived ahead by an earlier call", base_name(path));
+  } else {
+    const PushFn push = [&targets](const std::string& p) { return push_everywhere(targets, p); };
+    ThreadGroup workers;  // joined on every way out
+    if (!spool.empty()) start_look_ahead(workers, config, push, spool, path);
+    outcome = push_everywhere(targets, path, &failed).outcome;
+  }
+  catch_up(targets, failed, config.push.parallel, std::chrono::steady_clock::now() + kCatchUpBudget);
+  if (!spool.empty()) prune_spool(spool, 24 * 3600);
+  return outcome;
+}
+
 }  // namespace
 
 PushOutcome archive_command(const Config& config, const std::string& path) {
+  if (config.repositories.size() > 1) return archive_everywhere(config, path);
   Repository repo(open_storage(config), config);
-  const std::string spool = push_spool(config, repo);
+  const std::string spool = push_spool(config, {repo.describe()});
   if (!spool.empty() && pushed_ahead(spool, path)) {
     spdlog::debug("{} was archived ahead by an earlier call", base_name(path));
     return PushOutcome::AlreadyStored;
   }
   repo.require_initialised();  // never create a repository (an unmounted directory, a mistyped bucket)
   ThreadGroup workers;  // joined on every way out
-  if (!spool.empty()) start_look_ahead(workers, config, spool, path);
+  const PushFn push = [&config](const std::string& p) {
+    Repository own(open_storage(config), config);  // one storage connection per thread
+    return push_wal(own, p);
+  };
+  if (!spool.empty()) start_look_ahead(workers, config, push, spool, path);
   // Alone, the segment is compressed by two zstd workers (about twice as fast on two cores); beside
   // look-ahead pushes the cores are already busy, so each compresses in its own thread.
   if (workers.empty()) repo.set_auto_threads(std::min(2, static_cast<int>(std::thread::hardware_concurrency())));

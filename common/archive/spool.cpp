@@ -36,6 +36,16 @@ std::string spool_dir(const std::string& configured, const std::string& kind, co
   return dir;
 }
 
+std::string push_spool_dir(const std::string& configured, const std::vector<std::string>& repo_describes) {
+  if (repo_describes.size() == 1) return spool_dir(configured, "push", repo_describes.front());
+  std::string joined;
+  for (const auto& d : repo_describes) joined += d + "\n";
+  std::string dir = spool_base(configured, "push", joined);
+  if (!configured.empty()) dir += "/several-" + repo_hash(joined);
+  make_dirs(dir, 0700);
+  return dir;
+}
+
 std::string prefetch_spool_dir(const std::string& configured, const std::string& repo_describe,
                                std::uint64_t system_identifier, bool create) {
   std::string dir = spool_base(configured, "fetch", repo_describe) + "/" + std::to_string(system_identifier) + "-" +

@@ -37,6 +37,12 @@ namespace pgvault {
 // Created (mode 0700) when missing.
 std::string spool_dir(const std::string& configured, const std::string& kind, const std::string& repo_describe);
 
+// The push spool of the repositories a wal-push call writes to (Repository::describe() of each, in
+// order): spool_dir(configured, "push", ...) of the one; for several, a folder of its own for that set
+// (inside `configured` when it is set), so a record written for a push into one repository never
+// answers a call that must push into several, nor the reverse.
+std::string push_spool_dir(const std::string& configured, const std::vector<std::string>& repo_describes);
+
 // The prefetch spool of repository `repo_describe` for database system `system_identifier`: a folder
 // inside spool_dir(configured, "fetch", repo_describe). Created (mode 0700) when missing and `create`.
 std::string prefetch_spool_dir(const std::string& configured, const std::string& repo_describe,

@@ -105,6 +105,19 @@ struct Config {
   };
   std::vector<RepositoryEntry> repositories;
 
+  // [check]: thresholds of `archive-info --check` (report/check.h). Durations as N{s,m,h,d,w}; "" turns
+  // a duration rule off, 0 a count rule.
+  struct Check {
+    std::string backup_age_warning = "25h";   // newest complete backup older than this
+    std::string backup_age_critical = "49h";
+    std::string wal_age_warning = "1h";       // WAL waiting to be archived (or, without a server, the
+    std::string wal_age_critical = "6h";      // newest archived segment) older than this
+    int owed_warning = 64;                    // segments owed to a repository allowed to lag
+    int owed_critical = 512;
+    int lag_warning = 64;                     // segments a repository is behind the most advanced one
+    int lag_critical = 512;
+  } check;
+
   struct Log {
     std::string level = "info";  // "debug" | "info" | "warning" | "error"
   } log;

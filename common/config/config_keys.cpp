@@ -167,6 +167,30 @@ void add_retention_and_log_keys(std::map<std::string, Setter>& t) {
   };
 }
 
+// [check]: archive-info --check thresholds.
+void add_check_keys(std::map<std::string, Setter>& t) {
+  auto duration = [](std::string Config::Check::*field) {
+    return [field](Config& c, const RawValue& v, const std::string& k) {
+      std::string s = as_string(v, k);
+      if (!s.empty()) parse_duration(s, v.where + ": " + k);
+      c.check.*field = s;
+    };
+  };
+  auto count = [](int Config::Check::*field) {
+    return [field](Config& c, const RawValue& v, const std::string& k) {
+      c.check.*field = static_cast<int>(as_int(v, k, 0, 100000000));
+    };
+  };
+  t["check.backup_age_warning"] = duration(&Config::Check::backup_age_warning);
+  t["check.backup_age_critical"] = duration(&Config::Check::backup_age_critical);
+  t["check.wal_age_warning"] = duration(&Config::Check::wal_age_warning);
+  t["check.wal_age_critical"] = duration(&Config::Check::wal_age_critical);
+  t["check.owed_warning"] = count(&Config::Check::owed_warning);
+  t["check.owed_critical"] = count(&Config::Check::owed_critical);
+  t["check.lag_warning"] = count(&Config::Check::lag_warning);
+  t["check.lag_critical"] = count(&Config::Check::lag_critical);
+}
+
 }  // namespace
 
 const std::map<std::string, Setter>& key_table() {
@@ -176,6 +200,7 @@ const std::map<std::string, Setter>& key_table() {
     add_object_keys(t);
     add_job_keys(t);
     add_retention_and_log_keys(t);
+    add_check_keys(t);
     return t;
   }();
   return table;

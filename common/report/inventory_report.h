@@ -2,6 +2,7 @@
 // --verify (verify.h) when there is one.
 //
 // JSON (--json) is one object; keys are stable (new keys may be added, none renamed or removed).
+// (With several repositories, archive-info prints one such object per repository: fleet_report.h.)
 // LSNs are strings "X/Y", times ISO 8601 UTC strings, sizes integers in bytes:
 // {
 //   "repository": "fs:/var/lib/pgvault/repo",

@@ -1,0 +1,145 @@
+// The owed queue (owed.h): one folder per repository, one small file per owed WAL file.
+#include "common/repo/owed.h"
+
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fstream>
+
+#include "common/base/errors.h"
+#include "common/base/fs.h"
+#include "common/crypto/crypto.h"
+#include "common/pg/wal.h"
+
+namespace pgvault {
+
+namespace {
+
+constexpr const char* kSharedBase = "/var/lib/pgvault/owed";
+
+std::string fallback_base() { return "/var/tmp/pgvault-" + std::to_string(::getuid()) + "/owed"; }
+
+bool is_dir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Where the queues live: [push] owed_dir, else /var/lib/pgvault/owed when it exists (or, when `create`,
+// can be created), else /var/tmp/pgvault-<uid>/owed. Readers never create: a reader finds the shared
+// folder once a writer made it, and the fallback otherwise, as the writer did.
+std::string owed_base(const Config& config, bool create) {
+  if (!config.push.owed_dir.empty()) return config.push.owed_dir;
+  if (is_dir(kSharedBase)) return kSharedBase;
+  if (create) {
+    try {
+      make_dirs(kSharedBase, 0700);
+      return kSharedBase;
+    } catch (const Error&) {
+      // not ours to create (not root): the per-user folder
+    }
+  }
+  return fallback_base();
+}
+
+// What a repository is, for the queue's folder name: a renamed or relocated repository gets a new
+// folder and never inherits another's queue.
+std::string description_of(const Config::Repository& r) {
+  if (r.type == "fs") {
+    std::string p = r.path;
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    return "fs:" + p;
+  }
+  return "s3:" + r.endpoint + "/" + r.bucket + "/" + r.prefix;
+}
+
+std::string queue_dir(const Config& config, bool create) {
+  const auto& r = config.repository;
+  std::string hash = to_hex(sha256(as_bytes(r.name + "\n" + description_of(r)))).substr(0, 16);
+  return owed_base(config, create) + "/" + r.name + "-" + hash;
+}
+
+// Only WAL file names are entries; anything else found there is skipped with a warning (never trusted
+// as a name to read or push). Temporary files of an interrupted add() are skipped quietly.
+bool entry_name(const std::string& dir, const std::string& n) {
+  if (n == "." || n == ".." || n.rfind(kTempPrefix, 0) == 0) return false;
+  auto w = WalFileName::parse(n);
+  if (w && w->name == n) return true;
+  spdlog::warn("owed queue {}: ignoring {} (not a WAL file name)", dir, n);
+  return false;
+}
+
+std::int64_t read_since(const std::string& path) {
+  std::ifstream in(path);
+  std::int64_t since = 0;
+  if (in >> since && since > 0) return since;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) return static_cast<std::int64_t>(st.st_mtime);
+  return 0;
+}
+
+std::vector<OwedEntry> list_dir(const std::string& dir) {
+  std::vector<OwedEntry> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    throw errno_error("open owed queue " + dir, errno);
+  }
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (entry_name(dir, n)) out.push_back({n, read_since(dir + "/" + n)});
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end(), [](const OwedEntry& a, const OwedEntry& b) { return a.name < b.name; });
+  return out;
+}
+
+void require_wal_name(const std::string& dir, const std::string& name) {
+  auto w = WalFileName::parse(name);
+  if (!w || w->name != name) throw Error(ErrorKind::InvalidInput, "owed queue " + dir + ": \"" + name + "\" is not a WAL file name");
+}
+
+}  // namespace
+
+OwedStatus owed_status(const Config& config) {
+  OwedStatus s;
+  s.repository = config.repository.name;
+  auto entries = list_dir(queue_dir(config, false));
+  s.segments = entries.size();
+  for (const auto& e : entries) {
+    if (!s.oldest_since || e.since < *s.oldest_since) s.oldest_since = e.since;
+  }
+  return s;
+}
+
+OwedQueue::OwedQueue(const Config& config) : dir_(queue_dir(config, true)) {}
+
+void OwedQueue::add(const std::string& name, std::int64_t since) {
+  require_wal_name(dir_, name);
+  make_dirs(dir_, 0700);
+  const std::string text = std::to_string(since) + "\n";
+  AtomicFileWriter w(dir_ + "/" + name, /*no_replace=*/true, /*durable=*/true, 0600);
+  w.write(as_bytes(text));
+  try {
+    w.commit();
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Duplicate) throw;  // owed already: the first `since` stays
+  }
+}
+
+void OwedQueue::remove(const std::string& name) {
+  require_wal_name(dir_, name);
+  const std::string path = dir_ + "/" + name;
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return;
+    throw errno_error("remove " + path, errno);
+  }
+  fsync_dir(dir_);
+}
+
+std::vector<OwedEntry> OwedQueue::list() const { return list_dir(dir_); }
+
+}  // namespace pgvault

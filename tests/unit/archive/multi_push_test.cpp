@@ -1,0 +1,197 @@
+// wal-push into several repositories (archive/multi_push.h): the fan-out, the owed queue and its
+// bounds, and the catch-up, on local repositories with injected storage faults.
+#include "common/archive/multi_push.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <ctime>
+#include <filesystem>
+
+#include "archive/archive_fixture.h"
+#include "common/base/errors.h"
+#include "common/repo/owed.h"
+#include "common/storage/storage_fs.h"
+#include "support/test_support.h"
+
+using namespace pgvault;
+using namespace pgvault::archive_test;
+using pgvault::testing::expect_error;
+using pgvault::testing::FaultStorage;
+
+namespace {
+
+std::string seg_name(int n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0000000100000000000000%02X", n);
+  return buf;
+}
+
+struct MultiFixture : Fixture {
+  std::string cloud_path = dir / "cloud";
+  std::atomic<bool> cloud_down{false};
+  std::atomic<int> cloud_puts{0};
+
+  void SetUp() override {
+    Fixture::SetUp();
+    config.push.owed_dir = dir / "owed";
+    config.push.parallel = 2;
+    Config::Repository cloud = config.repository;
+    cloud.name = "cloud";
+    cloud.path = cloud_path;
+    cloud.required = false;
+    config.repositories = {{config.repository, config.retention}, {cloud, config.retention}};
+    for (const std::string& p : {repo_path, cloud_path}) Repository(make_fs_storage(p), config).initialise();
+  }
+  Config::Repository& cloud() { return config.repositories[1].repository; }
+
+  std::vector<PushTarget> targets() {
+    std::vector<PushTarget> t;
+    t.push_back({select_repository(config, "primary"), [p = repo_path] { return make_fs_storage(p); }});
+    t.push_back({select_repository(config, "cloud"), [this] {
+                   auto s = std::make_unique<FaultStorage>(make_fs_storage(cloud_path));
+                   s->fail = [this](const std::string& op, const std::string& key) {
+                     if (op == "put" && key.starts_with("wal/")) ++cloud_puts;
+                     if (cloud_down) throw Error(ErrorKind::Transient, "cloud unreachable (" + op + " " + key + ")");
+                   };
+                   return s;
+                 }});
+    return t;
+  }
+  std::vector<std::string> owed() {
+    std::vector<std::string> out;
+    for (const auto& e : OwedQueue(select_repository(config, "cloud")).list()) out.push_back(e.name);
+    return out;
+  }
+  Bytes fetched(const std::string& path, const std::string& name) {
+    Repository r(make_fs_storage(path), config);
+    std::string dest = dir / ("fetched-" + name);
+    EXPECT_EQ(fetch_wal(r, name, dest), FetchOutcome::Fetched);
+    return read_file(dest);
+  }
+  std::string push_seg(int n) { return put_file(seg_name(n), make_segment(42, 1, static_cast<std::uint8_t>(n), kSeg, n)); }
+};
+
+}  // namespace
+
+TEST_F(MultiFixture, StoresInEveryRepository) {
+  std::string p = push_seg(1);
+  EXPECT_EQ(push_everywhere(targets(), p).outcome, PushOutcome::Stored);
+  EXPECT_EQ(fetched(repo_path, seg_name(1)), read_file(p));
+  EXPECT_EQ(fetched(cloud_path, seg_name(1)), read_file(p));
+  EXPECT_TRUE(owed().empty());
+}
+
+TEST_F(MultiFixture, ALaggingRepositoryOwesTheFile) {
+  cloud_down = true;
+  std::set<std::string> failed;
+  push_everywhere(targets(), push_seg(1), &failed);
+  push_everywhere(targets(), push_seg(2), &failed);
+  EXPECT_EQ(failed, (std::set<std::string>{"cloud"}));
+  EXPECT_EQ(owed(), (std::vector<std::string>{seg_name(1), seg_name(2)}));
+  EXPECT_FALSE(std::filesystem::exists(cloud_path + "/wal/0000000100000000/" + seg_name(1)));
+}
+
+TEST_F(MultiFixture, ARequiredRepositoryFailsTheCall) {
+  cloud().required = true;
+  cloud_down = true;
+  EXPECT_THROW_KIND(push_everywhere(targets(), push_seg(1)), ErrorKind::Transient);
+  EXPECT_TRUE(owed().empty());
+}
+
+TEST_F(MultiFixture, NeverASuccessWhenNothingStoredIt) {
+  config.repositories[0].repository.required = false;
+  std::vector<PushTarget> t = targets();
+  t[0].open = [p = repo_path] {
+    auto s = std::make_unique<FaultStorage>(make_fs_storage(p));
+    s->fail = [](const std::string&, const std::string&) { throw Error(ErrorKind::Transient, "primary down"); };
+    return s;
+  };
+  cloud_down = true;
+  EXPECT_THROW_KIND(push_everywhere(t, push_seg(1)), ErrorKind::Transient);
+}
+
+TEST_F(MultiFixture, TheSegmentBoundFailsNamingRepositoryAndBound) {
+  cloud().max_owed_segments = 1;
+  cloud_down = true;
+  push_everywhere(targets(), push_seg(1));
+  expect_error([&] { push_everywhere(targets(), push_seg(2)); }, ErrorKind::Transient, "max_owed_segments = 1");
+  expect_error([&] { push_everywhere(targets(), push_seg(2)); }, ErrorKind::Transient, "repository cloud");
+  EXPECT_EQ(owed(), (std::vector<std::string>{seg_name(1)}));
+}
+
+TEST_F(MultiFixture, TheAgeBoundFailsNamingRepositoryAndBound) {
+  cloud().max_owed_age = "1h";
+  cloud_down = true;
+  const std::int64_t now = std::time(nullptr);
+  push_everywhere(targets(), push_seg(1), nullptr, now - 7200);
+  expect_error([&] { push_everywhere(targets(), push_seg(2), nullptr, now); }, ErrorKind::Transient,
+               "max_owed_age = 1h");
+}
+
+TEST_F(MultiFixture, DifferentContentIsNeverOwed) {
+  Repository c(make_fs_storage(cloud_path), config);
+  push_wal(c, push_seg(1));
+  std::string other = put_file(seg_name(1), make_segment(42, 1, 99, kSeg, 1));
+  EXPECT_THROW_KIND(push_everywhere(targets(), other), ErrorKind::Duplicate);
+  EXPECT_TRUE(owed().empty());
+}
+
+TEST_F(MultiFixture, CatchUpPushesWhatIsOwedFromAnotherRepository) {
+  cloud_down = true;
+  std::vector<Bytes> content;
+  for (int n = 1; n <= 4; ++n) {
+    std::string p = push_seg(n);
+    content.push_back(read_file(p));
+    push_everywhere(targets(), p);
+    std::filesystem::remove(p);  // PostgreSQL recycled it: the copy must come from the repository
+  }
+  ASSERT_EQ(owed().size(), 4u);
+  // Skipped while the repository is named in `skip` (its push just failed), and nothing started late.
+  EXPECT_EQ(catch_up(targets(), {"cloud"}, 2, std::nullopt).pushed, 0u);
+  EXPECT_EQ(catch_up(targets(), {}, 2, std::chrono::steady_clock::now() - std::chrono::seconds(1)).pushed, 0u);
+  cloud_down = false;
+  CatchUpResult r = catch_up(targets(), {}, 2, std::nullopt);
+  EXPECT_EQ(r.pushed, 4u);
+  EXPECT_EQ(r.owed, 0u);
+  EXPECT_TRUE(owed().empty());
+  for (int n = 1; n <= 4; ++n) EXPECT_EQ(fetched(cloud_path, seg_name(n)), content[n - 1]) << n;
+}
+
+TEST_F(MultiFixture, CatchUpStopsAtAFailingRepositoryAndKeepsTheQueue) {
+  cloud_down = true;
+  for (int n = 1; n <= 3; ++n) push_everywhere(targets(), push_seg(n));
+  cloud_puts = 0;
+  CatchUpResult r = catch_up(targets(), {}, 1, std::nullopt);
+  EXPECT_EQ(r.pushed, 0u);
+  EXPECT_EQ(r.owed, 3u);
+  EXPECT_EQ(cloud_puts.load(), 0);  // the first failure (before any put) ends the run for that repository
+  EXPECT_EQ(owed().size(), 3u);
+}
+
+TEST_F(MultiFixture, CatchUpCommandDrainsOrSaysWhatIsStillOwed) {
+  cloud_down = true;
+  for (int n = 1; n <= 3; ++n) push_everywhere(targets(), push_seg(n));
+  catch_up_command(config, "cloud");  // the configured (unfailing) storages
+  EXPECT_TRUE(owed().empty());
+  OwedQueue(select_repository(config, "cloud")).add(seg_name(9), std::time(nullptr));  // held nowhere
+  expect_error([&] { catch_up_command(config, ""); }, ErrorKind::Transient, "cloud: 1");
+  EXPECT_THROW_KIND(catch_up_command(config, "nosuch"), ErrorKind::Config);
+}
+
+TEST_F(MultiFixture, ASuccessfulRetryForgetsTheOwedEntry) {
+  cloud_down = true;
+  std::string p = push_seg(1);
+  push_everywhere(targets(), p);
+  ASSERT_EQ(owed().size(), 1u);
+  cloud_down = false;
+  push_everywhere(targets(), p);
+  EXPECT_TRUE(owed().empty());
+}
+
+TEST_F(MultiFixture, OwedFileNoOtherRepositoryHoldsStaysOwed) {
+  OwedQueue(select_repository(config, "cloud")).add(seg_name(7), std::time(nullptr));
+  CatchUpResult r = catch_up(targets(), {}, 2, std::nullopt);
+  EXPECT_EQ(r.pushed, 0u);
+  EXPECT_EQ(owed(), (std::vector<std::string>{seg_name(7)}));
+}
