@@ -47,13 +47,10 @@ std::string owed_base(const Config& config, bool create) {
 
 // What a repository is, for the queue's folder name: a renamed or relocated repository gets a new
 // folder and never inherits another's queue.
+// A path's trailing slashes do not make another location.
 std::string description_of(const Config::Repository& r) {
-  if (r.type == "fs") {
-    std::string p = r.path;
-    while (p.size() > 1 && p.back() == '/') p.pop_back();
-    return "fs:" + p;
-  }
-  return "s3:" + r.endpoint + "/" + r.bucket + "/" + r.prefix;
+  if (r.type != "fs") return "s3:" + r.endpoint + "/" + r.bucket + "/" + r.prefix;
+  return "fs:" + r.path.substr(0, std::max<std::size_t>(1, r.path.find_last_not_of('/') + 1));
 }
 
 std::string queue_dir(const Config& config, bool create) {

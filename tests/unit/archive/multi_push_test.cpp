@@ -30,7 +30,7 @@ std::string seg_name(int n) {
 struct MultiFixture : Fixture {
   std::string cloud_path = dir / "cloud";
   std::atomic<bool> cloud_down{false};
-  std::atomic<int> cloud_puts{0};
+  std::atomic<int> cloud_puts{0}, cloud_calls{0};
 
   void SetUp() override {
     Fixture::SetUp();
@@ -52,6 +52,7 @@ struct MultiFixture : Fixture {
                    auto s = std::make_unique<FaultStorage>(make_fs_storage(cloud_path));
                    s->fail = [this](const std::string& op, const std::string& key) {
                      if (op == "put" && key.starts_with("wal/")) ++cloud_puts;
+                     ++cloud_calls;
                      if (cloud_down) throw Error(ErrorKind::Transient, "cloud unreachable (" + op + " " + key + ")");
                    };
                    return s;
@@ -147,10 +148,11 @@ TEST_F(MultiFixture, CatchUpPushesWhatIsOwedFromAnotherRepository) {
     std::filesystem::remove(p);  // PostgreSQL recycled it: the copy must come from the repository
   }
   ASSERT_EQ(owed().size(), 4u);
+  cloud_down = false;
   // Skipped while the repository is named in `skip` (its push just failed), and nothing started late.
   EXPECT_EQ(catch_up(targets(), {"cloud"}, 2, std::nullopt).pushed, 0u);
   EXPECT_EQ(catch_up(targets(), {}, 2, std::chrono::steady_clock::now() - std::chrono::seconds(1)).pushed, 0u);
-  cloud_down = false;
+  ASSERT_EQ(owed().size(), 4u);
   CatchUpResult r = catch_up(targets(), {}, 2, std::nullopt);
   EXPECT_EQ(r.pushed, 4u);
   EXPECT_EQ(r.owed, 0u);
@@ -162,10 +164,12 @@ TEST_F(MultiFixture, CatchUpStopsAtAFailingRepositoryAndKeepsTheQueue) {
   cloud_down = true;
   for (int n = 1; n <= 3; ++n) push_everywhere(targets(), push_seg(n));
   cloud_puts = 0;
+  cloud_calls = 0;
   CatchUpResult r = catch_up(targets(), {}, 1, std::nullopt);
   EXPECT_EQ(r.pushed, 0u);
   EXPECT_EQ(r.owed, 3u);
-  EXPECT_EQ(cloud_puts.load(), 0);  // the first failure (before any put) ends the run for that repository
+  EXPECT_EQ(cloud_puts.load(), 0);
+  EXPECT_EQ(cloud_calls.load(), 1);  // the first failure ends the run for that repository
   EXPECT_EQ(owed().size(), 3u);
 }
 

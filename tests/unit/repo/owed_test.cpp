@@ -105,6 +105,19 @@ TEST_F(OwedFixture, ARenamedOrRelocatedRepositoryHasItsOwnQueue) {
   EXPECT_EQ(std::filesystem::path(OwedQueue(config).dir()).parent_path(), std::filesystem::path(dir / "owed"));
 }
 
+TEST_F(OwedFixture, AnFsPathWithTrailingSlashesIsTheSameRepository) {
+  Config fs = config;
+  fs.repository.type = "fs";
+  fs.repository.path = "/var/lib/pgvault/repo";
+  OwedQueue(fs).add(kSeg1, 100);
+  Config slashed = fs;
+  slashed.repository.path = "/var/lib/pgvault/repo//";
+  EXPECT_EQ(owed_status(slashed).segments, 1u);
+  Config elsewhere = fs;
+  elsewhere.repository.path = "/var/lib/pgvault/repo2";
+  EXPECT_EQ(owed_status(elsewhere).segments, 0u);
+}
+
 TEST_F(OwedFixture, EntriesAreFilesWrittenWhole) {
   OwedQueue q(config);
   q.add(kSeg1, 1234);
