@@ -8,13 +8,15 @@
 //
 // Every object is read verified (decoded: SHA-256, AEAD tag; a bundle also file by file against the
 // manifest, a WAL segment by its page header against the identity) and re-encoded into the destination
-// with the destination's keys: an object's trailer claim is bound to its key under the repository's
-// master key (codec.h), so copying bytes would only be right between repositories sharing a key record.
+// with the destination's settings and key (see below).
 // The decoded bytes stream from the reader into the writer (memory bounded whatever the object size);
 // an object whose verification fails is never committed at the destination.
 //
 // Interrupted runs: bundles written before the manifest are an incomplete backup at the destination
 // (invisible); the next run writes them again (plain puts overwrite) and then the manifest.
+// Why re-encode rather than copy the stored bytes: a copy of the bytes is only valid under the same
+// master key and key record, and an encrypted object's trailer carries a claim keyed by the repository's
+// key (codec.h); the destination may also compress differently. Decoding is needed to verify anyway.
 // retention-prune's incomplete_grace collects them like base-push's leftovers when no run finishes it.
 #pragma once
 
@@ -83,8 +85,9 @@ CopyResult run_backup_copy(Repository& src, Repository& dst, const CopyOptions& 
 std::string copy_summary_text(const CopyResult& r);
 std::string copy_summary_json(const CopyResult& r);
 
-// The copy hook from PGVAULT_TEST_COPY_CRASH_AFTER=<n> (test-only: _exit(9) after the n-th object
-// written); empty when unset.
+// The copy hook from PGVAULT_TEST_COPY_CRASH_AFTER (test-only): =<n>: _exit(9) after the n-th object
+// written; =<kind> (copy_step_kind_name, e.g. "bundle"): after the first object of that kind. Empty when
+// unset.
 std::function<void(const CopyStep&)> copy_test_hook();
 
 }  // namespace pgvault

@@ -152,11 +152,13 @@ CopyResult run_backup_copy(Repository& src, Repository& dst, const CopyOptions& 
 }
 
 std::function<void(const CopyStep&)> copy_test_hook() {
-  const char* n = std::getenv("PGVAULT_TEST_COPY_CRASH_AFTER");
-  if (!n || !*n) return {};
-  long after = std::strtol(n, nullptr, 10);
-  return [after, count = 0L](const CopyStep&) mutable {
-    if (++count >= after) {
+  const char* v = std::getenv("PGVAULT_TEST_COPY_CRASH_AFTER");
+  if (!v || !*v) return {};
+  char* end = nullptr;
+  const long after = std::strtol(v, &end, 10);
+  const std::string kind = *end ? v : "";  // a step kind ("bundle"), else a count
+  return [after, kind, count = 0L](const CopyStep& s) mutable {
+    if (kind.empty() ? ++count >= after : copy_step_kind_name(s.kind) == kind) {
       std::fflush(nullptr);
       ::_exit(9);
     }

@@ -56,7 +56,7 @@ def test_chain_copied_to_s3_interrupted_then_finished_restores_from_s3_alone(wor
     incr = base_push(pg, fs, "--type", "incremental")
     assert incr["parent"] == full["label"]
 
-    res = copy(fs, env=dict(os.environ, PGVAULT_TEST_COPY_CRASH_AFTER="3"))
+    res = copy(fs, env=dict(os.environ, PGVAULT_TEST_COPY_CRASH_AFTER="bundle"))
     assert res.rc == 9, res.stderr
     assert manifests(cloud) == [] and cloud.keys("backups/"), "objects written, no manifest"
 
@@ -110,11 +110,16 @@ def test_base_push_to_a_named_repository_and_retention_per_repository(workspace,
     assert manifests(cloud) == sorted(fs_labels + cloud_only)
     pg.stop()
 
-    fs.update({"retention": {"full_backups": 2}, "repositories.cloud.retention": {"full_backups": 4},
-               "repositories.broken": {"type": "fs", "path": str(workspace.path("not-a-repo"))}})
+    # A repository that fails (no repository at its path) listed before cloud: cloud is pruned all the same.
+    cloud_table = fs.settings.pop("repositories.cloud")
+    fs.update({"retention": {"full_backups": 2},
+               "repositories.broken": {"type": "fs", "path": str(workspace.path("not-a-repo"))},
+               "repositories.cloud": cloud_table, "repositories.cloud.retention": {"full_backups": 4}})
     res = run(fs.cmd("retention-prune", "--json"), user=PG_USER)
     assert res.rc == EXIT_CONFIG, res.stdout + res.stderr  # the broken one: no repository there
-    report = {r["name"]: r for r in json.loads(res.stdout)["repositories"]}
+    entries = json.loads(res.stdout)["repositories"]
+    assert [r["name"] for r in entries] == ["primary", "broken", "cloud"]
+    report = {r["name"]: r for r in entries}
     assert report["broken"]["ok"] is False and report["broken"]["error_kind"] == "not-initialised"
     assert report["primary"]["report"]["policy"]["full_backups"] == 2
     assert report["cloud"]["report"]["policy"]["full_backups"] == 4
