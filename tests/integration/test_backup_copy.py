@@ -66,6 +66,11 @@ def test_chain_copied_to_s3_interrupted_then_finished_restores_from_s3_alone(wor
     assert summary["copied"] == [full["label"], incr["label"]], summary
     assert manifests(cloud) == [full["label"], incr["label"]]
     assert json.loads(copy(fs, "--json").stdout)["copied"] == [], "nothing left to copy"
+    # Every copied object verifies; the only problems are the WAL between one backup's stop and the next
+    # one's start, which backup-copy does not copy (each backup brings its start..stop segments).
+    res = run(fs.cmd("archive-info", "--repo", "cloud", "--verify"), user=PG_USER)
+    problems = [l.strip() for l in res.stdout.splitlines() if l.strip().startswith("PROBLEM")]
+    assert res.rc in (0, 1) and all(p.startswith("PROBLEM missing wal/") for p in problems), res.stdout + res.stderr
 
     pg.stop()
     shutil.move(str(fs.path), str(fs.path) + ".away")  # S3 alone from here on
