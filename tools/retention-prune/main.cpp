@@ -3,13 +3,42 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/cli/cli.h"
+#include "common/retention/prune_all.h"
 #include "common/retention/run.h"
+
+namespace {
+
+// The policy flags override every repository's policy: [retention] (which [repositories.NAME.retention]
+// tables inherit) and each other repository's own table (its names come from a first load).
+void add_policy_flags(pgvault::CommonOptions& common,
+                      const std::vector<std::pair<std::string, std::optional<std::string>>>& flags) {
+  bool any = false;
+  for (const auto& [key, value] : flags) any = any || value.has_value();
+  if (!any) return;
+  pgvault::CommonOptions all = common;
+  all.repo.reset();
+  const pgvault::Config config = pgvault::load_tool_config(all);
+  for (const auto& [key, value] : flags) {
+    if (!value) continue;
+    common.set.push_back("retention." + key + "=" + *value);
+    for (std::size_t i = 1; i < config.repositories.size(); ++i) {
+      common.set.push_back("repositories." + config.repositories[i].repository.name + ".retention." + key + "=" + *value);
+    }
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Delete the backups and WAL that the [retention] policy no longer needs, and garbage-collect\n"
-               "incomplete backups and leftover temporary files. One run at a time per repository.",
+               "incomplete backups and leftover temporary files. One run at a time per repository.\n"
+               "Every configured repository is pruned by its own policy ([retention], or its\n"
+               "[repositories.NAME.retention]), one report each; --repo NAME prunes that one only. A failure in\n"
+               "one repository does not stop the others; the exit code is then that failure's.",
                "retention-prune"};
   pgvault::CommonOptions common;
   pgvault::PruneOptions prune;
@@ -17,7 +46,7 @@ int main(int argc, char** argv) {
   std::string stale = "1h";
   app.add_flag("--dry-run", prune.dry_run, "print the plan; delete nothing");
   app.add_flag("--json", prune.json, "print the plan (and, after a run, the result) as JSON on stdout");
-  app.add_option("--full-backups", full, "keep the newest N full backups (overrides [retention] full_backups)")
+  app.add_option("--full-backups", full, "keep the newest N full backups (overrides full_backups of every repository's policy)")
       ->type_name("N");
   app.add_option("--window", window, "keep what recovers to any point this far back, e.g. 30d (\"\" = off)")
       ->type_name("DURATION");
@@ -31,18 +60,16 @@ int main(int argc, char** argv) {
       ->type_name("DURATION");
   pgvault::add_common_options(app, common);
   return pgvault::run_tool(pgvault::tool_spec("retention-prune"), app, argc, argv, [&] {
-    if (full) common.set.push_back("retention.full_backups=" + *full);
-    if (window) common.set.push_back("retention.window=" + *window);
-    if (incr_window) common.set.push_back("retention.incremental_window=" + *incr_window);
-    if (min_full) common.set.push_back("retention.min_full_backups=" + *min_full);
-    if (grace) common.set.push_back("retention.incomplete_grace=" + *grace);
+    const std::vector<std::pair<std::string, std::optional<std::string>>> flags = {
+        {"full_backups", full}, {"window", window}, {"incremental_window", incr_window},
+        {"min_full_backups", min_full}, {"incomplete_grace", grace}};
+    add_policy_flags(common, flags);
     pgvault::Config config = pgvault::load_tool_config(common);
-    pgvault::RetentionPolicy policy = pgvault::retention_policy(config);
     prune.stale_after = pgvault::stale_lock_timeout(stale);
     prune.now = pgvault::retention_clock();
-    pgvault::Repository repo(pgvault::open_storage(config), config);
-    repo.require_initialised();  // a mistyped path or bucket: no lock object is written there
-    std::fputs(pgvault::run_retention_prune(repo, policy, prune).c_str(), stdout);
+    std::vector<pgvault::PruneFailure> failures;
+    std::fputs(pgvault::prune_repositories(pgvault::repository_configs(config), prune, failures).c_str(), stdout);
+    if (!failures.empty()) throw pgvault::prune_failures_error(failures);
     return pgvault::kExitSuccess;
   });
 }

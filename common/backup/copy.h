@@ -1,0 +1,93 @@
+// backup-copy: copies complete backups (an incremental with its chain, parents first) and the WAL each
+// needs from one repository to another, without the database.
+//
+// What a backup needs: its bundles, the server's backup_manifest when the source has one, its manifest
+// (LAST: the commit point), every WAL segment from its start to its stop segment (following its
+// timeline's history), the history files of those timelines, and the WAL index object of each segment
+// where the source has one.
+//
+// Every object is read verified (decoded: SHA-256, AEAD tag; a bundle also file by file against the
+// manifest, a WAL segment by its page header against the identity) and re-encoded into the destination
+// with the destination's settings and key (see below).
+// The decoded bytes stream from the reader into the writer (memory bounded whatever the object size);
+// an object whose verification fails is never committed at the destination.
+//
+// Interrupted runs: bundles written before the manifest are an incomplete backup at the destination
+// (invisible); the next run writes them again (plain puts overwrite) and then the manifest.
+// Why re-encode rather than copy the stored bytes: a copy of the bytes is only valid under the same
+// master key and key record, and an encrypted object's trailer carries a claim keyed by the repository's
+// key (codec.h); the destination may also compress differently. Decoding is needed to verify anyway.
+// retention-prune's incomplete_grace collects them like base-push's leftovers when no run finishes it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/repo/inventory.h"
+#include "common/repo/repo.h"
+
+namespace pgvault {
+
+// One object to copy, in plan order.
+struct CopyStep {
+  enum class Kind { History, Wal, WalIndex, Bundle, ServerManifest, Manifest };
+  Kind kind = Kind::Wal;
+  std::string key;
+  std::string label;             // the backup the step belongs to
+  std::uint64_t stored_size = 0; // at the source (progress), 0 when unknown
+  bool at_destination = false;   // WAL and history: the destination holds it (checked: same content)
+};
+std::string copy_step_kind_name(CopyStep::Kind k);  // "history", "wal", "wal-index", "bundle", ...
+
+struct CopyPlan {
+  std::vector<std::string> labels;  // backups to copy, oldest first (a parent before its child)
+  std::vector<std::string> present; // asked for (or chain members) but already complete at the destination
+  std::vector<CopyStep> steps;      // each backup: history, WAL (+ index), bundles, server manifest, manifest
+};
+
+// Plans the copy from `src` to `dst` (inventories: manifests read and verified). `label`: one backup
+// (NotFound when the source has no complete backup by that name), else every complete backup of the
+// source that the destination lacks. Every backup to copy brings its chain's members the destination
+// lacks (a broken chain throws its problem's kind, naming it) and its WAL (NotFound naming the first
+// segment or history file the source lacks). `src_wal_indexes`: the keys under walindex/ at the source;
+// `server_manifests`: labels whose folder holds a backup_manifest at the source.
+CopyPlan plan_backup_copy(const Inventory& src, const Inventory& dst, const std::optional<std::string>& label,
+                          const std::set<std::string>& src_wal_indexes, const std::set<std::string>& server_manifests);
+
+struct CopyOptions {
+  std::optional<std::string> label;  // --backup LABEL
+  bool progress = false;              // a progress line on stderr
+  // Called after each object is written at the destination (tests: a crash half-way).
+  std::function<void(const CopyStep&)> after_step;
+};
+
+struct CopyResult {
+  std::string from, to;  // Repository::describe()
+  CopyPlan plan;
+  std::uint64_t objects = 0;       // objects written at the destination
+  std::uint64_t bytes = 0;         // plaintext bytes copied
+  std::uint64_t wal_present = 0;   // WAL and history objects the destination already held (same content)
+  double seconds = 0;
+};
+
+// Copies by plan_backup_copy. The destination must exist (require_initialised); its identity is created
+// from the source's when absent, and a destination of another system is refused (Foreign). A WAL or
+// history object the destination holds with other content is a Duplicate error naming both digests; an
+// object the source cannot give verified is a Corruption (or NotFound) error naming it. Interrupted on
+// SIGINT/SIGTERM after install_interrupt_handlers().
+CopyResult run_backup_copy(Repository& src, Repository& dst, const CopyOptions& opts);
+
+// The summary: text lines, or one JSON object (docs in the tool's --help and README).
+std::string copy_summary_text(const CopyResult& r);
+std::string copy_summary_json(const CopyResult& r);
+
+// The copy hook from PGVAULT_TEST_COPY_CRASH_AFTER (test-only): =<n>: _exit(9) after the n-th object
+// written; =<kind> (copy_step_kind_name, e.g. "bundle"): after the first object of that kind. Empty when
+// unset.
+std::function<void(const CopyStep&)> copy_test_hook();
+
+}  // namespace pgvault

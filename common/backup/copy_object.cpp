@@ -1,0 +1,172 @@
+// backup-copy's object copy (copy_object.h): decode at the source, verify, re-encode at the destination.
+#include "common/backup/copy_object.h"
+
+#include <algorithm>
+#include <exception>
+#include <map>
+#include <memory>
+
+#include "common/backup/interrupt.h"
+#include "common/base/errors.h"
+#include "common/base/hex.h"
+#include "common/base/threads.h"
+#include "common/repo/backup_bundles.h"
+#include "common/repo/bundle_split.h"
+#include "common/repo/layout.h"
+
+namespace pgvault {
+
+namespace {
+
+constexpr std::size_t kPipeBytes = 8u << 20;
+
+// A bundle's files against the manifest: the first file whose checksum differs, or a bundle that ends
+// inside a file, stops the copy (an error naming the file).
+class BundleCheck final : public BundleVisitor {
+ public:
+  explicit BundleCheck(std::string where) : where_(std::move(where)) {}
+  void on_begin(const ManifestFile&) override {}
+  void on_data(const ManifestFile&, ByteView) override {}
+  void on_end(const ManifestFile& f, const std::string& mismatch) override {
+    if (!mismatch.empty()) throw Error(ErrorKind::Corruption, where_ + ": file " + f.path + ": " + mismatch);
+  }
+  void on_extra(std::uint64_t) override {}
+  void on_truncated(std::uint64_t pos, const ManifestFile& inside) override {
+    throw Error(ErrorKind::Corruption,
+                where_ + ": ends after " + std::to_string(pos) + " bytes, inside file " + inside.path);
+  }
+
+ private:
+  std::string where_;
+};
+
+// A WAL segment's size and first page header against its name and the identity.
+class SegmentCheck final : public Sink {
+ public:
+  SegmentCheck(const WalFileName& name, const Identity& id, std::string where)
+      : name_(name), id_(id), where_(std::move(where)) {}
+  void write(ByteView d) override {
+    if (header_.size() < kWalLongHeaderSize) {
+      std::size_t n = std::min(kWalLongHeaderSize - header_.size(), d.size());
+      header_.insert(header_.end(), d.begin(), d.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    size_ += d.size();
+  }
+  void finish() override {
+    if (size_ != id_.wal_segment_size) {
+      throw Error(ErrorKind::Corruption, where_ + ": segment of " + std::to_string(size_) + " bytes, expected " +
+                                             std::to_string(id_.wal_segment_size));
+    }
+    WalLongHeader h = parse_wal_long_header(header_, where_);
+    if (auto bad = check_segment_header(h, name_, id_.wal_segment_size, id_.system_identifier)) throw *bad;
+  }
+
+ private:
+  WalFileName name_;
+  const Identity& id_;
+  std::string where_;
+  Bytes header_;
+  std::uint64_t size_ = 0;
+};
+
+// The decoded bytes pass the check (when there is one), then go on to `next` (the pipe, or nowhere).
+// finish() comes after the decoder verified everything: only then is `next` closed.
+class Tee final : public Sink {
+ public:
+  Tee(Sink* check, BytePipe* next) : check_(check), next_(next) {}
+  void write(ByteView d) override {
+    if (check_) check_->write(d);
+    if (next_) next_->write(d);
+  }
+  void finish() override {
+    if (check_) check_->finish();
+    if (next_) next_->close();
+  }
+
+ private:
+  Sink* check_;
+  BytePipe* next_;
+};
+
+// The check for `what` (nullptr: the codec's own verification is all).
+std::unique_ptr<Sink> make_check(const ObjectToCopy& what, const Identity& id, const std::string& where,
+                                 std::unique_ptr<BundleCheck>& visitor) {
+  if (what.bundle_files) {
+    visitor = std::make_unique<BundleCheck>(where);
+    std::vector<const ManifestFile*> files = *what.bundle_files;
+    sort_bundle_files(files, what.backup ? what.backup->label : "", what.bundle);
+    return std::make_unique<BundleSplitter>(std::move(files), *visitor);
+  }
+  if (what.segment) return std::make_unique<SegmentCheck>(*what.segment, id, where);
+  return nullptr;
+}
+
+// Decodes `key` at `src` into `tee`; a failure is handed to `pipe` (its reader stops) and kept.
+Digest decode_into(Repository& src, const std::string& key, Tee& tee, BytePipe* pipe, std::exception_ptr& error) {
+  try {
+    return src.get_object(key, tee);
+  } catch (...) {
+    error = std::current_exception();
+    if (pipe) pipe->abort();
+    return {};
+  }
+}
+
+// The bundle's plaintext size and SHA-256 against the manifest.
+void check_bundle_digest(const ObjectToCopy& what, const Digest& d, const std::string& where) {
+  if (!what.backup) return;
+  for (const auto& mb : what.backup->bundles) {
+    if (mb.index != what.bundle) continue;
+    if (mb.plain_size != d.size || (!mb.sha256.empty() && mb.sha256 != to_hex(d.sha256))) {
+      throw Error(ErrorKind::Corruption, where + ": plaintext " + d.describe() + ", the manifest says sha256 " +
+                                             mb.sha256 + ", " + std::to_string(mb.plain_size) + " bytes");
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<const ManifestFile*> files_in_bundle(const BackupManifest& m, std::uint64_t bundle) {
+  std::vector<const ManifestFile*> out;
+  for (const auto& f : m.files) {
+    // An "unchanged" entry stores nothing: its checksum is of the parent's content, no bundle holds it.
+    if (f.kind != FileKind::Unchanged && f.bundle == bundle) out.push_back(&f);
+  }
+  return out;
+}
+
+Digest verify_object(Repository& src, const ObjectToCopy& what, const Identity& id) {
+  const std::string where = src.describe() + "/" + what.key;
+  std::unique_ptr<BundleCheck> visitor;
+  std::unique_ptr<Sink> check = make_check(what, id, where, visitor);
+  Tee tee(check.get(), nullptr);
+  Digest d = src.get_object(what.key, tee);
+  if (what.bundle_files) check_bundle_digest(what, d, where);
+  return d;
+}
+
+Digest copy_object(Repository& src, Repository& dst, const ObjectToCopy& what, const Identity& id) {
+  const std::string where = src.describe() + "/" + what.key;
+  std::unique_ptr<BundleCheck> visitor;
+  std::unique_ptr<Sink> check = make_check(what, id, where, visitor);
+  BytePipe pipe(kPipeBytes, [] { check_interrupt(); });
+  Tee tee(check.get(), &pipe);
+  std::exception_ptr read_error;
+  Digest d;
+  ThreadGroup reader([&pipe] { pipe.abort(); });
+  reader.start([&] { d = decode_into(src, what.key, tee, &pipe, read_error); });
+  try {
+    dst.put_object(what.key, pipe);
+  } catch (...) {
+    pipe.fail(std::current_exception());
+    reader.join();
+    if (read_error) std::rethrow_exception(read_error);  // the source's error says why the writer stopped
+    throw;
+  }
+  reader.join();
+  if (read_error) std::rethrow_exception(read_error);
+  if (what.bundle_files) check_bundle_digest(what, d, where);
+  return d;
+}
+
+}  // namespace pgvault

@@ -1,0 +1,124 @@
+// backup-copy's plan (copy.h): which backups, in which order, and every object each one needs.
+#include <algorithm>
+
+#include "common/backup/copy.h"
+#include "common/base/errors.h"
+#include "common/repo/chain.h"
+#include "common/repo/layout.h"
+
+namespace pgvault {
+
+namespace {
+
+using Kind = CopyStep::Kind;
+
+const BackupManifest* find_backup(const Inventory& inv, const std::string& label) {
+  for (const auto& b : inv.backups) {
+    if (b.label == label) return &b;
+  }
+  return nullptr;
+}
+
+// The backups to copy for `wanted` (a complete backup of src): its chain's members dst lacks, oldest
+// (the full backup) first. Members dst holds already go to `present`.
+void add_with_chain(const Inventory& src, const Inventory& dst, const BackupManifest& wanted, CopyPlan& plan) {
+  BackupChain chain = resolve_chain(src, wanted);
+  if (!chain.complete()) {
+    throw Error(chain.problem_kind, "backup " + wanted.label + " cannot be copied: " + chain.problem);
+  }
+  for (auto it = chain.members.rbegin(); it != chain.members.rend(); ++it) {
+    const std::string& label = (*it)->label;
+    auto& list = find_backup(dst, label) ? plan.present : plan.labels;
+    if (std::find(list.begin(), list.end(), label) == list.end()) list.push_back(label);
+  }
+}
+
+// The timeline recovery reads segment `segno` from: the newest step beginning at or before it.
+std::uint32_t timeline_of(const std::vector<ChainStep>& chain, std::uint64_t segno) {
+  std::uint32_t tli = chain.front().timeline;
+  for (const auto& step : chain) {
+    if (step.begin_segno <= segno) tli = step.timeline;
+  }
+  return tli;
+}
+
+void add_wal_step(Kind kind, const std::string& key, const std::string& label, std::uint64_t size, bool at_dst,
+                  CopyPlan& plan, std::set<std::string>& seen) {
+  if (!seen.insert(key).second) return;  // a WAL object shared by two backups is copied once
+  plan.steps.push_back({kind, key, label, size, at_dst});
+}
+
+// The history files of the timelines recovery from `b` reads, then every segment from its start to its
+// stop segment with its WAL index where the source has one.
+void add_wal_steps(const Inventory& src, const Inventory& dst, const BackupManifest& b,
+                   const std::set<std::string>& src_wal_indexes, CopyPlan& plan, std::set<std::string>& seen) {
+  std::vector<ChainStep> chain = timeline_chain(src, b.timeline, b.start_lsn, b.timeline);
+  WalCheck check = check_wal_path(src, chain, b.start_lsn, b.stop_lsn, b.stop_lsn);
+  if (!check.ok()) {
+    throw Error(ErrorKind::NotFound, "backup " + b.label + " cannot be copied: the source lacks WAL file " +
+                                         *check.missing + " (" + *check.missing_key + ")");
+  }
+  for (const auto& step : chain) {
+    auto h = src.histories.find(step.timeline);
+    if (h == src.histories.end()) continue;
+    add_wal_step(Kind::History, h->second.key, b.label, 0, dst.has_history(step.timeline), plan, seen);
+  }
+  for (std::uint64_t s = check.first_segno; s <= check.last_segno; ++s) {
+    const std::uint32_t tli = timeline_of(chain, s);
+    const WalObject* seg = src.find_segment(tli, s);
+    if (!seg) throw Error(ErrorKind::Internal, "backup-copy: segment " + std::to_string(s) + " vanished from the plan");
+    add_wal_step(Kind::Wal, seg->key, b.label, seg->stored_size, dst.find_segment(tli, s) != nullptr, plan, seen);
+    auto name = WalFileName::parse(seg->name);
+    if (name && src_wal_indexes.count(keys::wal_index(*name))) {
+      add_wal_step(Kind::WalIndex, keys::wal_index(*name), b.label, 0, false, plan, seen);
+    }
+  }
+}
+
+// The backup's own objects: bundles, the server's backup_manifest, and the manifest last.
+void add_backup_steps(const BackupManifest& b, bool server_manifest, CopyPlan& plan) {
+  for (const auto& mb : b.bundles) {
+    plan.steps.push_back({Kind::Bundle, keys::backup_bundle(b.label, mb.index), b.label, mb.stored_size, false});
+  }
+  if (server_manifest) plan.steps.push_back({Kind::ServerManifest, keys::backup_server_manifest(b.label), b.label, 0, false});
+  plan.steps.push_back({Kind::Manifest, keys::backup_manifest(b.label), b.label, 0, false});
+}
+
+}  // namespace
+
+std::string copy_step_kind_name(CopyStep::Kind k) {
+  switch (k) {
+    case Kind::History: return "history";
+    case Kind::Wal: return "wal";
+    case Kind::WalIndex: return "wal-index";
+    case Kind::Bundle: return "bundle";
+    case Kind::ServerManifest: return "server-manifest";
+    case Kind::Manifest: return "manifest";
+  }
+  return "?";
+}
+
+CopyPlan plan_backup_copy(const Inventory& src, const Inventory& dst, const std::optional<std::string>& label,
+                          const std::set<std::string>& src_wal_indexes, const std::set<std::string>& server_manifests) {
+  CopyPlan plan;
+  if (label) {
+    const BackupManifest* b = find_backup(src, *label);
+    if (!b) throw Error(ErrorKind::NotFound, "backup " + *label + " is not a complete backup in the source repository");
+    add_with_chain(src, dst, *b, plan);
+  } else {
+    for (const auto& b : src.backups) {
+      if (!find_backup(dst, b.label)) add_with_chain(src, dst, b, plan);
+    }
+  }
+  // Oldest first by label (labels sort by start time; a parent starts before its child).
+  std::sort(plan.labels.begin(), plan.labels.end());
+  std::set<std::string> seen;
+  for (const auto& l : plan.labels) {
+    const BackupManifest& b = *find_backup(src, l);
+    add_wal_steps(src, dst, b, src_wal_indexes, plan, seen);
+    add_backup_steps(b, server_manifests.count(l) != 0, plan);
+  }
+  return plan;
+}
+
+}  // namespace pgvault

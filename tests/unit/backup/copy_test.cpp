@@ -1,0 +1,231 @@
+// backup-copy (common/backup/copy.h): the plan (which backups, chain order, every backup's manifest last)
+// and runs between two repositories in memory (verified objects, interrupted and resumed, corruption at
+// the source named, WAL of other content at the destination, another database system).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "common/backup/copy.h"
+#include "common/report/verify.h"
+#include "support/repo_builder.h"
+
+using namespace pgvault;
+using pgvault::testing::ChainBuilder;
+using pgvault::testing::FaultStorage;
+using pgvault::testing::kSmallSeg;
+using pgvault::testing::MemoryStorage;
+
+namespace {
+
+const std::string kF = "20260101T000000Z-F";
+const std::string kI = "20260101T010000Z-I";
+const std::string kF2 = "20260101T020000Z-F";
+
+struct MemRepo {
+  MemoryStorage* mem = nullptr;
+  FaultStorage* fault = nullptr;
+  std::unique_ptr<Repository> repo;
+  MemRepo() {
+    auto s = std::make_unique<MemoryStorage>();
+    mem = s.get();
+    auto f = std::make_unique<FaultStorage>(std::move(s));
+    fault = f.get();
+    repo = std::make_unique<Repository>(std::move(f), Config{});
+    repo->initialise();
+  }
+};
+
+// A source with WAL segments 1..9 and three backups: F (full), I (incremental of F: unchanged, blocks
+// and full entries), F2 (full).
+struct Source : MemRepo {
+  Source() {
+    repo->ensure_identity(Identity{kRepositoryFormat, 42, 15, kSmallSeg, ""});
+    for (std::uint64_t n = 1; n <= 9; ++n) put_segment(*repo, n);
+    ChainBuilder c(*repo, kSmallSeg);
+    c.begin(kF);
+    c.full("PG_VERSION", "15\n");
+    c.full("base/5/1", pgvault::testing::blocks_text(3, 'a'));
+    c.commit();
+    c.begin(kI, kF);
+    c.unchanged("PG_VERSION");
+    c.blocks("base/5/1", 3, 3, {{1, std::string(pgvault::testing::kChainBlock, 'z')}}, "");
+    c.full("base/5/2", "new");
+    c.commit();
+    c.begin(kF2);
+    c.full("PG_VERSION", "15\n");
+    c.commit();
+  }
+  static void put_segment(Repository& r, std::uint64_t n) {
+    r.put_bytes(keys::wal(*WalFileName::parse(segment_file_name(1, n, kSmallSeg))), pgvault::testing::wal_segment(n, 42));
+  }
+};
+
+std::vector<std::string> labels_of(const Inventory& inv) {
+  std::vector<std::string> out;
+  for (const auto& b : inv.backups) out.push_back(b.label);
+  return out;
+}
+
+// The index of the first step of `label` and of its last step.
+std::pair<std::size_t, std::size_t> span_of(const CopyPlan& p, const std::string& label) {
+  std::size_t first = p.steps.size(), last = 0;
+  for (std::size_t i = 0; i < p.steps.size(); ++i) {
+    if (p.steps[i].label != label) continue;
+    first = std::min(first, i);
+    last = i;
+  }
+  return {first, last};
+}
+
+TEST(BackupCopyPlan, EveryMissingBackupOldestFirstEachManifestLast) {
+  Source src;
+  MemRepo dst;
+  CopyPlan p = plan_backup_copy(load_inventory(*src.repo), load_inventory(*dst.repo), std::nullopt, {}, {});
+  EXPECT_EQ(p.labels, (std::vector<std::string>{kF, kI, kF2}));
+  std::size_t prev_end = 0;
+  for (const auto& l : p.labels) {
+    auto [first, last] = span_of(p, l);
+    EXPECT_GE(first, prev_end) << l << " starts after the backup before it";
+    EXPECT_EQ(p.steps[last].kind, CopyStep::Kind::Manifest) << l;
+    EXPECT_EQ(p.steps[last].key, keys::backup_manifest(l));
+    prev_end = last;
+  }
+  // F needs segments 2..3 (its start and stop), its bundle, then its manifest.
+  auto [f0, f1] = span_of(p, kF);
+  std::vector<std::string> f_keys;
+  for (std::size_t i = f0; i <= f1; ++i) f_keys.push_back(p.steps[i].key);
+  EXPECT_EQ(f_keys, (std::vector<std::string>{keys::wal(*WalFileName::parse(segment_file_name(1, 2, kSmallSeg))),
+                                              keys::wal(*WalFileName::parse(segment_file_name(1, 3, kSmallSeg))),
+                                              keys::backup_bundle(kF, 0), keys::backup_manifest(kF)}));
+}
+
+TEST(BackupCopyPlan, AnIncrementalBringsTheChainMembersTheDestinationLacksParentsFirst) {
+  Source src;
+  MemRepo dst;
+  Inventory s = load_inventory(*src.repo);
+  CopyPlan p = plan_backup_copy(s, load_inventory(*dst.repo), kI, {}, {});
+  EXPECT_EQ(p.labels, (std::vector<std::string>{kF, kI}));
+  EXPECT_LT(span_of(p, kF).second, span_of(p, kI).first);
+
+  // A destination holding F: only I is copied, F is reported present.
+  Inventory d;
+  d.backups.push_back(s.backups[0]);
+  CopyPlan p2 = plan_backup_copy(s, d, std::nullopt, {}, {});
+  EXPECT_EQ(p2.labels, (std::vector<std::string>{kI, kF2}));
+  EXPECT_EQ(p2.present, (std::vector<std::string>{kF}));
+}
+
+TEST(BackupCopyPlan, MissingWalOrBackupIsNamed) {
+  Source src;
+  MemRepo dst;
+  EXPECT_THROW_KIND(plan_backup_copy(load_inventory(*src.repo), load_inventory(*dst.repo), std::string("nope"), {}, {}),
+                    ErrorKind::NotFound);
+  src.mem->objects.erase(keys::wal(*WalFileName::parse(segment_file_name(1, 3, kSmallSeg))));
+  try {
+    plan_backup_copy(load_inventory(*src.repo), load_inventory(*dst.repo), kF, {}, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::NotFound);
+    EXPECT_NE(std::string(e.what()).find(segment_file_name(1, 3, kSmallSeg)), std::string::npos) << e.what();
+  }
+}
+
+TEST(BackupCopyRun, CopiesTheChainVerifiedAndTheCopyVerifies) {
+  Source src;
+  MemRepo dst;
+  CopyResult r = run_backup_copy(*src.repo, *dst.repo, {});
+  Inventory d = load_inventory(*dst.repo);
+  EXPECT_EQ(labels_of(d), (std::vector<std::string>{kF, kI, kF2}));
+  VerifyReport v = verify_repository(*dst.repo, d, VerifyOptions{2, false});
+  EXPECT_TRUE(v.problems.empty()) << (v.problems.empty() ? "" : v.problems[0].key + ": " + v.problems[0].message);
+  EXPECT_EQ(dst.repo->get_bytes(keys::backup_bundle(kI, 0)), src.repo->get_bytes(keys::backup_bundle(kI, 0)));
+  // A second run has nothing to copy.
+  CopyResult again = run_backup_copy(*src.repo, *dst.repo, {});
+  EXPECT_TRUE(again.plan.labels.empty());
+  EXPECT_EQ(again.objects, 0u);
+}
+
+TEST(BackupCopyRun, AnInterruptedCopyLeavesNoVisibleBackupAndTheNextRunFinishesIt) {
+  Source src;
+  MemRepo dst;
+  CopyOptions opts;
+  opts.label = kF;
+  opts.after_step = [](const CopyStep& s) {
+    if (s.kind == CopyStep::Kind::Bundle) throw Error(ErrorKind::Interrupted, "stop");
+  };
+  EXPECT_THROW_KIND(run_backup_copy(*src.repo, *dst.repo, opts), ErrorKind::Interrupted);
+  EXPECT_TRUE(dst.mem->objects.count(keys::backup_bundle(kF, 0)));
+  EXPECT_FALSE(dst.mem->objects.count(keys::backup_manifest(kF)));
+  EXPECT_TRUE(load_inventory(*dst.repo).backups.empty());
+  opts.after_step = {};
+  run_backup_copy(*src.repo, *dst.repo, opts);
+  EXPECT_EQ(labels_of(load_inventory(*dst.repo)), (std::vector<std::string>{kF}));
+}
+
+TEST(BackupCopyRun, ACorruptBundleAtTheSourceStopsTheCopyNamingIt) {
+  Source src;
+  MemRepo dst;
+  Bytes& obj = src.mem->objects[keys::backup_bundle(kF, 0)];
+  obj[obj.size() / 2] ^= 0x40;
+  try {
+    run_backup_copy(*src.repo, *dst.repo, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+    EXPECT_NE(std::string(e.what()).find(keys::backup_bundle(kF, 0)), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(dst.mem->objects.count(keys::backup_bundle(kF, 0))) << "nothing unverified is committed";
+  EXPECT_TRUE(load_inventory(*dst.repo).backups.empty());
+}
+
+TEST(BackupCopyRun, AFileThatDoesNotMatchItsManifestIsNamed) {
+  Source src;
+  MemRepo dst;
+  // A valid object whose plaintext differs from what the manifest says of base/5/2 (same size).
+  Bytes plain = src.repo->get_bytes(keys::backup_bundle(kI, 0));
+  plain[plain.size() - 1] ^= 1;
+  src.mem->objects.erase(keys::backup_bundle(kI, 0));
+  src.repo->put_bytes(keys::backup_bundle(kI, 0), plain);
+  try {
+    run_backup_copy(*src.repo, *dst.repo, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+    EXPECT_NE(std::string(e.what()).find("base/5/2"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(dst.mem->objects.count(keys::backup_manifest(kI)));
+}
+
+TEST(BackupCopyRun, WalOfOtherContentAtTheDestinationIsADuplicateNamingBothDigests) {
+  Source src;
+  MemRepo dst;
+  dst.repo->ensure_identity(Identity{kRepositoryFormat, 42, 15, kSmallSeg, ""});
+  const std::string key = keys::wal(*WalFileName::parse(segment_file_name(1, 2, kSmallSeg)));
+  Bytes other = pgvault::testing::wal_segment(2, 42);
+  other[100] = 1;
+  dst.repo->put_bytes(key, other);
+  try {
+    run_backup_copy(*src.repo, *dst.repo, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Duplicate);
+    EXPECT_NE(std::string(e.what()).find(to_hex(sha256(other))), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(to_hex(sha256(pgvault::testing::wal_segment(2, 42)))), std::string::npos);
+  }
+  // The same content is fine.
+  dst.mem->objects.erase(key);
+  Source::put_segment(*dst.repo, 2);
+  CopyResult r = run_backup_copy(*src.repo, *dst.repo, {});
+  EXPECT_EQ(r.wal_present, 1u);
+  EXPECT_EQ(labels_of(load_inventory(*dst.repo)).size(), 3u);
+}
+
+TEST(BackupCopyRun, ADestinationOfAnotherSystemIsRefused) {
+  Source src;
+  MemRepo dst;
+  dst.repo->ensure_identity(Identity{kRepositoryFormat, 43, 15, kSmallSeg, ""});
+  EXPECT_THROW_KIND(run_backup_copy(*src.repo, *dst.repo, {}), ErrorKind::Foreign);
+  EXPECT_TRUE(dst.mem->objects.count(keys::backup_bundle(kF, 0)) == 0);
+}
+
+}  // namespace

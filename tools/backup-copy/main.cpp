@@ -1,0 +1,50 @@
+// backup-copy: copy complete backups (with their chains) and the WAL they need from one configured
+// repository to another, verifying every object, the manifest last. Exit codes: docs/EXIT-CODES.md.
+#include <unistd.h>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "common/backup/backup.h"
+#include "common/backup/copy.h"
+#include "common/cli/cli.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Copy complete backups and the WAL they need from one configured repository to another, without\n"
+               "the database: every object is read verified and re-encoded into the destination, the manifest\n"
+               "of each backup last (an interrupted copy leaves no visible backup; the next run finishes it).\n"
+               "Default: every complete backup of --from that --to lacks, oldest first; an incremental brings\n"
+               "the members of its chain the destination lacks, parents first.",
+               "backup-copy"};
+  pgvault::CommonOptions common;
+  std::string from, to;
+  std::optional<std::string> label;
+  bool json = false;
+  app.add_option("--from", from, "the repository to copy from (its name: primary, or a [repositories.NAME])")
+      ->required()->type_name("NAME");
+  app.add_option("--to", to, "the repository to copy to (it must exist: repo-init)")->required()->type_name("NAME");
+  app.add_option("--backup", label, "copy this backup (and the members of its chain the destination lacks)")
+      ->type_name("LABEL");
+  app.add_flag("--json", json,
+               "print {\"from\", \"to\", \"copied\": [labels], \"already_present\": [labels], \"objects\", \"bytes\",\n"
+               "\"wal_already_present\", \"seconds\"} on stdout");
+  pgvault::add_common_options(app, common);
+  return pgvault::run_tool(pgvault::tool_spec("backup-copy"), app, argc, argv, [&] {
+    if (common.repo) throw pgvault::Error(pgvault::ErrorKind::InvalidInput, "backup-copy takes --from and --to, not --repo");
+    if (from == to) throw pgvault::Error(pgvault::ErrorKind::InvalidInput, "--from and --to name the same repository " + from);
+    pgvault::Config config = pgvault::load_tool_config(common);
+    pgvault::Config src_config = pgvault::select_repository(config, from);
+    pgvault::Config dst_config = pgvault::select_repository(config, to);
+    pgvault::install_interrupt_handlers();
+    pgvault::Repository src(pgvault::open_storage(src_config), src_config);
+    pgvault::Repository dst(pgvault::open_storage(dst_config), dst_config);
+    pgvault::CopyOptions opts;
+    opts.label = label;
+    opts.progress = isatty(STDERR_FILENO) != 0;
+    opts.after_step = pgvault::copy_test_hook();
+    pgvault::CopyResult result = pgvault::run_backup_copy(src, dst, opts);
+    std::fputs((json ? pgvault::copy_summary_json(result) : pgvault::copy_summary_text(result)).c_str(), stdout);
+    return pgvault::kExitSuccess;
+  });
+}
