@@ -1,0 +1,133 @@
+"""restore-drill against real PostgreSQL: a drill passes on a good repository and reports the right row
+counts, RTO and RPO; it fails with its named outcome on a corrupt bundle, a missing WAL segment, a
+server that cannot start and a --sql query that is not true. In every case the server it started is
+gone and its work directory removed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers.pitr import base_push, segments, start_primary, wal_key
+from helpers.proc import PG_USER, run
+from helpers.repo import Repo
+
+EXIT_RESTORE_FAILED = 3
+EXIT_SERVER_FAILED = 4
+EXIT_CHECK_FAILED = 5
+
+
+def drill(repo: Repo, *args: str, user=None):
+    """Runs restore-drill --json (as root unless `user`); returns (rc, report or None, stderr)."""
+    repo.tool("wal-fetch")  # beside restore-drill, where its restore_command finds it
+    res = run(repo.cmd("restore-drill", "--json", "--timeout", "90s", *args), user=user, cwd="/", timeout=240)
+    report = json.loads(res.stdout) if res.stdout.strip() else None
+    return res.rc, report, res.stderr
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that contain `text` (a drill's work directory)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid}: {cmdline}")
+    return found
+
+
+def assert_cleaned_up(report: dict) -> None:
+    work_dir = report["work_dir"]
+    assert work_dir and not os.path.exists(work_dir), f"work directory left behind: {work_dir}"
+    assert processes_mentioning(work_dir) == [], processes_mentioning(work_dir)
+
+
+def primary_with_backup(workspace, repo: Repo, rows_before: int = 1000, rows_after: int = 234):
+    """A primary archiving into `repo` with table t: `rows_before` rows in a base backup, `rows_after`
+    more written after it and archived. Returns (primary, backup label, segments archived after it)."""
+    pg = start_primary(workspace, repo)
+    pg.psql(f"CREATE TABLE t AS SELECT g AS id FROM generate_series(1, {rows_before}) g")
+    label = base_push(pg, repo)["label"]
+    after = []
+    for part in range(2):
+        pg.psql(f"INSERT INTO t SELECT g FROM generate_series(1, {rows_after // 2 + part * (rows_after % 2)}) g")
+        after.append(pg.switch_wal())
+        pg.wait_archived(after[-1], fail_on_error=True)
+    return pg, label, after
+
+
+def test_drill_passes_and_reports_counts_rto_rpo(workspace, repo):
+    pg, label, _ = primary_with_backup(workspace, repo)
+    pg.psql("CREATE DATABASE app")
+    pg.psql("CREATE SCHEMA s; CREATE TABLE s.u AS SELECT 1 AS x UNION ALL SELECT 2", dbname="app")
+    pg.wait_archived(pg.switch_wal(), fail_on_error=True)
+    metrics = workspace.path("drill.prom")
+    rc, report, err = drill(repo, "--count", "postgres.public.t", "--count", "app.s.u",
+                            "--prometheus", str(metrics))
+    assert rc == 0, err
+    assert report["passed"] and report["failure"] == "", report
+    assert report["backup"] == label
+    assert report["counts"] == {"postgres.public.t": 1234, "app.s.u": 2}, report
+    names = {c["name"] for c in report["checks"]}
+    assert {"database postgres", "database app", "database template1"} <= names, names
+    assert report["restore_seconds"] > 0 and report["recovery_seconds"] > 0
+    assert abs(report["rto_seconds"] - report["restore_seconds"] - report["recovery_seconds"]) < 1e-6
+    assert report["rpo_seconds"] is not None and 0 <= report["rpo_seconds"] < 600, report
+    assert report["newest_wal"] == segments(repo)[-1]
+    assert report["restored_bytes"] > 0 and report["backup_bytes"] > 0
+    gauges = {s.name + json.dumps(s.labels, sort_keys=True): s.value
+              for fam in text_string_to_metric_families(metrics.read_text()) for s in fam.samples}
+    assert gauges["pgvault_drill_success{}"] == 1
+    assert gauges['pgvault_drill_table_rows{"table": "postgres.public.t"}'] == 1234
+    assert abs(gauges["pgvault_drill_rto_seconds{}"] - report["rto_seconds"]) < 0.01
+    assert_cleaned_up(report)
+
+
+def test_drill_fails_on_a_corrupt_bundle(workspace):
+    repo = Repo(workspace, "fs")
+    _, label, _ = primary_with_backup(workspace, repo)
+    bundles = [k for k in repo.keys(f"backups/{label}/") if "/bundle-" in k]
+    victim = max(bundles, key=lambda k: len(repo.read(k)))
+    repo.flip_byte(victim, len(repo.read(victim)) // 2)
+    work_dir = workspace.path("drill-work")  # absent: created, then removed
+    rc, report, err = drill(repo, "--work-dir", str(work_dir))
+    assert rc == EXIT_RESTORE_FAILED, err
+    assert report["failure"] == "restore-failed" and label in report["reason"], report
+    assert report["work_dir"] == str(work_dir)
+    assert_cleaned_up(report)
+
+
+def test_drill_fails_on_a_missing_wal_segment(workspace):
+    repo = Repo(workspace, "fs")
+    _, _, after = primary_with_backup(workspace, repo)
+    repo.delete(wal_key(after[0]))
+    rc, report, err = drill(repo)
+    assert rc == EXIT_RESTORE_FAILED, err
+    assert report["failure"] == "restore-failed" and after[0] in report["reason"], report
+    assert_cleaned_up(report)
+
+
+def test_drill_fails_on_a_false_sql_check_and_a_server_that_cannot_start(workspace):
+    repo = Repo(workspace, "fs")
+    primary_with_backup(workspace, repo)
+    sql = workspace.path("checks.sql")
+    sql.write_text("-- the restored data\nSELECT count(*) = 1234 FROM t;\nSELECT count(*) = 1 FROM t;\n")
+    os.chmod(sql, 0o644)
+    # As the postgres user (the server runs as the drill's own user then).
+    rc, report, err = drill(repo, "--sql", str(sql), user=PG_USER)
+    assert rc == EXIT_CHECK_FAILED, err
+    assert report["failure"] == "check-failed" and "sql #2" in report["reason"], report
+    assert [c["ok"] for c in report["checks"] if c["name"].startswith("sql")] == [True, False], report
+    assert_cleaned_up(report)
+
+    rc, report, err = drill(repo, "--bin-dir", str(workspace.path("no-such-bin")))
+    assert rc == EXIT_SERVER_FAILED, err
+    assert report["failure"] == "server-failed" and "no-such-bin/postgres" in report["reason"], report
+    assert_cleaned_up(report)
