@@ -72,6 +72,7 @@ void server_and_checks(const DrillOptions& opts, const WorkDir& dir, const Serve
   r.recovery_seconds = seconds_since(t0);
   spdlog::info("recovery ended after {:.1f} s; running checks", r.recovery_seconds);
   r.checks = run_checks(server, opts, sql);
+  check_interrupt();  // a signal during the last check: no verdict
   for (const auto& c : r.checks) {
     if (!c.ok) throw StepFailed{DrillFailure::Check, "check failed: " + c.name + ": " + c.detail};
   }

@@ -1,12 +1,15 @@
 """restore-drill against real PostgreSQL: a drill passes on a good repository and reports the right row
 counts, RTO and RPO; it fails with its named outcome on a corrupt bundle, a missing WAL segment, a
-server that cannot start and a --sql query that is not true. In every case the server it started is
+server that cannot start and a --sql query that is not true; SIGTERM ends it with 130. In every case the server it started is
 gone and its work directory removed."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -131,3 +134,30 @@ def test_drill_fails_on_a_false_sql_check_and_a_server_that_cannot_start(workspa
     assert rc == EXIT_SERVER_FAILED, err
     assert report["failure"] == "server-failed" and "no-such-bin/postgres" in report["reason"], report
     assert_cleaned_up(report)
+
+
+def test_drill_stops_the_server_and_removes_its_directory_on_sigterm(workspace):
+    repo = Repo(workspace, "fs")
+    primary_with_backup(workspace, repo)
+    sql = workspace.path("slow.sql")
+    sql.write_text("SELECT pg_sleep(3)::text = '';\nSELECT true;\n")
+    os.chmod(sql, 0o644)
+    work_dir = workspace.path("drill-work")
+    repo.tool("wal-fetch")
+    proc = subprocess.Popen(repo.cmd("restore-drill", "--work-dir", str(work_dir), "--sql", str(sql)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+    try:
+        deadline = time.monotonic() + 60
+        while not processes_mentioning(f"-D {work_dir}/data"):  # the server is up (its checks take 3 s or more)
+            assert proc.poll() is None and time.monotonic() < deadline, "the drill's server never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGTERM" in err, err
+    assert not work_dir.exists(), "work directory left behind"
+    assert processes_mentioning(str(work_dir)) == []
