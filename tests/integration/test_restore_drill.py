@@ -66,6 +66,14 @@ def primary_with_backup(workspace, repo: Repo, rows_before: int = 1000, rows_aft
     return pg, label, after
 
 
+def sql_file(workspace, name: str, text: str) -> Path:
+    """A --sql file the postgres user can read."""
+    path = workspace.path(name)
+    path.write_text(text)
+    os.chmod(path, 0o644)
+    return path
+
+
 def test_drill_passes_and_reports_counts_rto_rpo(workspace, repo):
     pg, label, _ = primary_with_backup(workspace, repo)
     pg.psql("CREATE DATABASE app")
@@ -117,17 +125,22 @@ def test_drill_fails_on_a_missing_wal_segment(workspace):
     assert_cleaned_up(report)
 
 
-def test_drill_fails_on_a_false_sql_check_and_a_server_that_cannot_start(workspace):
+def test_drill_fails_on_a_false_sql_check_and_a_server_that_cannot_start_and_restores_to_a_target(workspace):
     repo = Repo(workspace, "fs")
     primary_with_backup(workspace, repo)
-    sql = workspace.path("checks.sql")
-    sql.write_text("-- the restored data\nSELECT count(*) = 1234 FROM t;\nSELECT count(*) = 1 FROM t;\n")
-    os.chmod(sql, 0o644)
+    sql = sql_file(workspace, "checks.sql",
+                   "-- the restored data\nSELECT count(*) = 1234 FROM t;\nSELECT count(*) = 1 FROM t;\n")
     # As the postgres user (the server runs as the drill's own user then).
     rc, report, err = drill(repo, "--sql", str(sql), user=PG_USER)
     assert rc == EXIT_CHECK_FAILED, err
     assert report["failure"] == "check-failed" and "sql #2" in report["reason"], report
     assert [c["ok"] for c in report["checks"] if c["name"].startswith("sql")] == [True, False], report
+    assert_cleaned_up(report)
+
+    # To a target (pitr-prepare's flags): the end of the backup, before the rows written after it.
+    rc, report, err = drill(repo, "--target", "immediate", "--count", "postgres.public.t")
+    assert rc == 0, err
+    assert report["counts"] == {"postgres.public.t": 1000}, report
     assert_cleaned_up(report)
 
     rc, report, err = drill(repo, "--bin-dir", str(workspace.path("no-such-bin")))
@@ -139,9 +152,7 @@ def test_drill_fails_on_a_false_sql_check_and_a_server_that_cannot_start(workspa
 def test_drill_stops_the_server_and_removes_its_directory_on_sigterm(workspace):
     repo = Repo(workspace, "fs")
     primary_with_backup(workspace, repo)
-    sql = workspace.path("slow.sql")
-    sql.write_text("SELECT pg_sleep(3)::text = '';\nSELECT true;\n")
-    os.chmod(sql, 0o644)
+    sql = sql_file(workspace, "slow.sql", "SELECT pg_sleep(3)::text = '';\nSELECT true;\n")
     work_dir = workspace.path("drill-work")
     repo.tool("wal-fetch")
     proc = subprocess.Popen(repo.cmd("restore-drill", "--work-dir", str(work_dir), "--sql", str(sql)),
@@ -161,3 +172,16 @@ def test_drill_stops_the_server_and_removes_its_directory_on_sigterm(workspace):
     assert "interrupted by SIGTERM" in err, err
     assert not work_dir.exists(), "work directory left behind"
     assert processes_mentioning(str(work_dir)) == []
+
+
+def test_drill_refuses_bad_options_before_touching_anything(workspace):
+    repo = Repo(workspace, "fs")
+    rc, _, err = drill(repo, "--count", "public.t")
+    assert rc == 2 and "public.t" in err and "database.schema.table" in err, err
+    busy = workspace.mkdir("busy")
+    (busy / "keep").write_text("x")
+    rc, _, err = drill(repo, "--work-dir", str(busy))
+    assert rc == 2 and "not an empty directory" in err, err
+    assert (busy / "keep").read_text() == "x"
+    rc, _, err = drill(repo, "--sql", str(sql_file(workspace, "empty.sql", "-- nothing\n")))
+    assert rc == 2 and "holds no query" in err, err
