@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpers.pg import DEBIAN_BINDIR, PG_BINDIR
 from helpers.pitr import base_push, segments, start_primary, wal_key
 from helpers.proc import PG_USER, run
 from helpers.repo import Repo
@@ -23,10 +24,18 @@ EXIT_SERVER_FAILED = 4
 EXIT_CHECK_FAILED = 5
 
 
+def drill_cmd(repo: Repo, *args: str) -> list[str]:
+    """restore-drill's command line, with wal-fetch beside it (where its restore_command finds it) and,
+    for another PostgreSQL version than Debian's 15, that version's server programs configured."""
+    repo.tool("wal-fetch")
+    if PG_BINDIR != DEBIAN_BINDIR and "bin_dir" not in repo.settings.get("drill", {}):
+        repo.update({"drill": {"bin_dir": str(PG_BINDIR)}})
+    return repo.cmd("restore-drill", *args)
+
+
 def drill(repo: Repo, *args: str, user=None):
     """Runs restore-drill --json (as root unless `user`); returns (rc, report or None, stderr)."""
-    repo.tool("wal-fetch")  # beside restore-drill, where its restore_command finds it
-    res = run(repo.cmd("restore-drill", "--json", "--timeout", "90s", *args), user=user, cwd="/", timeout=240)
+    res = run(drill_cmd(repo, "--json", "--timeout", "90s", *args), user=user, cwd="/", timeout=240)
     report = json.loads(res.stdout) if res.stdout.strip() else None
     return res.rc, report, res.stderr
 
@@ -154,8 +163,7 @@ def test_drill_stops_the_server_and_removes_its_directory_on_sigterm(workspace):
     primary_with_backup(workspace, repo)
     sql = sql_file(workspace, "slow.sql", "SELECT pg_sleep(3)::text = '';\nSELECT true;\n")
     work_dir = workspace.path("drill-work")
-    repo.tool("wal-fetch")
-    proc = subprocess.Popen(repo.cmd("restore-drill", "--work-dir", str(work_dir), "--sql", str(sql)),
+    proc = subprocess.Popen(drill_cmd(repo, "--work-dir", str(work_dir), "--sql", str(sql)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
     try:
         deadline = time.monotonic() + 60
