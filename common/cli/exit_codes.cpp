@@ -51,6 +51,11 @@ std::vector<ToolExitCodes> build_tables() {
        {{K::InvalidInput, 2}, {K::Config, 2}, {K::NotInitialised, 2}, {K::Conflict, 3}, {K::Auth, 5},
         {K::Corruption, 6}, {K::Interrupted, 130}},
        1, -1, {}},
+      // A drill's verdict is an outcome (the report names the reason); errors are what stops it
+      // before a verdict: the command line, the configuration, no repository, the storage.
+      {"restore-drill",
+       {{K::InvalidInput, 2}, {K::Config, 2}, {K::NotInitialised, 2}, {K::Interrupted, 130}},
+       1, -1, {{"restore-failed", 3}, {"server-failed", 4}, {"check-failed", 5}}},
   };
 }
 

@@ -117,6 +117,16 @@ struct Config {
     int lag_warning = 64;                     // segments a repository is behind the most advanced one
     int lag_critical = 512;
   } check;
+  // restore-drill (common/drill/drill.h).
+  struct Drill {
+    std::string bin_dir;               // PostgreSQL server programs; "" = /usr/lib/postgresql/<major>/bin
+    std::string work_dir;              // "" = a new directory under $TMPDIR or /var/tmp
+    int port = 0;                      // 0 = a free port
+    std::string counts;                // tables to count: "db.schema.table, ..."
+    std::string sql_file;              // queries that must each return true; "" = none
+    std::string sql_database = "postgres";  // the database sql_file's queries run in
+    std::string timeout = "30m";       // for the server to start and recovery to end
+  } drill;
 
   struct Log {
     std::string level = "info";  // "debug" | "info" | "warning" | "error"

@@ -189,6 +189,25 @@ void add_check_keys(std::map<std::string, Setter>& t) {
   t["check.owed_critical"] = count(&Config::Check::owed_critical);
   t["check.lag_warning"] = count(&Config::Check::lag_warning);
   t["check.lag_critical"] = count(&Config::Check::lag_critical);
+// [drill]: restore-drill's settings.
+void add_drill_keys(std::map<std::string, Setter>& t) {
+  t["drill.bin_dir"] = plain([](Config& c) -> std::string& { return c.drill.bin_dir; });
+  t["drill.work_dir"] = plain([](Config& c) -> std::string& { return c.drill.work_dir; });
+  t["drill.port"] = [](Config& c, const RawValue& v, const std::string& k) {
+    c.drill.port = static_cast<int>(as_int(v, k, 0, 65535));
+  };
+  t["drill.counts"] = plain([](Config& c) -> std::string& { return c.drill.counts; });
+  t["drill.sql_file"] = plain([](Config& c) -> std::string& { return c.drill.sql_file; });
+  t["drill.sql_database"] = [](Config& c, const RawValue& v, const std::string& k) {
+    std::string s = as_string(v, k);
+    if (s.empty()) bad(v, k, "a database name");
+    c.drill.sql_database = s;
+  };
+  t["drill.timeout"] = [](Config& c, const RawValue& v, const std::string& k) {
+    std::string s = as_string(v, k);
+    if (parse_duration(s, v.where + ": " + k) <= 0) bad(v, k, "a positive duration");
+    c.drill.timeout = s;
+  };
 }
 
 }  // namespace
@@ -201,6 +220,7 @@ const std::map<std::string, Setter>& key_table() {
     add_job_keys(t);
     add_retention_and_log_keys(t);
     add_check_keys(t);
+    add_drill_keys(t);
     return t;
   }();
   return table;

@@ -7,7 +7,8 @@ import pytest
 
 from helpers.proc import pgvault_bin
 
-TOOLS = ["wal-push", "wal-fetch", "base-push", "pitr-prepare", "retention-prune", "archive-info", "repo-init"]
+TOOLS = ["wal-push", "wal-fetch", "base-push", "pitr-prepare", "retention-prune", "archive-info", "repo-init",
+         "restore-drill"]
 
 
 @pytest.mark.parametrize("tool", TOOLS)

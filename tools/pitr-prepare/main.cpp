@@ -6,22 +6,7 @@
 #include "common/cli/cli.h"
 #include "common/cli/self_exe.h"
 #include "common/restore/pitr_options.h"
-
-namespace {
-
-// The recovery target flags, at most one of them.
-void add_target_options(CLI::App& app, pgvault::TargetFlags& t) {
-  auto* g = app.add_option_group("target", "recovery target (at most one; default: latest)");
-  g->add_option("--target-time", t.time, "recover to this time; a time zone is required (2026-11-21 16:41:00+00)");
-  g->add_option("--target-lsn", t.lsn, "recover to this WAL location (e.g. 0/5000060)");
-  g->add_option("--target-xid", t.xid, "recover to the commit of this transaction id");
-  g->add_option("--target-name", t.name, "recover to this restore point (pg_create_restore_point)");
-  g->add_option("--target", t.special, "immediate (end of the backup) or latest")
-      ->check(CLI::IsMember({"immediate", "latest"}));
-  g->require_option(0, 1);
-}
-
-}  // namespace
+#include "tools/shared/target_options.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Restore a base backup from the pgvault repository into an empty data directory and write the\n"
@@ -41,7 +26,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> ts_map;
   bool json = false;
   app.add_option("--pgdata,-D", opts.pgdata, "data directory to restore into (absent or empty; see --force)")->required();
-  add_target_options(app, target);
+  pgvault::add_target_options(app, target);
   app.add_option("--target-action", opts.target_action, "when the target is reached: promote (default), pause, shutdown")
       ->check(CLI::IsMember({"promote", "pause", "shutdown"}));
   app.add_option("--target-timeline", opts.target_timeline, "latest (default), current, or a timeline number");
