@@ -42,8 +42,8 @@ void check_options(const BackupOptions& opts) {
   }
   if (opts.bundle_size < 4096) throw Error(ErrorKind::Config, "[backup] bundle_size must be at least 4KiB");
   if (opts.archive_timeout < 0) throw Error(ErrorKind::InvalidInput, "--archive-timeout must not be negative");
-  if (opts.type != "full" && opts.type != "incremental") {
-    throw Error(ErrorKind::InvalidInput, "--type must be \"full\" or \"incremental\", not \"" + opts.type + "\"");
+  if (opts.type != "full" && opts.type != "incremental" && opts.type != "diff") {
+    throw Error(ErrorKind::InvalidInput, "--type must be \"full\", \"incremental\" or \"diff\", not \"" + opts.type + "\"");
   }
 }
 
@@ -168,7 +168,7 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
   check_repository_identity(repo, server);
   const BundleUploaderOptions uo = uploader_options(repo, opts);
   std::optional<IncrementalPlan> plan;
-  if (opts.type == "incremental") plan = plan_incremental(repo, conn, server, opts.no_fallback);
+  if (opts.type != "full") plan = plan_incremental(repo, conn, server, opts.no_fallback, opts.type == "diff");
 
   ClaimOptions claim_options = base_push_claim_options(repo.storage());
   claim_options.incremental = plan.has_value();

@@ -43,7 +43,7 @@ struct BackupOptions {
   std::uint64_t bundle_size = 64ull << 20;  // Default: [backup] bundle_size
   int archive_timeout = 600;         // seconds to wait for the stop segment. Default: 600
   bool progress = false;             // a progress line on stderr (meant for a terminal)
-  std::string type = "full";         // "full" | "incremental" (--type; see incremental.h)
+  std::string type = "full";         // "full" | "incremental" | "diff" (--type; see incremental.h)
   bool no_fallback = false;          // incremental: refuse (Config) rather than take a full backup or
                                      // client-side blocks when no parent or summarize_wal is off
 };

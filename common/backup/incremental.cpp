@@ -47,11 +47,12 @@ std::string broken_chain(const std::map<std::string, const BackupManifest*>& by_
 
 }  // namespace
 
-ParentChoice choose_parent(const Inventory& inv, const ServerFacts& server, std::uint32_t timeline) {
+ParentChoice choose_parent(const Inventory& inv, const ServerFacts& server, std::uint32_t timeline, bool full_only) {
   std::map<std::string, const BackupManifest*> by_label;
   for (const auto& b : inv.backups) by_label[b.label] = &b;
   ParentChoice c;
   for (auto it = inv.backups.rbegin(); it != inv.backups.rend(); ++it) {
+    if (full_only && it->type != "full") continue;  // a differential's parent is a full backup
     std::string why = unusable_because(inv, *it, server, timeline);
     if (why.empty()) why = broken_chain(by_label, *it);
     if (why.empty()) {
@@ -60,7 +61,7 @@ ParentChoice choose_parent(const Inventory& inv, const ServerFacts& server, std:
     }
     if (c.why_none.empty()) c.why_none = "the newest backup " + it->label + " cannot be a parent: " + why;
   }
-  if (c.why_none.empty()) c.why_none = "the repository holds no complete backup";
+  if (c.why_none.empty()) c.why_none = std::string("the repository holds no complete ") + (full_only ? "full " : "") + "backup";
   return c;
 }
 
@@ -109,8 +110,8 @@ bool choose_server_mode(Repository& repo, ReplicationConnection& conn, const Ser
 }  // namespace
 
 std::optional<IncrementalPlan> plan_incremental(Repository& repo, ReplicationConnection& conn,
-                                                const ServerFacts& server, bool no_fallback) {
-  ParentChoice choice = choose_parent(load_inventory(repo), server, server.system.timeline);
+                                                const ServerFacts& server, bool no_fallback, bool differential) {
+  ParentChoice choice = choose_parent(load_inventory(repo), server, server.system.timeline, differential);
   if (!choice.parent) {
     if (no_fallback) throw Error(ErrorKind::Config, "incremental backup impossible: " + choice.why_none);
     spdlog::info("no parent for an incremental backup ({}): taking a full backup", choice.why_none);
@@ -122,7 +123,8 @@ std::optional<IncrementalPlan> plan_incremental(Repository& repo, ReplicationCon
   plan.base.since_lsn = plan.parent.start_lsn;
   plan.base.server_mode = choose_server_mode(repo, conn, server, plan, no_fallback);
   for (const auto& f : plan.parent.files) plan.base.parent_files.emplace(std::pair{f.tablespace, f.path}, f);
-  spdlog::info("incremental backup on parent {} ({} mode)", plan.parent.label, plan.mode());
+  spdlog::info("{} backup on parent {} ({} mode)", differential ? "differential" : "incremental", plan.parent.label,
+               plan.mode());
   return plan;
 }
 

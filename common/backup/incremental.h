@@ -1,6 +1,7 @@
-// base-push --type incremental: choosing the parent and the mode.
+// base-push --type incremental|diff: choosing the parent and the mode.
 //
-// The parent is the newest complete backup of the same database system (same PostgreSQL major version
+// The parent is the newest complete backup (for a differential, --type diff: the newest complete FULL
+// backup; the result is stored as an incremental whose parent is that full) of the same database system (same PostgreSQL major version
 // and segment size) whose chain of parents is complete in the repository and whose timeline is the
 // server's current timeline, or an ancestor of it whose switch to the next timeline on the server's
 // history (the history file in the repository) is at or after the backup's stop LSN.
@@ -23,8 +24,9 @@ struct ParentChoice {
   std::optional<BackupManifest> parent;
   std::string why_none;  // when there is none: why (one line)
 };
-// Among inv.backups; `timeline` is the server's current timeline.
-ParentChoice choose_parent(const Inventory& inv, const ServerFacts& server, std::uint32_t timeline);
+// Among inv.backups (only full backups when `full_only`); `timeline` is the server's current timeline.
+ParentChoice choose_parent(const Inventory& inv, const ServerFacts& server, std::uint32_t timeline,
+                           bool full_only = false);
 
 struct IncrementalPlan {
   BackupManifest parent;
@@ -34,8 +36,9 @@ struct IncrementalPlan {
 };
 
 // nullopt: take a full backup (the reason was logged). Throws Config under `no_fallback` instead of
-// falling back.
+// falling back. `differential`: the parent is the newest usable full backup (choose_parent's full_only).
 std::optional<IncrementalPlan> plan_incremental(Repository& repo, ReplicationConnection& conn,
-                                                const ServerFacts& server, bool no_fallback);
+                                                const ServerFacts& server, bool no_fallback,
+                                                bool differential = false);
 
 }  // namespace pgvault

@@ -1,17 +1,24 @@
-// write_chain: an incremental backup restored straight from the repository. Backups of the chain are
-// applied oldest first (each one after the previous has finished); within one backup its bundles are
-// decoded in parallel (TaskGroup), each split (BundleSplitter) into the pieces it holds: a "full" entry is
-// written as a new file, a "blocks" entry (block_diff.h) is applied to the file as the older backups left
-// it: blocks at or past its truncation length dropped, the file set to its length (new blocks zero), the
-// listed blocks written in place. Bundles holding no piece are not read.
+// write_chain: an incremental backup restored straight from the repository. The backups of the chain
+// are applied NEWEST FIRST (each one after the newer ones have finished); within one backup its bundles
+// are decoded in parallel (TaskGroup), each split (BundleSplitter) into the pieces it holds. A file's
+// newest piece creates it: a "full" entry is written whole (its only piece); a "blocks" entry
+// (block_diff.h) sets the file to its final length (holes read as zeros) and writes its blocks. Each
+// older piece then supplies only the blocks no newer piece supplied and no newer truncation removed
+// (BlockCover, chain_compose.h): every block is written once, contiguous blocks in one pwrite
+// (RunWriter). A file is finished (size checked, mode, mtime, fsync) after its base, or as soon as newer
+// pieces supplied every block (its older pieces are then not read). Bundles holding no piece still
+// needed are not read.
 //
-// Verified: every bundle by its SHA-256 (the codec), every piece by the CRC-32C of its stored bytes,
-// every block-diff's structure (BlockDiffReader) and length (file_blocks x block size = the entry's size),
-// every reconstructed file's size against the newest manifest. A failure names the backup, the bundle
-// and the file.
+// Verified: every bundle by its SHA-256 (the codec), every piece read by the CRC-32C of its stored bytes,
+// every block-diff's structure (BlockDiffReader), length (file_blocks x block size = the entry's size)
+// and block size (the same in every piece of a file), every reconstructed file's size against the newest
+// manifest. A failure names the backup, the bundle and the file.
 //
-// Memory: the manifests of the chain and one plan entry per file of the newest backup, plus per worker
-// thread one bundle's decoding buffers and one block-diff chunk (64 block numbers, one block): bounded
+// Memory: the manifests of the chain and one plan entry per file of the newest backup; per worker thread
+// one bundle's decoding buffers, one block-diff chunk (64 block numbers, one block) and one RunWriter run
+// (1 MiB); and the BlockCovers of the files being composed, one bit per block: the files are taken in
+// batches of at most kCoverBudget bytes of covers (64 MiB, counted as one bit per KiB: up to 512 GiB of
+// files rebuilt from block-diffs is one batch; more reads the chain's bundles once per batch). Bounded
 // whatever the database size; chain length is bounded by kMaxChainLength.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,11 +32,15 @@
 #include "common/base/task_group.h"
 #include "common/repo/block_diff.h"
 #include "common/repo/bundle_split.h"
+#include "common/restore/chain_compose.h"
 #include "common/restore/restore_steps.h"
 
 namespace pgvault::restore_detail {
 
 namespace {
+
+// Bytes of BlockCovers alive at once (see the memory note above).
+constexpr std::uint64_t kCoverBudget = 64ull << 20;
 
 struct Counters {
   std::atomic<std::uint64_t> files{0};
@@ -37,15 +48,16 @@ struct Counters {
   std::atomic<std::uint64_t> read{0};   // bytes of pieces processed (progress)
 };
 
-void pwrite_full(int fd, ByteView data, std::uint64_t at, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(at));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw errno_error("write " + path, n < 0 ? errno : EIO);
-    data = data.subspan(static_cast<std::size_t>(n));
-    at += static_cast<std::uint64_t>(n);
-  }
-}
+// What the passes share: per file of the plan, its cover (while composed) and whether it is finished.
+// A file's slots are touched by one task at a time (one piece per backup, backups one after the other).
+struct ChainState {
+  const ChainPieces& p;
+  std::vector<std::unique_ptr<BlockCover>> covers;
+  std::vector<char> created, done;
+  Counters n;
+  explicit ChainState(const ChainPieces& pieces)
+      : p(pieces), covers(pieces.files.size()), created(pieces.files.size(), 0), done(pieces.files.size(), 0) {}
+};
 
 void truncate_to(int fd, std::uint64_t size, const std::string& path) {
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) throw errno_error("truncate " + path, errno);
@@ -60,9 +72,9 @@ std::uint64_t size_of(int fd, const std::string& path) {
 // Applies the pieces of one bundle of backup `k` of the chain as the splitter hands them over.
 class PieceVisitor final : public BundleVisitor {
  public:
-  PieceVisitor(const ChainPieces& p, std::size_t k, const std::vector<Piece>& pieces, const RestoreDest& dest,
-               const TaskGroup& group, Counters& n)
-      : p_(p), k_(k), dest_(dest), group_(group), n_(n) {
+  PieceVisitor(ChainState& st, std::size_t k, const std::vector<Piece>& pieces, const RestoreDest& dest,
+               const TaskGroup& group)
+      : st_(st), k_(k), dest_(dest), group_(group) {
     for (const auto& piece : pieces) file_of_[piece.entry] = piece.file;
   }
   void attach(const BundleSplitter& s, std::uint64_t bundle_end) {
@@ -73,24 +85,33 @@ class PieceVisitor final : public BundleVisitor {
 
   void on_begin(const ManifestFile& e) override {
     check_stop();
-    file_ = &p_.files.at(file_of_.at(&e));
+    idx_ = file_of_.at(&e);
+    file_ = &st_.p.files[idx_];
     auto [root, rel] = dest_.dest(*file_->target);
+    root_ = root;
+    rel_ = rel;
     path_ = root + "/" + rel;
-    bool base = e.kind == FileKind::Full;
-    fd_ = open_file_beneath(root, rel, base);
+    writer_ = std::make_unique<RunWriter>([this] { return open(); }, path_);
     diff_.reset();
-    if (!base) {
-      diff_ = std::make_unique<BlockDiffReader>(
-          "blocks entry", [this, &e](const BlockDiffHeader& h) { apply_header(e, h); },
-          [this](std::uint32_t n, ByteView block) { pwrite_full(fd_.get(), block, std::uint64_t{n} * block_size_, path_); });
+    pos_ = 0;
+    if (e.kind == FileKind::Full) {
+      if (file_->first != file_->last) cover().begin_piece(0);  // the base of a composed file
+      else open();
+      return;
     }
+    diff_ = std::make_unique<BlockDiffReader>(
+        "blocks entry", [this, &e](const BlockDiffHeader& h) { apply_header(e, h); },
+        [this](std::uint32_t b, ByteView block) {
+          if (cover().take(b)) writer_->add(std::uint64_t{b} * block.size(), block);
+        });
   }
 
   void on_data(const ManifestFile&, ByteView part) override {
     check_stop();
     if (diff_) diff_->write(part);
-    else write_full(fd_.get(), part, path_);
-    n_.read += part.size();
+    else if (file_->first == file_->last) write_full(fd_.get(), part, path_);
+    else write_base(part);
+    st_.n.read += part.size();
   }
 
   void on_end(const ManifestFile& e, const std::string& mismatch) override {
@@ -99,18 +120,12 @@ class PieceVisitor final : public BundleVisitor {
                                              " fail verification: " + mismatch);
     }
     if (diff_) diff_->finish();
-    if (k_ == file_->last) {
-      std::uint64_t size = size_of(fd_.get(), path_);
-      if (size != file_->target->size) {
-        throw Error(ErrorKind::Corruption, "reconstructed file has " + std::to_string(size) +
-                                               " bytes, the manifest says " + std::to_string(file_->target->size));
-      }
-      finish_file(fd_, *file_->target, path_);
-      n_.files++;
-      n_.bytes += size;
-    } else {
-      fd_.close(path_);
-    }
+    writer_->flush();
+    writer_.reset();
+    bool composed = file_->first != file_->last;
+    if (composed) cover().end_piece();
+    if (k_ == file_->first || (composed && cover().complete())) finish();
+    else if (fd_) fd_.close(path_);
   }
 
   void on_extra(std::uint64_t) override {
@@ -128,33 +143,83 @@ class PieceVisitor final : public BundleVisitor {
   void check_stop() const {
     if (group_.stop_requested()) throw Error(ErrorKind::Interrupted, "stopped after another bundle failed");
   }
+  // The file, opened at its piece's first write (or its finish): created by the first piece that writes,
+  // with its final length (blocks no piece writes stay holes, read as zeros).
+  int open() {
+    if (fd_) return fd_.get();
+    const bool create = !st_.created[idx_];
+    fd_ = open_file_beneath(root_, rel_, create);
+    st_.created[idx_] = 1;
+    if (create && file_->first != file_->last) truncate_to(fd_.get(), file_->target->size, path_);
+    return fd_.get();
+  }
+  BlockCover& cover() {
+    if (!st_.covers[idx_]) throw Error(ErrorKind::Corruption, "file " + file_->target->path + " has no newer piece");
+    return *st_.covers[idx_];
+  }
 
-  // Blocks at or past the truncation length are dropped, then the file gets its new length.
+  // The newest piece sets the file's length and creates its cover; an older one must agree on the
+  // block size. Its truncation length applies to the pieces older than it.
   void apply_header(const ManifestFile& e, const BlockDiffHeader& h) {
-    block_size_ = h.block_size;
     if (h.file_blocks * h.block_size != e.size) {
       throw Error(ErrorKind::Corruption, "blocks entry describes " + std::to_string(h.file_blocks) + " blocks of " +
                                              std::to_string(h.block_size) + " bytes, the manifest says " +
                                              std::to_string(e.size) + " bytes");
     }
-    std::uint64_t keep = h.truncation_blocks * h.block_size;
-    if (size_of(fd_.get(), path_) > keep) truncate_to(fd_.get(), keep, path_);
-    truncate_to(fd_.get(), e.size, path_);
+    if (k_ == file_->last) {
+      if (e.size != file_->target->size) {
+        throw Error(ErrorKind::Corruption, "reconstructed file has " + std::to_string(e.size) +
+                                               " bytes, the manifest says " + std::to_string(file_->target->size));
+      }
+      st_.covers[idx_] = std::make_unique<BlockCover>(h.file_blocks, h.block_size);
+    } else if (cover().block_size() != h.block_size) {
+      throw Error(ErrorKind::Corruption, "blocks entry has blocks of " + std::to_string(h.block_size) +
+                                             " bytes, a newer backup's of " + std::to_string(cover().block_size()));
+    }
+    cover().begin_piece(h.truncation_blocks);
   }
 
-  const ChainPieces& p_;
+  // The base's bytes: each block written when the cover gives it to this piece (decided at its first byte).
+  void write_base(ByteView part) {
+    const std::uint64_t bs = cover().block_size();
+    while (!part.empty()) {
+      if (pos_ % bs == 0) take_ = cover().take(pos_ / bs);
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(part.size(), bs - pos_ % bs));
+      if (take_) writer_->add(pos_, part.first(n));
+      part = part.subspan(n);
+      pos_ += n;
+    }
+  }
+
+  void finish() {
+    open();
+    std::uint64_t size = size_of(fd_.get(), path_);
+    if (size != file_->target->size) {
+      throw Error(ErrorKind::Corruption, "reconstructed file has " + std::to_string(size) +
+                                             " bytes, the manifest says " + std::to_string(file_->target->size));
+    }
+    finish_file(fd_, *file_->target, path_);
+    st_.covers[idx_].reset();
+    st_.done[idx_] = 1;
+    st_.n.files++;
+    st_.n.bytes += size;
+  }
+
+  ChainState& st_;
   const std::size_t k_;
   const RestoreDest& dest_;
   const TaskGroup& group_;
-  Counters& n_;
   std::unordered_map<const ManifestFile*, std::size_t> file_of_;
   const BundleSplitter* splitter_ = nullptr;
   std::uint64_t end_ = 0;
+  std::size_t idx_ = 0;
   const FilePieces* file_ = nullptr;
   Fd fd_;
-  std::string path_;
+  std::string root_, rel_, path_;
+  std::unique_ptr<RunWriter> writer_;
   std::unique_ptr<BlockDiffReader> diff_;
-  std::uint64_t block_size_ = 0;
+  std::uint64_t pos_ = 0;  // bytes of the base seen
+  bool take_ = false;      // the base's current block is written
 };
 
 // Where the last entry of each bundle of `m` ends (bytes after it are not the manifest's).
@@ -165,14 +230,14 @@ std::map<std::uint64_t, std::uint64_t> bundle_ends(const BackupManifest& m) {
 }
 
 // One task: bundle `idx` of backup `k`, its pieces applied.
-void apply_bundle(Repository& repo, const ChainPieces& p, std::size_t k, std::uint64_t idx, std::uint64_t end,
-                  const std::vector<Piece>& pieces, const RestoreDest& dest, const TaskGroup& group, Counters& n) {
-  const std::string& label = p.chain[k]->label;
+void apply_bundle(Repository& repo, ChainState& st, std::size_t k, std::uint64_t idx, std::uint64_t end,
+                  const std::vector<Piece>& pieces, const RestoreDest& dest, const TaskGroup& group) {
+  const std::string& label = st.p.chain[k]->label;
   std::string key = keys::backup_bundle(label, idx);
   std::vector<const ManifestFile*> entries;
   for (const auto& piece : pieces) entries.push_back(piece.entry);
   sort_bundle_files(entries, label, idx);
-  PieceVisitor visitor(p, k, pieces, dest, group, n);
+  PieceVisitor visitor(st, k, pieces, dest, group);
   BundleSplitter splitter(entries, visitor);
   visitor.attach(splitter, end);
   try {
@@ -180,6 +245,37 @@ void apply_bundle(Repository& repo, const ChainPieces& p, std::size_t k, std::ui
   } catch (...) {
     rethrow_in_bundle(label, key, visitor.current());
   }
+}
+
+// Batches of files, [first, second) of ChainPieces::files, whose covers fit kCoverBudget (at most one
+// bit per KiB of a file: the smallest block size).
+std::vector<std::pair<std::size_t, std::size_t>> cover_batches(const ChainPieces& p) {
+  std::vector<std::pair<std::size_t, std::size_t>> out{{0, 0}};
+  std::uint64_t used = 0;
+  for (std::size_t i = 0; i < p.files.size(); ++i) {
+    std::uint64_t need = p.files[i].first == p.files[i].last ? 0 : p.files[i].target->size / 8192 + 8;
+    if (used + need > kCoverBudget && out.back().second > out.back().first) {
+      out.emplace_back(i, i);
+      used = 0;
+    }
+    used += need;
+    out.back().second = i + 1;
+  }
+  return out;
+}
+
+// The pieces of backup `k` still needed by the files [lo, hi), by bundle.
+std::vector<std::pair<std::uint64_t, std::vector<Piece>>> needed(const ChainState& st, std::size_t k, std::size_t lo,
+                                                                 std::size_t hi) {
+  std::vector<std::pair<std::uint64_t, std::vector<Piece>>> out;
+  for (const auto& [idx, pieces] : st.p.reads[k]) {
+    std::vector<Piece> keep;
+    for (const auto& piece : pieces) {
+      if (piece.file >= lo && piece.file < hi && !st.done[piece.file]) keep.push_back(piece);
+    }
+    if (!keep.empty()) out.emplace_back(idx, std::move(keep));
+  }
+  return out;
 }
 
 }  // namespace
@@ -192,28 +288,29 @@ WriteTotals write_chain(Repository& repo, const RestorePlan& plan, const Restore
 
   repo.read_key();  // load (and verify) the key once, before the threads share the repository
   TaskGroup group(opts.parallel > 0 ? opts.parallel : repo.config().backup.parallel);
-  Counters n;
+  ChainState st(p);
   Progress progress(opts.progress, "restoring " + plan.backup.label);
   progress.set_total(p.bytes);
-  for (std::size_t k = 0; k < chain.size(); ++k) {
-    const auto ends = bundle_ends(*chain[k]);
-    std::vector<const std::pair<const std::uint64_t, std::vector<Piece>>*> bundles;
-    for (const auto& entry : p.reads[k]) bundles.push_back(&entry);
-    group.run(
-        bundles.size(),
-        [&](std::size_t i) {
-          const auto& [idx, pieces] = *bundles[i];
-          apply_bundle(repo, p, k, idx, ends.at(idx), pieces, dest, group, n);
-        },
-        [&] {
-          progress.set_done(n.read.load());
-          progress.tick();
-        });
+  for (const auto& [lo, hi] : cover_batches(p)) {
+    for (std::size_t k = chain.size(); k-- > 0;) {
+      const auto ends = bundle_ends(*chain[k]);
+      const auto bundles = needed(st, k, lo, hi);
+      group.run(
+          bundles.size(),
+          [&](std::size_t i) {
+            const auto& [idx, pieces] = bundles[i];
+            apply_bundle(repo, st, k, idx, ends.at(idx), pieces, dest, group);
+          },
+          [&] {
+            progress.set_done(st.n.read.load());
+            progress.tick();
+          });
+    }
   }
   progress.clear();
   std::string label = label_without_incremental_lines(plan.backup.backup_label);
   write_small_file(dest.pgdata + "/backup_label", label, 0600);
-  return {n.files.load() + 1, n.bytes.load() + label.size()};
+  return {st.n.files.load() + 1, st.n.bytes.load() + label.size()};
 }
 
 }  // namespace pgvault::restore_detail

@@ -130,8 +130,8 @@ struct ChainPieces {
 // Corruption naming the backup and file when an entry's chain does not end in a "full" entry, or a file
 // of the newest backup is a server INCREMENTAL.* file or lies in a tablespace the manifest does not list.
 ChainPieces plan_pieces(const std::vector<const BackupManifest*>& chain, const RestoreDest& dest);
-// Writes every file of plan.backup from its chain: backups oldest first, each one's bundles in parallel;
-// then backup_label (the newest backup's, without "INCREMENTAL FROM" lines).
+// Writes every file of plan.backup from its chain: backups newest first, each one's bundles in parallel,
+// every block written once (chain_compose.h); then backup_label (the newest backup's, without "INCREMENTAL FROM" lines).
 WriteTotals write_chain(Repository& repo, const RestorePlan& plan, const RestoreDest& dest, const RestoreOptions& opts);
 // backup_label text without the lines PostgreSQL 17 adds to an incremental backup's label
 // ("INCREMENTAL FROM LSN:", "INCREMENTAL FROM TLI:"): the restored directory is a full one.

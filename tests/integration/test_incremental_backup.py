@@ -151,3 +151,28 @@ def test_chain_restores_exactly(workspace, repo, mode):
     assert summary["backup"] == incr["label"], summary
     assert db_state(restored) == expected
     assert restored.scalar("SELECT count(*) FROM pg_ls_dir('base/5') AS f WHERE f LIKE 'INCREMENTAL.%'") == "0"
+
+
+def test_differential_is_on_the_full_and_restores_exactly(workspace, repo):
+    """--type diff after full -> incremental: stored as an incremental whose parent is the full (not the
+    newer incremental), named in the log, and restored to the latest state exactly."""
+    pg = start_primary(workspace, repo)
+    pg.pgbench_init(scale=SCALE)
+    create_marks(pg)
+    rc, _, err = push(pg, repo, "--type", "diff", "--no-fallback")
+    assert rc == 2 and "no complete full backup" in err, err
+    rc, full, err = push(pg, repo)
+    assert rc == 0, err
+    load_and_mark(pg, "one")
+    rc, incr, err = push(pg, repo, "--type", "incremental")
+    assert rc == 0 and incr["parent"] == full["label"], err
+    load_and_mark(pg, "two")
+    rc, diff, err = push(pg, repo, "--type", "diff")
+    assert rc == 0, err
+    assert f"differential backup on parent {full['label']}" in err, err
+    check_incremental(repo, full, diff, "client")
+    expected = load_and_mark(pg, "three")
+    pg.switch_wal()
+    restored, summary = recover(workspace, repo, "restored")
+    assert summary["backup"] == diff["label"], summary
+    assert db_state(restored) == expected

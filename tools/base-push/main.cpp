@@ -27,10 +27,11 @@ int main(int argc, char** argv) {
   app.add_option("--type", type,
                  "full (default) or incremental: only what changed since the newest usable backup (its parent).\n"
                  "PostgreSQL 17+ with summarize_wal = on: the server sends the changed blocks (WAL summaries);\n"
-                 "otherwise pgvault keeps the blocks whose page LSN is at or past the parent's start")
-      ->check(CLI::IsMember({"full", "incremental"}));
+                 "otherwise pgvault keeps the blocks whose page LSN is at or past the parent's start;\n"
+                 "or diff (differential): an incremental whose parent is the newest usable full backup")
+      ->check(CLI::IsMember({"full", "incremental", "diff"}));
   app.add_flag("--no-fallback", no_fallback,
-               "with --type incremental: fail (exit 2) instead of taking a full\n"
+               "with --type incremental or diff: fail (exit 2) instead of taking a full\n"
                "backup when no parent is usable, or client-side blocks when summarize_wal is off");
   app.add_flag("--json", json, "print a JSON summary on stdout");
   pgvault::add_common_options(app, common);

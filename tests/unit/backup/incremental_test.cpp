@@ -313,6 +313,20 @@ TEST(Parent, NewestUsableBackupOfTheHistory) {
   EXPECT_NE(c.why_none.find("history file of timeline 2"), std::string::npos) << c.why_none;
 }
 
+// --type diff: the newest usable FULL backup, past newer incrementals; none usable: says "full".
+TEST(Parent, ADifferentialsParentIsTheNewestFullBackup) {
+  Inventory inv;
+  inv.backups = {backup("A-F", 1, 0x3000000), backup("B-I", 1, 0x5000000, "A-F"), backup("C-I", 1, 0x7000000, "B-I")};
+  EXPECT_EQ(choose_parent(inv, server17(), 1).parent->label, "C-I");
+  EXPECT_EQ(choose_parent(inv, server17(), 1, true).parent->label, "A-F");
+  inv.backups[0].system_identifier = 7;  // the only full backup is of another system
+  auto c = choose_parent(inv, server17(), 1, true);
+  EXPECT_FALSE(c.parent);
+  EXPECT_NE(c.why_none.find("A-F cannot be a parent: it is of another database system"), std::string::npos) << c.why_none;
+  inv.backups.erase(inv.backups.begin());
+  EXPECT_NE(choose_parent(inv, server17(), 1, true).why_none.find("no complete full backup"), std::string::npos);
+}
+
 TEST(Parent, OtherSystemsVersionsAndBrokenChainsAreSkipped) {
   Inventory inv;
   EXPECT_NE(choose_parent(inv, server17(), 1).why_none.find("no complete backup"), std::string::npos);

@@ -3,6 +3,7 @@
 // bytes expected, the chain checked before anything is written, damaged pieces named.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 
@@ -55,6 +56,21 @@ struct ChainRepo {
     if (rel == "global/pg_control") return slurp(p);
     return exists(p) ? slurp(p) : "<missing>";
   }
+  // From now on, every bundle read is recorded (keys; by the restore's worker threads).
+  void record_bundle_reads() {
+    fault->fail = [this](const std::string& op, const std::string& key) {
+      if (op != "get" || key.find("/bundle-") == std::string::npos) return;
+      std::lock_guard<std::mutex> lock(read_mutex);
+      read.push_back(key);
+    };
+  }
+  std::vector<std::string> bundles_read() {
+    std::vector<std::string> out = read;
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::vector<std::string> read;
+  std::mutex read_mutex;
   // Every regular file of the restored directory has the content the chain builder expects.
   void expect_contents() {
     for (const auto& [path, text] : chain->content) EXPECT_EQ(file(path), text) << path;
@@ -71,6 +87,16 @@ void base_full(ChainRepo& r) {
   c.next_bundle();
   c.full("base/5/200", blocks_text(2, 'x'));
   c.commit();
+}
+
+// base_full, then an incremental on it begun, PG_VERSION and pg_control unchanged.
+ChainBuilder& first_incremental(ChainRepo& r) {
+  base_full(r);
+  ChainBuilder& c = *r.chain;
+  c.begin("20260102T000000Z-I", "20260101T000000Z-F");
+  c.unchanged("PG_VERSION");
+  c.unchanged("global/pg_control");
+  return c;
 }
 
 }  // namespace
@@ -151,22 +177,48 @@ TEST(IncrementalRestore, AChainOfAFullAndTwoIncrementalsReadsOnlyTheBundlesItNee
   // The first incremental's bundle 0 and the second's bundle 0 hold nothing the restore needs... but the
   // first incremental's bundle does (200's block-diff); the full backup's bundle 1 (base/5/200) too.
   // The full backup's pg_control is replaced later: its bundle 0 is still needed for PG_VERSION.
-  std::vector<std::string> read;
-  std::mutex read_mutex;  // bundles are read by the restore's worker threads
-  r.fault->fail = [&](const std::string& op, const std::string& key) {
-    if (op != "get" || key.find("/bundle-") == std::string::npos) return;
-    std::lock_guard<std::mutex> lock(read_mutex);
-    read.push_back(key);
-  };
+  r.record_bundle_reads();
   RestoreResult res = run_restore(*r.repo, r.options());
   EXPECT_EQ(res.plan.chain.size(), 2u);
   r.expect_contents();
-  std::sort(read.begin(), read.end());
   std::vector<std::string> want = {keys::backup_bundle("20260101T000000Z-F", 0),
                                    keys::backup_bundle("20260101T000000Z-F", 1),
                                    keys::backup_bundle("20260102T000000Z-I", 0),
                                    keys::backup_bundle("20260103T000000Z-I", 1)};
-  EXPECT_EQ(read, want);  // the newest backup's empty bundle 0 is not read
+  EXPECT_EQ(r.bundles_read(), want);  // the newest backup's empty bundle 0 is not read
+}
+
+// Three layers of one file: the newest backup's block wins over the middle one's (block 1), the middle
+// one's truncation to 3 blocks removes the full backup's blocks 3..7 (zeros unless a newer piece lists
+// them), the newest extends the file to 10 blocks. A file whose newest block-diff lists every block
+// needs nothing older: the full backup's bundle holding it is not read.
+TEST(IncrementalRestore, ThreeLayersComposeNewestFirstAndACoveredBaseIsNotRead) {
+  ChainRepo r;
+  ChainBuilder& c = first_incremental(r);
+  const std::string a = blocks_text(8, 'a');
+  auto old_block = [&](std::size_t b) { return a.substr(b * kChainBlock, kChainBlock); };
+  c.blocks("base/5/100", 3, 6, {{1, block('M')}, {4, block('N')}},
+           old_block(0) + block('M') + old_block(2) + zeros(1) + block('N') + zeros(1));
+  c.unchanged("base/5/200");
+  c.commit();
+  c.begin("20260103T000000Z-I", "20260102T000000Z-I");
+  c.unchanged("PG_VERSION");
+  c.unchanged("global/pg_control");
+  c.blocks("base/5/100", 6, 10, {{1, block('Z')}, {7, block('P')}, {9, block('Q')}},
+           old_block(0) + block('Z') + old_block(2) + zeros(1) + block('N') + zeros(2) + block('P') + zeros(1) +
+               block('Q'));
+  c.blocks("base/5/200", 2, 3, {{0, block('U')}, {1, block('V')}, {2, block('W')}}, block('U') + block('V') + block('W'));
+  c.commit();
+
+  r.record_bundle_reads();
+  RestoreResult res = run_restore(*r.repo, r.options());
+  EXPECT_EQ(res.plan.chain.size(), 2u);
+  r.expect_contents();
+  EXPECT_EQ(res.files, 5u);  // PG_VERSION, pg_control, 100, 200 and backup_label
+  std::vector<std::string> want = {keys::backup_bundle("20260101T000000Z-F", 0),
+                                   keys::backup_bundle("20260102T000000Z-I", 0),
+                                   keys::backup_bundle("20260103T000000Z-I", 0)};
+  EXPECT_EQ(r.bundles_read(), want);
 }
 
 TEST(IncrementalRestore, ABrokenChainIsRefusedBeforeAnythingIsWritten) {
