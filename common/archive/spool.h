@@ -38,9 +38,10 @@ namespace pgvault {
 std::string spool_dir(const std::string& configured, const std::string& kind, const std::string& repo_describe);
 
 // The push spool of the repositories a wal-push call writes to (Repository::describe() of each, in
-// order): spool_dir(configured, "push", ...) of the one; for several, a folder of its own for that set
-// (inside `configured` when it is set), so a record written for a push into one repository never
-// answers a call that must push into several, nor the reverse.
+// order): by default spool_dir("", "push", ...) of the one; for several, or inside a configured folder,
+// a folder of its own for that set ("push-<hash>" / "several-<hash>" in `configured`), so a record
+// written for a push into one repository never answers a call that must push into another one or into
+// several, nor the reverse (two configs or `--repo` calls may share one configured [push] spool).
 std::string push_spool_dir(const std::string& configured, const std::vector<std::string>& repo_describes);
 
 // The prefetch spool of repository `repo_describe` for database system `system_identifier`: a folder

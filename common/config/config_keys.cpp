@@ -189,6 +189,8 @@ void add_check_keys(std::map<std::string, Setter>& t) {
   t["check.owed_critical"] = count(&Config::Check::owed_critical);
   t["check.lag_warning"] = count(&Config::Check::lag_warning);
   t["check.lag_critical"] = count(&Config::Check::lag_critical);
+}
+
 // [drill]: restore-drill's settings.
 void add_drill_keys(std::map<std::string, Setter>& t) {
   t["drill.bin_dir"] = plain([](Config& c) -> std::string& { return c.drill.bin_dir; });

@@ -12,7 +12,7 @@ namespace {
 // Runs `body`, recording its result as check `name`: ok with the detail it returns, or failed with
 // the error's message.
 template <typename Body>
-void record(std::vector<CheckResult>& out, const std::string& name, Body body) {
+void record(std::vector<DrillCheckResult>& out, const std::string& name, Body body) {
   check_interrupt();
   try {
     out.push_back({name, true, body()});
@@ -22,7 +22,7 @@ void record(std::vector<CheckResult>& out, const std::string& name, Body body) {
   }
 }
 
-void database_checks(Server& server, std::vector<CheckResult>& out) {
+void database_checks(Server& server, std::vector<DrillCheckResult>& out) {
   std::vector<std::vector<std::string>> dbs;
   record(out, "list databases", [&] {
     SqlConnection c(server.conninfo("template1"));
@@ -39,7 +39,7 @@ void database_checks(Server& server, std::vector<CheckResult>& out) {
   }
 }
 
-void count_checks(Server& server, const std::vector<CountSpec>& counts, std::vector<CheckResult>& out) {
+void count_checks(Server& server, const std::vector<CountSpec>& counts, std::vector<DrillCheckResult>& out) {
   for (const auto& spec : counts) {
     record(out, "count " + spec.name(), [&] {
       SqlConnection c(server.conninfo(spec.database));
@@ -58,7 +58,7 @@ std::string read_sql_file(const std::string& path) {
 }
 
 void sql_checks(Server& server, const DrillOptions& opts, const std::vector<std::string>& statements,
-                std::vector<CheckResult>& out) {
+                std::vector<DrillCheckResult>& out) {
   for (std::size_t i = 0; i < statements.size(); ++i) {
     const std::string& q = statements[i];
     record(out, "sql #" + std::to_string(i + 1), [&]() -> std::string {
@@ -79,8 +79,8 @@ std::vector<std::string> load_sql_checks(const DrillOptions& opts) {
   return statements;
 }
 
-std::vector<CheckResult> run_checks(Server& server, const DrillOptions& opts, const std::vector<std::string>& sql) {
-  std::vector<CheckResult> out;
+std::vector<DrillCheckResult> run_checks(Server& server, const DrillOptions& opts, const std::vector<std::string>& sql) {
+  std::vector<DrillCheckResult> out;
   database_checks(server, out);
   count_checks(server, opts.counts, out);
   sql_checks(server, opts, sql, out);

@@ -15,6 +15,6 @@ std::vector<std::string> load_sql_checks(const DrillOptions& opts);
 
 // Every check, in order: the database list, each database (connects, pg_class readable), each count,
 // each SQL statement (must return true). A failed check is recorded, not thrown (only Interrupted is).
-std::vector<CheckResult> run_checks(Server& server, const DrillOptions& opts, const std::vector<std::string>& sql);
+std::vector<DrillCheckResult> run_checks(Server& server, const DrillOptions& opts, const std::vector<std::string>& sql);
 
 }  // namespace pgvault::drill_detail

@@ -59,7 +59,7 @@ enum class DrillFailure { None, Restore, Server, Check };
 // "restore-failed", "server-failed", "check-failed" ("" for None): the tool's outcome names.
 std::string failure_name(DrillFailure f);
 
-struct CheckResult {
+struct DrillCheckResult {
   std::string name;     // "connect postgres", "pg_class appdb", "count appdb.public.t", "sql #2"
   bool ok = false;
   std::string detail;   // rows counted, the query, or the error
@@ -77,7 +77,7 @@ struct DrillReport {
   double recovery_seconds = 0;         // server start until recovery ended
   std::optional<double> rpo_seconds;   // now - the newest archived WAL segment's object time
   std::string newest_wal;              // that segment's name
-  std::vector<CheckResult> checks;
+  std::vector<DrillCheckResult> checks;
   std::string work_dir;                // where it ran (removed)
   std::int64_t finished_at = 0;        // seconds since the epoch
   bool passed() const { return failure == DrillFailure::None; }

@@ -1,12 +1,14 @@
 // wal-push into several repositories (archive/multi_push.h): the fan-out, the owed queue and its
 // bounds, and the catch-up, on local repositories with injected storage faults.
 #include "common/archive/multi_push.h"
+#include "common/archive/spool.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 
 #include "archive/archive_fixture.h"
 #include "common/base/errors.h"
@@ -198,4 +200,23 @@ TEST_F(MultiFixture, OwedFileNoOtherRepositoryHoldsStaysOwed) {
   CatchUpResult r = catch_up(targets(), {}, 2, std::nullopt);
   EXPECT_EQ(r.pushed, 0u);
   EXPECT_EQ(owed(), (std::vector<std::string>{seg_name(7)}));
+}
+
+// A configured [push] spool shared by calls for different repositories (wal-push --repo a, then --repo b):
+// a record of the push into one must never answer the call for the other.
+TEST(PushSpool, AConfiguredFolderKeepsEachRepositorysRecordsApart) {
+  TempDir tmp;
+  const std::string a = push_spool_dir(tmp.path(), {"fs:/repo-a"});
+  const std::string b = push_spool_dir(tmp.path(), {"fs:/repo-b"});
+  const std::string both = push_spool_dir(tmp.path(), {"fs:/repo-a", "fs:/repo-b"});
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, both);
+  EXPECT_NE(b, both);
+  EXPECT_EQ(a, push_spool_dir(tmp.path(), {"fs:/repo-a"}));
+  const std::string wal = tmp.path() + "/000000010000000000000001";
+  { std::ofstream(wal) << "0123456789abcdef"; }
+  const FileIdentity id = file_identity(wal);
+  write_push_record(a, "000000010000000000000001", id, Digest{});
+  EXPECT_FALSE(take_push_record(b, "000000010000000000000001", id));
+  EXPECT_TRUE(take_push_record(a, "000000010000000000000001", id));
 }

@@ -78,9 +78,10 @@ TEST_F(Prefetch, LookAheadPushesTheReadyFilesAndTheirCallsSucceedAtOnce) {
   auto r = repo();
   for (std::uint64_t s = 1; s <= 3; ++s) EXPECT_TRUE(r.storage().head(keys::wal(*WalFileName::parse(seg_name(s)))));
   EXPECT_FALSE(r.storage().head(keys::wal(*WalFileName::parse(seg_name(4)))));  // parallel - 1 ahead only
-  EXPECT_TRUE(sfs::exists(config.push.spool + "/" + seg_name(2) + ".done"));
+  const std::string records = push_spool_dir(config.push.spool, {r.describe()});
+  EXPECT_TRUE(sfs::exists(records + "/" + seg_name(2) + ".done"));
   EXPECT_EQ(archive_command(config, wal_dir + "/" + seg_name(2)), PushOutcome::AlreadyStored);
-  EXPECT_FALSE(sfs::exists(config.push.spool + "/" + seg_name(2) + ".done"));  // used once
+  EXPECT_FALSE(sfs::exists(records + "/" + seg_name(2) + ".done"));  // used once
 }
 
 }  // namespace
