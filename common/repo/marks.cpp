@@ -86,13 +86,8 @@ BackupMarks BackupMarks::from_json(const std::string& text, const std::string& w
 
 std::optional<BackupMarks> read_marks(Repository& repo, const std::string& label) {
   const std::string key = keys::backup_marks(label);
-  Bytes data;
-  try {
-    data = repo.get_bytes(key);
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::NotFound) return std::nullopt;
-    throw;
-  }
+  if (!repo.storage().head(key)) return std::nullopt;  // rare (a listing showed it, or a mark is changed)
+  Bytes data = repo.get_bytes(key);
   BackupMarks m = BackupMarks::from_json(std::string(data.begin(), data.end()), repo.describe() + "/" + key);
   if (m.label != label) throw Error(ErrorKind::Corruption, repo.describe() + "/" + key + ": marks are for backup " + m.label);
   return m;

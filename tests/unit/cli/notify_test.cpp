@@ -15,6 +15,8 @@
 namespace pgvault {
 namespace {
 
+using testing::TempDir;
+
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
