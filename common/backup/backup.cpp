@@ -132,6 +132,13 @@ void commit(BackupRun& run) {
     throw Error(ErrorKind::Conflict, "backup " + m.label + ": another base-push took over the label's claim " +
                                          run.repo.describe() + "/" + keys::backup_claim(m.label) + "; not committing");
   }
+  if (run.opts.marks) {
+    BackupMarks marks = *run.opts.marks;
+    marks.label = m.label;
+    marks.time = m.stop_time;
+    run.own_keys.push_back(keys::backup_marks(m.label));
+    write_marks(run.repo, marks);
+  }
   run.manifest_attempted = true;
   write_manifest(run.repo, m);
 }

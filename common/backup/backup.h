@@ -29,9 +29,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/repo/manifest.h"
+#include "common/repo/marks.h"
 #include "common/repo/repo.h"
 
 namespace pgvault {
@@ -46,6 +48,9 @@ struct BackupOptions {
   std::string type = "full";         // "full" | "incremental" | "diff" (--type; see incremental.h)
   bool no_fallback = false;          // incremental: refuse (Config) rather than take a full backup or
                                      // client-side blocks when no parent or summarize_wal is off
+  // --keep / --annotate: written as backups/<label>/marks just before the manifest (repo/marks.h), so the
+  // backup is never visible without them. Default: none.
+  std::optional<BackupMarks> marks;
 };
 
 // Options from the configuration (conninfo, checkpoint, parallel, bundle_size).

@@ -4,6 +4,7 @@
 
 #include "common/base/log.h"
 #include "common/base/version.h"
+#include "common/cli/notify.h"
 
 namespace pgvault {
 
@@ -34,6 +35,8 @@ Config load_tool_config(const CommonOptions& opts) {
   if (opts.verbose) set_log_level("debug");
   // Precedence: --verbose, --set log.level > PGVAULT_LOG_LEVEL (read by init_logging) > [log] level.
   else if (overrides.count("log.level") > 0 || !std::getenv("PGVAULT_LOG_LEVEL")) set_log_level(c.log.level);
+  if (!c.log.file.empty()) add_log_file(c.log.file, c.where("log.file"));
+  notify_remember_config(c);
   return c;
 }
 
@@ -43,6 +46,33 @@ ToolSpec tool_spec(std::string_view tool, std::function<bool()> standby) {
             return exit_code(table, e.kind(), standby && standby());
           }};
 }
+
+ToolSpec notifying(ToolSpec spec) {
+  spec.notify = true;
+  return spec;
+}
+
+namespace {
+
+// Runs `body`; an error is logged as one line and mapped, its kind and message kept for [notify].
+int run_body(const ToolSpec& spec, const std::function<int()>& body, std::string& kind, std::string& message) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    kind = kind_name(e.kind());
+    message = e.what();
+    return spec.exit_code(e);
+  } catch (const std::exception& e) {
+    Error internal(ErrorKind::Internal, std::string("internal error: ") + e.what());
+    spdlog::error("{}", internal.what());
+    kind = kind_name(internal.kind());
+    message = internal.what();
+    return spec.exit_code(internal);
+  }
+}
+
+}  // namespace
 
 int run_tool(const ToolSpec& spec, CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
   init_logging(spec.name);
@@ -54,16 +84,10 @@ int run_tool(const ToolSpec& spec, CLI::App& app, int argc, char** argv, const s
     spdlog::error("{}", usage.what());
     return spec.exit_code(usage);
   }
-  try {
-    return body();
-  } catch (const Error& e) {
-    spdlog::error("{}", e.what());
-    return spec.exit_code(e);
-  } catch (const std::exception& e) {
-    Error internal(ErrorKind::Internal, std::string("internal error: ") + e.what());
-    spdlog::error("{}", internal.what());
-    return spec.exit_code(internal);
-  }
+  std::string kind, message;
+  int code = run_body(spec, body, kind, message);
+  if (spec.notify) notify_run_end(spec.name, code, kind, message);
+  return code;
 }
 
 }  // namespace pgvault

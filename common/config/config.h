@@ -105,6 +105,12 @@ struct Config {
   };
   std::vector<RepositoryEntry> repositories;
 
+  // Failure notifications (common/cli/notify.h): `command` run by /bin/sh -c with the event as JSON on stdin.
+  struct Notify {
+    std::int64_t timeout = 30;       // seconds before the command is killed
+    bool always = false;             // on = "always": after successful runs too; "failure" (default): not
+    std::string command = {};        // "" = off. Default: off
+  } notify;
   // [check]: thresholds of `archive-info --check` (report/check.h). Durations as N{s,m,h,d,w}; "" turns
   // a duration rule off, 0 a count rule.
   struct Check {
@@ -129,8 +135,11 @@ struct Config {
   } drill;
 
   struct Log {
-    std::string level = "info";  // "debug" | "info" | "warning" | "error"
+    // "debug" | "info" | "warning" | "error"; "" (default): info on a terminal, else warning (quiet from cron)
+    std::string level;
+    std::string file;  // "" = none; else every line is appended there too (info and above at least)
   } log;
+
 
   std::string source = "(defaults)";  // the file the values came from, for messages
   // Where each value set came from, by "section.key" ("pgvault.toml line 4", "environment AWS_REGION",

@@ -165,6 +165,14 @@ void add_retention_and_log_keys(std::map<std::string, Setter>& t) {
   t["log.level"] = [](Config& c, const RawValue& v, const std::string& k) {
     c.log.level = as_choice(v, k, {"debug", "info", "warning", "error"});
   };
+  t["log.file"] = [](Config& c, const RawValue& v, const std::string& k) { c.log.file = as_string(v, k); };
+  t["notify.command"] = [](Config& c, const RawValue& v, const std::string& k) { c.notify.command = as_string(v, k); };
+  t["notify.on"] = [](Config& c, const RawValue& v, const std::string& k) {
+    c.notify.always = as_choice(v, k, {"failure", "always"}) == "always";
+  };
+  t["notify.timeout"] = [](Config& c, const RawValue& v, const std::string& k) {
+    c.notify.timeout = as_int(v, k, 1, 3600);
+  };
 }
 
 // [check]: archive-info --check thresholds.

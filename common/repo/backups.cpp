@@ -21,6 +21,7 @@ std::vector<BackupFolder> list_backup_folders(Storage& storage) {
     f.newest_mtime = std::max(f.newest_mtime, obj.mtime);
     f.has_manifest = f.has_manifest || obj.key == keys::backup_manifest(f.label);
     f.has_tombstone = f.has_tombstone || obj.key == keys::backup_tombstone(f.label);
+    f.has_marks = f.has_marks || obj.key == keys::backup_marks(f.label);
   }
   std::vector<BackupFolder> out;
   for (auto& [label, f] : by_label) out.push_back(std::move(f));

@@ -25,6 +25,7 @@ struct BackupFolder {
   std::int64_t newest_mtime = 0;   // the newest object's mtime, 0 when the storage gives none
   bool has_manifest = false;
   bool has_tombstone = false;
+  bool has_marks = false;          // backups/<label>/marks exists (repo/marks.h)
 };
 
 // Every backup folder, by label: one listing of backups/. Keys that are not inside a backup folder

@@ -126,6 +126,20 @@ void read_histories(Repository& repo, Inventory& inv) {
   }
 }
 
+// The marks of a complete backup; unreadable ones count as kept (see Inventory::marks).
+void add_marks(Repository& repo, Inventory& inv, const std::string& label) {
+  try {
+    if (auto m = read_marks(repo, label)) inv.marks[label] = std::move(*m);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Corruption) throw;
+    BackupMarks m;
+    m.label = label;
+    m.keep = true;
+    m.error = e.what();
+    inv.marks[label] = std::move(m);
+  }
+}
+
 // The backups: one per folder under backups/, complete when its manifest can be read.
 void add_backups(Repository& repo, Inventory& inv) {
   for (const auto& f : list_backup_folders(repo.storage())) {
@@ -136,6 +150,7 @@ void add_backups(Repository& repo, Inventory& inv) {
     }
     try {
       inv.backups.push_back(read_manifest(repo, f.label));
+      if (f.has_marks) add_marks(repo, inv, f.label);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::Corruption && e.kind() != ErrorKind::NotFound && e.kind() != ErrorKind::Config) {
         throw;

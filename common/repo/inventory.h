@@ -29,6 +29,7 @@
 #include "common/pg/wal.h"
 #include "common/repo/backups.h"
 #include "common/repo/manifest.h"
+#include "common/repo/marks.h"
 #include "common/repo/repo.h"
 #include "common/repo/wal_index.h"
 
@@ -81,6 +82,9 @@ struct Inventory {
   std::uint32_t wal_segment_size = kDefaultWalSegmentSize;  // from the identity (default when none)
   std::vector<BackupManifest> backups;               // complete backups, oldest first (by label)
   std::vector<IncompleteBackup> incomplete;          // by label
+  // Complete backups' marks (repo/marks.h), by label; absent = none. A marks object that cannot be read
+  // is listed with `error` set and keep = true: retention keeps what may be kept until an operator looks.
+  std::map<std::string, BackupMarks> marks;
   std::map<std::uint32_t, WalTimeline> wal;          // timeline -> segments
   std::map<std::uint32_t, TimelineHistory> histories;  // timeline -> its history file
   std::vector<WalObject> backup_history_files;       // NNN.XXXXXXXX.backup files PostgreSQL archives

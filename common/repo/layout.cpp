@@ -35,6 +35,7 @@ std::string backup_server_manifest(const std::string& label) { return backup_pre
 
 std::string backup_claim(const std::string& label) { return backup_prefix(label) + "claim"; }
 std::string backup_tombstone(const std::string& label) { return backup_prefix(label) + "deleting"; }
+std::string backup_marks(const std::string& label) { return backup_prefix(label) + "marks"; }
 std::string lock(const std::string& name) { return "locks/" + name; }
 
 std::optional<BackupObject> parse_backup_key(const std::string& key) {

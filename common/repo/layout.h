@@ -13,6 +13,7 @@
 //   backups/<label>/backup_manifest   the server's own backup_manifest (parent of a server-side incremental)
 //   backups/<label>/manifest.json     written last: the commit point of the backup
 //   backups/<label>/deleting          retention-prune's tombstone, written before the manifest is removed
+//   backups/<label>/marks             kept mark and annotations (repo/marks.h), rewritten when they change
 //   locks/<name>                      repository locks (common/repo/lock.h)
 #pragma once
 
@@ -40,6 +41,7 @@ std::string backup_bundle(const std::string& label, std::uint64_t index);
 std::string backup_server_manifest(const std::string& label);  // "backups/<label>/backup_manifest"
 std::string backup_claim(const std::string& label);        // "backups/<label>/claim" (base-push's label claim)
 std::string backup_tombstone(const std::string& label);    // "backups/<label>/deleting" (retention-prune)
+std::string backup_marks(const std::string& label);        // "backups/<label>/marks" (repo/marks.h)
 std::string lock(const std::string& name);                 // "locks/<name>"
 
 // A key under backups/: the label of its backup and its name inside the backup's folder

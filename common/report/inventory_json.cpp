@@ -19,6 +19,13 @@ json identity_json(const Inventory& inv) {
           {"wal_segment_size", inv.identity->wal_segment_size}};
 }
 
+// The marks of a backup (repo/marks.h); none: not kept, no annotations.
+const BackupMarks& marks_of(const Inventory& inv, const std::string& label) {
+  static const BackupMarks none;
+  auto it = inv.marks.find(label);
+  return it == inv.marks.end() ? none : it->second;
+}
+
 json backup_json(const Inventory& inv, const BackupManifest& b) {
   json ts = json::array();
   for (const auto& t : b.tablespaces) ts.push_back({{"oid", t.oid}, {"location", t.location}});
@@ -44,7 +51,9 @@ json backup_json(const Inventory& inv, const BackupManifest& b) {
           {"stored_bytes", b.stored_bytes},
           {"files", b.files.size()},
           {"pg_version", b.pg_version},
-          {"tablespaces", ts}};
+          {"tablespaces", ts},
+          {"kept", marks_of(inv, b.label).keep},
+          {"annotations", marks_of(inv, b.label).annotations}};
 }
 
 json incomplete_json(const IncompleteBackup& i) {

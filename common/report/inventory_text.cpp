@@ -65,6 +65,19 @@ void chains_section(std::ostream& o, const Inventory& inv) {
   o << "\nincremental chains (full backup first)\n" << table(rows);
 }
 
+// Kept backups and annotations (repo/marks.h), one row per marked backup.
+void marks_section(std::ostream& o, const Inventory& inv) {
+  if (inv.marks.empty()) return;
+  Rows rows = {{"label", "kept", "annotations"}};
+  for (const auto& [label, m] : inv.marks) {
+    std::string notes;
+    for (const auto& [k, v] : m.annotations) notes += (notes.empty() ? "" : ", ") + k + "=" + v;
+    if (!m.error.empty()) notes = "UNREADABLE (kept): " + m.error;
+    rows.push_back({label, m.keep ? "kept" : "-", notes.empty() ? "-" : notes});
+  }
+  o << "\nkept and annotated backups (retention-prune --keep/--release/--annotate LABEL)\n" << table(rows);
+}
+
 void backups_section(std::ostream& o, const Inventory& inv) {
   o << "\nbackups (" << inv.backups.size() << ")\n";
   if (inv.backups.empty()) return;
@@ -77,6 +90,7 @@ void backups_section(std::ostream& o, const Inventory& inv) {
   }
   o << table(rows);
   chains_section(o, inv);
+  marks_section(o, inv);
 }
 
 void incomplete_section(std::ostream& o, const Inventory& inv) {

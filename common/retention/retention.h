@@ -16,6 +16,9 @@
 // - incremental-window I (optional, with either rule above): an incremental backup that finished before
 //   now - I is not kept by full-backups or window (nor taken as the window's base backup); fulls are
 //   untouched. "full_backups = 4, incremental_window = 7d": four weekly fulls, a week of incrementals.
+// - kept: a backup marked kept (base-push --keep, retention-prune --keep; repo/marks.h), or whose marks
+//   object cannot be read, is kept until released; with the parent rule and the WAL cutoff below, so are
+//   its ancestors and its WAL from its start on.
 // - parent: every ancestor of a kept backup is kept, up its chain (common/repo/chain.h), whatever the
 //   rules above say: a kept incremental can always be restored. WAL is kept from the oldest kept backup's
 //   start, an ancestor kept only as an ancestor included.

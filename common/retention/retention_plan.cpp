@@ -149,6 +149,16 @@ void keep_incrementals_of_kept_fulls(BackupRules& k) {
   }
 }
 
+// Kept rule: every backup marked kept (repo/marks.h), and one whose marks cannot be read.
+void keep_marked(BackupRules& k, const Inventory& inv) {
+  for (std::size_t i = 0; i < k.all.size(); ++i) {
+    auto it = inv.marks.find(k.all[i].label);
+    if (it == inv.marks.end() || !it->second.keep) continue;
+    k.keep(i, "kept", it->second.error.empty() ? "marked kept (retention-prune --release " + k.all[i].label + " ends it)"
+                                               : "its marks cannot be read (" + it->second.error + "): kept");
+  }
+}
+
 // Parents of every kept backup, up the chain.
 void keep_parents(BackupRules& k) {
   for (std::size_t i = k.all.size(); i-- > 0;) {
@@ -208,6 +218,7 @@ void decide_backups(const Inventory& inv, RetentionPlan& plan) {
   keep_newest_fulls(k, plan.policy.min_full_backups, "min-full-backups");
   if (!inv.backups.empty()) k.keep(inv.backups.size() - 1, "newest", "the newest complete backup is never deleted");
   if (plan.policy.full_backups > 0) keep_incrementals_of_kept_fulls(k);
+  keep_marked(k, inv);
   keep_parents(k);
   settle_backups(k, plan);
 }

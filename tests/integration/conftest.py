@@ -12,6 +12,7 @@
 The helpers package is importable from tests as ``helpers`` (this directory is on sys.path).
 """
 
+import os
 import signal
 
 from helpers.proc import chown_to
@@ -29,6 +30,9 @@ def pytest_configure(config):
     def on_sigterm(signum, frame):
         raise KeyboardInterrupt("SIGTERM")
     signal.signal(signal.SIGTERM, on_sigterm)
+    # The tools are quiet (warnings only) when stderr is not a terminal; the tests read their info lines.
+    # test_operations.py checks the quiet default with this variable removed.
+    os.environ.setdefault("PGVAULT_LOG_LEVEL", "info")
 
 
 def pytest_report_header(config):

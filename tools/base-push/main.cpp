@@ -4,10 +4,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 
 #include "common/backup/backup.h"
 #include "common/cli/cli.h"
+#include "common/cli/notify.h"
+#include "common/repo/lock.h"
+#include "common/repo/marks.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Take a full or incremental base backup of a running PostgreSQL server (replication connection,\n"
@@ -17,7 +22,8 @@ int main(int argc, char** argv) {
   pgvault::CommonOptions common;
   std::optional<std::string> conninfo, checkpoint;
   int archive_timeout = 600;
-  bool json = false, no_fallback = false;
+  bool json = false, no_fallback = false, keep = false;
+  std::vector<std::string> annotate;
   std::string type = "full";
   app.add_option("--conninfo", conninfo, "libpq connection string (default: [backup] conninfo, then PG* variables)");
   app.add_option("--checkpoint", checkpoint, "checkpoint at the start: fast or spread (default: [backup] checkpoint)")
@@ -33,9 +39,15 @@ int main(int argc, char** argv) {
   app.add_flag("--no-fallback", no_fallback,
                "with --type incremental or diff: fail (exit 2) instead of taking a full\n"
                "backup when no parent is usable, or client-side blocks when summarize_wal is off");
+  app.add_flag("--keep", keep,
+               "mark the backup kept: retention-prune never deletes it, its parents or its WAL\n"
+               "until retention-prune --release LABEL");
+  app.add_option("--annotate", annotate, "attach an annotation, e.g. --annotate reason=pre-upgrade (repeatable;\n"
+                 "KEY: 1-64 of A-Z a-z 0-9 _ . -, VALUE: up to 1024 printable ASCII characters)")
+      ->type_name("KEY=VALUE");
   app.add_flag("--json", json, "print a JSON summary on stdout");
   pgvault::add_common_options(app, common);
-  return pgvault::run_tool(pgvault::tool_spec("base-push"), app, argc, argv, [&] {
+  return pgvault::run_tool(pgvault::notifying(pgvault::tool_spec("base-push")), app, argc, argv, [&] {
     pgvault::Config config = pgvault::load_tool_config(common);
     pgvault::BackupOptions opts = pgvault::backup_options_from_config(config);
     if (conninfo) opts.conninfo = *conninfo;
@@ -43,11 +55,24 @@ int main(int argc, char** argv) {
     opts.archive_timeout = archive_timeout;
     opts.type = type;
     opts.no_fallback = no_fallback;
+    if (keep || !annotate.empty()) {
+      opts.marks.emplace();
+      opts.marks->keep = keep;
+      for (const auto& a : annotate) {
+        auto [k, v] = pgvault::parse_annotation(a, "--annotate");
+        pgvault::set_annotation(*opts.marks, k, v);
+      }
+    }
     opts.progress = isatty(STDERR_FILENO) != 0;
     pgvault::install_interrupt_handlers();
     pgvault::Repository repo(pgvault::open_storage(config), config);
     repo.require_initialised();
+    // One base-push at a time per repository: a second one fails (Conflict, exit 3) naming the holder.
+    auto lock = pgvault::RepositoryLock::acquire(repo.storage(), "base-push", {"base-push", 3600, std::time(nullptr)});
+    lock.keep_fresh(std::chrono::minutes(20));
     pgvault::BackupResult result = pgvault::run_base_backup(repo, opts);
+    pgvault::notify_set_backup(result.manifest.label);
+    lock.release();
     spdlog::info("{}", pgvault::backup_summary_line(result));
     if (json) std::fputs(pgvault::backup_summary_json(result).c_str(), stdout);
     return 0;

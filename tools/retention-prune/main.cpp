@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/cli/cli.h"
+#include "common/retention/marks_run.h"
 #include "common/retention/prune_all.h"
 #include "common/retention/run.h"
 
@@ -58,13 +59,25 @@ int main(int argc, char** argv) {
       ->type_name("DURATION");
   app.add_option("--stale-lock-timeout", stale, "take over a lock not refreshed for this long (default 1h; a running prune refreshes its lock every third of it)")
       ->type_name("DURATION");
+  pgvault::MarkChange mark;
+  std::optional<std::string> keep_label, release_label;
+  std::vector<std::pair<std::string, std::string>> annotate;
+  auto* keep_opt = app.add_option("--keep", keep_label, "mark backup LABEL kept (never deleted, nor its parents and WAL,\n"
+                                  "until released), then exit without pruning")->type_name("LABEL");
+  app.add_option("--release", release_label, "end the kept mark of backup LABEL, then exit without pruning")
+      ->type_name("LABEL")->excludes(keep_opt);
+  app.add_option("--annotate", annotate, "set annotation KEY of backup LABEL (an empty VALUE removes it), then\n"
+                 "exit without pruning; repeatable")->type_name("LABEL KEY=VALUE");
   pgvault::add_common_options(app, common);
-  return pgvault::run_tool(pgvault::tool_spec("retention-prune"), app, argc, argv, [&] {
+  return pgvault::run_tool(pgvault::notifying(pgvault::tool_spec("retention-prune")), app, argc, argv, [&] {
     const std::vector<std::pair<std::string, std::optional<std::string>>> flags = {
         {"full_backups", full}, {"window", window}, {"incremental_window", incr_window},
         {"min_full_backups", min_full}, {"incomplete_grace", grace}};
     add_policy_flags(common, flags);
     pgvault::Config config = pgvault::load_tool_config(common);
+    if (pgvault::mark_change(mark, keep_label, release_label, annotate)) {  // not a prune: mark a backup
+      return pgvault::run_mark_tool(config, mark, pgvault::stale_lock_timeout(stale), pgvault::retention_clock());
+    }
     prune.stale_after = pgvault::stale_lock_timeout(stale);
     prune.now = pgvault::retention_clock();
     std::vector<pgvault::PruneFailure> failures;
