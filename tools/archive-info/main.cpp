@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
   // Nagios reads any error of the check itself (bad flag, bad config) as unknown (3), with its summary
   // line on stdout (the error is logged to stderr as well).
   if (has_flag(argc, argv, "--check")) {
+    spec = notifying(spec);  // [notify]: a check that is not ok is an event
     spec.exit_code = [](const Error& e) {
       std::printf("PGVAULT UNKNOWN - %s\n", e.what());
       return static_cast<int>(Severity::Unknown);

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
                "print {\"from\", \"to\", \"copied\": [labels], \"already_present\": [labels], \"objects\", \"bytes\",\n"
                "\"wal_already_present\", \"seconds\"} on stdout");
   pgvault::add_common_options(app, common);
-  return pgvault::run_tool(pgvault::tool_spec("backup-copy"), app, argc, argv, [&] {
+  return pgvault::run_tool(pgvault::notifying(pgvault::tool_spec("backup-copy")), app, argc, argv, [&] {
     if (common.repo) throw pgvault::Error(pgvault::ErrorKind::InvalidInput, "backup-copy takes --from and --to, not --repo");
     if (from == to) throw pgvault::Error(pgvault::ErrorKind::InvalidInput, "--from and --to name the same repository " + from);
     pgvault::Config config = pgvault::load_tool_config(common);

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   add_drill_options(app, flags, opts);
   pgvault::add_common_options(app, common);
   const auto& table = pgvault::exit_codes("restore-drill");
-  return pgvault::run_tool(pgvault::tool_spec("restore-drill"), app, argc, argv, [&] {
+  return pgvault::run_tool(pgvault::notifying(pgvault::tool_spec("restore-drill")), app, argc, argv, [&] {
     pgvault::Config config = pgvault::load_tool_config(common);
     resolve(flags, config, opts);
     opts.restore.restore_command = pgvault::restore_command_for(
