@@ -18,4 +18,17 @@ std::string ascii_upper(std::string_view s) {
   return out;
 }
 
+std::string prometheus_label_value(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace pgvault

@@ -12,4 +12,7 @@ namespace pgvault {
 std::string ascii_lower(std::string_view s);
 std::string ascii_upper(std::string_view s);
 
+// A label value of the Prometheus text format, escaped (backslash, double quote, newline).
+std::string prometheus_label_value(std::string_view s);
+
 }  // namespace pgvault

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/base/format.h"
+#include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/drill/drill.h"
 
@@ -15,20 +16,6 @@ std::string fixed(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3f", v);
   return buf;
-}
-
-// A label value escaped for the Prometheus text format.
-std::string label_value(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
 }
 
 void gauge(std::string& out, const std::string& name, const std::string& help, const std::string& value) {
@@ -91,7 +78,7 @@ std::string drill_prometheus(const DrillReport& r) {
     if (!c.ok || c.name.rfind("count ", 0) != 0) continue;
     if (!header) out += "# HELP pgvault_drill_table_rows rows counted in a table\n# TYPE pgvault_drill_table_rows gauge\n";
     header = true;
-    out += "pgvault_drill_table_rows{table=\"" + label_value(c.name.substr(6)) + "\"} " + c.detail + "\n";
+    out += "pgvault_drill_table_rows{table=\"" + prometheus_label_value(c.name.substr(6)) + "\"} " + c.detail + "\n";
   }
   return out;
 }

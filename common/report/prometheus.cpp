@@ -5,6 +5,7 @@
 
 #include "common/base/fs.h"
 #include "common/base/io.h"
+#include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/report/figures.h"
 
@@ -48,19 +49,6 @@ class Metrics {
   std::map<std::string, std::size_t> index_;
 };
 
-std::string label_value(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
 void gauge(Metrics& m, const std::string& name, const char* help, const std::string& labels, double value) {
   m.declare(name, "gauge", help);
   m.sample(name, labels, value);
@@ -74,7 +62,7 @@ void backup_metrics(Metrics& m, const RepositoryView& v, const std::string& l, s
     stored += static_cast<double>(b.stored_bytes);
   }
   for (const auto& [type, n] : by_type) {
-    gauge(m, "pgvault_backups", "Complete backups in the repository.", l + ",type=\"" + label_value(type) + "\"", n);
+    gauge(m, "pgvault_backups", "Complete backups in the repository.", l + ",type=\"" + prometheus_label_value(type) + "\"", n);
   }
   gauge(m, "pgvault_backups_incomplete", "Backup folders without a usable manifest.", l,
         static_cast<double>(v.inv.incomplete.size()));
@@ -157,7 +145,7 @@ std::string prometheus_text(const std::vector<RepositoryView>& views, const std:
                             std::int64_t now) {
   Metrics m;
   for (const auto& v : views) {
-    std::string l = "repository=\"" + label_value(v.name) + "\"";
+    std::string l = "repository=\"" + prometheus_label_value(v.name) + "\"";
     gauge(m, "pgvault_repository_up", "1 when the repository could be read.", l, v.error.empty() ? 1 : 0);
     if (!v.error.empty()) continue;
     backup_metrics(m, v, l, now);

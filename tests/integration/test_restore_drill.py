@@ -89,6 +89,7 @@ def test_drill_passes_and_reports_counts_rto_rpo(workspace, repo):
     pg.psql("CREATE SCHEMA s; CREATE TABLE s.u AS SELECT 1 AS x UNION ALL SELECT 2", dbname="app")
     pg.wait_archived(pg.switch_wal(), fail_on_error=True)
     metrics = workspace.path("drill.prom")
+    newest_before = segments(repo)[-1]
     rc, report, err = drill(repo, "--count", "postgres.public.t", "--count", "app.s.u",
                             "--prometheus", str(metrics))
     assert rc == 0, err
@@ -100,7 +101,8 @@ def test_drill_passes_and_reports_counts_rto_rpo(workspace, repo):
     assert report["restore_seconds"] > 0 and report["recovery_seconds"] > 0
     assert abs(report["rto_seconds"] - report["restore_seconds"] - report["recovery_seconds"]) < 1e-6
     assert report["rpo_seconds"] is not None and 0 <= report["rpo_seconds"] < 600, report
-    assert report["newest_wal"] == segments(repo)[-1]
+    # The primary keeps running: a segment may be archived while the drill runs.
+    assert newest_before <= report["newest_wal"] <= segments(repo)[-1], report["newest_wal"]
     assert report["restored_bytes"] > 0 and report["backup_bytes"] > 0
     gauges = {s.name + json.dumps(s.labels, sort_keys=True): s.value
               for fam in text_string_to_metric_families(metrics.read_text()) for s in fam.samples}
