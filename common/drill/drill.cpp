@@ -1,4 +1,5 @@
 // run_drill (drill.h): the steps in order, each failure a verdict, cleanup on every path.
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -81,15 +82,17 @@ void server_and_checks(const DrillOptions& opts, const WorkDir& dir, const Serve
 }  // namespace
 
 void fill_rpo(DrillReport& report, const Inventory& inv, std::int64_t now) {
+  // The newest archived WAL is the one furthest along: the last segment of the highest timeline (the
+  // inventory lists both in order). Storage times tie within a second and a late re-push of an old
+  // segment touches its time, so they do not pick it.
   const WalObject* newest = nullptr;
   for (const auto& [tli, tl] : inv.wal) {
-    for (const auto& seg : tl.segments) {
-      if (seg.mtime > 0 && (!newest || seg.mtime > newest->mtime)) newest = &seg;
-    }
+    if (!tl.segments.empty() && tl.segments.back().mtime > 0) newest = &tl.segments.back();
   }
   if (!newest) return;
   report.newest_wal = newest->name;
-  report.rpo_seconds = static_cast<double>(now - newest->mtime);
+  // Never below 0: some stores round Last-Modified up to the next second (Swift), and clocks drift.
+  report.rpo_seconds = static_cast<double>(std::max<std::int64_t>(0, now - newest->mtime));
 }
 
 DrillReport run_drill(Repository& repo, const DrillOptions& opts) {

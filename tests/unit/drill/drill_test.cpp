@@ -118,11 +118,14 @@ TEST(DrillReport, RpoFromTheNewestArchivedSegment) {
   DrillReport r;
   fill_rpo(r, inv, 2000);
   ASSERT_TRUE(r.rpo_seconds);
-  EXPECT_DOUBLE_EQ(*r.rpo_seconds, 100);
-  EXPECT_EQ(r.newest_wal, "000000010000000000000006");
+  EXPECT_DOUBLE_EQ(*r.rpo_seconds, 500);  // the furthest segment, not the one stored last
+  EXPECT_EQ(r.newest_wal, "000000020000000000000007");
   DrillReport empty;
   fill_rpo(empty, Inventory{}, 2000);
   EXPECT_FALSE(empty.rpo_seconds);
+  DrillReport ahead;  // a store that rounds Last-Modified up to the next second
+  fill_rpo(ahead, inv, 1499);
+  EXPECT_DOUBLE_EQ(*ahead.rpo_seconds, 0);
 }
 
 TEST(DrillReport, FailureNamesAreTheToolsOutcomes) {
