@@ -9,7 +9,9 @@ Sections (--only picks one; default all):
   wal        per-segment calls, one fresh process per file exactly as PostgreSQL makes them (cwd = a data
              directory copy, the file given as pg_wal/<name>), tools interleaved repetition by repetition:
              wal-push vs pgbackrest archive-push, wal-fetch vs pgbackrest archive-get, local and S3, with
-             and without encryption, on two WAL sets (TPC-B, random hex text); floors cp+fsync, zstd -3+fsync
+             and without encryption, on two WAL sets (TPC-B, random hex text); floors cp+fsync, zstd -3+fsync;
+             and wal-push into two repositories at once (S3 + a local directory) beside each alone
+  multirepo  only that last part of wal: two repositories at once against each alone
   sustained  pgbench of fixed length with archive_command = each tool in turn: backlog at the end, drain time
   recovery   one archived WAL range replayed by a restored cluster with restore_command = each tool
   multipart  one 1 GiB object up to and down from the S3 server: pgvault's storage layer vs awscli
@@ -537,7 +539,11 @@ class Bench:
         return total / comp
 
     # ============================================================================ section: wal
-    def bench_wal(self) -> None:
+    def bench_multirepo(self) -> None:
+        """The wal section's WAL sets, pushed into two repositories at once (fs + S3) only."""
+        self.bench_wal(two_repositories_only=True)
+
+    def bench_wal(self, two_repositories_only: bool = False) -> None:
         a = self.args
         src = self.new_cluster("src", archive_mode="on", archive_command="/bin/true", wal_keep_size="4GB",
                                max_wal_size="4GB", checkpoint_timeout="30min")
@@ -550,7 +556,8 @@ class Bench:
             sets[kind] = segs
             self.res.info[f"walset_{kind}_zstd3_ratio"] = round(ratio, 3)
             log(f"{kind}: {len(segs) - 1} segments, zstd -3 ratio {ratio:.2f}")
-            self.wal_index_cost(kind, segs[1:])
+            if not two_repositories_only:
+                self.wal_index_cost(kind, segs[1:])
         # The data directory the calls run in: a copy of src (same system identifier in pg_control).
         pgdata = self.ws.path("pgdata-copy")
         shutil.copytree(src.datadir, pgdata, symlinks=True,
@@ -571,7 +578,7 @@ class Bench:
                 for s in segs:
                     os.link(s, wal / s.name) if os.stat(s).st_dev == os.stat(wal).st_dev else shutil.copy(s, wal)
                 chown_to(wal, recursive=True)
-                for storage in self.storages():
+                for storage in ([] if two_repositories_only else self.storages()):
                     for enc in (False, True):
                         try:
                             self.wal_case(src, pgdata, kind, segs, storage, enc)
@@ -579,9 +586,52 @@ class Bench:
                             raise
                         except Exception as e:
                             self.res.note(f"wal {kind} {storage} enc={enc} failed: {str(e)[:1200]}")
+                if "s3" in self.storages():
+                    try:
+                        self.two_repository_case(pgdata, kind, segs)
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except Exception as e:
+                        self.res.note(f"wal {kind} fs+s3 failed: {str(e)[:1200]}")
         finally:
             self.drop_cluster(src)
             remove_tree(pgdata)
+
+    def two_repository_config(self, name: str) -> Path:
+        """A pgvault.toml writing into an S3 repository and a local one ([repositories.local]) at once."""
+        conf = self.pv_config("s3", False, name, push_parallel=1)
+        local = self.ws.path("repos", f"{name}-local")
+        with open(conf, "a") as f:
+            f.write(f'\n[repositories.local]\ntype = "fs"\npath = "{local}"\n')
+        run([self.tools["repo-init"], "--config", str(conf), "--repo", "local"], user=PG_USER, cwd=self.ws.root,
+            check=True, timeout=120)
+        return conf
+
+    def two_repository_case(self, pgdata: Path, kind: str, segs: list[Path]) -> None:
+        """wal-push into S3 and a local directory at once (issue: at most 1.15x the slower single push),
+        beside wal-push into each alone; one process per segment, no look-ahead, interleaved."""
+        names = [s.name for s in segs]
+        case = f"push {kind} two repositories (fs + s3) zstd-3"
+        log(f"wal: {case}")
+        tools = {"wal-push fs + s3": lambda n: self.two_repository_config(n),
+                 "wal-push s3 alone": lambda n: self.pv_config("s3", False, n, push_parallel=1),
+                 "wal-push fs alone": lambda n: self.pv_config("fs", False, n, push_parallel=1)}
+        self.res.pair("wal", case, "wal-push fs + s3", [t for t in tools if t != "wal-push fs + s3"])
+        for _ in range(self.args.reps):
+            for tool, make in tools.items():
+                name = self.uniq("m")
+                conf = make(name)
+                cmd = lambda n: [self.tools["wal-push"], "--config", conf, f"pg_wal/{n}"]  # noqa: E731
+                Timed.call(cmd(names[0]), pgdata)          # warm-up, not timed
+                total, cpu = 0.0, 0.0
+                for n in names[1:]:
+                    dt, _, _, _ = Timed.call(cmd(n), pgdata)
+                    total += dt
+                    cpu += Timed.last_cpu
+                self.res.add("wal", case, tool, total * 1000 / len(names[1:]), "ms/seg",
+                             cpu_ms=round(cpu * 1000 / len(names[1:]), 1))
+                for local in (self.ws.path("repos", name), self.ws.path("repos", f"{name}-local")):
+                    remove_tree(local)
 
     def wal_index_cost(self, kind: str, segs: list[Path]) -> None:
         """wal-push's WAL index scan vs the encode (zstd-3 + SHA-256) of the same segments, in process."""
@@ -1049,7 +1099,7 @@ def main(argv: list[str]) -> int:
                    help="default 3: interleaved, because on this VM whichever tool writes first pays for\n"
                         "fresh page-cache memory (a single pass made pitr-prepare look 2.6x slower than it is)")
     p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
-    p.add_argument("--only", choices=["wal", "sustained", "recovery", "backup", "multipart", "incremental"])
+    p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental"])
     incremental.add_arguments(p)
     p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
     p.add_argument("--out", default=str(HERE / "results"), help="results directory")
@@ -1074,7 +1124,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         bench.setup()
-        if args.only in (None, "wal", "sustained", "recovery", "multipart"):
+        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart"):
             bench.start_s3()
         bench.run()
     except KeyboardInterrupt:
