@@ -2,9 +2,11 @@
 #include <gtest/gtest.h>
 
 #include "common/base/errors.h"
+#include "config/config_error.h"
 #include "common/config/config.h"
 
 using namespace pgvault;
+using pgvault::testing_config::config_error;
 
 namespace {
 
@@ -24,17 +26,6 @@ max_owed_segments = 10
 [repositories.cloud.retention]
 full_backups = 4
 )";
-
-std::string config_error(const std::string& toml, const ConfigOverrides& o = {}) {
-  try {
-    parse_config(toml, "test.toml", false, o);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::Config);
-    return e.what();
-  }
-  ADD_FAILURE() << "no error for:\n" << toml;
-  return "";
-}
 
 }  // namespace
 

@@ -8,24 +8,11 @@
 #include <sstream>
 
 #include "common/base/errors.h"
+#include "config/config_error.h"
 #include "common/retention/retention.h"
 
 using namespace pgvault;
-
-namespace {
-
-std::string config_error(const std::string& toml, const ConfigOverrides& o = {}) {
-  try {
-    parse_config(toml, "test.toml", false, o);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::Config);
-    return e.what();
-  }
-  ADD_FAILURE() << "no error for:\n" << toml;
-  return "";
-}
-
-}  // namespace
+using pgvault::testing_config::config_error;
 
 TEST(Config, DefaultsMatchTheDesign) {
   Config c = parse_config("", "empty", false);
