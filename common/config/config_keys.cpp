@@ -81,7 +81,7 @@ void add_repository_keys(std::map<std::string, Setter>& t) {
     c.repository.connect_timeout = static_cast<int>(as_int(v, k, 1, 600));
   };
   t["repository.retry_time"] = [](Config& c, const RawValue& v, const std::string& k) {
-    c.repository.retry_time = static_cast<int>(as_int(v, k, 0, 86400));
+    c.repository.retry_time = static_cast<int>(as_int(v, k, 1, 86400));
   };
 }
 

@@ -76,6 +76,8 @@ TEST(Config, BadValuesNameTheKey) {
   EXPECT_NE(config_error("[retention]\nfull_backups = -1\n").find("full_backups"), std::string::npos);
   EXPECT_NE(config_error("[backup]\nbundle_size = \"12 parsecs\"\n").find("bundle_size"), std::string::npos);
   EXPECT_NE(config_error("[repository]\nverify_tls = \"maybe\"\n").find("verify_tls"), std::string::npos);
+  // 0 s of retries would give up before the first request (the S3 layer refuses it with a vaguer error).
+  EXPECT_NE(config_error("[repository]\nretry_time = 0\n").find("retry_time"), std::string::npos);
 }
 
 TEST(Config, SyntaxErrorNamesLine) {
