@@ -55,10 +55,18 @@ enum class FetchOutcome { Fetched, Missing };
 FetchOutcome fetch_wal(Repository& repo, const std::string& name, const std::string& dest,
                        std::optional<std::uint64_t> control_sysid = std::nullopt, Digest* digest = nullptr);
 
+// How long wal-fetch tries a repository that has another one after it.
+enum class FetchPatience {
+  Full,             // each repository for its whole retry_time
+  FallThroughFast,  // all but the last for one attempt (retry_time 1 s): a nearest repository that is
+                    // down costs every call a failed connect, not its whole retry budget
+};
+
 // The repositories wal-fetch reads, in configured order ([repository] first, then each
 // [repositories.NAME]; only the one --repo names when the configuration was narrowed to it). Opening
 // makes no request.
-std::vector<std::unique_ptr<Repository>> open_fetch_repositories(const Config& config);
+std::vector<std::unique_ptr<Repository>> open_fetch_repositories(const Config& config,
+                                                                  FetchPatience patience = FetchPatience::Full);
 
 // fetch_wal across several repositories of one database system, tried in order (nearest first): the
 // first good copy is handed over. A repository that answers "not there" (its identity present and

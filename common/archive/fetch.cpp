@@ -53,14 +53,33 @@ std::vector<Repository*> pointers(const std::vector<std::unique_ptr<Repository>>
   return out;
 }
 
+// `f` over the repositories of `fast` (opened FallThroughFast); when it fails with several repositories,
+// once more over every repository opened with its whole retry_time, so a passing outage of the nearest
+// one is waited out as before instead of failing a call the next one cannot serve. "Missing" is an
+// answer of every repository, not a failure: it is never retried.
+template <class F>
+auto patiently(const Config& config, const std::vector<Repository*>& fast, F&& f) -> decltype(f(fast)) {
+  if (fast.size() <= 1) return f(fast);
+  try {
+    return f(fast);
+  } catch (const Error& e) {
+    spdlog::warn("{}; trying every repository again, each for its whole retry_time", e.what());
+  }
+  const std::vector<std::unique_ptr<Repository>> patient = open_fetch_repositories(config, FetchPatience::Full);
+  return f(pointers(patient));
+}
+
 // Segment size and system of this recovery; the spool folder is chosen by the system identifier of
 // pg_control when it was read (no storage request), else by the first repository's that answers.
-SpoolOwner spool_owner(const std::vector<Repository*>& repos, std::optional<std::uint64_t> control_sysid) {
+SpoolOwner spool_owner(const Config& config, const std::vector<Repository*>& repos,
+                       std::optional<std::uint64_t> control_sysid) {
   SpoolOwner owner{fetch_spool_owner(repos), 0, 0};
   if (control_sysid) {
     owner.system_identifier = *control_sysid;
   } else {
-    owner.system_identifier = fetch_identity(repos, std::nullopt).system_identifier;
+    owner.system_identifier = patiently(config, repos, [](const std::vector<Repository*>& r) {
+                                return fetch_identity(r, std::nullopt);
+                              }).system_identifier;
   }
   return owner;
 }
@@ -79,9 +98,11 @@ std::string open_spool(const Config& config, const SpoolOwner& owner) {
 // A history, .backup or .partial file: fetched; "missing" still ends prefetching.
 FetchOutcome fetch_other(const Config& config, const std::vector<Repository*>& repos, const std::string& name,
                          const std::string& dest, std::optional<std::uint64_t> control_sysid) {
-  FetchOutcome outcome = fetch_wal_any(repos, name, dest, control_sysid);
+  FetchOutcome outcome = patiently(config, repos, [&](const std::vector<Repository*>& r) {
+    return fetch_wal_any(r, name, dest, control_sysid);
+  });
   if (outcome == FetchOutcome::Missing) {  // the identities exist: "missing" needs them
-    const std::string spool = open_spool(config, spool_owner(repos, control_sysid));
+    const std::string spool = open_spool(config, spool_owner(config, repos, control_sysid));
     if (!spool.empty()) stop_prefetching(spool);
   }
   return outcome;
@@ -133,22 +154,24 @@ FetchOutcome fetch_wal(Repository& repo, const std::string& name_arg, const std:
 
 FetchOutcome restore_command(const Config& config, const std::string& name, const std::string& dest,
                              const std::function<void()>& spawn_worker) {
-  const std::vector<std::unique_ptr<Repository>> opened = open_fetch_repositories(config);
+  const std::vector<std::unique_ptr<Repository>> opened =
+      open_fetch_repositories(config, FetchPatience::FallThroughFast);
   const std::vector<Repository*> repos = pointers(opened);
   const auto control_sysid = read_control_system_identifier(".");
   if (int n = remove_stale_temp_files(parent_dir(dest))) spdlog::debug("removed {} stale temporary file(s) beside {}", n, dest);
+  auto fetch_any = [&](const std::vector<Repository*>& r) { return fetch_wal_any(r, name, dest, control_sysid); };
   auto wal = WalFileName::parse(name);
-  if (config.fetch.prefetch == 0 || !wal) return fetch_wal_any(repos, name, dest, control_sysid);
+  if (config.fetch.prefetch == 0 || !wal) return patiently(config, repos, fetch_any);
   if (wal->kind != WalFileKind::Segment) return fetch_other(config, repos, name, dest, control_sysid);
 
-  const SpoolOwner owner = spool_owner(repos, control_sysid);
+  const SpoolOwner owner = spool_owner(config, repos, control_sysid);
   const std::string spool = open_spool(config, owner);
-  if (spool.empty()) return fetch_wal_any(repos, name, dest, control_sysid);
+  if (spool.empty()) return patiently(config, repos, fetch_any);
   FetchOutcome outcome = FetchOutcome::Fetched;
   if (take_prefetched(spool, *wal, dest, owner)) {
     spdlog::debug("restored {} from the prefetch spool", name);
   } else {
-    outcome = fetch_wal_any(repos, name, dest, control_sysid);
+    outcome = patiently(config, repos, fetch_any);
   }
   if (outcome == FetchOutcome::Missing) {
     stop_prefetching(spool);

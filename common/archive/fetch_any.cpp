@@ -42,13 +42,16 @@ std::string answers_text(const std::vector<std::string>& answers) {
 
 }  // namespace
 
-std::vector<std::unique_ptr<Repository>> open_fetch_repositories(const Config& config) {
+std::vector<std::unique_ptr<Repository>> open_fetch_repositories(const Config& config, FetchPatience patience) {
   std::vector<std::unique_ptr<Repository>> out;
   if (config.repositories.size() <= 1) {
     out.push_back(std::make_unique<Repository>(open_storage(config), config));
     return out;
   }
-  for (Config& one : repository_configs(config)) {
+  std::vector<Config> configs = repository_configs(config);
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    Config& one = configs[i];
+    if (patience == FetchPatience::FallThroughFast && i + 1 < configs.size()) one.repository.retry_time = 1;
     std::unique_ptr<Storage> storage = open_storage(one);
     out.push_back(std::make_unique<Repository>(std::move(storage), std::move(one)));
   }

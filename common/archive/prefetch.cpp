@@ -25,7 +25,7 @@ struct Repositories {
   std::vector<std::unique_ptr<Repository>> opened;
   std::vector<Repository*> repos;
   void open(const Config& config) {
-    opened = open_fetch_repositories(config);
+    opened = open_fetch_repositories(config, FetchPatience::FallThroughFast);  // the call itself waits out an outage
     for (const auto& r : opened) repos.push_back(r.get());
   }
 };

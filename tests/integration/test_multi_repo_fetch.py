@@ -11,6 +11,7 @@ or the one --repo names, and recovery reaches exactly the primary's data.
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 
@@ -136,6 +137,18 @@ def test_fetch_falls_through_and_is_missing_only_when_every_repository_says_so(p
     assert r.rc == ABORT, r.stderr
     assert not dest.exists()
     assert "no repository could serve" in r.stderr
+    # While the first is down, a segment the second holds costs one failed connect, not the first's
+    # retries (8 of them, up to retry_time = 60 s here): only when none serves is every repository tried
+    # again with its own.
+    s3proxied.update({"repository": {"retry_time": 60}})
+    multi = both(workspace, s3proxied, local, "local", prefetch=0)
+    started = time.monotonic()
+    r = wal_fetch(s0)
+    assert r.rc == 0, r.stderr
+    assert time.monotonic() - started < 8, r.stderr  # its 8 retries alone would take ~20 s
+    assert dest.read_bytes() == (primary.datadir / "pg_wal" / s0).read_bytes()
+    s3proxied.update({"repository": {"retry_time": 3}})
+    multi = both(workspace, s3proxied, local, "local", prefetch=0)
     (recovery_dir / "recovery.signal").unlink()
     (recovery_dir / "standby.signal").write_text("")
     r = wal_fetch(s2)

@@ -168,3 +168,22 @@ TEST_F(FetchRepositories, OneRepositoryKeepsItsOwnSpool) {
 }
 
 }  // namespace
+
+TEST_F(FetchRepositories, OnlyTheLastRepositoryKeepsItsWholeRetryBudgetWhenFallingThroughFast) {
+  Config c = two_repositories();
+  c.repository.retry_time = 90;
+  for (auto& entry : c.repositories) entry.repository.retry_time = 90;
+  Config::RepositoryEntry third = c.repositories.back();
+  third.repository.name = "third";
+  third.repository.path = dir / "third";
+  c.repositories.push_back(third);
+  const auto fast = open_fetch_repositories(c, FetchPatience::FallThroughFast);
+  ASSERT_EQ(fast.size(), 3u);
+  EXPECT_EQ(fast[0]->config().repository.retry_time, 1);
+  EXPECT_EQ(fast[1]->config().repository.retry_time, 1);
+  EXPECT_EQ(fast[2]->config().repository.retry_time, 90);
+  for (const auto& r : open_fetch_repositories(c)) EXPECT_EQ(r->config().repository.retry_time, 90);
+  // One repository has nothing to fall through to.
+  c.repositories.resize(1);
+  EXPECT_EQ(open_fetch_repositories(c, FetchPatience::FallThroughFast).front()->config().repository.retry_time, 90);
+}
