@@ -9,7 +9,8 @@
 #    both with ExecStart/commands pointing at /usr/bin;
 #  - README.md and docs/ in /usr/share/doc/pgvault;
 #  - Depends: from dpkg-shlibdeps (the packages of the shared libraries the tools link), so the package
-#    installs with apt on Debian 12 and pulls in libpq5, libcurl4, libssl3, libzstd1, libfmt9, ...;
+#    installs with apt on Debian 12 and pulls in libpq5, libssl3, libzstd1, libfmt9, ...; plus libcurl4,
+#    which the S3 backend loads with dlopen (common/storage/s3/curl_api.cpp), unseen by dpkg-shlibdeps;
 #  - postinst: /var/lib/pgvault (the default repository's parent) owned by postgres, mode 0750, when that
 #    user exists; removal and purge leave it and the repositories in it alone.
 # Build the package from a Release build: scripts/build.sh release && (cd build/release && cpack -G DEB).
@@ -29,6 +30,7 @@ set(CPACK_DEBIAN_FILE_NAME "DEB-DEFAULT")  # pgvault_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION "database")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcurl4")  # dlopen'ed; dpkg-shlibdeps's list is appended
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "postgresql")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_STRIP_FILES ON)

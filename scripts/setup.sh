@@ -13,7 +13,7 @@ PACKAGES=(
   postgresql-15 postgresql-client-15 zstd
   python3 python3-pytest python3-botocore python3-cryptography python3-prometheus-client awscli
   swift swift-proxy swift-account swift-container swift-object
-  dpkg-dev file help2man podman buildah debootstrap runc containernetworking-plugins
+  dpkg-dev file help2man podman podman-compose buildah debootstrap runc containernetworking-plugins
 )
 if [ "${PGVAULT_BENCH:-}" = 1 ]; then PACKAGES+=(pgbackrest hyperfine time); fi
 

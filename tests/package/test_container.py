@@ -96,7 +96,7 @@ def wait_until(what: str, check, timeout: float = 120, name: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{podman.logs(name) if name else ''}")
+            raise AssertionError(f"timed out waiting for {what}\n{podman.logs(name)[-4000:] if name else ''}")
         time.sleep(0.5)
 
 
