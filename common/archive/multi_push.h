@@ -8,10 +8,14 @@
 // database system, corruption, a refused key, a missing repository, bad input or configuration) fail
 // the call whichever repository reports them.
 //
-// Encoding: each repository encodes the file itself. An encrypted object depends on the repository (its
-// key comes from that repository's key record, a passphrase's salt is per repository), so one encoding
-// cannot be shared in general; the file is read from the page cache and compressed once per repository,
-// the pushes overlapping in time.
+// Encoding: each repository encodes the file itself: the file is read from the page cache and
+// compressed once per repository, the pushes overlapping in time. The format would let repositories with
+// the same compression and the same master key bytes (a key file, or none; a passphrase is stretched
+// with a salt of each repository's own key record, so its master keys differ) share one encoding: an
+// object depends only on the master key, its own random salt, the name it is bound to (the same key in
+// every repository) and the codec settings (docs/FORMAT.md 1). Not done: push_wal encodes inside
+// Repository::put_object, and sharing needs a push_wal that stores given encoded bytes (with the
+// same-name check, repair and WAL index steps it runs today).
 //
 // Catch-up: what is owed is pushed later, oldest first, several at once, its content read back (with
 // fetch_wal's checks) from a repository that holds it; the same-name/different-content refusal of

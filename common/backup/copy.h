@@ -7,17 +7,22 @@
 // where the source has one.
 //
 // Every object is read verified (decoded: SHA-256, AEAD tag; a bundle also file by file against the
-// manifest, a WAL segment by its page header against the identity) and re-encoded into the destination
-// with the destination's settings and key (see below).
-// The decoded bytes stream from the reader into the writer (memory bounded whatever the object size);
-// an object whose verification fails is never committed at the destination.
+// manifest, a WAL segment by its page header against the identity) and written into the destination
+// with the destination's settings and key: re-encoded, or, when the source's key and compression are the
+// destination's, its stored bytes copied as they are after the same verification (copy_object.h says
+// when that is exact). The decoded bytes stream from the reader into the writer (memory bounded
+// whatever the object size); an object whose verification fails is never committed at the destination.
+//
+// Parallel: the objects of a backup (and the WAL before it) are copied [backup] parallel at once (0: the
+// number of cores), taken in plan order; a backup's manifest is written alone, after every object before
+// it is committed. Memory: per worker one 8 MiB pipe, one decoder and one encoder (zstd contexts, a few
+// MiB) and the destination's upload buffer (s3: up to upload_parallel + 1 parts of part_size), so about
+// parallel x (12 MiB + (upload_parallel + 1) x part_size) at most.
 //
 // Interrupted runs: bundles written before the manifest are an incomplete backup at the destination
 // (invisible); the next run writes them again (plain puts overwrite) and then the manifest.
-// Why re-encode rather than copy the stored bytes: a copy of the bytes is only valid under the same
-// master key and key record, and an encrypted object's trailer carries a claim keyed by the repository's
-// key (codec.h); the destination may also compress differently. Decoding is needed to verify anyway.
 // retention-prune's incomplete_grace collects them like base-push's leftovers when no run finishes it.
+// The first failure of a worker stops the others from starting another object; the run throws it.
 #pragma once
 
 #include <cstdint>
@@ -61,7 +66,8 @@ CopyPlan plan_backup_copy(const Inventory& src, const Inventory& dst, const std:
 struct CopyOptions {
   std::optional<std::string> label;  // --backup LABEL
   bool progress = false;              // a progress line on stderr
-  // Called after each object is written at the destination (tests: a crash half-way).
+  // Called after each object is written at the destination (tests: a crash half-way); from the workers,
+  // one call at a time.
   std::function<void(const CopyStep&)> after_step;
 };
 

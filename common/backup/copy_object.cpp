@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 
@@ -101,17 +103,6 @@ std::unique_ptr<Sink> make_check(const ObjectToCopy& what, const Identity& id, c
   return nullptr;
 }
 
-// Decodes `key` at `src` into `tee`; a failure is handed to `pipe` (its reader stops) and kept.
-Digest decode_into(Repository& src, const std::string& key, Tee& tee, BytePipe* pipe, std::exception_ptr& error) {
-  try {
-    return src.get_object(key, tee);
-  } catch (...) {
-    error = std::current_exception();
-    if (pipe) pipe->abort();
-    return {};
-  }
-}
-
 // The bundle's plaintext size and SHA-256 against the manifest.
 void check_bundle_digest(const ObjectToCopy& what, const Digest& d, const std::string& where) {
   if (!what.backup) return;
@@ -122,6 +113,104 @@ void check_bundle_digest(const ObjectToCopy& what, const Digest& d, const std::s
                                              mb.sha256 + ", " + std::to_string(mb.plain_size) + " bytes");
     }
   }
+}
+
+
+// An object whose stored form the destination would not write (copy_stored gives up on it).
+struct OtherStoredForm {};
+
+// Stored bytes of the source: decoded into `tee` (verified), and passed on unchanged into `pipe` once
+// the header shows the destination's own form; finish() closes the pipe only after the decoder verified
+// every byte.
+class StoredTee final : public Sink {
+ public:
+  StoredTee(const MasterKey* key, const std::string& name, const std::string& where, Tee& tee, BytePipe& pipe,
+            const EncodeOptions& want)
+      : dec_(tee, key, name, where), pipe_(pipe), want_(want) {}
+  void write(ByteView d) override {
+    dec_.write(d);
+    fed_ += d.size();
+    if (!checked_ && fed_ >= kObjectHeaderSize) check_header();
+    pipe_.write(d);
+  }
+  void finish() override {
+    dec_.finish();
+    if (!checked_) check_header();
+    pipe_.close();
+  }
+  const Digest& digest() const { return dec_.digest(); }
+
+ private:
+  void check_header() {
+    const ObjectHeader& h = dec_.header();
+    const Encryption enc = want_.key ? Encryption::Aes256Gcm : Encryption::None;
+    if (h.version != 2 || h.compression != want_.compression || h.encryption != enc ||
+        (want_.key && h.chunk_size != want_.chunk_size)) {
+      throw OtherStoredForm{};
+    }
+    checked_ = true;
+  }
+  ObjectDecoder dec_;
+  BytePipe& pipe_;
+  const EncodeOptions& want_;
+  std::uint64_t fed_ = 0;
+  bool checked_ = false;
+};
+
+// Runs `read` (the source side, which feeds `pipe`) in a thread while `write` drains `pipe` into the
+// destination. A read failure aborts the pipe (the destination commits nothing) and is thrown in
+// preference to the writer's error, which it caused.
+void read_beside(BytePipe& pipe, const std::function<void()>& read, const std::function<void()>& write) {
+  std::exception_ptr read_error;
+  ThreadGroup reader([&pipe] { pipe.abort(); });
+  reader.start([&] {
+    try {
+      read();
+    } catch (...) {
+      read_error = std::current_exception();
+      pipe.abort();
+    }
+  });
+  try {
+    write();
+  } catch (...) {
+    pipe.fail(std::current_exception());
+    reader.join();
+    if (read_error) std::rethrow_exception(read_error);
+    throw;
+  }
+  reader.join();
+  if (read_error) std::rethrow_exception(read_error);
+}
+
+// The object decoded, verified and re-encoded with the destination's settings.
+Digest copy_reencoded(Repository& src, const CopyDestination& dst, const std::string& key, Tee& tee,
+                      BytePipe& pipe) {
+  Digest d;
+  read_beside(pipe, [&] { d = src.get_object(key, tee); }, [&] {
+    EncodeOptions eo = dst.encode;
+    eo.bound_name = key;  // an encrypted object is bound to the key it is stored under
+    auto writer = dst.storage->put(key);
+    ObjectEncoder enc(*writer, eo);
+    pump(pipe, enc, 256 << 10);  // finish() writes the trailer and commits the writer
+  });
+  return d;
+}
+
+// The object's stored bytes, verified on the way; nullopt when its stored form is not the
+// destination's (nothing was committed).
+std::optional<Digest> copy_stored(Repository& src, const CopyDestination& dst, const std::string& key, Tee& tee,
+                                  BytePipe& pipe) {
+  StoredTee stored(src.read_key(), key, src.describe() + "/" + key, tee, pipe, dst.encode);
+  try {
+    read_beside(pipe, [&] { pump(*src.storage().get(key), stored); }, [&] {
+      auto writer = dst.storage->put(key);
+      pump(pipe, *writer);  // finish() commits, after the pipe was closed by a verified read
+    });
+  } catch (const OtherStoredForm&) {
+    return std::nullopt;
+  }
+  return stored.digest();
 }
 
 }  // namespace
@@ -145,28 +234,34 @@ Digest verify_object(Repository& src, const ObjectToCopy& what, const Identity& 
   return d;
 }
 
-Digest copy_object(Repository& src, Repository& dst, const ObjectToCopy& what, const Identity& id) {
+CopyDestination copy_destination(Repository& src, Repository& dst) {
+  CopyDestination out;
+  out.storage = &dst.storage();
+  out.where = dst.describe();
+  out.encode = dst.encode_options();
+  const MasterKey* in = src.read_key();
+  const MasterKey* to = out.encode.key;
+  const Config::CompressionCfg& a = src.config().compression;
+  const Config::CompressionCfg& b = dst.config().compression;
+  const bool same_key = to ? (in && in->bytes() == to->bytes()) : true;  // unencrypted: any key reads it
+  out.stored_bytes = same_key && a.method == b.method && a.level == b.level;
+  return out;
+}
+
+Digest copy_object(Repository& src, const CopyDestination& dst, const ObjectToCopy& what, const Identity& id) {
   const std::string where = src.describe() + "/" + what.key;
-  std::unique_ptr<BundleCheck> visitor;
-  std::unique_ptr<Sink> check = make_check(what, id, where, visitor);
-  BytePipe pipe(kPipeBytes, [] { check_interrupt(); });
-  Tee tee(check.get(), &pipe);
-  std::exception_ptr read_error;
-  Digest d;
-  ThreadGroup reader([&pipe] { pipe.abort(); });
-  reader.start([&] { d = decode_into(src, what.key, tee, &pipe, read_error); });
-  try {
-    dst.put_object(what.key, pipe);
-  } catch (...) {
-    pipe.fail(std::current_exception());
-    reader.join();
-    if (read_error) std::rethrow_exception(read_error);  // the source's error says why the writer stopped
-    throw;
+  for (bool stored : {dst.stored_bytes, false}) {
+    std::unique_ptr<BundleCheck> visitor;
+    std::unique_ptr<Sink> check = make_check(what, id, where, visitor);
+    BytePipe pipe(kPipeBytes, [] { check_interrupt(); });
+    Tee tee(check.get(), stored ? nullptr : &pipe);  // stored bytes: the decoded ones are only checked
+    std::optional<Digest> d = stored ? copy_stored(src, dst, what.key, tee, pipe)
+                                     : copy_reencoded(src, dst, what.key, tee, pipe);
+    if (!d) continue;  // another stored form: decoded and re-encoded in the next round
+    if (what.bundle_files) check_bundle_digest(what, *d, where);
+    return *d;
   }
-  reader.join();
-  if (read_error) std::rethrow_exception(read_error);
-  if (what.bundle_files) check_bundle_digest(what, d, where);
-  return d;
+  throw Error(ErrorKind::Internal, where + ": copied neither way");
 }
 
 }  // namespace pgvault

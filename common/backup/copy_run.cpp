@@ -1,18 +1,25 @@
-// backup-copy's run (copy.h): the identities, the plan, and the steps in order, the manifest of each
-// backup last.
+// backup-copy's run (copy.h): the identities, the plan, and the steps: the objects before a manifest
+// copied by [backup] parallel workers at once (taken in plan order), then that manifest, alone, once
+// every one of them is in the destination.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <functional>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "common/backup/copy.h"
 #include "common/backup/copy_object.h"
 #include "common/backup/interrupt.h"
 #include "common/base/errors.h"
 #include "common/base/progress.h"
+#include "common/base/threads.h"
 #include "common/repo/backups.h"
 #include "common/repo/layout.h"
 
@@ -52,16 +59,24 @@ struct Runner {
   Repository& src;
   Repository& dst;
   const Identity& id;
-  const Inventory& src_inv;
+  CopyDestination to;
   CopyResult& result;
-  std::map<std::string, BackupManifest> manifests;  // copied manifests, stored sizes of the destination
+  std::map<std::string, BackupManifest> manifests;  // the backups of the plan (read-only while workers run)
+  std::mutex mu;                                    // result's counters
+
+  Runner(Repository& s, Repository& d, const Identity& i, const Inventory& src_inv, CopyResult& r)
+      : src(s), dst(d), id(i), to(copy_destination(s, d)), result(r) {
+    dst.read_key();  // claim_of() from the workers
+    for (const auto& b : src_inv.backups) {
+      for (const auto& l : r.plan.labels) {
+        if (b.label == l) manifests.emplace(l, b);
+      }
+    }
+  }
 
   const BackupManifest& manifest(const std::string& label) {
     auto it = manifests.find(label);
     if (it != manifests.end()) return it->second;
-    for (const auto& b : src_inv.backups) {
-      if (b.label == label) return manifests.emplace(label, b).first->second;
-    }
     throw Error(ErrorKind::Internal, "backup-copy: backup " + label + " is not in the plan");
   }
 
@@ -86,6 +101,7 @@ struct Runner {
       throw Error(ErrorKind::Duplicate, dst.describe() + "/" + s.key + " holds other content (" + stored.describe() +
                                             ") than " + src.describe() + "/" + s.key + " (" + plain.describe() + ")");
     }
+    std::lock_guard lock(mu);
     ++result.wal_present;
   }
 
@@ -104,17 +120,64 @@ struct Runner {
     write_manifest(dst, m);
   }
 
+  // Thread-safe but for a manifest (the owning thread, no worker running).
   void step(const CopyStep& s) {
     if (s.at_destination) return compare_present(s);
+    std::uint64_t bytes = 0;
     if (s.kind == Kind::Manifest) {
       write_manifest_last(s);
     } else {
-      Digest d = copy_object(src, dst, object(s), id);
-      result.bytes += d.size;
+      bytes = copy_object(src, to, object(s), id).size;
     }
+    std::lock_guard lock(mu);
+    result.bytes += bytes;
     ++result.objects;
   }
 };
+
+// How many objects are copied at once: [backup] parallel (0: the number of cores).
+std::size_t copy_workers(const Config& config) {
+  const int n = config.backup.parallel > 0 ? config.backup.parallel : static_cast<int>(std::thread::hardware_concurrency());
+  return static_cast<std::size_t>(std::max(1, n));
+}
+
+// The steps [first, last) (no manifest among them) by `workers` threads, each taking the next step in
+// plan order. The first failure stops every worker from taking another step and is thrown once all
+// have ended. `done` runs after each step, one call at a time.
+void copy_batch(Runner& run, const std::vector<CopyStep>& steps, std::size_t first, std::size_t last,
+                std::size_t workers, const std::function<void(const CopyStep&)>& done) {
+  std::mutex mu;
+  std::size_t next = first;
+  std::exception_ptr error;
+  auto work = [&] {
+    for (;;) {
+      std::size_t i;
+      {
+        std::lock_guard lock(mu);
+        if (error || next == last) return;
+        i = next++;
+      }
+      try {
+        check_interrupt();
+        run.step(steps[i]);
+        std::lock_guard lock(mu);
+        if (!error) done(steps[i]);
+      } catch (...) {
+        std::lock_guard lock(mu);
+        if (!error) error = std::current_exception();
+      }
+    }
+  };
+  {
+    ThreadGroup group([&] {
+      std::lock_guard lock(mu);
+      next = last;  // a thread that cannot start: the started ones take no new step
+    });
+    group.start_n(std::min(workers, last - first) - 1, work);
+    work();  // this thread is a worker too
+  }
+  if (error) std::rethrow_exception(error);
+}
 
 std::uint64_t total_stored(const CopyPlan& plan) {
   std::uint64_t total = 0;
@@ -136,16 +199,26 @@ CopyResult run_backup_copy(Repository& src, Repository& dst, const CopyOptions& 
   result.plan = plan_backup_copy(src_inv, dst_inv, opts.label, list_wal_indexes(src), list_server_manifests(src));
   Progress progress(opts.progress, "backup-copy");
   progress.set_total(total_stored(result.plan));
-  Runner run{src, dst, id, src_inv, result, {}};
-  for (const auto& s : result.plan.steps) {
-    check_interrupt();
+  Runner run(src, dst, id, src_inv, result);
+  const std::size_t workers = copy_workers(dst.config());
+  auto done = [&](const CopyStep& s) {  // one call at a time
     progress.set_phase(copy_step_kind_name(s.kind) + " " + s.key);
-    run.step(s);
     progress.add(s.stored_size);
     progress.tick();
     if (s.kind == Kind::Manifest) spdlog::info("backup {} copied to {}", s.label, result.to);
     if (opts.after_step) opts.after_step(s);
+  };
+  const auto& steps = result.plan.steps;
+  std::size_t first = 0;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].kind != Kind::Manifest) continue;
+    if (first < i) copy_batch(run, steps, first, i, workers, done);
+    check_interrupt();
+    run.step(steps[i]);  // the commit point: every object before it is in the destination
+    done(steps[i]);
+    first = i + 1;
   }
+  if (first < steps.size()) copy_batch(run, steps, first, steps.size(), workers, done);
   progress.clear();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -17,6 +17,8 @@ Sections (--only picks one; default all):
   multipart  one 1 GiB object up to and down from the S3 server: pgvault's storage layer vs awscli
   backup     base-push vs pgbackrest backup vs pg_basebackup -Ft (plain, client-zstd:3); restore:
              pitr-prepare vs pgbackrest restore vs tar -x + fsync, on a pgbench database of --scale
+  copy       backup-copy of a full backup local -> S3 vs a fresh base-push to S3 (tests/bench/copy_section.py;
+             --copy-scale, --copy-reps)
   incremental  full + 2 incrementals (base-push vs pgbackrest incr with repo-block), time, stored bytes,
              restore of the chain vs a full (tests/bench/incremental.py; --incr-scale, --incr-pg)
 
@@ -54,6 +56,7 @@ os.environ.setdefault("PGVAULT_BIN", str(ROOT / "build" / "release"))
 from helpers import PG_USER, PgCluster, Workspace, chown_to, make_dir, pg_bin, remove_tree, run  # noqa: E402
 from helpers.proc import user_popen_kwargs  # noqa: E402
 import incremental  # noqa: E402
+import copy_section  # noqa: E402  (not copy.py: that name would hide the standard library's copy module)
 
 try:
     from helpers.swift import SwiftS3  # noqa: E402
@@ -1041,6 +1044,9 @@ class Bench:
     def bench_incremental(self) -> None:
         incremental.IncrementalSection(self, Timed.call).run()
 
+    def bench_copy(self) -> None:
+        copy_section.CopySection(self, Timed.call).run()
+
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
         a = self.args
@@ -1099,8 +1105,10 @@ def main(argv: list[str]) -> int:
                    help="default 3: interleaved, because on this VM whichever tool writes first pays for\n"
                         "fresh page-cache memory (a single pass made pitr-prepare look 2.6x slower than it is)")
     p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
-    p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental"])
+    p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental",
+                                        "copy"])
     incremental.add_arguments(p)
+    copy_section.add_arguments(p)
     p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
     p.add_argument("--out", default=str(HERE / "results"), help="results directory")
     args = p.parse_args(argv)
@@ -1112,6 +1120,7 @@ def main(argv: list[str]) -> int:
         args.duration = min(args.duration, 15)
         args.recovery_duration = min(args.recovery_duration, 10)
         incremental.apply_quick(args)
+        copy_section.apply_quick(args)
     if args.recovery_reps is None:
         args.recovery_reps = 1 if args.quick else min(args.reps, 3)
 
@@ -1124,7 +1133,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         bench.setup()
-        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart"):
+        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "copy"):
             bench.start_s3()
         bench.run()
     except KeyboardInterrupt:

@@ -12,8 +12,10 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"Copy complete backups and the WAL they need from one configured repository to another, without\n"
-               "the database: every object is read verified and re-encoded into the destination, the manifest\n"
-               "of each backup last (an interrupted copy leaves no visible backup; the next run finishes it).\n"
+               "the database: every object is read verified and written into the destination (its stored bytes\n"
+               "when both repositories use the same compression and key, else re-encoded), [backup] parallel\n"
+               "objects at a time, the manifest of each backup last (an interrupted copy leaves no visible\n"
+               "backup; the next run finishes it).\n"
                "Default: every complete backup of --from that --to lacks, oldest first; an incremental brings\n"
                "the members of its chain the destination lacks, parents first.",
                "backup-copy"};

@@ -3,7 +3,13 @@
 // the source named, WAL of other content at the destination, another database system).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
 
 #include "common/backup/copy.h"
 #include "common/report/verify.h"
@@ -14,6 +20,7 @@ using pgvault::testing::ChainBuilder;
 using pgvault::testing::FaultStorage;
 using pgvault::testing::kSmallSeg;
 using pgvault::testing::MemoryStorage;
+using pgvault::testing::TempDir;
 
 namespace {
 
@@ -21,16 +28,79 @@ const std::string kF = "20260101T000000Z-F";
 const std::string kI = "20260101T010000Z-I";
 const std::string kF2 = "20260101T020000Z-F";
 
+// Counts the writers open at once (put() to commit or abort) and logs commits in order. A writer's
+// first write waits (up to 2 s, when `overlap` is set) until another writer is open, so copies that can
+// overlap do.
+class CommitLog final : public Storage {
+ public:
+  explicit CommitLog(std::unique_ptr<Storage> inner) : inner_(std::move(inner)) {}
+  std::string describe() const override { return "log:" + inner_->describe(); }
+  std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override {
+    struct W final : ObjectWriter {
+      CommitLog* log;
+      std::unique_ptr<ObjectWriter> inner;
+      std::string key;
+      bool open = true, waited = false;
+      void write(ByteView d) override {
+        if (!waited) log->wait_for_company(), waited = true;
+        inner->write(d);
+      }
+      void commit() override {
+        inner->commit();
+        log->closed(this, key, true);
+      }
+      void abort() noexcept override { log->closed(this, key, false); }
+      ~W() override { log->closed(this, key, false); }
+    };
+    auto w = std::make_unique<W>();
+    w->log = this;
+    w->inner = inner_->put(key, opts);
+    w->key = key;
+    std::lock_guard g(mu);
+    max_open = std::max(max_open, ++open);
+    cv.notify_all();
+    return w;
+  }
+  std::unique_ptr<Source> get(const std::string& k, std::optional<ByteRange> r) override { return inner_->get(k, r); }
+  std::optional<ObjectInfo> head(const std::string& k) override { return inner_->head(k); }
+  std::vector<ObjectInfo> list(const std::string& p) override { return inner_->list(p); }
+  void remove(const std::string& k) override { inner_->remove(k); }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int open = 0, max_open = 0;
+  bool overlap = false;
+  std::vector<std::string> commits;
+
+ private:
+  template <class W>
+  void closed(W* w, const std::string& key, bool committed) {
+    std::lock_guard g(mu);
+    if (!w->open) return;
+    w->open = false;
+    --open;
+    if (committed) commits.push_back(key);
+  }
+  void wait_for_company() {
+    std::unique_lock g(mu);
+    if (overlap) cv.wait_for(g, std::chrono::seconds(2), [&] { return max_open >= 2; });
+  }
+  std::unique_ptr<Storage> inner_;
+};
+
 struct MemRepo {
   MemoryStorage* mem = nullptr;
   FaultStorage* fault = nullptr;
+  CommitLog* log = nullptr;
   std::unique_ptr<Repository> repo;
-  MemRepo() {
+  explicit MemRepo(Config config = {}) {
     auto s = std::make_unique<MemoryStorage>();
     mem = s.get();
     auto f = std::make_unique<FaultStorage>(std::move(s));
     fault = f.get();
-    repo = std::make_unique<Repository>(std::move(f), Config{});
+    auto l = std::make_unique<CommitLog>(std::move(f));
+    log = l.get();
+    repo = std::make_unique<Repository>(std::move(l), config);
     repo->initialise();
   }
 };
@@ -38,7 +108,7 @@ struct MemRepo {
 // A source with WAL segments 1..9 and three backups: F (full), I (incremental of F: unchanged, blocks
 // and full entries), F2 (full).
 struct Source : MemRepo {
-  Source() {
+  explicit Source(Config config = {}) : MemRepo(std::move(config)) {
     repo->ensure_identity(Identity{kRepositoryFormat, 42, 15, kSmallSeg, ""});
     for (std::uint64_t n = 1; n <= 9; ++n) put_segment(*repo, n);
     ChainBuilder c(*repo, kSmallSeg);
@@ -216,7 +286,16 @@ TEST(BackupCopyRun, WalOfOtherContentAtTheDestinationIsADuplicateNamingBothDiges
   dst.mem->objects.erase(key);
   Source::put_segment(*dst.repo, 2);
   CopyResult r = run_backup_copy(*src.repo, *dst.repo, {});
-  EXPECT_EQ(r.wal_present, 1u);
+  // Segment 2, and whatever the first run's other workers copied beside it (parallel copies).
+  std::uint64_t present = 0;
+  for (const auto& s : r.plan.steps) {
+    present += s.at_destination ? 1 : 0;
+    if (s.key == key) {
+      EXPECT_TRUE(s.at_destination);
+    }
+  }
+  EXPECT_GE(present, 1u);
+  EXPECT_EQ(r.wal_present, present);
   EXPECT_EQ(labels_of(load_inventory(*dst.repo)).size(), 3u);
 }
 
@@ -226,6 +305,116 @@ TEST(BackupCopyRun, ADestinationOfAnotherSystemIsRefused) {
   dst.repo->ensure_identity(Identity{kRepositoryFormat, 43, 15, kSmallSeg, ""});
   EXPECT_THROW_KIND(run_backup_copy(*src.repo, *dst.repo, {}), ErrorKind::Foreign);
   EXPECT_TRUE(dst.mem->objects.count(keys::backup_bundle(kF, 0)) == 0);
+}
+
+}  // namespace
+
+namespace {
+
+Config parallel_config(int parallel) {
+  Config c;
+  c.backup.parallel = parallel;
+  return c;
+}
+
+// Each backup's manifest is committed after every other object of its plan before it.
+void expect_manifests_last(const CopyPlan& plan, const std::vector<std::string>& commits) {
+  auto pos = [&](const std::string& key) {
+    return static_cast<std::size_t>(std::find(commits.begin(), commits.end(), key) - commits.begin());
+  };
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    if (plan.steps[i].kind != CopyStep::Kind::Manifest) continue;
+    const std::size_t m = pos(plan.steps[i].key);
+    ASSERT_LT(m, commits.size()) << plan.steps[i].key << " not committed";
+    for (std::size_t j = 0; j < i; ++j) {
+      EXPECT_LT(pos(plan.steps[j].key), m) << plan.steps[j].key << " after " << plan.steps[i].key;
+    }
+  }
+}
+
+TEST(BackupCopyParallel, ObjectsOverlapEveryManifestIsCommittedLastAndTheCopyVerifies) {
+  Source src;
+  MemRepo dst(parallel_config(4));
+  dst.log->overlap = true;
+  CopyResult r = run_backup_copy(*src.repo, *dst.repo, {});
+  EXPECT_GE(dst.log->max_open, 2) << "objects copied one at a time";
+  expect_manifests_last(r.plan, dst.log->commits);
+  Inventory d = load_inventory(*dst.repo);
+  EXPECT_EQ(labels_of(d).size(), 3u);
+  VerifyReport v = verify_repository(*dst.repo, d, VerifyOptions{2, false});
+  EXPECT_TRUE(v.problems.empty()) << (v.problems.empty() ? "" : v.problems[0].key + ": " + v.problems[0].message);
+}
+
+TEST(BackupCopyParallel, ACorruptSegmentAmongParallelCopiesFailsNamingItAndNoBackupIsVisible) {
+  Source src;
+  MemRepo dst(parallel_config(4));
+  const std::string key = keys::wal(*WalFileName::parse(segment_file_name(1, 3, kSmallSeg)));
+  Bytes& obj = src.mem->objects[key];
+  obj[obj.size() - 60] ^= 0x01;  // the last bytes of the body: found only when the object is read to its end
+  try {
+    run_backup_copy(*src.repo, *dst.repo, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+    EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(dst.mem->objects.count(key)) << "nothing unverified is committed";
+  EXPECT_FALSE(dst.mem->objects.count(keys::backup_manifest(kF)));
+  EXPECT_TRUE(load_inventory(*dst.repo).backups.empty());
+}
+
+// Encryption with the key in `dir`/key (a key file; the same file gives the same key).
+Config encrypted(const TempDir& dir, Compression c = Compression::Zstd) {
+  const std::string keyfile = dir.path() + "/key";
+  std::ofstream(keyfile) << "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
+  ::chmod(keyfile.c_str(), 0600);
+  Config config;
+  config.compression.method = c;
+  config.encryption.method = Encryption::Aes256Gcm;
+  config.encryption.key_file = keyfile;
+  return config;
+}
+
+TEST(BackupCopyStoredBytes, TheSameKeyAndCompressionCopyTheStoredBytesVerified) {
+  TempDir dir;
+  Source src(encrypted(dir));
+  MemRepo dst(encrypted(dir));
+  // One object of an older stored form (no compression): re-encoded into the destination's form.
+  const std::string old_key = keys::wal(*WalFileName::parse(segment_file_name(1, 2, kSmallSeg)));
+  EncodeOptions plain_form;
+  plain_form.compression = Compression::None;
+  plain_form.key = src.repo->read_key();
+  plain_form.bound_name = old_key;
+  src.mem->objects[old_key] = encode_bytes(pgvault::testing::wal_segment(2, 42), plain_form);
+  run_backup_copy(*src.repo, *dst.repo, {});
+  // A fresh encoding draws a new salt: equal bytes mean the stored bytes were copied.
+  EXPECT_EQ(dst.mem->objects.at(keys::backup_bundle(kI, 0)), src.mem->objects.at(keys::backup_bundle(kI, 0)));
+  EXPECT_NE(dst.mem->objects.at(old_key), src.mem->objects.at(old_key));
+  EXPECT_EQ(dst.repo->get_bytes(old_key), pgvault::testing::wal_segment(2, 42));
+  Inventory d = load_inventory(*dst.repo);
+  VerifyReport v = verify_repository(*dst.repo, d, VerifyOptions{2, false});
+  EXPECT_TRUE(v.problems.empty()) << (v.problems.empty() ? "" : v.problems[0].key + ": " + v.problems[0].message);
+}
+
+TEST(BackupCopyStoredBytes, OtherSettingsAtTheDestinationReencode) {
+  TempDir dir;
+  Source src(encrypted(dir));
+  MemRepo dst;  // no encryption
+  run_backup_copy(*src.repo, *dst.repo, {});
+  const std::string key = keys::backup_bundle(kI, 0);
+  EXPECT_NE(dst.mem->objects.at(key), src.mem->objects.at(key));
+  EXPECT_EQ(decode_bytes(dst.mem->objects.at(key), nullptr, key, key), src.repo->get_bytes(key));
+}
+
+TEST(BackupCopyStoredBytes, ACorruptObjectIsNotCommittedInStoredForm) {
+  TempDir dir;
+  Source src(encrypted(dir));
+  MemRepo dst(encrypted(dir));
+  Bytes& obj = src.mem->objects[keys::backup_bundle(kF, 0)];
+  obj[obj.size() - 60] ^= 0x01;
+  EXPECT_THROW_KIND(run_backup_copy(*src.repo, *dst.repo, {}), ErrorKind::Corruption);
+  EXPECT_FALSE(dst.mem->objects.count(keys::backup_bundle(kF, 0)));
+  EXPECT_TRUE(load_inventory(*dst.repo).backups.empty());
 }
 
 }  // namespace
