@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -77,6 +78,61 @@ def change_sql(kind: str, step: int, rows: int) -> str:
     n = rows // 50
     lo = (step * n) % rows
     return f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid > {lo} AND aid <= {lo + n}"
+
+
+# ------------------------------------------------------------------ pg_basebackup / pg_combinebackup 17+
+
+#: Debian release whose postgresql-client-<major> provides pg_basebackup and pg_combinebackup (Debian 12
+#: has 15's only, and the pinned server packages of scripts/fetch-pg.sh hold no client programs).
+CLIENT_SUITE = {17: "trixie"}
+CLIENT_PACKAGES = ["postgresql-client-{major}", "libpq5", "libc6", "libldap2"]
+CLIENT_CACHE = Path("/var/cache/pgvault/pg-client")
+
+
+def client_programs(major: int) -> tuple[Optional[list], str]:
+    """(argv prefix whose last element is the bin directory, how it was found) or (None, why not).
+    $PGVAULT_BENCH_PG_CLIENT names an unpacked tree (usr/lib/postgresql/<major>/bin, usr/lib/...); else
+    Debian's packages of CLIENT_SUITE are downloaded once (apt-get download, lists of their own, the
+    machine's apt configuration untouched) and unpacked into CLIENT_CACHE/<major>. Their glibc is newer
+    than the machine's, so the programs run through the unpacked dynamic loader with its libraries first
+    (the others come from the machine)."""
+    root = Path(os.environ.get("PGVAULT_BENCH_PG_CLIENT") or CLIENT_CACHE / str(major))
+    bindir = root / f"usr/lib/postgresql/{major}/bin"
+    if not (bindir / "pg_combinebackup").is_file() and "PGVAULT_BENCH_PG_CLIENT" not in os.environ:
+        if major not in CLIENT_SUITE:
+            return None, f"no Debian release with postgresql-client-{major} is configured (CLIENT_SUITE)"
+        try:
+            unpack_client(major, root)
+        except (OSError, subprocess.SubprocessError) as e:
+            return None, f"apt-get download of postgresql-client-{major} failed: {e}"
+    libdir = root / "usr/lib/x86_64-linux-gnu"
+    prefix = [str(libdir / "ld-linux-x86-64.so.2"), "--library-path", str(libdir), str(bindir)]
+    probe = subprocess.run(prefix[:-1] + [str(bindir / "pg_combinebackup"), "--version"], capture_output=True,
+                           text=True)
+    if probe.returncode != 0:
+        return None, f"{bindir}/pg_combinebackup does not run: {probe.stderr.strip()[:300]}"
+    return prefix, probe.stdout.strip()
+
+
+def unpack_client(major: int, root: Path) -> None:
+    work = root.with_name(root.name + ".download")
+    remove_tree(work)
+    lists = make_dir(work / "lists" / "partial", user="root", mode=0o755).parent
+    (work / "sources.list").write_text(f"deb http://deb.debian.org/debian {CLIENT_SUITE[major]} main\n")
+    opts = [f"-oDir::Etc::SourceList={work / 'sources.list'}", "-oDir::Etc::SourceParts=/dev/null",
+            f"-oDir::State::Lists={lists}", "-oAPT::Sandbox::User=root", "-q"]
+    subprocess.run(["apt-get", *opts, "update"], check=True, capture_output=True, timeout=600)
+    debs = make_dir(work / "debs", user="root", mode=0o755)
+    subprocess.run(["apt-get", *opts, "download", *[n.format(major=major) for n in CLIENT_PACKAGES]],
+                   cwd=debs, check=True, capture_output=True, timeout=600)
+    tmp = root.with_name(root.name + ".tmp")
+    remove_tree(tmp)
+    for deb in sorted(debs.glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True, capture_output=True, timeout=600)
+    remove_tree(root)
+    os.chmod(tmp, 0o755)
+    tmp.rename(root)
+    remove_tree(work)
 
 
 # ------------------------------------------------------------------------------------------ the tools
@@ -152,6 +208,70 @@ class Pgbackrest:
         return self.bench.pb(self.conf, "restore", f"--pg1-path={dest}", f"--set={label}")
 
 
+class PgBasebackup:
+    """pg_basebackup -Ft --compress=client-zstd:3 (incrementals: --incremental=<the parent's
+    backup_manifest>, the parent being the newest backup taken); restore: each backup of the chain
+    unpacked into a staging directory, then pg_combinebackup into the destination (its default copy
+    mode and fsync); the full: tar -x + fsync of every file."""
+    name = "pg_basebackup --incremental"
+
+    def __init__(self, bench, pg: PgCluster, client: list):
+        self.bench, self.pg, self.client = bench, pg, client   # client: argv prefix, program name last
+        self.root = make_dir(bench.ws.path(bench.uniq("incpbb")), mode=0o700)
+        self.parent: dict[str, str] = {}
+
+    def archive_command(self) -> str:
+        return ""
+
+    def program(self, name: str) -> list:
+        return [*self.client[:-1], str(Path(self.client[-1]) / name)]
+
+    def backup_argv(self, kind: str) -> list:
+        taken = sorted(self.labels())
+        label = f"{len(taken):03d}-{kind}"
+        out = make_dir(self.root / label, mode=0o700)
+        argv = self.program("pg_basebackup") + ["-D", out, "-Ft", "-X", "none", "-c", "fast",
+                                                 "--compress=client-zstd:3", "-h", self.pg.sockdir,
+                                                 "-p", self.pg.port, "-U", "postgres"]
+        if kind != "full":
+            self.parent[label] = taken[-1]
+            argv.append(f"--incremental={self.root / taken[-1] / 'backup_manifest'}")
+        return argv
+
+    def labels(self) -> set[str]:
+        return {p.name for p in self.root.iterdir() if (p / "backup_manifest").is_file()}
+
+    def stored(self, label: str) -> int:
+        return dir_bytes(self.root / label)
+
+    def describe(self, label: str) -> dict:
+        return {"type": "full" if label.endswith("full") else "incremental", "incremental_mode": "server"}
+
+    def members(self, label: str) -> list[str]:
+        out = [label]
+        while out[0] in self.parent:
+            out.insert(0, self.parent[out[0]])
+        return out
+
+    def restore_argv(self, label: str, dest: Path) -> list:
+        members = self.members(label)
+        if len(members) == 1:
+            return ["sh", "-c", f"tar --zstd -xf {self.root / label / 'base.tar.zst'} -C {dest} && "
+                                f"find {dest} -type f -print0 | xargs -0 sync"]
+        stages = [make_dir(self.staging(dest) / m, mode=0o700) for m in members]
+        unpack = " && ".join(f"tar --zstd -xf {self.root / m / 'base.tar.zst'} -C {s} && "
+                             f"cp {self.root / m / 'backup_manifest'} {s}/" for m, s in zip(members, stages))
+        combine = " ".join(map(str, self.program("pg_combinebackup") + [*stages, "-o", dest]))
+        return ["sh", "-c", f"{unpack} && {combine}"]
+
+    @staticmethod
+    def staging(dest: Path) -> Path:
+        return dest.with_name(dest.name + "-staging")
+
+    def cleanup(self, dest: Path) -> None:
+        remove_tree(self.staging(dest))
+
+
 # ---------------------------------------------------------------------------------------- the section
 
 class IncrementalSection:
@@ -222,16 +342,16 @@ class IncrementalSection:
         pb = Pgbackrest(self.b, pg)
         try:
             self.b.stanza_create(pb.conf, pg)
+            self.res.note(f"incremental pg{self.pgv}: {pgbackrest_version()} with repo1-bundle=y, repo1-block=y "
+                          f"(block incremental is a beta feature in 2.45: beta=y), compress zst:3, process-max 2; "
+                          f"base-push: zstd 3, parallel 2")
+            self.tools.append(pb)
         except Exception as e:  # pgBackRest 2.45 knows PostgreSQL up to 15
             why = " ".join(str(e).split("--- stderr ---")[-1].split())
             self.res.note(f"incremental pg{self.pgv}: pgBackRest rows skipped, {pgbackrest_version()} "
                           f"stanza-create failed: {why[:400]}")
-            return pg
-        self.res.note(f"incremental pg{self.pgv}: {pgbackrest_version()} with repo1-bundle=y, repo1-block=y "
-                      f"(block incremental is a beta feature in 2.45: beta=y), compress zst:3, process-max 2; "
-                      f"base-push: zstd 3, parallel 2")
-        self.tools.append(pb)
-        pg.configure(archive_command=" && ".join(t.archive_command() for t in self.tools))
+        self.add_pg_basebackup(pg)
+        pg.configure(archive_command=" && ".join(t.archive_command() for t in self.tools if t.archive_command()))
         pg.reload()
         return pg
 
@@ -244,17 +364,20 @@ class IncrementalSection:
         self.res.info["incremental_db_MB"] = round(size / 1e6, 1)
         self.res.note(f"incremental pg{self.pgv}: {version_of(self.res)}, pgbench scale {self.a.incr_scale} "
                       f"({size / 1e6:.0f} MB)")
-        self.skip_pg_basebackup()
 
-    def skip_pg_basebackup(self) -> None:
+    def add_pg_basebackup(self, pg: PgCluster) -> None:
         if self.pgv < 17:
             self.res.note(f"incremental pg{self.pgv}: no pg_basebackup --incremental row (PostgreSQL 17+ only)")
             return
-        found = (hpg.PG_BINDIR / "pg_basebackup").is_file()
-        self.res.note(f"incremental pg{self.pgv}: no pg_basebackup --incremental row: "
-                      + (f"{hpg.PG_BINDIR} has a pg_basebackup, but this section does not run it yet" if found else
-                         f"no pg_basebackup {self.pgv} here ({hpg.PG_BINDIR} holds initdb, pg_ctl and postgres "
-                         f"only; Debian 12's pg_basebackup is 15's, without --incremental)"))
+        client, how = client_programs(self.pgv)
+        if client is None:
+            self.res.note(f"incremental pg{self.pgv}: no pg_basebackup --incremental row: {how}")
+            return
+        self.res.note(f"incremental pg{self.pgv}: pg_basebackup -Ft -X none --compress=client-zstd:3 "
+                      f"[--incremental=<parent>/backup_manifest], restored by tar --zstd -x of each backup into "
+                      f"staging directories + pg_combinebackup (copy, fsync) ({how}, Debian "
+                      f"{CLIENT_SUITE[self.pgv]}'s client package; the server is {version_of(self.res)})")
+        self.tools.append(PgBasebackup(self.b, pg, client))
 
     def change(self, pg: PgCluster) -> None:
         sql = change_sql(self.kind, self.step, self.rows)
@@ -314,26 +437,39 @@ class IncrementalSection:
         for rep in range(max(self.a.incr_reps, 2)):
             for tool in self.tools:
                 order = ("full", "chain") if rep % 2 == 0 else ("chain", "full")
-                dt = {what: self.restore_one(tool, what) for what in order}
-                ratio = dt["chain"] / dt["full"]
+                dt, cpu = {}, {}
+                for what in order:
+                    dt[what], cpu[what] = self.restore_one(tool, what)
+                ratio, cpu_ratio = dt["chain"] / dt["full"], cpu["chain"] / max(cpu["full"], 1e-3)
                 self.ratios.setdefault(f"{tool.name} restore", []).append(ratio)
+                self.ratios.setdefault(f"{tool.name} restore_cpu", []).append(cpu_ratio)
                 self.res.add(SECTION, f"{self.prefix} restore full", f"{tool.name} full", dt["full"], "s",
-                             backup="full (same data as incr2)")
+                             backup="full (same data as incr2)", cpu_s=cpu["full"])
                 self.res.add(SECTION, f"{self.prefix} restore chain", f"{tool.name} chain", dt["chain"], "s",
-                             backup="full + incr1 + incr2", x_of_full=ratio)
+                             backup="full + incr1 + incr2", x_of_full=ratio, cpu_s=cpu["chain"],
+                             cpu_x_of_full=cpu_ratio)
 
-    def restore_one(self, tool, what: str) -> float:
+    def restore_one(self, tool, what: str) -> tuple[float, float]:
+        """Wall and CPU (user + system of the tool and its children) seconds of one restore."""
         label = self.chain[tool.name]["full2" if what == "full" else "incr2"]
         dest = make_dir(self.b.ws.path(self.b.uniq("incr-restore")), mode=0o700)
+        cpuf = self.b.ws.path(self.b.uniq("incr-cpu"))
+        cpuf.write_text("")
+        os.chmod(cpuf, 0o666)
         try:
+            argv = tool.restore_argv(label, dest)
             subprocess.run(["sync"], check=False)
-            dt, kib, _, _ = self.timed(tool.restore_argv(label, dest), None)
+            dt, kib, _, _ = self.timed(["/usr/bin/time", "-f", "%U %S", "-o", cpuf, *argv], None)
+            cpu = sum(float(x) for x in cpuf.read_text().split()[-2:])
         finally:
             remove_tree(dest)
+            cpuf.unlink(missing_ok=True)
+            if hasattr(tool, "cleanup"):
+                tool.cleanup(dest)
         if tool.name == "base-push":
             self.res.note_rss(f"pitr-prepare {what} pg{self.pgv}", kib)
-        log(f"  restore {tool.name} {what} ({label}): {dt:.2f}s")
-        return dt
+        log(f"  restore {tool.name} {what} ({label}): {dt:.2f}s, CPU {cpu:.2f}s")
+        return dt, cpu
 
     @staticmethod
     def fingerprint(pg: PgCluster) -> str:
