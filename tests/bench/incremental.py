@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import helpers.pg as hpg
 from helpers import PG_USER, PgCluster, make_dir, remove_tree, run
 
 import incremental_report as report
+from incremental_pgbb import CLIENT_SUITE, PgBasebackup, client_programs, dir_bytes
 
 SECTION = "incremental"
 
@@ -64,10 +66,6 @@ def server_version(major: int) -> Iterator[Path]:
         yield hpg.PG_BINDIR
     finally:
         hpg.PG_VERSION, hpg.PG_BINDIR = saved
-
-
-def dir_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def change_sql(kind: str, step: int, rows: int) -> str:
@@ -222,16 +220,16 @@ class IncrementalSection:
         pb = Pgbackrest(self.b, pg)
         try:
             self.b.stanza_create(pb.conf, pg)
+            self.res.note(f"incremental pg{self.pgv}: {pgbackrest_version()} with repo1-bundle=y, repo1-block=y "
+                          f"(block incremental is a beta feature in 2.45: beta=y), compress zst:3, process-max 2; "
+                          f"base-push: zstd 3, parallel 2")
+            self.tools.append(pb)
         except Exception as e:  # pgBackRest 2.45 knows PostgreSQL up to 15
             why = " ".join(str(e).split("--- stderr ---")[-1].split())
             self.res.note(f"incremental pg{self.pgv}: pgBackRest rows skipped, {pgbackrest_version()} "
                           f"stanza-create failed: {why[:400]}")
-            return pg
-        self.res.note(f"incremental pg{self.pgv}: {pgbackrest_version()} with repo1-bundle=y, repo1-block=y "
-                      f"(block incremental is a beta feature in 2.45: beta=y), compress zst:3, process-max 2; "
-                      f"base-push: zstd 3, parallel 2")
-        self.tools.append(pb)
-        pg.configure(archive_command=" && ".join(t.archive_command() for t in self.tools))
+        self.add_pg_basebackup(pg)
+        pg.configure(archive_command=" && ".join(t.archive_command() for t in self.tools if t.archive_command()))
         pg.reload()
         return pg
 
@@ -244,17 +242,20 @@ class IncrementalSection:
         self.res.info["incremental_db_MB"] = round(size / 1e6, 1)
         self.res.note(f"incremental pg{self.pgv}: {version_of(self.res)}, pgbench scale {self.a.incr_scale} "
                       f"({size / 1e6:.0f} MB)")
-        self.skip_pg_basebackup()
 
-    def skip_pg_basebackup(self) -> None:
+    def add_pg_basebackup(self, pg: PgCluster) -> None:
         if self.pgv < 17:
             self.res.note(f"incremental pg{self.pgv}: no pg_basebackup --incremental row (PostgreSQL 17+ only)")
             return
-        found = (hpg.PG_BINDIR / "pg_basebackup").is_file()
-        self.res.note(f"incremental pg{self.pgv}: no pg_basebackup --incremental row: "
-                      + (f"{hpg.PG_BINDIR} has a pg_basebackup, but this section does not run it yet" if found else
-                         f"no pg_basebackup {self.pgv} here ({hpg.PG_BINDIR} holds initdb, pg_ctl and postgres "
-                         f"only; Debian 12's pg_basebackup is 15's, without --incremental)"))
+        client, how = client_programs(self.pgv)
+        if client is None:
+            self.res.note(f"incremental pg{self.pgv}: no pg_basebackup --incremental row: {how}")
+            return
+        self.res.note(f"incremental pg{self.pgv}: pg_basebackup -Ft -X none --compress=client-zstd:3 "
+                      f"[--incremental=<parent>/backup_manifest], restored by tar --zstd -x of each backup into "
+                      f"staging directories + pg_combinebackup (copy, fsync) ({how}, Debian "
+                      f"{CLIENT_SUITE[self.pgv]}'s client package; the server is {version_of(self.res)})")
+        self.tools.append(PgBasebackup(self.b, pg, client))
 
     def change(self, pg: PgCluster) -> None:
         sql = change_sql(self.kind, self.step, self.rows)
@@ -314,26 +315,39 @@ class IncrementalSection:
         for rep in range(max(self.a.incr_reps, 2)):
             for tool in self.tools:
                 order = ("full", "chain") if rep % 2 == 0 else ("chain", "full")
-                dt = {what: self.restore_one(tool, what) for what in order}
-                ratio = dt["chain"] / dt["full"]
+                dt, cpu = {}, {}
+                for what in order:
+                    dt[what], cpu[what] = self.restore_one(tool, what)
+                ratio, cpu_ratio = dt["chain"] / dt["full"], cpu["chain"] / max(cpu["full"], 1e-3)
                 self.ratios.setdefault(f"{tool.name} restore", []).append(ratio)
+                self.ratios.setdefault(f"{tool.name} restore_cpu", []).append(cpu_ratio)
                 self.res.add(SECTION, f"{self.prefix} restore full", f"{tool.name} full", dt["full"], "s",
-                             backup="full (same data as incr2)")
+                             backup="full (same data as incr2)", cpu_s=cpu["full"])
                 self.res.add(SECTION, f"{self.prefix} restore chain", f"{tool.name} chain", dt["chain"], "s",
-                             backup="full + incr1 + incr2", x_of_full=ratio)
+                             backup="full + incr1 + incr2", x_of_full=ratio, cpu_s=cpu["chain"],
+                             cpu_x_of_full=cpu_ratio)
 
-    def restore_one(self, tool, what: str) -> float:
+    def restore_one(self, tool, what: str) -> tuple[float, float]:
+        """Wall and CPU (user + system of the tool and its children) seconds of one restore."""
         label = self.chain[tool.name]["full2" if what == "full" else "incr2"]
         dest = make_dir(self.b.ws.path(self.b.uniq("incr-restore")), mode=0o700)
+        cpuf = self.b.ws.path(self.b.uniq("incr-cpu"))
+        cpuf.write_text("")
+        os.chmod(cpuf, 0o666)
         try:
+            argv = tool.restore_argv(label, dest)
             subprocess.run(["sync"], check=False)
-            dt, kib, _, _ = self.timed(tool.restore_argv(label, dest), None)
+            dt, kib, _, _ = self.timed(["/usr/bin/time", "-f", "%U %S", "-o", cpuf, *argv], None)
+            cpu = sum(float(x) for x in cpuf.read_text().split()[-2:])
         finally:
             remove_tree(dest)
+            cpuf.unlink(missing_ok=True)
+            if hasattr(tool, "cleanup"):
+                tool.cleanup(dest)
         if tool.name == "base-push":
             self.res.note_rss(f"pitr-prepare {what} pg{self.pgv}", kib)
-        log(f"  restore {tool.name} {what} ({label}): {dt:.2f}s")
-        return dt
+        log(f"  restore {tool.name} {what} ({label}): {dt:.2f}s, CPU {cpu:.2f}s")
+        return dt, cpu
 
     @staticmethod
     def fingerprint(pg: PgCluster) -> str:
