@@ -122,6 +122,11 @@ struct Config {
     int owed_critical = 512;
     int lag_warning = 64;                     // segments a repository is behind the most advanced one
     int lag_critical = 512;
+    std::string verify_age_warning = "";      // the last archive-info --verify longer ago than this ("" =
+    std::string verify_age_critical = "";     // off; a repository never verified: warning when either is set)
+    // The local state of archive-info --verify and the WAL tools' counters (repo/wal_state.h). "" =
+    // /var/lib/pgvault/state when it can be created, else /var/tmp/pgvault-<uid>/state.
+    std::string state_dir;
   } check;
   // restore-drill (common/drill/drill.h).
   struct Drill {

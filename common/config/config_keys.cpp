@@ -197,6 +197,9 @@ void add_check_keys(std::map<std::string, Setter>& t) {
   t["check.owed_critical"] = count(&Config::Check::owed_critical);
   t["check.lag_warning"] = count(&Config::Check::lag_warning);
   t["check.lag_critical"] = count(&Config::Check::lag_critical);
+  t["check.verify_age_warning"] = duration(&Config::Check::verify_age_warning);
+  t["check.verify_age_critical"] = duration(&Config::Check::verify_age_critical);
+  t["check.state_dir"] = plain([](Config& c) -> std::string& { return c.check.state_dir; });
 }
 
 // [drill]: restore-drill's settings.

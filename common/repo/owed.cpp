@@ -12,51 +12,15 @@
 
 #include "common/base/errors.h"
 #include "common/base/fs.h"
-#include "common/crypto/crypto.h"
 #include "common/pg/wal.h"
+#include "common/repo/local_state.h"
 
 namespace pgvault {
 
 namespace {
 
-constexpr const char* kSharedBase = "/var/lib/pgvault/owed";
-
-std::string fallback_base() { return "/var/tmp/pgvault-" + std::to_string(::getuid()) + "/owed"; }
-
-bool is_dir(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// Where the queues live: [push] owed_dir, else /var/lib/pgvault/owed when it exists (or, when `create`,
-// can be created), else /var/tmp/pgvault-<uid>/owed. Readers never create: a reader finds the shared
-// folder once a writer made it, and the fallback otherwise, as the writer did.
-std::string owed_base(const Config& config, bool create) {
-  if (!config.push.owed_dir.empty()) return config.push.owed_dir;
-  if (is_dir(kSharedBase)) return kSharedBase;
-  if (create) {
-    try {
-      make_dirs(kSharedBase, 0700);
-      return kSharedBase;
-    } catch (const Error&) {
-      // not ours to create (not root): the per-user folder
-    }
-  }
-  return fallback_base();
-}
-
-// What a repository is, for the queue's folder name: a renamed or relocated repository gets a new
-// folder and never inherits another's queue.
-// A path's trailing slashes do not make another location.
-std::string description_of(const Config::Repository& r) {
-  if (r.type != "fs") return "s3:" + r.endpoint + "/" + r.bucket + "/" + r.prefix;
-  return "fs:" + r.path.substr(0, std::max<std::size_t>(1, r.path.find_last_not_of('/') + 1));
-}
-
 std::string queue_dir(const Config& config, bool create) {
-  const auto& r = config.repository;
-  std::string hash = to_hex(sha256(as_bytes(r.name + "\n" + description_of(r)))).substr(0, 16);
-  return owed_base(config, create) + "/" + r.name + "-" + hash;
+  return local_state_base(config.push.owed_dir, "owed", create) + "/" + repository_state_name(config.repository);
 }
 
 // Only WAL file names are entries; anything else found there is skipped with a warning (never trusted
@@ -110,6 +74,11 @@ OwedStatus owed_status(const Config& config) {
     if (!s.oldest_since || e.since < *s.oldest_since) s.oldest_since = e.since;
   }
   return s;
+}
+
+bool is_owed(const Config& config, const std::string& name) {
+  struct stat st;
+  return ::stat((queue_dir(config, false) + "/" + name).c_str(), &st) == 0;
 }
 
 OwedQueue::OwedQueue(const Config& config) : dir_(queue_dir(config, true)) {}

@@ -30,6 +30,8 @@ struct OwedStatus {
   std::optional<std::int64_t> oldest_since; // the oldest entry's `since`
 };
 OwedStatus owed_status(const Config& config);
+// Whether `config`'s repository (narrowed) owes WAL file `name` now. Reads only; false when unsure.
+bool is_owed(const Config& config, const std::string& name);
 
 // The queue of one repository (`config` narrowed to it, as above).
 class OwedQueue {

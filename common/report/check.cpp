@@ -78,6 +78,26 @@ void check_counts(const RepositoryFacts& f, const CheckThresholds& t, std::vecto
           std::to_string(t.lag_warning) + ", critical " + std::to_string(t.lag_critical) + ")");
 }
 
+void check_verify_age(const RepositoryFacts& f, const CheckThresholds& t, std::int64_t now, std::vector<Finding>& out) {
+  const bool wanted = t.verify_age_warning > 0 || t.verify_age_critical > 0;
+  if (!f.last_verify_time) {
+    if (wanted) {
+      add(out, Severity::Warning, f.name, "verify_age",
+          "never verified (archive-info --verify) " + limits(t.verify_age_warning, t.verify_age_critical));
+    }
+    return;
+  }
+  std::int64_t age = now - *f.last_verify_time;
+  if (f.last_verify_problems > 0) {
+    add(out, Severity::Critical, f.name, "verify_age",
+        "the last verify (" + format_utc(*f.last_verify_time) + ") failed: " + std::to_string(f.last_verify_problems) +
+            " problems");
+    return;
+  }
+  add(out, graded(age, t.verify_age_warning, t.verify_age_critical), f.name, "verify_age",
+      "last verified " + age_text(age) + " ago " + limits(t.verify_age_warning, t.verify_age_critical));
+}
+
 // The archiver as the server reports it. Returns false when the server could not be read.
 bool check_server(const ServerStatus& s, const CheckThresholds& t, std::int64_t now, std::vector<Finding>& out) {
   if (!s.connected) {
@@ -135,6 +155,8 @@ CheckThresholds check_thresholds(const Config& config) {
   t.owed_critical = static_cast<std::uint64_t>(c.owed_critical);
   t.lag_warning = static_cast<std::uint64_t>(c.lag_warning);
   t.lag_critical = static_cast<std::uint64_t>(c.lag_critical);
+  t.verify_age_warning = seconds_of(c.verify_age_warning, "verify_age_warning");
+  t.verify_age_critical = seconds_of(c.verify_age_critical, "verify_age_critical");
   return t;
 }
 
@@ -155,6 +177,10 @@ RepositoryFacts repository_facts(const RepositoryView& v) {
   f.owed_since = v.owed.oldest_since;
   f.owed_error = v.owed_error;
   f.lag_segments = v.lag_segments;
+  if (v.last_verify) {
+    f.last_verify_time = v.last_verify->time;
+    f.last_verify_problems = v.last_verify->ok ? 0 : std::max<std::uint64_t>(1, v.last_verify->problems);
+  }
   return f;
 }
 
@@ -170,6 +196,7 @@ CheckResult run_check(const std::vector<RepositoryFacts>& repos, const std::opti
     check_backup_age(f, t, now, r.findings);
     if (!server_read) check_repository_wal(f, t, now, r.findings);
     check_counts(f, t, r.findings);
+    check_verify_age(f, t, now, r.findings);
   }
   std::stable_sort(r.findings.begin(), r.findings.end(),
                    [](const Finding& a, const Finding& b) { return rank(a.severity) > rank(b.severity); });

@@ -18,6 +18,11 @@
 // - lag: a repository behind the most advanced one by lag_critical / lag_warning segments or more (0 =
 //   off; several repositories only).
 // - verify (with --verify): a problem found: critical.
+// - verify_age (the last --verify's record, repo/wal_state.h): it found problems: critical (whatever the
+//   thresholds: the repository was damaged when last read); it finished longer ago than
+//   verify_age_critical / _warning: critical / warning; no record while either threshold is set: warning
+//   ("never verified": nothing known to be wrong, but the verification the operator asked for is
+//   missing). Both thresholds off (the default) and no record: no finding.
 // - unreadable: a repository that cannot be read: unknown.
 // The overall status is the worst: critical > unknown > warning > ok.
 #pragma once
@@ -39,7 +44,7 @@ const char* severity_name(Severity s);  // "OK", "WARNING", "CRITICAL", "UNKNOWN
 struct Finding {
   Severity severity = Severity::Ok;
   std::string repository;  // "" for the server
-  std::string rule;        // backup_age, archiving, wal_age, gaps, owed, verify, lag, unreadable, server
+  std::string rule;        // backup_age, archiving, wal_age, gaps, owed, verify, verify_age, lag, unreadable, server
   std::string message;
 };
 
@@ -49,6 +54,7 @@ struct CheckThresholds {
   std::int64_t wal_age_warning = 0, wal_age_critical = 0;
   std::uint64_t owed_warning = 0, owed_critical = 0;
   std::uint64_t lag_warning = 0, lag_critical = 0;
+  std::int64_t verify_age_warning = 0, verify_age_critical = 0;
 };
 // From [check]; Config naming the key when a value does not parse.
 CheckThresholds check_thresholds(const Config& config);
@@ -67,6 +73,8 @@ struct RepositoryFacts {
   std::string owed_error;
   std::uint64_t lag_segments = 0;
   std::optional<std::size_t> verify_problems;  // with --verify: problems found
+  std::optional<std::int64_t> last_verify_time;  // the last --verify record: when it finished
+  std::uint64_t last_verify_problems = 0;         // and what it found
 };
 RepositoryFacts repository_facts(const RepositoryView& v);
 

@@ -97,6 +97,9 @@ std::vector<RepositoryView> load_repositories(const Config& config) {
     RepositoryView v;
     v.name = narrowed.repository.name;
     read_one(narrowed, v);
+    v.last_verify = read_verify_record(narrowed);
+    v.push_counters = read_wal_counters(narrowed, WalTool::Push);
+    v.fetch_counters = read_wal_counters(narrowed, WalTool::Fetch);
     views.push_back(std::move(v));
   }
   check_identities(views);

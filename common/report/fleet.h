@@ -12,6 +12,7 @@
 #include "common/config/config.h"
 #include "common/repo/inventory.h"
 #include "common/repo/owed.h"
+#include "common/repo/wal_state.h"
 
 namespace pgvault {
 
@@ -32,6 +33,10 @@ struct RepositoryView {
   std::uint64_t newest_segno = 0;
   std::int64_t newest_mtime = 0;     // its storage time (0 when unknown)
   std::uint64_t lag_segments = 0;
+  // Local state (repo/wal_state.h), read whether or not the repository could be: the last --verify and
+  // what wal-push / wal-fetch recorded on this machine (nullopt: nothing recorded).
+  std::optional<VerifyRecord> last_verify;
+  std::optional<WalCounters> push_counters, fetch_counters;
 };
 
 // Reads every repository of `config` (narrowed by --repo to one, or all of them), in order, then fills

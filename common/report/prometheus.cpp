@@ -118,6 +118,45 @@ void owed_metrics(Metrics& m, const RepositoryView& v, const std::string& l, std
         v.owed.oldest_since ? static_cast<double>(now - *v.owed.oldest_since) : 0.0);
 }
 
+void counter(Metrics& m, const std::string& name, const char* help, const std::string& labels, std::uint64_t value) {
+  m.declare(name, "counter", help);
+  m.sample(name, labels, static_cast<double>(value));
+}
+
+// Every error kind, so a first failure is an increase from 0 rather than a new series.
+void failure_counters(Metrics& m, const std::string& name, const char* help, const std::string& l,
+                      const WalCounters& c) {
+  for (int k = 0; k <= static_cast<int>(ErrorKind::Internal); ++k) {
+    std::string kind(kind_name(static_cast<ErrorKind>(k)));
+    auto it = c.failures.find(kind);
+    counter(m, name, help, l + ",kind=\"" + kind + "\"", it == c.failures.end() ? 0 : it->second);
+  }
+}
+
+// What this machine recorded (repo/wal_state.h): the last --verify, the wal-push and wal-fetch calls.
+void local_state_metrics(Metrics& m, const RepositoryView& v, const std::string& l, std::int64_t now) {
+  if (const auto& r = v.last_verify) {
+    gauge(m, "pgvault_verify_last_timestamp_seconds", "When the last archive-info --verify finished.", l,
+          static_cast<double>(r->time));
+    gauge(m, "pgvault_verify_age_seconds", "Seconds since the last archive-info --verify finished.", l,
+          static_cast<double>(now - r->time));
+    gauge(m, "pgvault_verify_last_ok", "1 when the last archive-info --verify found no problem.", l, r->ok ? 1 : 0);
+    gauge(m, "pgvault_verify_last_problems", "Problems the last archive-info --verify found.", l,
+          static_cast<double>(r->problems));
+  }
+  if (const auto& c = v.push_counters) {
+    counter(m, "pgvault_wal_archived_total", "WAL files wal-push archived (on this machine).", l, c->files);
+    counter(m, "pgvault_wal_archived_bytes_total", "Bytes of the WAL files wal-push archived.", l, c->bytes);
+    failure_counters(m, "pgvault_wal_push_failures_total", "Failed wal-push calls, by error kind.", l, *c);
+  }
+  if (const auto& c = v.fetch_counters) {
+    counter(m, "pgvault_wal_fetched_total", "WAL files wal-fetch restored (on this machine).", l, c->files);
+    counter(m, "pgvault_wal_fetched_bytes_total", "Bytes of the WAL files wal-fetch restored.", l, c->bytes);
+    counter(m, "pgvault_wal_fetch_missing_total", "wal-fetch calls for a file not in the archive.", l, c->missing);
+    failure_counters(m, "pgvault_wal_fetch_failures_total", "Failed wal-fetch calls, by error kind.", l, *c);
+  }
+}
+
 void server_metrics(Metrics& m, const ServerStatus& s) {
   gauge(m, "pgvault_server_up", "1 when the server's archiver statistics could be read.", "", s.connected ? 1 : 0);
   if (!s.connected) return;
@@ -147,6 +186,7 @@ std::string prometheus_text(const std::vector<RepositoryView>& views, const std:
   for (const auto& v : views) {
     std::string l = "repository=\"" + prometheus_label_value(v.name) + "\"";
     gauge(m, "pgvault_repository_up", "1 when the repository could be read.", l, v.error.empty() ? 1 : 0);
+    local_state_metrics(m, v, l, now);
     if (!v.error.empty()) continue;
     backup_metrics(m, v, l, now);
     wal_metrics(m, v, l);

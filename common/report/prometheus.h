@@ -19,6 +19,16 @@
 //   pgvault_recovery_window_end_timestamp_seconds    storage time of the last contiguous segment
 //   pgvault_owed_segments                          WAL files owed to the repository (repo/owed.h)
 //   pgvault_owed_oldest_age_seconds                age of the oldest owed one (0 when none)
+// and, from this machine's local state (repo/wal_state.h; also for a repository that cannot be read; left
+// out when nothing was recorded):
+//   pgvault_verify_last_timestamp_seconds / pgvault_verify_age_seconds  when the last --verify finished
+//   pgvault_verify_last_ok                         1 when it found no problem, else 0
+//   pgvault_verify_last_problems                   problems it found
+//   pgvault_wal_archived_total / _archived_bytes_total  files (and their bytes) wal-push archived (counter)
+//   pgvault_wal_push_failures_total{kind=...}      failed wal-push calls by error kind (every kind, 0 too)
+//   pgvault_wal_fetched_total / _fetched_bytes_total    files (and bytes) wal-fetch restored (counter)
+//   pgvault_wal_fetch_missing_total                wal-fetch answers "not in the archive" (counter)
+//   pgvault_wal_fetch_failures_total{kind=...}     failed wal-fetch calls by error kind
 // and, when [backup] conninfo is set (no repository label):
 //   pgvault_server_up                              1 when pg_stat_archiver could be read
 //   pgvault_archiver_archived_total / _failed_total  pg_stat_archiver's counters (counter)

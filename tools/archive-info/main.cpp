@@ -14,6 +14,7 @@
 #include "common/report/fleet_report.h"
 #include "common/report/inventory_report.h"
 #include "common/report/prometheus.h"
+#include "common/repo/wal_state.h"
 
 namespace {
 
@@ -30,7 +31,8 @@ void add_options(CLI::App& app, Options& o) {
   app.add_flag("--json", o.json, "machine-readable output (keys documented in common/report/inventory_report.h\n"
                                  "and fleet_report.h; with --check: report/check.h)");
   app.add_flag("--verify", o.verify, "read and verify every object, check WAL continuity (every repository, or\n"
-                                     "the one --repo names)");
+                                     "the one --repo names); the verdict is recorded for --check's verify_age\n"
+                                     "([check] state_dir)");
   app.add_flag("--targets", o.targets,
                "list the named restore points and the first and last commit time per timeline, from the WAL\n"
                "index (reads one small object per archived segment, in parallel)");
@@ -54,6 +56,23 @@ struct Extras {
   std::size_t problems = 0;
 };
 
+// The verdict of --verify in the local state (repo/wal_state.h), for --check's verify_age and the
+// metrics. A record that cannot be written is a warning: the verdict itself stands.
+VerifyRecord record_verify(const RepositoryView& v, const VerifyReport& report) {
+  VerifyRecord r;
+  r.time = std::time(nullptr);
+  r.ok = report.problems.empty();
+  r.objects = report.objects;
+  r.bytes = report.bytes;
+  r.problems = report.problems.size();
+  try {
+    write_verify_record(v.repo->config(), r);
+  } catch (const Error& e) {
+    spdlog::warn("repository {}: the verify record was not written: {}", v.name, e.what());
+  }
+  return r;
+}
+
 Extras run_extras(std::vector<RepositoryView>& views, const Options& o, int workers) {
   Extras x;
   x.verify.resize(views.size());
@@ -68,6 +87,7 @@ Extras run_extras(std::vector<RepositoryView>& views, const Options& o, int work
     vo.progress = !o.json && !o.check && isatty(STDERR_FILENO) != 0;
     x.verify[i] = verify_repository(*v.repo, v.inv, vo);
     x.problems += x.verify[i]->problems.size();
+    v.last_verify = record_verify(v, *x.verify[i]);
   }
   for (std::size_t i = 0; i < views.size(); ++i) {
     x.pointers.push_back({x.verify[i] ? &*x.verify[i] : nullptr, x.targets[i] ? &*x.targets[i] : nullptr});

@@ -5,6 +5,7 @@
 #include "common/archive/archive.h"
 #include "common/base/fs.h"
 #include "common/cli/cli.h"
+#include "common/repo/wal_state.h"
 
 int main(int argc, char** argv) {
   pgvault::remove_temp_files_on_signal();  // SIGTERM/SIGINT (a fast shutdown) leave no temporary file
@@ -34,8 +35,10 @@ int main(int argc, char** argv) {
       pgvault::prefetch_worker(config, worker);
       return pgvault::kExitSuccess;
     }
-    auto outcome = pgvault::restore_command(config, name, dest, [&] { pgvault::spawn_prefetch_worker(argc, argv, name); });
-    return outcome == pgvault::FetchOutcome::Fetched ? pgvault::kExitSuccess
-                                                     : pgvault::outcome_code(pgvault::exit_codes("wal-fetch"), "missing");
+    bool fetched = pgvault::recorded_wal_call(config, pgvault::WalTool::Fetch, dest, [&] {
+      auto spawn = [&] { pgvault::spawn_prefetch_worker(argc, argv, name); };
+      return pgvault::restore_command(config, name, dest, spawn) == pgvault::FetchOutcome::Fetched;
+    });
+    return fetched ? pgvault::kExitSuccess : pgvault::outcome_code(pgvault::exit_codes("wal-fetch"), "missing");
   });
 }

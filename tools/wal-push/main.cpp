@@ -2,6 +2,7 @@
 #include "common/archive/archive.h"
 #include "common/archive/multi_push.h"
 #include "common/cli/cli.h"
+#include "common/repo/wal_state.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Archive one WAL file into the pgvault repositories (archive_command = 'wal-push %p').\n"
@@ -30,7 +31,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     pgvault::Config config = pgvault::load_tool_config(common);
-    pgvault::archive_command(config, path);
+    pgvault::recorded_wal_call(config, pgvault::WalTool::Push, path, [&] {
+      pgvault::archive_command(config, path);
+      return true;
+    });
     return 0;
   });
 }

@@ -71,6 +71,8 @@ class Repo:
         # Spools inside the workspace, so they go with it (the default is under /var/tmp).
         base["push"] = {"spool": str(workspace.mkdir(f"{name}-push-spool"))}
         base["fetch"] = {"spool": str(workspace.mkdir(f"{name}-fetch-spool"))}
+        # Local state (the last --verify, the WAL tools' counters) too, so each test starts from zero.
+        base["check"] = {"state_dir": str(workspace.mkdir(f"{name}-state"))}
         self.settings: dict[str, dict[str, object]] = {k: dict(v) for k, v in base.items()}
         self.update(settings or {})
         if init:

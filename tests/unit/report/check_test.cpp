@@ -144,5 +144,63 @@ TEST(CheckTest, TextHasTheSummaryFirstThenOneLinePerFinding) {
   EXPECT_EQ(j["findings"][1]["repository"], "primary");
 }
 
+// verify_age: the last --verify's record against [check] verify_age_* (default off).
+TEST(CheckTest, VerifyAgeGradesTheLastVerify) {
+  CheckThresholds on = thresholds();
+  on.verify_age_warning = 8 * 24 * kHour;
+  on.verify_age_critical = 32 * 24 * kHour;
+  struct VerifyCase {
+    const char* name;
+    std::optional<std::int64_t> age;
+    std::uint64_t problems;
+    const CheckThresholds t;
+    Severity status;
+  };
+  const std::vector<VerifyCase> cases = {
+      {"never verified, rule off (default)", std::nullopt, 0, thresholds(), Severity::Ok},
+      {"never verified, rule on", std::nullopt, 0, on, Severity::Warning},
+      {"verified a day ago", 24 * kHour, 0, on, Severity::Ok},
+      {"verified 9 days ago", 9 * 24 * kHour, 0, on, Severity::Warning},
+      {"verified 33 days ago", 33 * 24 * kHour, 0, on, Severity::Critical},
+      {"old verify, rule off", 330 * 24 * kHour, 0, thresholds(), Severity::Ok},
+      {"last verify failed, rule off", 60, 2, thresholds(), Severity::Critical},
+      {"last verify failed, recent", 60, 1, on, Severity::Critical},
+  };
+  for (const auto& c : cases) {
+    RepositoryFacts f = healthy();
+    if (c.age) f.last_verify_time = kNow - *c.age;
+    f.last_verify_problems = c.problems;
+    CheckResult r = run_check({f}, std::nullopt, c.t, kNow);
+    EXPECT_EQ(r.status, c.status) << c.name;
+    if (c.status != Severity::Ok) {
+      EXPECT_EQ(r.findings.front().rule, "verify_age") << c.name;
+    }
+  }
+}
+
+TEST(CheckTest, VerifyAgeThresholdsComeFromTheConfig) {
+  Config c;
+  EXPECT_EQ(check_thresholds(c).verify_age_warning, 0);
+  c.check.verify_age_warning = "8d";
+  c.check.verify_age_critical = "90s";
+  EXPECT_EQ(check_thresholds(c).verify_age_warning, 8 * 24 * kHour);
+  EXPECT_EQ(check_thresholds(c).verify_age_critical, 90);
+  c.check.verify_age_critical = "soon";
+  EXPECT_THROW_KIND(check_thresholds(c), ErrorKind::Config);
+}
+
+TEST(CheckTest, VerifyRecordBecomesFacts) {
+  RepositoryView v;
+  v.name = "primary";
+  EXPECT_FALSE(repository_facts(v).last_verify_time);
+  v.last_verify = VerifyRecord{kNow - 5, false, "all", 10, 100, 3};
+  RepositoryFacts f = repository_facts(v);
+  EXPECT_EQ(f.last_verify_time, kNow - 5);
+  EXPECT_EQ(f.last_verify_problems, 3u);
+  v.last_verify->ok = true;
+  v.last_verify->problems = 0;
+  EXPECT_EQ(repository_facts(v).last_verify_problems, 0u);
+}
+
 }  // namespace
 }  // namespace pgvault
