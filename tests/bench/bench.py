@@ -19,6 +19,8 @@ Sections (--only picks one; default all):
              pitr-prepare vs pgbackrest restore vs tar -x + fsync, on a pgbench database of --scale
   incremental  full + 2 incrementals (base-push vs pgbackrest incr with repo-block), time, stored bytes,
              restore of the chain vs a full (tests/bench/incremental.py; --incr-scale, --incr-pg)
+  scale      a scale-500 database, 20,000 small tables, an archive of 20,000 segments (tests/bench/scale.py;
+             --scale-parts db,tables,archive); not in the default run
 
 Every server runs through tests/integration/helpers (stopped by PID), everything lives in one temp
 workspace that is removed at the end, also on Ctrl-C / SIGTERM. Results: tests/bench/results/latest.{json,md}.
@@ -54,6 +56,7 @@ os.environ.setdefault("PGVAULT_BIN", str(ROOT / "build" / "release"))
 from helpers import PG_USER, PgCluster, Workspace, chown_to, make_dir, pg_bin, remove_tree, run  # noqa: E402
 from helpers.proc import user_popen_kwargs  # noqa: E402
 import incremental  # noqa: E402
+import scale  # noqa: E402
 
 try:
     from helpers.swift import SwiftS3  # noqa: E402
@@ -1041,6 +1044,9 @@ class Bench:
     def bench_incremental(self) -> None:
         incremental.IncrementalSection(self, Timed.call).run()
 
+    def bench_scale(self) -> None:
+        scale.ScaleSection(self, Timed.call).run()
+
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
         a = self.args
@@ -1099,8 +1105,10 @@ def main(argv: list[str]) -> int:
                    help="default 3: interleaved, because on this VM whichever tool writes first pays for\n"
                         "fresh page-cache memory (a single pass made pitr-prepare look 2.6x slower than it is)")
     p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
-    p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental"])
+    p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental",
+                                       "scale"])
     incremental.add_arguments(p)
+    scale.add_arguments(p)
     p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
     p.add_argument("--out", default=str(HERE / "results"), help="results directory")
     args = p.parse_args(argv)
@@ -1112,6 +1120,7 @@ def main(argv: list[str]) -> int:
         args.duration = min(args.duration, 15)
         args.recovery_duration = min(args.recovery_duration, 10)
         incremental.apply_quick(args)
+        scale.apply_quick(args)
     if args.recovery_reps is None:
         args.recovery_reps = 1 if args.quick else min(args.reps, 3)
 
@@ -1124,7 +1133,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         bench.setup()
-        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart"):
+        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "scale"):
             bench.start_s3()
         bench.run()
     except KeyboardInterrupt:
