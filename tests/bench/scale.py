@@ -349,8 +349,9 @@ class ScaleSection:
                     if key[1] == "s3":
                         self.count_requests(key[0], repos[key], cached[key[0]])
         finally:
-            for conf in repos.values():
-                self.drop_repository(conf)
+            for (n, storage), conf in repos.items():
+                if storage == "fs":   # S3: small objects, gone with the Swift server (deleting them is slow)
+                    self.drop_repository(conf)
         self.archive_verdicts(sizes)
 
     def archive_argv(self, conf: Path, meta: dict) -> dict[str, list]:

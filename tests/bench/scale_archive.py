@@ -56,7 +56,7 @@ def describe(metas: dict) -> str:
             f"PostgreSQL segments (initdb --wal-segsize=1; pg_logical_emit_message + pg_switch_wal in a loop, "
             f"archive_command copies each into a staging pg_wal that wal-push processes push, one process per "
             f"segment as archive_command runs it, 4 at once; each segment holds a few records and the switch, the "
-            f"rest zeros), generated once into {any_meta['cache']} in {any_meta['generation_seconds']:.0f} s and reused; for S3 the "
+            f"rest zeros), generated once into {any_meta['cache']} (the biggest in {max(m['generation_seconds'] for m in metas.values()):.0f} s) and reused; for S3 the "
             f"cached objects are uploaded under a fresh prefix (untimed)")
 
 
