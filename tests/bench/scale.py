@@ -147,7 +147,7 @@ class ScaleSection:
 
     # ================================================================================ part: db
     def part_db(self) -> None:
-        for scale in (self.a.scale_small, self.a.scale_big):
+        for scale in sorted({self.a.scale_small, self.a.scale_big}):
             pg = self.load_cluster(f"pgbench scale {scale}", lambda c: self.pgbench_load(c, scale))
             try:
                 self.backup_and_restore(pg, f"pgbench {scale}", reps=3 if scale <= 100 else 1,
@@ -156,7 +156,7 @@ class ScaleSection:
                 self.b.drop_cluster(pg)
         for storage in self.b.storages():
             small, big = (self.mbps.get((storage, s)) for s in (self.a.scale_small, self.a.scale_big))
-            if small and big:
+            if small and big and self.a.scale_small != self.a.scale_big:
                 ratio = statistics.median(big) / statistics.median(small)
                 ok = ratio >= 0.85
                 self.verdict(f"base-push MB/s at scale {self.a.scale_big} within 15% of scale {self.a.scale_small} "
@@ -436,13 +436,15 @@ class ScaleSection:
         out = Path(self.a.out) / "scale.md"
         out.parent.mkdir(parents=True, exist_ok=True)
         rows = [r for r in self.res.table() if r["section"] == SECTION]
-        lines = ["| case | tool | median s | min | max | n | MB/s | peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
+        lines = ["| case | tool | median s | min | max | n | MB/s | peak RSS MiB | pgvault/this |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             e = r["extra"]
             mb = f"{e['MBps']:.1f}" if "MBps" in e else ""
             rss = f"{e['rss_MiB']:.1f}" if "rss_MiB" in e else ""
             lines.append(f"| {r['case']} | {r['tool']} | {r['median']:.2f} | {r['min']:.2f} | {r['max']:.2f} | "
-                         f"{r['n']} | {mb} | {rss} |")
+                         f"{r['n']} | {mb} | {rss} | "
+                         f"{'' if r['pgvault_over_this'] is None else format(r['pgvault_over_this'], '.2f') + 'x'} |")
         la0, la1 = self.res.info.get("scale_loadavg_start"), self.res.info.get("scale_loadavg_end")
         head = [f"# scale section — {self.res.info.get('date')}", "",
                 f"pgvault {self.res.info.get('git')}, {self.res.info.get('postgres')}; load average "
