@@ -110,16 +110,18 @@ class ScaleSection:
         self.res.info["scale_loadavg_start"] = os.getloadavg()
         self.wait_bucket()
         for part in parts:
-            t0 = time.monotonic()
-            try:
-                getattr(self, f"part_{part}")()
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as e:
-                self.res.note(f"scale part {part} failed: {type(e).__name__}: {str(e)[:1500]}")
-            self.res.info[f"scale_{part}_seconds"] = round(time.monotonic() - t0, 1)
+            self.res.info[f"scale_{part}_seconds"] = self.run_part(part)
         self.res.info["scale_loadavg_end"] = os.getloadavg()
         self.write_summary()
+
+    def run_part(self, part: str) -> float:
+        """One part; its failure is a note, and the other parts still run. Returns its seconds."""
+        t0 = time.monotonic()
+        try:
+            getattr(self, f"part_{part}")()
+        except Exception as e:  # noqa: BLE001 - KeyboardInterrupt/SystemExit are not Exceptions
+            self.res.note(f"scale part {part} failed: {type(e).__name__}: {str(e)[:1500]}")
+        return round(time.monotonic() - t0, 1)
 
     def wait_bucket(self, timeout: float = 120) -> None:
         """A fresh Swift under load may answer NoSuchBucket for a while after the bucket was created."""
