@@ -21,6 +21,8 @@ Sections (--only picks one; default all):
              --copy-scale, --copy-reps)
   incremental  full + 2 incrementals (base-push vs pgbackrest incr with repo-block), time, stored bytes,
              restore of the chain vs a full (tests/bench/incremental.py; --incr-scale, --incr-pg)
+  scale      a scale-500 database, 20,000 small tables, an archive of 20,000 segments (tests/bench/scale.py;
+             --scale-parts db,tables,archive); not in the default run
 
 Every server runs through tests/integration/helpers (stopped by PID), everything lives in one temp
 workspace that is removed at the end, also on Ctrl-C / SIGTERM. Results: tests/bench/results/latest.{json,md}.
@@ -57,6 +59,7 @@ from helpers import PG_USER, PgCluster, Workspace, chown_to, make_dir, pg_bin, r
 from helpers.proc import user_popen_kwargs  # noqa: E402
 import incremental  # noqa: E402
 import copy_section  # noqa: E402  (not copy.py: that name would hide the standard library's copy module)
+import scale  # noqa: E402
 
 try:
     from helpers.swift import SwiftS3  # noqa: E402
@@ -1047,6 +1050,9 @@ class Bench:
     def bench_copy(self) -> None:
         copy_section.CopySection(self, Timed.call).run()
 
+    def bench_scale(self) -> None:
+        scale.ScaleSection(self, Timed.call).run()
+
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
         a = self.args
@@ -1106,9 +1112,10 @@ def main(argv: list[str]) -> int:
                         "fresh page-cache memory (a single pass made pitr-prepare look 2.6x slower than it is)")
     p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
     p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental",
-                                        "copy"])
+                                        "copy", "scale"])
     incremental.add_arguments(p)
     copy_section.add_arguments(p)
+    scale.add_arguments(p)
     p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
     p.add_argument("--out", default=str(HERE / "results"), help="results directory")
     args = p.parse_args(argv)
@@ -1121,6 +1128,7 @@ def main(argv: list[str]) -> int:
         args.recovery_duration = min(args.recovery_duration, 10)
         incremental.apply_quick(args)
         copy_section.apply_quick(args)
+        scale.apply_quick(args)
     if args.recovery_reps is None:
         args.recovery_reps = 1 if args.quick else min(args.reps, 3)
 
@@ -1133,7 +1141,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         bench.setup()
-        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "copy"):
+        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "copy", "scale"):
             bench.start_s3()
         bench.run()
     except KeyboardInterrupt:
