@@ -1,6 +1,7 @@
 // archive_command (archive.h): the called file, served from a look-ahead record or pushed, beside
 // look-ahead pushes of the files PostgreSQL will ask for next.
 #include <dirent.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -119,8 +120,13 @@ class AheadQueue {
 };
 
 // Takes files from `queue` until it is empty or stopped.
+// Between files the thread hands its freed memory back (glibc keeps a per-thread arena otherwise, and
+// a thread that pushes several files would grow the call's peak RSS).
 void drain_ahead(AheadQueue& queue, const PushFn& push, const std::string& spool) {
-  while (auto p = queue.take()) look_ahead_push(push, spool, *p);
+  while (auto p = queue.take()) {
+    look_ahead_push(push, spool, *p);
+    ::malloc_trim(0);
+  }
 }
 
 // The files ready after `path` that this call pushes ahead.
