@@ -36,9 +36,11 @@ struct PushResult {
 PushResult push_wal(Repository& repo, const std::string& path);
 
 // What archive_command runs: serves `path` from a look-ahead record when one matches (see spool.h),
-// else pushes it; meanwhile pushes up to [push] parallel - 1 of the following files PostgreSQL has
-// marked .ready (pg_wal/archive_status) in parallel and records each one that became durable. Returns
-// when all of them are done; only the outcome for `path` decides the result.
+// else pushes it; meanwhile [push] parallel - 1 threads push the following files PostgreSQL has marked
+// .ready (pg_wal/archive_status; up to 4 * parallel of them, each thread taking the next as soon as it
+// finishes one, the calling thread too once `path` is durable, none started later than 2 s after that)
+// and record each one that became durable. Returns when all started ones are done; only the outcome for
+// `path` decides the result.
 PushOutcome archive_command(const Config& config, const std::string& path);
 
 enum class FetchOutcome { Fetched, Missing };

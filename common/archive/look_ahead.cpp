@@ -1,11 +1,15 @@
 // archive_command (archive.h): the called file, served from a look-ahead record or pushed, beside
 // look-ahead pushes of the files PostgreSQL will ask for next.
 #include <dirent.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -42,8 +46,11 @@ std::vector<std::string> next_ready(const std::string& wal_dir, const std::strin
   return history;
 }
 
-// A push of one file that may run in any thread (each call opens its own storage connections).
+// A push of one file, made by one thread.
 using PushFn = std::function<PushResult(const std::string& path)>;
+// Makes the push a look-ahead thread uses for every file it takes (a repository opened once per
+// thread: S3 storages of one process share their connections and what the store supports).
+using PusherFactory = std::function<PushFn()>;
 
 // The push spool when look-ahead is on and its folder usable; "" otherwise. `describe` names the
 // repository, or all of them (push_spool_dir).
@@ -66,9 +73,9 @@ bool pushed_ahead(const std::string& spool, const std::string& path) {
   }
 }
 
-// Pushes `p` with its own storage connections and records it once durable (with several repositories:
-// durable in every required one, recorded as owed for the others); any failure is only logged (not
-// recorded: PostgreSQL's own call for this file will push it and report the error).
+// Pushes `p` and records it once durable (with several repositories: durable in every required one,
+// recorded as owed for the others); any failure is only logged (not recorded: PostgreSQL's own call
+// for this file will push it and report the error).
 void look_ahead_push(const PushFn& push, const std::string& spool, const std::string& p) {
   const std::string next = base_name(p);
   try {
@@ -80,21 +87,93 @@ void look_ahead_push(const PushFn& push, const std::string& spool, const std::st
   }
 }
 
-// One thread per file ready after `path` (up to [push] parallel - 1), started into `workers` to run
-// beside the caller's own push. Not a TaskGroup: its run() blocks the caller, whose push must overlap
-// these, and a thread that cannot be started must only end the look-ahead, never fail the call.
-void start_look_ahead(ThreadGroup& workers, const Config& config, const PushFn& push, const std::string& spool,
-                      const std::string& path) {
+// Files a call pushes ahead, at most this many per thread of [push] parallel, and no new one started
+// later than kAheadBudget after the called file is durable (files being pushed finish): a backlog
+// drains in long runs of one process whose threads never wait for each other, while a call still
+// returns soon after its own file is safe.
+constexpr std::size_t kAheadPerThread = 4;
+constexpr auto kAheadBudget = std::chrono::seconds(2);
+
+// The look-ahead files, handed one at a time to whichever thread is free: a thread that finishes a
+// file takes the next at once, so nothing waits for a batch to end.
+class AheadQueue {
+ public:
+  explicit AheadQueue(std::vector<std::string> paths) : paths_(std::move(paths)) {}
+  // The next file, or nullopt when none is left or starts have stopped.
+  std::optional<std::string> take() {
+    std::lock_guard lock(mu_);
+    if (next_ >= paths_.size() || (deadline_ && std::chrono::steady_clock::now() >= *deadline_)) return std::nullopt;
+    return paths_[next_++];
+  }
+  // No file starts after `deadline` (the earliest one given wins).
+  void stop_at(std::chrono::steady_clock::time_point deadline) {
+    std::lock_guard lock(mu_);
+    if (!deadline_ || deadline < *deadline_) deadline_ = deadline;
+  }
+  std::size_t size() const { return paths_.size(); }
+
+ private:
+  std::mutex mu_;
+  const std::vector<std::string> paths_;
+  std::size_t next_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+};
+
+// Takes files from `queue` until it is empty or stopped.
+// Between files the thread hands its freed memory back (glibc keeps a per-thread arena otherwise, and
+// a thread that pushes several files would grow the call's peak RSS).
+void drain_ahead(AheadQueue& queue, const PushFn& push, const std::string& spool) {
+  while (auto p = queue.take()) {
+    look_ahead_push(push, spool, *p);
+    ::malloc_trim(0);
+  }
+}
+
+// The files ready after `path` that this call pushes ahead.
+AheadQueue ahead_of(const Config& config, const std::string& path) {
   const std::string wal_dir = parent_dir(path);
-  const auto max = static_cast<std::size_t>(config.push.parallel - 1);
-  for (const std::string& next : next_ready(wal_dir, base_name(path), max)) {
+  const auto threads = static_cast<std::size_t>(config.push.parallel);
+  std::vector<std::string> paths;
+  for (const std::string& next : next_ready(wal_dir, base_name(path), kAheadPerThread * threads)) {
+    paths.push_back(wal_dir + "/" + next);
+  }
+  return AheadQueue(std::move(paths));
+}
+
+// Up to [push] parallel - 1 threads (no more than there are files) taking files from `queue`, started
+// into `workers` to run beside the caller's own push. Not a TaskGroup: its run() blocks the caller,
+// whose push must overlap these, and a thread that cannot be started must only end the look-ahead,
+// never fail the call.
+void start_look_ahead(ThreadGroup& workers, const Config& config, const PusherFactory& pusher, AheadQueue& queue,
+                      const std::string& spool) {
+  const auto n = std::min(static_cast<std::size_t>(config.push.parallel - 1), queue.size());
+  for (std::size_t i = 0; i < n; ++i) {
     try {
-      workers.start([&push, &spool, p = wal_dir + "/" + next] { look_ahead_push(push, spool, p); });
+      workers.start([&pusher, &queue, &spool] {
+        try {
+          drain_ahead(queue, pusher(), spool);
+        } catch (const std::exception& e) {
+          spdlog::debug("look-ahead thread stopped: {}", e.what());  // its files are pushed by their own calls
+        }
+      });
     } catch (const Error& e) {
       spdlog::warn("look-ahead stopped: {}", e.what());  // optional work: the called segment is pushed anyway
       break;
     }
   }
+}
+
+// Ends the look-ahead's new starts on every way out of the caller's scope (declared after the
+// ThreadGroup, so it runs before the join): a failed call does not wait for the whole queue.
+struct StopAhead {
+  AheadQueue& queue;
+  ~StopAhead() { queue.stop_at(std::chrono::steady_clock::now()); }
+};
+
+// After the called file is durable: the caller's thread helps with the look-ahead for a bounded time.
+void help_ahead(AheadQueue& queue, const PushFn& push, const std::string& spool) {
+  queue.stop_at(std::chrono::steady_clock::now() + kAheadBudget);
+  drain_ahead(queue, push, spool);
 }
 
 // Started catch-up work ends within about this long after the called file is durable (a file already
@@ -114,9 +193,13 @@ PushOutcome archive_everywhere(const Config& config, const std::string& path) {
     spdlog::debug("{} was archived ahead by an earlier call", base_name(path));
   } else {
     const PushFn push = [&targets](const std::string& p) { return push_everywhere(targets, p); };
+    const PusherFactory pusher = [&push] { return push; };
+    AheadQueue queue = spool.empty() ? AheadQueue({}) : ahead_of(config, path);
     ThreadGroup workers;  // joined on every way out
-    if (!spool.empty()) start_look_ahead(workers, config, push, spool, path);
+    StopAhead stop{queue};
+    start_look_ahead(workers, config, pusher, queue, spool);
     outcome = push_everywhere(targets, path, &failed).outcome;
+    help_ahead(queue, push, spool);
   }
   catch_up(targets, failed, config.push.parallel, std::chrono::steady_clock::now() + kCatchUpBudget);
   if (!spool.empty()) prune_spool(spool, 24 * 3600);
@@ -134,16 +217,20 @@ PushOutcome archive_command(const Config& config, const std::string& path) {
     return PushOutcome::AlreadyStored;
   }
   repo.require_initialised();  // never create a repository (an unmounted directory, a mistyped bucket)
-  ThreadGroup workers;  // joined on every way out
-  const PushFn push = [&config](const std::string& p) {
-    Repository own(open_storage(config), config);  // one storage connection per thread
-    return push_wal(own, p);
+  const PusherFactory pusher = [&config]() -> PushFn {
+    auto own = std::make_shared<Repository>(open_storage(config), config);  // one per thread, for all its files
+    return [own](const std::string& p) { return push_wal(*own, p); };
   };
-  if (!spool.empty()) start_look_ahead(workers, config, push, spool, path);
+  AheadQueue queue = spool.empty() ? AheadQueue({}) : ahead_of(config, path);
+  ThreadGroup workers;  // joined on every way out
+  StopAhead stop{queue};
+  start_look_ahead(workers, config, pusher, queue, spool);
   // Alone, the segment is compressed by two zstd workers (about twice as fast on two cores); beside
   // look-ahead pushes the cores are already busy, so each compresses in its own thread.
   if (workers.empty()) repo.set_auto_threads(std::min(2, static_cast<int>(std::thread::hardware_concurrency())));
   PushOutcome outcome = push_wal(repo, path).outcome;
+  repo.set_auto_threads(0);
+  help_ahead(queue, [&repo](const std::string& p) { return push_wal(repo, p); }, spool);
   if (!spool.empty()) prune_spool(spool, 24 * 3600);
   return outcome;
 }

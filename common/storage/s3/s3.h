@@ -13,7 +13,7 @@
 //   if_absent: HEAD first (Duplicate when present), then the PUT (or CompleteMultipartUpload) carries
 //   `If-None-Match: *` (412 -> Duplicate), which makes create-if-absent atomic on stores with conditional
 //   writes (AWS S3, MinIO, R2, Ceph RGW). A store that answers it 501 NotImplemented (Swift's s3api) is
-//   remembered as such, in this process for every thread and across processes in the capability file
+//   remembered as such, in this process for every thread and Storage and across processes in the capability file
 //   (see s3caps below; re-probed after kMaxAgeS or for another endpoint/bucket). The probe is sent with
 //   `Expect: 100-continue` so a 501 costs a round trip, not the body. On such a store (and for multipart
 //   uploads on a store not known to honour the condition, since Swift ignores it on
@@ -37,7 +37,10 @@
 //   (Config for NoSuchBucket). Not retried: other 4xx. Messages name the bucket, key, HTTP status and
 //   the server's <Code> and <Message>.
 // - Requests go through an HttpTransport (transport.h): by default libcurl (http.h), one easy handle per
-//   concurrent request, reused across requests (connection reuse). The Storage is thread-safe; writers
+//   concurrent request, reused across requests (connection reuse). Every s3 Storage of a process on the
+//   same endpoint and transport settings shares one such transport, and those on the same endpoint,
+//   bucket and capability file share what is known of conditional writes (s3_shared.h): look-ahead
+//   threads that each open a repository reuse each other's connections and learn a 501 once. The Storage is thread-safe; writers
 //   and readers are used by one thread each and must not outlive the Storage.
 //
 // Where the code lives: s3_config (options, endpoint), s3_client (signing, one call), s3_retry (retry

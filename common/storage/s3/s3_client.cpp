@@ -21,12 +21,13 @@ Call make_collecting_call(std::string op, std::string method, std::string key, s
   return c;
 }
 
-S3Client::S3Client(const S3Options& options, std::shared_ptr<HttpTransport> transport)
+S3Client::S3Client(const S3Options& options, std::shared_ptr<HttpTransport> transport,
+                   std::shared_ptr<CondWrites> cond)
     : opt_(options),
       ep_(parse_endpoint(options.endpoint, options.region)),
       prefix_(normalise_prefix(options.prefix)),
       transport_(std::move(transport)),
-      cond_(options.capability_file, ep_.id(), options.bucket) {}
+      cond_(std::move(cond)) {}
 
 std::string S3Client::describe() const {
   return "s3://" + opt_.bucket + (prefix_.empty() ? "" : "/" + prefix_.substr(0, prefix_.size() - 1));

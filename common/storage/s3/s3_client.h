@@ -53,8 +53,9 @@ Call make_collecting_call(std::string op, std::string method, std::string key, s
 
 class S3Client {
  public:
-  // `options` must have passed validate_options().
-  S3Client(const S3Options& options, std::shared_ptr<HttpTransport> transport);
+  // `options` must have passed validate_options(); `cond` is what is known of this store's conditional
+  // writes (shared_cond_writes, s3_shared.h).
+  S3Client(const S3Options& options, std::shared_ptr<HttpTransport> transport, std::shared_ptr<CondWrites> cond);
 
   const S3Options& options() const { return opt_; }
   const std::string& prefix() const { return prefix_; }
@@ -74,7 +75,7 @@ class S3Client {
   // status and the server's <Code> and <Message>.
   [[noreturn]] void fail(const HttpResponse& r, const Call& call) const;
   // What this process knows of the store's conditional writes (s3_caps.h).
-  CondWrites& cond_writes() { return cond_; }
+  CondWrites& cond_writes() { return *cond_; }
 
  private:
   HttpResponse attempt(const Call& call);
@@ -84,7 +85,7 @@ class S3Client {
   Endpoint ep_;
   std::string prefix_;
   std::shared_ptr<HttpTransport> transport_;
-  CondWrites cond_;
+  std::shared_ptr<CondWrites> cond_;
 };
 
 }  // namespace pgvault::s3

@@ -4,6 +4,7 @@
 #include "common/storage/s3/curl_api.h"
 #include "common/storage/s3/s3_parse.h"
 #include "common/storage/s3/s3_reader.h"
+#include "common/storage/s3/s3_shared.h"
 #include "common/storage/s3/s3_writer.h"
 
 namespace pgvault {
@@ -41,13 +42,13 @@ std::optional<ObjectInfo> S3Storage::head(const std::string& key) {
 
 std::unique_ptr<Storage> make_s3_storage(const S3Options& o) {
   s3::validate_options(o);
-  return std::make_unique<s3::S3Storage>(o, make_curl_transport(s3::http_settings(o)));
+  return std::make_unique<s3::S3Storage>(o, s3::shared_curl_transport(o), s3::shared_cond_writes(o));
 }
 
 std::unique_ptr<Storage> make_s3_storage(const S3Options& o, std::shared_ptr<HttpTransport> transport) {
   s3::validate_options(o);
   if (!transport) throw Error(ErrorKind::Internal, "s3: no http transport");
-  return std::make_unique<s3::S3Storage>(o, std::move(transport));
+  return std::make_unique<s3::S3Storage>(o, std::move(transport), s3::shared_cond_writes(o));
 }
 
 }  // namespace pgvault

@@ -14,8 +14,8 @@ namespace pgvault::s3 {
 
 class S3Storage final : public Storage {
  public:
-  S3Storage(const S3Options& options, std::shared_ptr<HttpTransport> transport)
-      : client_(options, std::move(transport)) {}
+  S3Storage(const S3Options& options, std::shared_ptr<HttpTransport> transport, std::shared_ptr<CondWrites> cond)
+      : client_(options, std::move(transport), std::move(cond)) {}
 
   std::string describe() const override { return client_.describe(); }
   std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override;

@@ -199,6 +199,47 @@ TEST(S3Client, NotImplemented501FallsBackToConfirmedPutAndIsRemembered) {
   EXPECT_FALSE(seen[6].has_header("if-none-match"));
 }
 
+TEST(S3Client, A501LearnedByOneStorageIsKnownToEveryStorageOfThatStoreOnly) {
+  // Look-ahead threads each open their own repository: the store's 501 is learned once per process.
+  const std::string body = "first";
+  const std::string etag = quoted(sigv4::md5_hex(as_bytes(body)));
+  Fixture one;
+  one.t->then(reply(404));
+  one.t->then(s3_error(501, "NotImplemented"));
+  one.t->then(reply(404));
+  one.t->then(reply(200));
+  one.t->then(reply(200, "", {{"etag", etag}}));
+  put_bytes(*one.s, "k", body, true);
+
+  // Another Storage on the same endpoint and bucket: no probe, and still no overwrite of what exists.
+  Fixture two;
+  two.t->then(reply(200, "", {{"content-length", "5"}}));  // HEAD: present
+  EXPECT_THROW_KIND(put_bytes(*two.s, "k", "other", true), ErrorKind::Duplicate);
+  EXPECT_EQ(two.t->whats(), std::vector<std::string>{"HEAD"});
+  two.t->then(reply(404));
+  two.t->then(reply(200));
+  two.t->then(reply(200, "", {{"etag", etag}}));
+  put_bytes(*two.s, "k2", body, true);
+  auto seen = two.t->seen();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[2].method, "PUT");
+  EXPECT_FALSE(seen[2].has_header("if-none-match"));
+
+  // Another endpoint (or bucket) is probed again.
+  for (auto change : {+[](S3Options& o) { o.endpoint = "http://s3.other:9000"; },
+                      +[](S3Options& o) { o.bucket = "bkt2"; }}) {
+    S3Options o = fake_s3_options();
+    change(o);
+    Fixture other(o);
+    other.t->then(reply(404));
+    other.t->then(reply(200));
+    put_bytes(*other.s, "k", body, true);
+    seen = other.t->seen();
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[1].header("if-none-match"), "*");
+  }
+}
+
 TEST(S3Client, FallbackPutOverwrittenByAnotherWriterIsDuplicate) {
   Fixture f;
   f.t->then(reply(404));
