@@ -19,6 +19,9 @@ Sections (--only picks one; default all):
              pitr-prepare vs pgbackrest restore vs tar -x + fsync, on a pgbench database of --scale
   incremental  full + 2 incrementals (base-push vs pgbackrest incr with repo-block), time, stored bytes,
              restore of the chain vs a full (tests/bench/incremental.py; --incr-scale, --incr-pg)
+  drain      peers at their best for WAL: a 200-segment .ready backlog drained by wal-push (look-ahead),
+             pgBackRest async (process-max 2, 4) and sync, barman-cloud-wal-archive; recovery from S3 with
+             wal-fetch (prefetch), pgBackRest async archive-get, barman-cloud-wal-restore (tests/bench/drain.py)
 
 Every server runs through tests/integration/helpers (stopped by PID), everything lives in one temp
 workspace that is removed at the end, also on Ctrl-C / SIGTERM. Results: tests/bench/results/latest.{json,md}.
@@ -53,6 +56,7 @@ os.environ.setdefault("PGVAULT_BIN", str(ROOT / "build" / "release"))
 
 from helpers import PG_USER, PgCluster, Workspace, chown_to, make_dir, pg_bin, remove_tree, run  # noqa: E402
 from helpers.proc import user_popen_kwargs  # noqa: E402
+import drain  # noqa: E402
 import incremental  # noqa: E402
 
 try:
@@ -1041,10 +1045,13 @@ class Bench:
     def bench_incremental(self) -> None:
         incremental.IncrementalSection(self, Timed.call).run()
 
+    def bench_drain(self) -> None:
+        drain.DrainSection(self, wait_detached).run()
+
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
         a = self.args
-        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup", "incremental"]
+        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup", "incremental", "drain"]
         self.res.info.update(reps=a.reps, segments=a.segments, scale=a.scale, duration=a.duration,
                              sections=sections, quick=a.quick)
         for s in sections:
@@ -1099,8 +1106,10 @@ def main(argv: list[str]) -> int:
                    help="default 3: interleaved, because on this VM whichever tool writes first pays for\n"
                         "fresh page-cache memory (a single pass made pitr-prepare look 2.6x slower than it is)")
     p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
-    p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental"])
+    p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental",
+                                          "drain"])
     incremental.add_arguments(p)
+    drain.add_arguments(p)
     p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
     p.add_argument("--out", default=str(HERE / "results"), help="results directory")
     args = p.parse_args(argv)
@@ -1112,6 +1121,7 @@ def main(argv: list[str]) -> int:
         args.duration = min(args.duration, 15)
         args.recovery_duration = min(args.recovery_duration, 10)
         incremental.apply_quick(args)
+        drain.apply_quick(args)
     if args.recovery_reps is None:
         args.recovery_reps = 1 if args.quick else min(args.reps, 3)
 
@@ -1124,7 +1134,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         bench.setup()
-        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart"):
+        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "drain"):
             bench.start_s3()
         bench.run()
     except KeyboardInterrupt:
