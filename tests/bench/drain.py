@@ -35,7 +35,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -168,18 +167,16 @@ class CountingRelay:
     REQUEST = re.compile(rb"(?:^|\r\n)(GET|PUT|HEAD|POST|DELETE) (/[^ \r\n]*) HTTP/1\.[01]\r\n")
     SEGMENT = re.compile(rb"[0-9A-F]{24}")
 
-    def __init__(self, backend_port: int):
+    def __init__(self, backend_port: int, loop: asyncio.AbstractEventLoop):
+        """Serves on ``loop``, an event loop already running in another thread (the TLS front-end's)."""
         self.backend_port = backend_port
         self.methods: collections.Counter = collections.Counter()
         self.connections = 0
         self.segments: set[bytes] = set()   # WAL names in PUT/POST/GET paths: segments moved
-        self.loop = asyncio.new_event_loop()
-        self.port: Optional[int] = None
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._main, args=(ready,), daemon=True)
-        self.thread.start()
-        if not ready.wait(10) or self.port is None:
-            raise RuntimeError("counting relay did not start")
+        self.loop = loop
+        self.server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=128), loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
 
     def reset(self) -> None:
         self.methods.clear()
@@ -224,21 +221,8 @@ class CountingRelay:
             return
         await asyncio.gather(self._pipe(reader, bw, True), self._pipe(br, writer, False))
 
-    def _main(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def start():
-            server = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=128)
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-
-        self.loop.run_until_complete(start())
-        self.loop.run_forever()
-
     def stop(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
+        self.loop.call_soon_threadsafe(self.server.close)
 
 
 # ------------------------------------------------------------------------------------- section
@@ -603,7 +587,7 @@ class DrainSection:
     def count_requests(self) -> None:
         """One untimed pass of the S3 drain (and recovery) of pgvault, pgBackRest async process-max 4 and
         barman through a second TLS front-end whose backend is a CountingRelay."""
-        relay = CountingRelay(self.b.s3.port)
+        relay = CountingRelay(self.b.s3.port, self.b.proxy.loop)
         workdir = self.ws.mkdir("drain-count", mode=0o755)
         proxy = type(self.b.proxy)(relay.port, workdir)
         saved = self.b.proxy, self.ca, self.a.drain_segments
