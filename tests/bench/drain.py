@@ -70,7 +70,10 @@ def add_arguments(p) -> None:
                    help="barman-cloud-wal-archive compression (none: its fastest on a loopback S3; gzip,\n"
                         "level 9 in Python, took 10-20 s per segment here; Debian 12's python3-snappy\n"
                         "0.5.3 fails on Python 3.11: 'PY_SSIZE_T_CLEAN macro must be defined')")
-    p.add_argument("--drain-parts", default="backlog,recovery", help="backlog, recovery or both (default)")
+    p.add_argument("--drain-parts", default="backlog,recovery,count",
+                   help="comma-separated: backlog (the timed drains), recovery (timed; needs backlog: it\n"
+                        "recovers from the first repetition's S3 archives), count (the counting pass);\n"
+                        "default all three")
     p.add_argument("--drain-count-segments", type=int, default=20,
                    help="untimed pass through a counting relay: S3 requests and connections per segment\n"
                         "of each tool's drain (barman capped at this many segments) and recovery (20; 0: off)")
@@ -164,7 +167,8 @@ class CountingRelay:
     requests by method (request lines in the decrypted client stream), for the untimed diagnostic
     pass: what each tool sends per segment."""
 
-    REQUEST = re.compile(rb"(?:^|\r\n)(GET|PUT|HEAD|POST|DELETE) (/[^ \r\n]*) HTTP/1\.[01]\r\n")
+    # No anchor: a request line may follow a body (which ends with no CRLF) in the same read.
+    REQUEST = re.compile(rb"(GET|PUT|HEAD|POST|DELETE) (/[^ \r\n]*) HTTP/1\.[01]\r\n")
     SEGMENT = re.compile(rb"[0-9A-F]{24}")
 
     def __init__(self, backend_port: int, loop: asyncio.AbstractEventLoop):
@@ -255,7 +259,7 @@ class DrainSection:
             a.drain_barman_cap = a.drain_recovery_segments + 2
         try:
             self.prepare()
-            for rep in range(a.drain_reps):
+            for rep in range(a.drain_reps if "backlog" in self.parts else 0):
                 for storage in self.b.storages():
                     for tool in self.drain_tools(storage):
                         self.guarded(f"drain {tool} {storage}", self.drain_one, tool, storage, rep)
@@ -263,7 +267,7 @@ class DrainSection:
                 for rep in range(a.drain_recovery_reps):
                     for tool in self.recovery_tools():
                         self.guarded(f"recovery {tool}", self.recover_one, tool)
-            if self.a.drain_count_segments and "s3" in self.b.storages():
+            if "count" in self.parts and self.a.drain_count_segments and "s3" in self.b.storages():
                 self.guarded("request counting", self.count_requests)
             self.verdicts()
         finally:
@@ -529,7 +533,7 @@ class DrainSection:
     def restore_command(self, tool: str, r: PgCluster) -> str:
         name, conf = self.kept[tool]
         if tool.startswith("wal-fetch"):
-            return f"{self.b.tools['wal-fetch']} --config {conf} %f %p"
+            return f"{self.b.tools['wal-fetch']} --config {self.through_proxy(conf)} %f %p"
         if tool.startswith("barman"):
             return f"{self.barman_env()} barman-cloud-wal-restore {self.barman_args(name)} %f %p"
         get = self.pgbackrest_conf("s3", name, r, f"get{self.b.uniq('')}",
@@ -591,6 +595,7 @@ class DrainSection:
         workdir = self.ws.mkdir("drain-count", mode=0o755)
         proxy = type(self.b.proxy)(relay.port, workdir)
         saved = self.b.proxy, self.ca, self.a.drain_segments
+        self.main_port = self.b.proxy.port
         self.b.proxy, self.ca, self.counter = proxy, workdir / "proxy.crt", relay
         self.a.drain_segments = min(self.a.drain_segments, self.a.drain_count_segments)
         kept = dict(self.kept)
@@ -599,7 +604,6 @@ class DrainSection:
             for tool in (PV.format(p=self.a.drain_parallel), PB_ASYNC.format(m=4), self.barman):
                 self.guarded(f"counting {tool}", self.drain_one, tool, "s3", 1)
             if "recovery" in self.parts:
-                self.kept = kept
                 for tool in self.recovery_tools():
                     if tool in self.kept:
                         self.guarded(f"counting {tool}", self.recover_one, tool)
@@ -609,6 +613,17 @@ class DrainSection:
             self.counter = None
             proxy.stop()
             relay.stop()
+
+    def through_proxy(self, conf: Path) -> Path:
+        """``conf`` itself, or in the counting pass a copy whose endpoint is the counting front-end."""
+        if not self.counter:
+            return conf
+        text = conf.read_text().replace(f'"https://127.0.0.1:{self.main_port}"', f'"https://127.0.0.1:{self.b.proxy.port}"')
+        copy = conf.with_name(f"{conf.stem}-count{conf.suffix}")
+        copy.write_text(text)
+        os.chmod(copy, 0o644)
+        chown_to(copy)
+        return copy
 
     def add_counts(self, case: str, tool: str) -> None:
         """Requests and new connections divided by the WAL segments named in PUT/POST/GET paths
