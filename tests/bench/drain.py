@@ -243,6 +243,7 @@ class DrainSection:
         self.rec_base = self.ws.path("drain-rec-base")
         self.backlog: list[str] = []
         self.rec_check = ""
+        self.rec_segments = 0   # backlog segments up to the one holding the restore point
         self.kept: dict[str, tuple[str, Path]] = {}   # recovery tool -> (repository name, config)
         self.parts = {p.strip() for p in self.a.drain_parts.split(",")}
         self.ca = self.ws.root / "proxy.crt"   # the TLS front-end's certificate (barman's CA bundle)
@@ -256,8 +257,6 @@ class DrainSection:
         a = self.a
         if "s3" not in self.b.storages():
             self.res.note("drain: no S3 server: only the local-repository drain runs")
-        if a.drain_barman_cap <= a.drain_recovery_segments:
-            a.drain_barman_cap = a.drain_recovery_segments + 2
         try:
             self.prepare()
             for rep in range(a.drain_reps if "backlog" in self.parts else 0):
@@ -315,13 +314,19 @@ class DrainSection:
         t0 = time.monotonic()
         self.load_until(pg, k)
         self.rec_check = pg.scalar("SELECT sum(abalance) FROM pgbench_accounts")
-        pg.psql("SELECT pg_create_restore_point('drain_recovery')")
+        rp_wal = pg.scalar("SELECT pg_walfile_name(pg_create_restore_point('drain_recovery'))")
         self.load_until(pg, n)
         pg.stop("fast")
         self.trim_backlog(pg, n)
+        # The load steps overshoot: the restore point may lie a few segments past k. Recovery replays
+        # up to it, and barman's capped drain must archive that far (its archive serves the recovery).
+        self.rec_segments = seg_no(rp_wal) - seg_no(self.backlog[0]) + 1
+        if self.rec_segments > n:
+            raise RuntimeError(f"the restore point is in {rp_wal}, past the {n} segments of the backlog")
+        a.drain_barman_cap = max(a.drain_barman_cap, min(n, self.rec_segments + 1))
         self.res.info["drain_segments"] = n
         self.res.info["drain_wal_zstd3_ratio"] = self.zstd_ratio(pg, self.backlog[:8])
-        self.res.info["drain_recovery_wal_MiB"] = (k + 1) * 16
+        self.res.info["drain_recovery_wal_MiB"] = self.rec_segments * 16
         log(f"backlog of {n} segments written in {time.monotonic() - t0:.0f}s "
             f"({self.backlog[0]}..{self.backlog[-1]})")
 
@@ -546,8 +551,8 @@ class DrainSection:
         return f"pgbackrest --config={get} --stanza={STANZA} archive-get %f \"%p\""
 
     def recover_one(self, tool: str) -> None:
-        k = self.a.drain_recovery_segments
-        case = f"recovery s3 {k + 1} segments"
+        k = self.rec_segments
+        case = f"recovery s3 {k} segments"
         if not self.counter:
             self.res.pair(SECTION, case, FETCH.format(f=self.a.drain_prefetch),
                           [t for t in self.recovery_tools() if not t.startswith("wal-fetch")])
@@ -580,9 +585,9 @@ class DrainSection:
             if self.counter:
                 self.add_counts("S3 requests per segment: recovery", tool)
                 return
-            extra = {"load1": round(load, 1), "MBps": round((k + 1) * 16.78 / dt, 1)}
+            extra = {"load1": round(load, 1), "MBps": round(k * 16.78 / dt, 1)}
             if used is not None:
-                extra["cpu_ms_per_seg"] = round(used * 1000 / (k + 1), 1)
+                extra["cpu_ms_per_seg"] = round(used * 1000 / k, 1)
             self.res.add(SECTION, case, tool, dt, "s", **extra)
             log(f"{case} {tool}: {dt:.1f}s (data checked, load {load:.1f})")
         finally:
