@@ -58,8 +58,8 @@ def add_arguments(p) -> None:
     p.add_argument("--drain-segments", type=int, default=200, help="segments in the backlog (200)")
     p.add_argument("--drain-reps", type=int, default=2, help="repetitions of every drain (2)")
     p.add_argument("--drain-barman-cap", type=int, default=34,
-                   help="barman-cloud-wal-archive: segments timed, then extrapolated (34; must exceed\n"
-                        "--drain-recovery-segments: its archive serves the recovery)")
+                   help="barman-cloud-wal-archive: segments timed, then extrapolated (34; raised to\n"
+                        "reach the restore point: its archive serves the recovery)")
     p.add_argument("--drain-recovery-segments", type=int, default=32,
                    help="segments replayed by the recovery from S3 (32 = 512 MiB)")
     p.add_argument("--drain-recovery-reps", type=int, default=2, help="repetitions of every recovery (2)")
