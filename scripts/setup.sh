@@ -15,7 +15,7 @@ PACKAGES=(
   swift swift-proxy swift-account swift-container swift-object
   dpkg-dev file help2man podman podman-compose buildah debootstrap runc containernetworking-plugins
 )
-if [ "${PGVAULT_BENCH:-}" = 1 ]; then PACKAGES+=(pgbackrest hyperfine time); fi
+if [ "${PGVAULT_BENCH:-}" = 1 ]; then PACKAGES+=(pgbackrest hyperfine time barman-cli-cloud python3-snappy); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

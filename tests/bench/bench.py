@@ -23,6 +23,9 @@ Sections (--only picks one; default all):
              restore of the chain vs a full (tests/bench/incremental.py; --incr-scale, --incr-pg)
   scale      a scale-500 database, 20,000 small tables, an archive of 20,000 segments (tests/bench/scale.py;
              --scale-parts db,tables,archive); not in the default run
+  drain      peers at their best for WAL: a 200-segment .ready backlog drained by wal-push (look-ahead),
+             pgBackRest async (process-max 2, 4) and sync, barman-cloud-wal-archive; recovery from S3 with
+             wal-fetch (prefetch), pgBackRest async archive-get, barman-cloud-wal-restore (tests/bench/drain.py)
 
 Every server runs through tests/integration/helpers (stopped by PID), everything lives in one temp
 workspace that is removed at the end, also on Ctrl-C / SIGTERM. Results: tests/bench/results/latest.{json,md}.
@@ -57,6 +60,7 @@ os.environ.setdefault("PGVAULT_BIN", str(ROOT / "build" / "release"))
 
 from helpers import PG_USER, PgCluster, Workspace, chown_to, make_dir, pg_bin, remove_tree, run  # noqa: E402
 from helpers.proc import user_popen_kwargs  # noqa: E402
+import drain  # noqa: E402
 import incremental  # noqa: E402
 import copy_section  # noqa: E402  (not copy.py: that name would hide the standard library's copy module)
 import scale  # noqa: E402
@@ -1053,10 +1057,13 @@ class Bench:
     def bench_scale(self) -> None:
         scale.ScaleSection(self, Timed.call).run()
 
+    def bench_drain(self) -> None:
+        drain.DrainSection(self, wait_detached).run()
+
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
         a = self.args
-        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup", "incremental"]
+        sections = [a.only] if a.only else ["wal", "sustained", "recovery", "multipart", "backup", "incremental", "drain"]
         self.res.info.update(reps=a.reps, segments=a.segments, scale=a.scale, duration=a.duration,
                              sections=sections, quick=a.quick)
         for s in sections:
@@ -1112,10 +1119,11 @@ def main(argv: list[str]) -> int:
                         "fresh page-cache memory (a single pass made pitr-prepare look 2.6x slower than it is)")
     p.add_argument("--quick", action="store_true", help="smoke run: scale 5, 2 reps, short loads")
     p.add_argument("--only", choices=["wal", "multirepo", "sustained", "recovery", "backup", "multipart", "incremental",
-                                        "copy", "scale"])
+                                        "copy", "scale", "drain"])
     incremental.add_arguments(p)
     copy_section.add_arguments(p)
     scale.add_arguments(p)
+    drain.add_arguments(p)
     p.add_argument("--no-s3", action="store_true", help="skip the S3 server even if helpers/swift.py exists")
     p.add_argument("--out", default=str(HERE / "results"), help="results directory")
     args = p.parse_args(argv)
@@ -1129,6 +1137,7 @@ def main(argv: list[str]) -> int:
         incremental.apply_quick(args)
         copy_section.apply_quick(args)
         scale.apply_quick(args)
+        drain.apply_quick(args)
     if args.recovery_reps is None:
         args.recovery_reps = 1 if args.quick else min(args.reps, 3)
 
@@ -1141,7 +1150,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         bench.setup()
-        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "copy", "scale"):
+        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "copy", "scale", "drain"):
             bench.start_s3()
         bench.run()
     except KeyboardInterrupt:

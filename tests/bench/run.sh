@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pgvault benchmark: pgvault side by side with pgBackRest, cp/zstd floors and pg_basebackup.
-#   tests/bench/run.sh [--quick] [--reps N] [--segments N] [--scale N] [--only wal|sustained|recovery|multipart|backup|incremental|scale]
+#   tests/bench/run.sh [--quick] [--reps N] [--segments N] [--scale N] [--only wal|sustained|recovery|multipart|backup|incremental|copy|scale|drain]
 # Installs what it compares against (PGVAULT_BENCH=1 scripts/setup.sh: pgbackrest, hyperfine, time),
 # builds the Release tree (scripts/build.sh release) and runs tests/bench/bench.py with Debian's python3.
 # Results: tests/bench/results/latest.json and latest.md. Not part of ctest.
