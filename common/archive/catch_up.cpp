@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 
@@ -124,15 +125,38 @@ std::vector<Job> owed_jobs(const std::vector<PushTarget>& targets, const std::se
   return jobs;
 }
 
+// `skip` and the bounded targets backing off now.
+std::set<std::string> with_backing_off(const std::vector<PushTarget>& targets, std::set<std::string> skip) {
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  for (const auto& t : targets) {
+    if (backing_off(t, now)) skip.insert(t.name());
+  }
+  return skip;
+}
+
+// After a complete drain: the calls may push into the drained repositories again at once.
+void forget_back_off(const std::vector<PushTarget>& targets, const std::string& only) {
+  for (const auto& t : targets) {
+    if (!only.empty() && t.name() != only) continue;
+    try {
+      OwedQueue(t.config).clear_retry_after();
+    } catch (const Error& e) {
+      spdlog::warn("repository {}: {}", t.name(), e.what());
+    }
+  }
+}
+
 }  // namespace
 
-CatchUpResult catch_up(const std::vector<PushTarget>& targets, const std::set<std::string>& skip, int parallel,
+CatchUpResult catch_up(const std::vector<PushTarget>& targets, const std::set<std::string>& skip_given, int parallel,
                        std::optional<std::chrono::steady_clock::time_point> deadline, const std::string& only) {
+  const std::set<std::string> skip = with_backing_off(targets, skip_given);
   const std::vector<Job> jobs = owed_jobs(targets, skip, only);
   if (jobs.empty()) return {};
   std::atomic<std::size_t> next{0}, pushed{0};
   std::mutex mu;
   std::set<std::size_t> failing;  // targets that failed in this run: no more attempts there
+  std::optional<Error> refused;
   auto work = [&] {
     for (std::size_t k; (k = next++) < jobs.size();) {
       if (deadline && std::chrono::steady_clock::now() > *deadline) break;
@@ -146,6 +170,8 @@ CatchUpResult catch_up(const std::vector<PushTarget>& targets, const std::set<st
         spdlog::warn("catch-up of {} stopped: {}", jobs[k].name, e.what());
         std::lock_guard g(mu);
         failing.insert(jobs[k].target);
+        const auto* err = dynamic_cast<const Error*>(&e);
+        if (err && !refused && !may_owe(err->kind())) refused = *err;
       }
     }
   };
@@ -159,15 +185,18 @@ CatchUpResult catch_up(const std::vector<PushTarget>& targets, const std::set<st
     }
     work();
   }
-  return {pushed.load(), jobs.size() - pushed.load()};
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  for (std::size_t i : failing) back_off(targets[i], now);
+  return {pushed.load(), jobs.size() - pushed.load(), refused};
 }
 
 void catch_up_command(const Config& config, const std::string& only) {
   if (!only.empty()) select_repository(config, only);  // an unknown name is a configuration error
-  const std::vector<PushTarget> targets = push_targets(config);
+  const std::vector<PushTarget> targets = push_targets(config, Patience::Full);
   for (;;) {
     CatchUpResult r = catch_up(targets, {}, config.push.parallel, std::nullopt, only);
     if (r.owed == 0) break;
+    if (r.refused) throw *r.refused;  // the data is wrong somewhere: never retried as if transient
     if (r.pushed == 0) {
       std::string what;
       for (const auto& t : targets) {
@@ -180,6 +209,7 @@ void catch_up_command(const Config& config, const std::string& only) {
       throw Error(ErrorKind::Transient, "WAL files still owed after catch-up (" + what + "); see the warnings above");
     }
   }
+  forget_back_off(targets, only);
   spdlog::info("catch-up done: nothing owed{}", only.empty() ? "" : " to repository " + only);
 }
 

@@ -15,11 +15,43 @@ namespace pgvault {
 
 namespace {
 
-// What one repository's push came to.
+std::string when_text(std::int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&tt));
+  return buf;
+}
+
+// What one repository's push came to. `skipped`: not tried (a bounded target owing or backing off).
 struct TargetOutcome {
   std::optional<PushResult> result;
   std::optional<Error> error;
+  bool skipped = false;
 };
+
+// Why a bounded target is not pushed into in this call (multi_push.h), or nullopt: push.
+std::optional<Error> skip_reason(const PushTarget& t, std::int64_t now) {
+  if (!t.bounded()) return std::nullopt;
+  if (backing_off(t, now)) {
+    return Error(ErrorKind::Transient, "repository " + t.name() + " is backing off after a failed push");
+  }
+  try {
+    if (!OwedQueue(t.config).list().empty()) {
+      return Error(ErrorKind::Transient, "repository " + t.name() + " owes earlier WAL files (the catch-up pushes them)");
+    }
+  } catch (const Error& e) {
+    spdlog::warn("repository {}: {}", t.name(), e.what());
+  }
+  return std::nullopt;
+}
+
+// The error to report when no repository stored the file: the first that was tried.
+const Error& first_failure(const std::vector<TargetOutcome>& outcomes) {
+  for (const auto& o : outcomes) {
+    if (!o.skipped) return *o.error;
+  }
+  return *outcomes[0].error;
+}
 
 TargetOutcome push_one(const PushTarget& t, const std::string& path) {
   TargetOutcome out;
@@ -33,29 +65,6 @@ TargetOutcome push_one(const PushTarget& t, const std::string& path) {
     out.error = Error(ErrorKind::Internal, "repository " + t.name() + ": " + e.what());
   }
   return out;
-}
-
-// Failures a lagging repository may owe: the storage was unavailable. Anything else says the data, the
-// key or the configuration is wrong, which must never be postponed silently.
-bool may_owe(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::Transient:
-    case ErrorKind::Io:
-    case ErrorKind::NotFound:
-    case ErrorKind::Conflict:
-    case ErrorKind::Interrupted:
-    case ErrorKind::Internal:
-      return true;
-    default:
-      return false;
-  }
-}
-
-std::string when_text(std::int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&tt));
-  return buf;
 }
 
 // Records `name` as owed to `t` after `failure`, unless that passes one of its bounds (then throws,
@@ -99,22 +108,66 @@ void forget_owed(const PushTarget& t, const std::string& name) {
 
 }  // namespace
 
-std::vector<PushTarget> push_targets(const Config& config) {
+bool may_owe(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::Transient:
+    case ErrorKind::Io:
+    case ErrorKind::NotFound:
+    case ErrorKind::Conflict:
+    case ErrorKind::Interrupted:
+    case ErrorKind::Internal:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::vector<PushTarget> push_targets(const Config& config, Patience patience) {
   std::vector<PushTarget> out;
   for (Config& c : repository_configs(config)) {
+    if (patience == Patience::Call && !c.repository.required) {
+      c.repository.retry_time = kLaggingRetryTime;
+      c.repository.connect_timeout = std::min(c.repository.connect_timeout, kLaggingConnectTimeout);
+      c.repository.timeout = std::min(c.repository.timeout, kLaggingTimeout);
+    }
     auto shared = std::make_shared<Config>(c);
-    out.push_back({std::move(c), [shared] { return open_storage(*shared); }});
+    out.push_back({std::move(c), [shared] { return open_storage(*shared); }, patience});
   }
   return out;
+}
+
+bool backing_off(const PushTarget& t, std::int64_t now) {
+  if (!t.bounded()) return false;
+  try {
+    auto until = OwedQueue(t.config).retry_after();
+    return until && *until > now;
+  } catch (const Error& e) {
+    spdlog::warn("repository {}: {}", t.name(), e.what());
+    return false;
+  }
+}
+
+void back_off(const PushTarget& t, std::int64_t now) {
+  if (!t.bounded()) return;
+  try {
+    OwedQueue(t.config).set_retry_after(now + kLaggingBackOff);
+    spdlog::info("repository {}: no push there before {} (back-off)", t.name(), when_text(now + kLaggingBackOff));
+  } catch (const Error& e) {
+    spdlog::warn("repository {}: back-off not recorded: {}", t.name(), e.what());
+  }
 }
 
 PushResult push_everywhere(const std::vector<PushTarget>& targets, const std::string& path,
                            std::set<std::string>* failed, std::int64_t now) {
   if (now == 0) now = static_cast<std::int64_t>(std::time(nullptr));
   std::vector<TargetOutcome> outcomes(targets.size());
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    if (auto why = skip_reason(targets[i], now)) outcomes[i] = {std::nullopt, std::move(why), true};
+  }
   {
     ThreadGroup workers;
     for (std::size_t i = 1; i < targets.size(); ++i) {
+      if (outcomes[i].skipped) continue;
       try {
         workers.start([&, i] { outcomes[i] = push_one(targets[i], path); });
       } catch (const Error& e) {
@@ -122,21 +175,23 @@ PushResult push_everywhere(const std::vector<PushTarget>& targets, const std::st
         outcomes[i] = push_one(targets[i], path);
       }
     }
-    outcomes[0] = push_one(targets[0], path);  // the first in this thread, beside the others
+    if (!outcomes[0].skipped) outcomes[0] = push_one(targets[0], path);  // in this thread, beside the others
   }
   std::optional<PushResult> first;
-  std::optional<Error> fatal, owe_error;
+  std::optional<Error> fatal;
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const TargetOutcome& o = outcomes[i];
     if (o.result) {
       if (!first) first = o.result;
       continue;
     }
+    if (o.skipped) continue;  // bounded, so never fatal; owed below (and caught up when not backing off)
     if (failed) failed->insert(targets[i].name());
+    if (may_owe(o.error->kind())) back_off(targets[i], now);
     if (!fatal && (targets[i].config.repository.required || !may_owe(o.error->kind()))) fatal = o.error;
   }
   if (fatal) throw *fatal;
-  if (!first) throw *outcomes[0].error;  // stored nowhere: never a success
+  if (!first) throw first_failure(outcomes);  // stored nowhere: never a success
   const std::string name = base_name(path);
   for (std::size_t i = 0; i < targets.size(); ++i) {
     if (outcomes[i].error) record_owed(targets[i], name, *outcomes[i].error, now);

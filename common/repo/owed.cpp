@@ -19,6 +19,9 @@ namespace pgvault {
 
 namespace {
 
+// The back-off file (owed.h); skipped by entry_name.
+constexpr const char* kRetryAfterFile = ".retry-after";
+
 std::string queue_dir(const Config& config, bool create) {
   return local_state_base(config.push.owed_dir, "owed", create) + "/" + repository_state_name(config.repository);
 }
@@ -26,7 +29,7 @@ std::string queue_dir(const Config& config, bool create) {
 // Only WAL file names are entries; anything else found there is skipped with a warning (never trusted
 // as a name to read or push). Temporary files of an interrupted add() are skipped quietly.
 bool entry_name(const std::string& dir, const std::string& n) {
-  if (n == "." || n == ".." || n.rfind(kTempPrefix, 0) == 0) return false;
+  if (n == "." || n == ".." || n == kRetryAfterFile || n.rfind(kTempPrefix, 0) == 0) return false;
   auto w = WalFileName::parse(n);
   if (w && w->name == n) return true;
   spdlog::warn("owed queue {}: ignoring {} (not a WAL file name)", dir, n);
@@ -107,5 +110,25 @@ void OwedQueue::remove(const std::string& name) {
 }
 
 std::vector<OwedEntry> OwedQueue::list() const { return list_dir(dir_); }
+
+std::optional<std::int64_t> OwedQueue::retry_after() const {
+  std::ifstream in(dir_ + "/" + kRetryAfterFile);
+  std::int64_t when = 0;
+  if (in >> when && when > 0) return when;
+  return std::nullopt;
+}
+
+void OwedQueue::set_retry_after(std::int64_t when) {
+  make_dirs(dir_, 0700);
+  const std::string text = std::to_string(when) + "\n";
+  AtomicFileWriter w(dir_ + "/" + kRetryAfterFile, /*no_replace=*/false, /*durable=*/false, 0600);
+  w.write(as_bytes(text));
+  w.commit();
+}
+
+void OwedQueue::clear_retry_after() {
+  const std::string path = dir_ + "/" + kRetryAfterFile;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw errno_error("remove " + path, errno);
+}
 
 }  // namespace pgvault

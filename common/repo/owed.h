@@ -5,6 +5,11 @@
 // per owed WAL file, written durably (file and folder fsynced) before wal-push reports success, and
 // removed only after the file is durable in that repository. The content is not kept here: it is read
 // back from a repository that stored it (the required ones always have).
+//
+// Back-off: the folder may also hold `.retry-after` (Unix seconds, one line, written atomically): after
+// a push into the repository failed in a wal-push call, calls neither push into it nor catch it up
+// before that time; they only record what it is owed (archive/multi_push.h). `wal-push --catch-up`
+// ignores it and removes it once the queue is drained. Never an entry (not a WAL file name).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +49,12 @@ class OwedQueue {
   void remove(const std::string& name);
   // Every entry, oldest first (WAL file name order).
   std::vector<OwedEntry> list() const;
+  // The back-off time (Unix seconds) recorded by set_retry_after, if any (none when unreadable).
+  std::optional<std::int64_t> retry_after() const;
+  // Records the back-off time, atomically (durability is not needed: losing it costs one more attempt).
+  void set_retry_after(std::int64_t when);
+  // Forgets the back-off time. Absent is fine.
+  void clear_retry_after();
 
  private:
   std::string dir_;

@@ -3,7 +3,8 @@ through the fault proxy, helpers/faultproxy.py).
 
 With S3 allowed to lag (required = false) an S3 outage never stalls archiving into fs: the files S3
 missed are recorded in its owed queue ([push] owed_dir, one folder per repository) and pushed later, by
-later calls or `wal-push --catch-up`, read back from the fs repository. With S3 required, archiving
+later calls or `wal-push --catch-up`, read back from the fs repository. A call waits on a lagging S3 for
+a bounded time only, and after a failure the calls back off from it, even with its default timeouts. With S3 required, archiving
 fails while S3 is down and resumes by itself. A bound on what may be owed fails the call, naming the
 repository and the bound.
 """
@@ -60,10 +61,10 @@ class TwoRepos:
         return [self.workspace.tool(name), "--config", str(self.config_path), *args]
 
     def owed(self):
-        """The owed entries of every queue folder, by repository folder."""
+        """The owed entries of every queue folder, by repository folder (not the .retry-after back-off)."""
         out = {}
         for d in sorted(self.owed_dir.iterdir()):
-            out[d.name.rsplit("-", 1)[0]] = sorted(f for f in os.listdir(d) if not f.startswith(".pgvault-tmp."))
+            out[d.name.rsplit("-", 1)[0]] = sorted(f for f in os.listdir(d) if not f.startswith("."))
         return out
 
     def wal_names(self, repo):
@@ -211,3 +212,33 @@ def test_kill_during_catch_up_then_rerun(primary, two, recovery_dir):
         assert two.fetched(primary, s, "cloud", recovery_dir) == local
         assert two.fetched(primary, s, "local", recovery_dir) == local
     assert set(primary.segments) <= two.wal_names(two.cloud)
+
+
+def test_stalled_then_refusing_s3_with_default_timeouts_costs_the_calls_little(primary, two, recovery_dir):
+    for key in ("timeout", "connect_timeout", "retry_time"):  # S3's defaults: 60 s, 10 s, 120 s
+        del two.cloud_settings[key]
+    two.write()
+    segments = list(primary.segments)
+    for _ in range(3):
+        primary.psql("INSERT INTO t SELECT generate_series(1, 1000)")
+        segments.append(primary.switch_wal())
+    two.proxy.add(None, "stall", times=10**6)  # accepts, reads the request, never answers
+    started = time.monotonic()
+    for i, s in enumerate(segments):
+        if i == 3:
+            two.proxy.clear()
+            two.proxy.add(None, "refuse", times=10**6)  # then drops every connection
+        # Each call is cut off long before the old cost of a stalled S3 (a minute or more per call).
+        r = primary.run(two.tool("wal-push", f"pg_wal/{s}"), timeout=25)
+        assert r.rc == 0, r.stderr
+    elapsed = time.monotonic() - started
+    assert elapsed < 30, elapsed
+    assert two.owed() == {"cloud": sorted(segments)}
+    assert set(segments) <= two.wal_names(two.local)
+
+    two.proxy.clear()
+    r = primary.run(two.tool("wal-push", "--catch-up"), timeout=60)
+    assert r.rc == 0, r.stderr
+    assert two.owed() == {"cloud": []}
+    for s in segments:
+        assert two.fetched(primary, s, "cloud", recovery_dir) == (primary.datadir / "pg_wal" / s).read_bytes(), s

@@ -129,3 +129,20 @@ TEST_F(OwedFixture, EntriesAreFilesWrittenWhole) {
   for (const auto& e : std::filesystem::directory_iterator(q.dir())) files += e.is_regular_file() ? 1 : 0;
   EXPECT_EQ(files, 1u);
 }
+
+TEST_F(OwedFixture, TheBackOffTimeIsKeptBesideTheEntriesButIsNoEntry) {
+  OwedQueue q(config);
+  EXPECT_FALSE(q.retry_after());
+  q.set_retry_after(1700000030);
+  q.set_retry_after(1700000060);  // replaced
+  EXPECT_EQ(q.retry_after(), 1700000060);
+  EXPECT_TRUE(std::filesystem::exists(q.dir() + "/.retry-after"));
+  q.add(kSeg1, 1700000000);
+  EXPECT_EQ(names(q.list()), (std::vector<std::string>{kSeg1}));
+  EXPECT_EQ(owed_status(config).segments, 1u);
+  q.clear_retry_after();
+  q.clear_retry_after();  // absent is fine
+  EXPECT_FALSE(q.retry_after());
+  { std::ofstream(q.dir() + "/.retry-after") << "garbage\n"; }
+  EXPECT_FALSE(q.retry_after());  // unreadable: none
+}
