@@ -137,11 +137,12 @@ def test_s3_outage_lags_then_drains(workspace, two, recovery_dir):
     assert not (set(missed) & two.wal_names(two.cloud))
     assert set(missed) <= two.wal_names(two.local)
 
-    two.proxy.clear()  # S3 is back: the next calls drain the queue, oldest first
-    deadline = time.monotonic() + 60
+    two.proxy.clear()  # S3 is back: once the calls' back-off (30 s) ends they drain the queue, oldest first
+    deadline = time.monotonic() + 90
     while two.owed()["cloud"] and time.monotonic() < deadline:
         pg.psql("INSERT INTO t VALUES (1)")
         pg.wait_archived(pg.switch_wal(), timeout=30, fail_on_error=True)
+        time.sleep(2)  # a call every 2 s: fewer new files owed while the back-off lasts
     assert two.owed() == {"cloud": []}
     names = segments_in_both_identical(pg, two, recovery_dir)
     assert set(missed) <= names
