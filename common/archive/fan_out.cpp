@@ -36,7 +36,7 @@ std::optional<Error> skip_reason(const PushTarget& t, std::int64_t now) {
     return Error(ErrorKind::Transient, "repository " + t.name() + " is backing off after a failed push");
   }
   try {
-    if (!OwedQueue(t.config).list().empty()) {
+    if (!OwedQueue(t.config).empty()) {
       return Error(ErrorKind::Transient, "repository " + t.name() + " owes earlier WAL files (the catch-up pushes them)");
     }
   } catch (const Error& e) {

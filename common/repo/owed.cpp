@@ -111,6 +111,22 @@ void OwedQueue::remove(const std::string& name) {
 
 std::vector<OwedEntry> OwedQueue::list() const { return list_dir(dir_); }
 
+bool OwedQueue::empty() const {
+  DIR* d = ::opendir(dir_.c_str());
+  if (!d) {
+    if (errno == ENOENT) return true;
+    throw errno_error("open owed queue " + dir_, errno);
+  }
+  bool found = false;
+  while (!found) {
+    struct dirent* e = ::readdir(d);
+    if (!e) break;
+    found = entry_name(dir_, e->d_name);
+  }
+  ::closedir(d);
+  return !found;
+}
+
 std::optional<std::int64_t> OwedQueue::retry_after() const {
   std::ifstream in(dir_ + "/" + kRetryAfterFile);
   std::int64_t when = 0;

@@ -49,6 +49,8 @@ class OwedQueue {
   void remove(const std::string& name);
   // Every entry, oldest first (WAL file name order).
   std::vector<OwedEntry> list() const;
+  // True when nothing is owed: stops at the first entry and reads none (the push path asks it per file).
+  bool empty() const;
   // The back-off time (Unix seconds) recorded by set_retry_after, if any (none when unreadable).
   std::optional<std::int64_t> retry_after() const;
   // Records the back-off time, atomically (durability is not needed: losing it costs one more attempt).

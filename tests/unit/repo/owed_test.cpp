@@ -146,3 +146,16 @@ TEST_F(OwedFixture, TheBackOffTimeIsKeptBesideTheEntriesButIsNoEntry) {
   { std::ofstream(q.dir() + "/.retry-after") << "garbage\n"; }
   EXPECT_FALSE(q.retry_after());  // unreadable: none
 }
+
+TEST_F(OwedFixture, EmptyCountsOnlyEntries) {
+  OwedQueue q(config);
+  EXPECT_TRUE(q.empty());  // no folder yet
+  q.set_retry_after(1700000030);
+  std::ofstream(q.dir() + "/notes.txt") << "1\n";
+  std::ofstream(q.dir() + "/" + kTempPrefix + kSeg2 + ".1.2.ab") << "1\n";
+  EXPECT_TRUE(q.empty());  // the back-off file, junk and an interrupted add() are no entries
+  q.add(kSeg1, 100);
+  EXPECT_FALSE(q.empty());
+  q.remove(kSeg1);
+  EXPECT_TRUE(q.empty());
+}
