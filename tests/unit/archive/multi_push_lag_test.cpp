@@ -102,8 +102,9 @@ TEST_F(MultiFixture, OnlyLaggingRepositoriesInTheCallGetTheBoundedBudget) {
   }
   cloud().timeout = 2;  // smaller settings of its own stay
   cloud().connect_timeout = 1;
-  const Config::Repository& small = target(push_targets(config), "cloud").config.repository;
+  const std::vector<PushTarget> again = push_targets(config);  // kept alive: `small` refers into it
+  const Config::Repository& small = target(again, "cloud").config.repository;
   EXPECT_EQ(small.timeout, 2);
   EXPECT_EQ(small.connect_timeout, 1);
-  EXPECT_TRUE(target(push_targets(config), "cloud").bounded());
+  EXPECT_TRUE(target(again, "cloud").bounded());
 }
