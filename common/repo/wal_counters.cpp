@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -26,7 +27,9 @@ namespace {
 constexpr const char* kMagic = "pgvault-wal-counters 1";
 constexpr std::size_t kMaxFile = 16 * 1024;
 constexpr std::uint64_t kSweepEvery = 1024;
-constexpr int kLockAttempts = 400;  // 0.25 ms apart: give up (and lose this count) after 100 ms
+constexpr auto kLockPoll = std::chrono::microseconds(250);
+// Given up after this long (and this count lost): set_wal_counters_lock_patience.
+std::atomic<std::chrono::milliseconds::rep> lock_patience_ms{100};
 
 std::string counters_path(const std::string& dir, WalTool tool) { return dir + "/" + wal_tool_name(tool) + ".counters"; }
 
@@ -95,10 +98,12 @@ Fd lock_counters(const std::string& dir, const std::string& path) {
   }
   if (fd < 0) throw errno_error("open " + lock, errno);
   Fd held(fd);
-  for (int i = 0; i < kLockAttempts; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(lock_patience_ms.load());
+  for (;;) {
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return held;
     if (errno != EWOULDBLOCK && errno != EINTR) throw errno_error("lock " + lock, errno);
-    std::this_thread::sleep_for(std::chrono::microseconds(250));
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(kLockPoll);
   }
   throw Error(ErrorKind::Conflict, lock + ": held by another process for too long");
 }
@@ -120,6 +125,10 @@ std::uint64_t size_of(const std::string& file) {
 }
 
 }  // namespace
+
+std::chrono::milliseconds set_wal_counters_lock_patience(std::chrono::milliseconds patience) {
+  return std::chrono::milliseconds(lock_patience_ms.exchange(patience.count()));
+}
 
 const char* wal_tool_name(WalTool t) { return t == WalTool::Push ? "wal-push" : "wal-fetch"; }
 

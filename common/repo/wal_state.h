@@ -15,6 +15,7 @@
 // counters file is then started again from zero by the next update).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -58,6 +59,10 @@ struct WalOutcome {
   std::uint64_t bytes = 0;
 };
 void record_wal_outcome(const Config& config, WalTool tool, const WalOutcome& outcome) noexcept;
+// How long record_wal_outcome waits for another process's lock on the counters before it gives up and
+// loses this one count (default 100 ms: the record never delays a call noticeably). Returns the previous
+// value. For tests that count exactly under contention on a loaded machine.
+std::chrono::milliseconds set_wal_counters_lock_patience(std::chrono::milliseconds patience);
 // nullopt when no call was recorded yet (or the file is damaged: a warning).
 std::optional<WalCounters> read_wal_counters(const Config& config, WalTool tool);
 
