@@ -36,12 +36,35 @@ struct PushResult {
 PushResult push_wal(Repository& repo, const std::string& path);
 
 // What archive_command runs: serves `path` from a look-ahead record when one matches (see spool.h),
-// else pushes it; meanwhile [push] parallel - 1 threads push the following files PostgreSQL has marked
-// .ready (pg_wal/archive_status; up to 4 * parallel of them, each thread taking the next as soon as it
-// finishes one, the calling thread too once `path` is durable, none started later than 2 s after that)
-// and record each one that became durable. Returns when all started ones are done; only the outcome for
-// `path` decides the result.
-PushOutcome archive_command(const Config& config, const std::string& path);
+// else pushes it; only the outcome for `path` decides the result. With [push] parallel > 1 the files
+// PostgreSQL has marked .ready after it (pg_wal/archive_status) are pushed ahead and recorded once
+// durable, in one of two ways:
+// - detached (one repository and `spawn_worker` given): once `path` is durable, when other .ready files
+//   are waiting and no push worker holds the spool's push.lock, `spawn_worker` starts one (push_worker).
+//   While a worker runs, the call holds a PushClaim on `path` before pushing it: when the worker is
+//   pushing that very file the call waits for it (up to 2 minutes, or until the worker dies) and then
+//   uses its record.
+// - in the call (several repositories, no `spawn_worker`, or it returned false): [push] parallel - 1
+//   threads push up to 4 * parallel of them beside the called file, each taking the next as soon as it
+//   finishes one, the calling thread too once `path` is durable, none started later than 2 s after
+//   that; the call returns when all started ones are done.
+PushOutcome archive_command(const Config& config, const std::string& path,
+                            const std::function<bool()>& spawn_worker = {});
+
+// Re-executes this program (like spawn_prefetch_worker) with kPushWorkerEnv=<path>: the push worker.
+// False when no process could be started.
+inline constexpr const char* kPushWorkerEnv = "PGVAULT_PUSH_WORKER";
+bool spawn_push_worker(int argc, char** argv, const std::string& path);
+
+// The detached push worker (in the data directory, like its parent call for `path`): with one
+// repository and [push] parallel > 1, takes the spool's push.lock (or returns: another worker runs)
+// and pushes the .ready files of archive_status (beside `path`'s folder) in the order PostgreSQL
+// archives them, [push] parallel at a time, each under a PushClaim, skipping `path` (its call pushed
+// it) and files with a record or claimed by a call; writes each file's record only once it is durable
+// and unchanged. Stops when no new .ready file appeared for kPushWorkerIdle, after kPushWorkerMaxFiles
+// files or after kPushWorkerMaxTime. Never touches archive_status. A failed push is only logged
+// (PostgreSQL's own call pushes the file and reports the error).
+void push_worker(const Config& config, const std::string& path);
 
 enum class FetchOutcome { Fetched, Missing };
 

@@ -1,6 +1,5 @@
 // archive_command (archive.h): the called file, served from a look-ahead record or pushed, beside
-// look-ahead pushes of the files PostgreSQL will ask for next.
-#include <dirent.h>
+// look-ahead pushes of the files PostgreSQL will ask for next, or followed by the detached push worker.
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
@@ -15,6 +14,7 @@
 
 #include "common/archive/archive.h"
 #include "common/archive/multi_push.h"
+#include "common/archive/push_worker.h"
 #include "common/archive/spool.h"
 #include "common/base/errors.h"
 #include "common/base/fs.h"
@@ -23,34 +23,6 @@
 namespace pgvault {
 
 namespace {
-
-// The files after `current` that PostgreSQL will ask for next: .ready in archive_status, history files
-// first (PostgreSQL archives them first), then in name order.
-std::vector<std::string> next_ready(const std::string& wal_dir, const std::string& current, std::size_t max) {
-  std::vector<std::string> history, rest;
-  DIR* d = ::opendir((wal_dir + "/archive_status").c_str());
-  if (!d) return {};
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() <= 6 || n.compare(n.size() - 6, 6, ".ready") != 0) continue;
-    n.resize(n.size() - 6);
-    auto w = WalFileName::parse(n);
-    if (!w || n == current) continue;
-    (w->kind == WalFileKind::History ? history : rest).push_back(n);
-  }
-  ::closedir(d);
-  std::sort(history.begin(), history.end());
-  std::sort(rest.begin(), rest.end());
-  history.insert(history.end(), rest.begin(), rest.end());
-  if (history.size() > max) history.resize(max);
-  return history;
-}
-
-// A push of one file, made by one thread.
-using PushFn = std::function<PushResult(const std::string& path)>;
-// Makes the push a look-ahead thread uses for every file it takes (a repository opened once per
-// thread: S3 storages of one process share their connections and what the store supports).
-using PusherFactory = std::function<PushFn()>;
 
 // The push spool when look-ahead is on and its folder usable; "" otherwise. `describe` names the
 // repository, or all of them (push_spool_dir).
@@ -70,20 +42,6 @@ bool pushed_ahead(const std::string& spool, const std::string& path) {
     return take_push_record(spool, base_name(path), file_identity(path));
   } catch (const Error&) {
     return false;  // no usable record: push normally (which reports a missing file properly)
-  }
-}
-
-// Pushes `p` and records it once durable (with several repositories: durable in every required one,
-// recorded as owed for the others); any failure is only logged (not recorded: PostgreSQL's own call
-// for this file will push it and report the error).
-void look_ahead_push(const PushFn& push, const std::string& spool, const std::string& p) {
-  const std::string next = base_name(p);
-  try {
-    FileIdentity id = file_identity(p);
-    PushResult r = push(p);
-    write_push_record(spool, next, id, r.digest);
-  } catch (const std::exception& e) {
-    spdlog::debug("look-ahead push of {} failed: {}", next, e.what());
   }
 }
 
@@ -124,7 +82,7 @@ class AheadQueue {
 // a thread that pushes several files would grow the call's peak RSS).
 void drain_ahead(AheadQueue& queue, const PushFn& push, const std::string& spool) {
   while (auto p = queue.take()) {
-    look_ahead_push(push, spool, *p);
+    push_ahead_one(push, spool, *p);
     ::malloc_trim(0);
   }
 }
@@ -206,21 +164,74 @@ PushOutcome archive_everywhere(const Config& config, const std::string& path) {
   return outcome;
 }
 
+// A call waits at most this long for the push worker to finish pushing its file.
+constexpr auto kClaimPatience = std::chrono::minutes(2);
+
+// The claim on `name`: waits while another live process (the push worker) holds it. Not ours when the
+// spool cannot hold claims or the wait ran out: the call then pushes the file anyway (which is safe;
+// the claim only keeps two pushes of one file from overlapping).
+std::unique_ptr<PushClaim> claim_when_free(const std::string& spool, const std::string& name) {
+  const auto deadline = std::chrono::steady_clock::now() + kClaimPatience;
+  for (;;) {
+    auto claim = std::make_unique<PushClaim>(spool, name);
+    if (!claim->busy() || std::chrono::steady_clock::now() >= deadline) return claim;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// True when a push worker serves `spool`: one was running, or `spawn_worker` started one.
+bool worker_serving(const std::string& spool, const std::function<bool()>& spawn_worker) {
+  if (!SpoolLock(spool, kPushLockFile).held()) return true;
+  return spawn_worker();
+}
+
+// The in-call look-ahead once `path` is durable (no push worker could be started).
+void look_ahead_after(const Config& config, Repository& repo, const std::string& path, const std::string& spool) {
+  const PusherFactory pusher = single_repository_pusher(config);
+  AheadQueue queue = ahead_of(config, path);
+  ThreadGroup workers;  // joined on every way out
+  StopAhead stop{queue};
+  start_look_ahead(workers, config, pusher, queue, spool);
+  help_ahead(queue, [&repo](const std::string& p) { return push_wal(repo, p); }, spool);
+}
+
+// One repository with a push worker: the called file (under its claim, or from the worker's record),
+// then a worker for the .ready files after it.
+PushOutcome archive_detached(const Config& config, Repository& repo, const std::string& path, const std::string& spool,
+                             const std::function<bool()>& spawn_worker) {
+  PushOutcome outcome = PushOutcome::AlreadyStored;
+  {
+    const std::unique_ptr<PushClaim> claim = claim_when_free(spool, base_name(path));
+    if (pushed_ahead(spool, path)) {
+      spdlog::debug("{} was archived ahead by an earlier call", base_name(path));  // its push worker
+    } else {
+      repo.require_initialised();  // never create a repository (an unmounted directory, a mistyped bucket)
+      repo.set_auto_threads(std::min(2, static_cast<int>(std::thread::hardware_concurrency())));
+      outcome = push_wal(repo, path).outcome;
+      repo.set_auto_threads(0);
+    }
+  }
+  if (!next_ready(parent_dir(path), base_name(path), 1).empty() && !worker_serving(spool, spawn_worker)) {
+    spdlog::debug("no push worker could be started: looking ahead in this call");
+    look_ahead_after(config, repo, path, spool);
+  }
+  prune_spool(spool, 24 * 3600);
+  return outcome;
+}
+
 }  // namespace
 
-PushOutcome archive_command(const Config& config, const std::string& path) {
+PushOutcome archive_command(const Config& config, const std::string& path, const std::function<bool()>& spawn_worker) {
   if (config.repositories.size() > 1) return archive_everywhere(config, path);
   Repository repo(open_storage(config), config);
   const std::string spool = push_spool(config, {repo.describe()});
+  if (!spool.empty() && spawn_worker) return archive_detached(config, repo, path, spool, spawn_worker);
   if (!spool.empty() && pushed_ahead(spool, path)) {
     spdlog::debug("{} was archived ahead by an earlier call", base_name(path));
     return PushOutcome::AlreadyStored;
   }
   repo.require_initialised();  // never create a repository (an unmounted directory, a mistyped bucket)
-  const PusherFactory pusher = [&config]() -> PushFn {
-    auto own = std::make_shared<Repository>(open_storage(config), config);  // one per thread, for all its files
-    return [own](const std::string& p) { return push_wal(*own, p); };
-  };
+  const PusherFactory pusher = single_repository_pusher(config);
   AheadQueue queue = spool.empty() ? AheadQueue({}) : ahead_of(config, path);
   ThreadGroup workers;  // joined on every way out
   StopAhead stop{queue};

@@ -1,4 +1,4 @@
-// spawn_prefetch_worker (archive.h): the one place that starts a process.
+// spawn_prefetch_worker and spawn_push_worker (archive.h): the one place that starts a process.
 #include <fcntl.h>
 #include <spawn.h>
 
@@ -13,21 +13,24 @@ namespace pgvault {
 
 namespace {
 
-// This process's environment without kPrefetchWorkerEnv, then kPrefetchWorkerEnv=<name>.
-std::vector<std::string> worker_environment(const std::string& name) {
+// This process's environment without either worker variable, then `variable`=<value>.
+std::vector<std::string> worker_environment(const char* variable, const std::string& value) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
-    if (std::string(*e).rfind(std::string(kPrefetchWorkerEnv) + "=", 0) != 0) env.emplace_back(*e);
+    const std::string entry(*e);
+    if (entry.rfind(std::string(kPrefetchWorkerEnv) + "=", 0) != 0 &&
+        entry.rfind(std::string(kPushWorkerEnv) + "=", 0) != 0) {
+      env.push_back(entry);
+    }
   }
-  env.push_back(std::string(kPrefetchWorkerEnv) + "=" + name);
+  env.push_back(std::string(variable) + "=" + value);
   return env;
 }
 
-}  // namespace
-
-// Re-executes this program, detached (own session, no stdin/stdout), as the prefetch worker.
-void spawn_prefetch_worker(int argc, char** argv, const std::string& name) {
-  std::vector<std::string> env_store = worker_environment(name);
+// Re-executes this program, detached (own session, no stdin/stdout), with `variable`=<value> in its
+// environment. False when no process could be started.
+bool spawn_worker(int argc, char** argv, const char* variable, const std::string& value) {
+  std::vector<std::string> env_store = worker_environment(variable, value);
   std::vector<char*> envp;
   for (auto& s : env_store) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -41,9 +44,20 @@ void spawn_prefetch_worker(int argc, char** argv, const std::string& name) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   pid_t pid;
-  posix_spawn(&pid, "/proc/self/exe", &actions, &attr, args.data(), envp.data());  // best effort
+  const int rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
+  return rc == 0;
+}
+
+}  // namespace
+
+void spawn_prefetch_worker(int argc, char** argv, const std::string& name) {
+  spawn_worker(argc, argv, kPrefetchWorkerEnv, name);  // best effort: the call fetched its own file
+}
+
+bool spawn_push_worker(int argc, char** argv, const std::string& path) {
+  return spawn_worker(argc, argv, kPushWorkerEnv, path);
 }
 
 }  // namespace pgvault

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -120,7 +122,7 @@ void prune_spool(const std::string& spool, long max_age_seconds) {
   std::time_t now = std::time(nullptr);
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n == "." || n == ".." || n == "prefetch.lock") continue;
+    if (n == "." || n == ".." || n == "prefetch.lock" || n == kPushLockFile) continue;
     struct stat st;
     if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
         now - st.st_mtime > max_age_seconds) {
@@ -130,13 +132,47 @@ void prune_spool(const std::string& spool, long max_age_seconds) {
   ::closedir(d);
 }
 
-SpoolLock::SpoolLock(const std::string& spool) {
-  fd_ = ::open((spool + "/prefetch.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+SpoolLock::SpoolLock(const std::string& spool, const char* file) {
+  fd_ = ::open((spool + "/" + file).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   held_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
 }
 
 SpoolLock::~SpoolLock() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+void SpoolLock::write_pid() const {
+  if (!held_) return;
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    spdlog::debug("cannot record the worker's pid: {}", std::strerror(errno));
+  }
+}
+
+PushClaim::PushClaim(const std::string& spool, const std::string& name) : path_(spool + "/" + name + ".inflight") {
+  // The file locked must still be the one at path_ (its last holder unlinks it on release).
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      busy_ = errno == EWOULDBLOCK;
+      ::close(fd);
+      return;
+    }
+    struct stat held, named;
+    if (::fstat(fd, &held) == 0 && ::stat(path_.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev) {
+      fd_ = fd;
+      return;
+    }
+    ::close(fd);  // released and unlinked meanwhile: try the new file
+  }
+}
+
+PushClaim::~PushClaim() {
+  if (fd_ < 0) return;
+  ::unlink(path_.c_str());  // before the lock goes: nobody locks an unlinked file that looks free
+  ::close(fd_);
 }
 
 bool path_exists(const std::string& path) {

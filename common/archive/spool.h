@@ -6,6 +6,8 @@
 // later calls wal-push for X, the call succeeds at once only if the record exists and the file's
 // identity still matches it; anything else (no record, a changed file) goes the normal way. A record is
 // only written after the object is durable, so a failed look-ahead is never reported as success.
+// "push.lock" is held by the running push worker (its pid inside), "X.inflight" by whoever pushes X
+// while a worker may run (PushClaim).
 //
 // Prefetch: the spool belongs to one repository and one database system. Its files live in
 // "<fetch spool>/<system identifier>-<16 hex of SHA-256 of the repository's description>" (see
@@ -71,18 +73,43 @@ void prune_spool(const std::string& spool, long max_age_seconds);
 inline constexpr const char* kPrefetchStopFile = "prefetch.stop";
 inline constexpr const char* kPrefetchWarnedFile = "prefetch.warned";
 
-// "prefetch.lock": a worker holds it for its lifetime; wal-fetch spawns one only when nobody holds it.
+// "prefetch.lock" (or `file`): a worker holds it for its lifetime; wal-fetch (wal-push: "push.lock")
+// spawns one only when nobody holds it. The holder's pid is written into it (write_pid).
+inline constexpr const char* kPushLockFile = "push.lock";
 class SpoolLock {
  public:
-  explicit SpoolLock(const std::string& spool);
+  explicit SpoolLock(const std::string& spool, const char* file = "prefetch.lock");
   ~SpoolLock();
   SpoolLock(const SpoolLock&) = delete;
   SpoolLock& operator=(const SpoolLock&) = delete;
   bool held() const { return held_; }
+  // Records this process's pid in the held lock file (which process is the worker).
+  void write_pid() const;
 
  private:
   int fd_ = -1;
   bool held_ = false;
+};
+
+// "<push spool>/X.inflight": whoever pushes X while the push worker runs (the worker, or wal-push's own
+// call for X) holds a lock on it for the push, so the two never push X at the same time (and a call
+// finds out that the worker is pushing its file and waits for its record instead). The kernel drops the
+// lock when its holder dies (kill -9): an .inflight file nobody holds is free. Released on destruction.
+class PushClaim {
+ public:
+  PushClaim(const std::string& spool, const std::string& name);
+  ~PushClaim();
+  PushClaim(const PushClaim&) = delete;
+  PushClaim& operator=(const PushClaim&) = delete;
+  // True when this process holds the claim; false when another one holds it or the spool cannot hold one.
+  bool ours() const { return fd_ >= 0; }
+  // True when another live process holds it.
+  bool busy() const { return busy_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool busy_ = false;
 };
 
 // Whose prefetched files a spool folder holds (recorded in every entry).

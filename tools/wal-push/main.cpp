@@ -1,4 +1,6 @@
 // wal-push: archive_command = 'wal-push %p'. Exit codes: docs/EXIT-CODES.md.
+#include <cstdlib>
+
 #include "common/archive/archive.h"
 #include "common/archive/multi_push.h"
 #include "common/cli/cli.h"
@@ -9,7 +11,10 @@ int main(int argc, char** argv) {
                "Exits 0 only once the file is durable in every repository marked required (default: all).\n"
                "A repository with required = false may lag: a failed push there records the file in its owed\n"
                "queue ([push] owed_dir) and later calls push it; past max_owed_segments or max_owed_age the\n"
-               "call fails, naming the repository and the bound. With --repo NAME: that repository only.",
+               "call fails, naming the repository and the bound. With --repo NAME: that repository only.\n"
+               "With [push] parallel > 1 and one repository, once the file is durable a detached worker pushes\n"
+               "the other .ready files ahead (one per spool; it stops 1 s after the backlog is gone); later\n"
+               "calls find their files recorded and return at once.",
                "wal-push"};
   pgvault::CommonOptions common;
   std::string path;
@@ -31,8 +36,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     pgvault::Config config = pgvault::load_tool_config(common);
+    if (const char* worker = std::getenv(pgvault::kPushWorkerEnv)) {
+      pgvault::push_worker(config, worker);
+      return 0;
+    }
     pgvault::recorded_wal_call(config, pgvault::WalTool::Push, path, [&] {
-      pgvault::archive_command(config, path);
+      pgvault::archive_command(config, path, [&] { return pgvault::spawn_push_worker(argc, argv, path); });
       return true;
     });
     return 0;
