@@ -179,6 +179,16 @@ std::unique_ptr<PushClaim> claim_when_free(const std::string& spool, const std::
   }
 }
 
+// True when one of the next .ready files after `path` (as many as a worker starts at once, twice) has
+// no record yet: then a worker has work (no process is started for a backlog it already pushed).
+bool backlog_unrecorded(const Config& config, const std::string& path, const std::string& spool) {
+  const auto look = 2 * static_cast<std::size_t>(config.push.parallel);
+  for (const std::string& next : next_ready(parent_dir(path), base_name(path), look)) {
+    if (!path_exists(spool + "/" + next + ".done")) return true;
+  }
+  return false;
+}
+
 // True when a push worker serves `spool`: one was running, or `spawn_worker` started one.
 bool worker_serving(const std::string& spool, const std::function<bool()>& spawn_worker) {
   if (!SpoolLock(spool, kPushLockFile).held()) return true;
@@ -211,7 +221,7 @@ PushOutcome archive_detached(const Config& config, Repository& repo, const std::
       repo.set_auto_threads(0);
     }
   }
-  if (!next_ready(parent_dir(path), base_name(path), 1).empty() && !worker_serving(spool, spawn_worker)) {
+  if (backlog_unrecorded(config, path, spool) && !worker_serving(spool, spawn_worker)) {
     spdlog::debug("no push worker could be started: looking ahead in this call");
     look_ahead_after(config, repo, path, spool);
   }

@@ -415,8 +415,34 @@ def _load_until_segments(pg, count):
     return pg.switch_wal()
 
 
+def push_worker_pid(spool: Path) -> int | None:
+    """The pid in the spool's push.lock (the detached push worker) while that process is alive."""
+    for lock in spool.glob("*/push.lock"):
+        text = lock.read_text().strip()
+        if text.isdigit() and process_alive(int(text)):
+            return int(text)
+    return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def wait_push_worker_gone(spool: Path, timeout: float = 15) -> None:
+    """Waits until no push worker runs for ``spool`` (it stops ~1 s after the backlog is gone)."""
+    deadline = time.time() + timeout
+    while push_worker_pid(spool) and time.time() < deadline:
+        time.sleep(0.1)
+    assert push_worker_pid(spool) is None, "the push worker is still running"
+
+
 def test_lookahead_archives_every_segment_exactly_once(workspace, repo):
-    repo.update({"push": {"parallel": 4, "spool": str(workspace.mkdir("push-spool"))}})
+    spool = workspace.mkdir("push-spool")
+    repo.update({"push": {"parallel": 4, "spool": str(spool)}})
     pg = workspace.cluster("primary")
     pg.initdb()
     # No archive_command yet: a backlog of .ready files builds up, as on a busy server.
@@ -427,6 +453,7 @@ def test_lookahead_archives_every_segment_exactly_once(workspace, repo):
     pg.reload()
     pg.psql("INSERT INTO filler SELECT repeat(md5(random()::text), 40) FROM generate_series(1, 20000)")
     pg.wait_archived(last, timeout=300, fail_on_error=True)
+    wait_push_worker_gone(spool)  # it may still push files after `last` (and log them)
     stats = pg.archiver_stats()
     assert int(stats["failed_count"]) == 0, stats
     log = pg.log_text()

@@ -84,12 +84,21 @@ TEST_F(PushWorker, DrainsTheBacklogAndRecordsEachFile) {
   EXPECT_TRUE(lock >> pid);
   EXPECT_EQ(pid, static_cast<long>(::getpid()));
 
+  // PostgreSQL's calls, each followed by its rename of .ready to .done.
   int spawned = 0;
-  auto spawn = [&] { return ++spawned, true; };
-  EXPECT_EQ(archive_command(config, path(2), spawn), PushOutcome::AlreadyStored);
-  EXPECT_FALSE(recorded(2));  // used once
-  EXPECT_EQ(archive_command(config, path(1), spawn), PushOutcome::Stored);
+  auto call = [&](std::uint64_t s) {
+    PushOutcome outcome = archive_command(config, path(s), [&] { return ++spawned, true; });
+    sfs::rename(status(s, ".ready"), status(s, ".done"));
+    return outcome;
+  };
+  EXPECT_EQ(call(1), PushOutcome::Stored);
   EXPECT_EQ(read_file(path(1)), segment(1));
+  EXPECT_EQ(call(2), PushOutcome::AlreadyStored);
+  EXPECT_FALSE(recorded(2));  // used once
+  EXPECT_EQ(spawned, 0);      // every waiting file is recorded: no worker for nothing
+  sfs::remove(spool() + "/" + seg_name(5) + ".done");
+  EXPECT_EQ(call(3), PushOutcome::AlreadyStored);
+  EXPECT_EQ(spawned, 1);  // one is not
 }
 
 TEST_F(PushWorker, ARecordIsNotTrustedForAFileThatChanged) {
