@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from helpers.proc import chown_to
-from test_wal_archive import (_load_until_segments, archived_segments, process_alive, push_worker_pid,
+from test_wal_archive import (archived_segments, start_backlog, process_alive, push_worker_pid,
                               wait_push_worker_gone)
 
 
@@ -25,14 +25,7 @@ def _sha256(path: Path) -> str:
 
 
 def test_push_worker_drains_a_backlog_and_survives_kill_9(workspace, repo):
-    spool = workspace.mkdir("push-spool")
-    repo.update({"push": {"parallel": 4, "spool": str(spool)}})
-    pg = workspace.cluster("primary")
-    pg.initdb()
-    # No archive_command yet: a backlog of .ready files builds up, as after an outage.
-    pg.configure(wal_level="replica", archive_mode="on", max_wal_size="2GB", archive_command="")
-    pg.start()
-    last = _load_until_segments(pg, 20)
+    pg, spool, last = start_backlog(workspace, repo, 20)
     wal = pg.datadir / "pg_wal"
     backlog = {p.name[:-6]: _sha256(wal / p.name[:-6]) for p in (wal / "archive_status").glob("*.ready")
                if re.fullmatch(r"[0-9A-F]{24}\.ready", p.name)}

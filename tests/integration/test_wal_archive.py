@@ -440,15 +440,21 @@ def wait_push_worker_gone(spool: Path, timeout: float = 15) -> None:
     assert push_worker_pid(spool) is None, "the push worker is still running"
 
 
-def test_lookahead_archives_every_segment_exactly_once(workspace, repo):
+def start_backlog(workspace, repo, segments: int):
+    """A primary with look-ahead configured ([push] parallel = 4, a spool of the workspace) and no
+    archive_command yet, so a backlog of at least `segments` .ready files built up (as on a busy server,
+    or after an outage). Returns (pg, spool, the last segment of the backlog)."""
     spool = workspace.mkdir("push-spool")
     repo.update({"push": {"parallel": 4, "spool": str(spool)}})
     pg = workspace.cluster("primary")
     pg.initdb()
-    # No archive_command yet: a backlog of .ready files builds up, as on a busy server.
     pg.configure(wal_level="replica", archive_mode="on", max_wal_size="2GB", archive_command="")
     pg.start()
-    last = _load_until_segments(pg, 40)
+    return pg, spool, _load_until_segments(pg, segments)
+
+
+def test_lookahead_archives_every_segment_exactly_once(workspace, repo):
+    pg, spool, last = start_backlog(workspace, repo, 40)
     pg.configure(archive_command=f"PGVAULT_LOG_LEVEL=debug {repo.archive_command}")
     pg.reload()
     pg.psql("INSERT INTO filler SELECT repeat(md5(random()::text), 40) FROM generate_series(1, 20000)")
