@@ -42,8 +42,8 @@ PushResult push_wal(Repository& repo, const std::string& path);
 // - detached (one repository and `spawn_worker` given): once `path` is durable, when other .ready files
 //   are waiting and no push worker holds the spool's push.lock, `spawn_worker` starts one (push_worker).
 //   While a worker runs, the call holds a PushClaim on `path` before pushing it: when the worker is
-//   pushing that very file the call waits for it (up to 2 minutes, or until the worker dies) and then
-//   uses its record.
+//   pushing that very file the call waits for it (until the worker dies, or fails with Transient
+//   after 2 minutes rather than push beside it) and then uses its record.
 // - in the call (several repositories, no `spawn_worker`, or it returned false): [push] parallel - 1
 //   threads push up to 4 * parallel of them beside the called file, each taking the next as soon as it
 //   finishes one, the calling thread too once `path` is durable, none started later than 2 s after

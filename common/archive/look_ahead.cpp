@@ -164,21 +164,6 @@ PushOutcome archive_everywhere(const Config& config, const std::string& path) {
   return outcome;
 }
 
-// A call waits at most this long for the push worker to finish pushing its file.
-constexpr auto kClaimPatience = std::chrono::minutes(2);
-
-// The claim on `name`: waits while another live process (the push worker) holds it. Not ours when the
-// spool cannot hold claims or the wait ran out: the call then pushes the file anyway (which is safe;
-// the claim only keeps two pushes of one file from overlapping).
-std::unique_ptr<PushClaim> claim_when_free(const std::string& spool, const std::string& name) {
-  const auto deadline = std::chrono::steady_clock::now() + kClaimPatience;
-  for (;;) {
-    auto claim = std::make_unique<PushClaim>(spool, name);
-    if (!claim->busy() || std::chrono::steady_clock::now() >= deadline) return claim;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
-
 // True when one of the next .ready files after `path` (as many as a worker starts at once, twice) has
 // no record yet: then a worker has work (no process is started for a backlog it already pushed).
 bool backlog_unrecorded(const Config& config, const std::string& path, const std::string& spool) {
@@ -211,7 +196,7 @@ PushOutcome archive_detached(const Config& config, Repository& repo, const std::
                              const std::function<bool()>& spawn_worker) {
   PushOutcome outcome = PushOutcome::AlreadyStored;
   {
-    const std::unique_ptr<PushClaim> claim = claim_when_free(spool, base_name(path));
+    const std::unique_ptr<PushClaim> claim = claim_when_free(spool, base_name(path), kClaimPatience);
     if (pushed_ahead(spool, path)) {
       spdlog::debug("{} was archived ahead by an earlier call", base_name(path));  // its push worker
     } else {

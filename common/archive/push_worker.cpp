@@ -63,6 +63,21 @@ void push_ahead_one(const PushFn& push, const std::string& spool, const std::str
   }
 }
 
+std::unique_ptr<PushClaim> claim_when_free(const std::string& spool, const std::string& name,
+                                           std::chrono::milliseconds patience) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    auto claim = std::make_unique<PushClaim>(spool, name);
+    if (!claim->busy()) return claim;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw Error(ErrorKind::Transient, spool + "/" + name + ".inflight: the push worker has been pushing " + name +
+                                            " for over " + std::to_string(patience.count() / 1000) +
+                                            " s; not pushing it beside it (retried later)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 // How often the worker looks at archive_status again when its queue is empty.
 constexpr auto kScanInterval = std::chrono::milliseconds(50);
 

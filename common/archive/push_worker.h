@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/archive/archive.h"
+#include "common/archive/spool.h"
 
 namespace pgvault {
 
@@ -24,6 +25,14 @@ inline constexpr auto kPushWorkerMaxTime = std::chrono::minutes(10);
 // The .ready files of `wal_dir`/archive_status other than `current`, in the order PostgreSQL archives
 // them (history files first, then by name), at most `max`.
 std::vector<std::string> next_ready(const std::string& wal_dir, const std::string& current, std::size_t max);
+
+// The claim (spool.h: PushClaim) on `name` for its own call: waits while another live process (the
+// push worker) holds it, at most `patience`, then throws Transient (PostgreSQL retries the file later:
+// a call never pushes a file beside a live worker pushing it). Not ours when the spool cannot hold
+// claims: the call pushes anyway (a worker cannot claim there either).
+inline constexpr auto kClaimPatience = std::chrono::minutes(2);
+std::unique_ptr<PushClaim> claim_when_free(const std::string& spool, const std::string& name,
+                                           std::chrono::milliseconds patience);
 
 // A push of one file, made by one thread.
 using PushFn = std::function<PushResult(const std::string& path)>;

@@ -160,6 +160,14 @@ TEST_F(PushWorker, ACallWaitsForTheWorkerPushingItsFile) {
   worker.join();
 }
 
+// A worker that holds a file for too long makes its call fail (PostgreSQL retries), never push beside it.
+TEST_F(PushWorker, ACallNeverPushesBesideAWorkerHoldingItsFile) {
+  PushClaim worker(spool(), seg_name(2));
+  ASSERT_TRUE(worker.ours());
+  EXPECT_THROW_KIND(claim_when_free(spool(), seg_name(2), std::chrono::milliseconds(50)), ErrorKind::Transient);
+  EXPECT_TRUE(claim_when_free(spool(), seg_name(3), std::chrono::milliseconds(50))->ours());
+}
+
 // The call starts the worker only once its own file is durable, and only when other files wait; when
 // no worker can be started it looks ahead itself.
 TEST_F(PushWorker, SpawnsAfterItsFileIsDurableElseLooksAheadInTheCall) {
