@@ -1,6 +1,8 @@
 // write_chain: an incremental backup restored straight from the repository. The backups of the chain
 // are applied NEWEST FIRST (each one after the newer ones have finished); within one backup its bundles
-// are decoded in parallel (TaskGroup), each split (BundleSplitter) into the pieces it holds. A file's
+// are decoded in parallel (TaskGroup), each split (BundleSplitter) into the pieces it holds. The large
+// files whose pieces have bundles of their own are not composed this way but pipelined, all their pieces
+// decoded at once (chain_pipe.h), as tasks of the newest backup's pass. A file's
 // newest piece creates it: a "full" entry is written whole (its only piece); a "blocks" entry
 // (block_diff.h) sets the file to its final length (holes read as zeros) and writes its blocks. Each
 // older piece then supplies only the blocks no newer piece supplied and no newer truncation removed
@@ -16,14 +18,13 @@
 //
 // Memory: the manifests of the chain and one plan entry per file of the newest backup; per worker thread
 // one bundle's decoding buffers, one block-diff chunk (64 block numbers, one block) and one RunWriter run
-// (1 MiB); and the BlockCovers of the files being composed, one bit per block: the files are taken in
+// (1 MiB); per pipelined file being composed, its pieces' queues and threads (chain_pipe.h, at most
+// kPipeMaxPieces x 1.5 MiB); and the BlockCovers of the files being composed, one bit per block: the files are taken in
 // batches of at most kCoverBudget bytes of covers (64 MiB, counted as one bit per KiB: up to 512 GiB of
 // files rebuilt from block-diffs is one batch; more reads the chain's bundles once per batch). Bounded
 // whatever the database size; chain length is bounded by kMaxChainLength.
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <memory>
 #include <unordered_map>
 
@@ -32,8 +33,8 @@
 #include "common/base/task_group.h"
 #include "common/repo/block_diff.h"
 #include "common/repo/bundle_split.h"
-#include "common/restore/chain_compose.h"
-#include "common/restore/restore_steps.h"
+#include "common/restore/chain_pipe.h"
+#include "common/restore/chain_state.h"
 
 namespace pgvault::restore_detail {
 
@@ -42,47 +43,18 @@ namespace {
 // Bytes of BlockCovers alive at once (see the memory note above).
 constexpr std::uint64_t kCoverBudget = 64ull << 20;
 
-struct Counters {
-  std::atomic<std::uint64_t> files{0};
-  std::atomic<std::uint64_t> bytes{0};  // sizes of the files completed
-  std::atomic<std::uint64_t> read{0};   // bytes of pieces processed (progress)
-};
-
-// What the passes share: per file of the plan, its cover (while composed) and whether it is finished.
-// A file's slots are touched by one task at a time (one piece per backup, backups one after the other).
-struct ChainState {
-  const ChainPieces& p;
-  std::vector<std::unique_ptr<BlockCover>> covers;
-  std::vector<char> created, done;
-  Counters n;
-  explicit ChainState(const ChainPieces& pieces)
-      : p(pieces), covers(pieces.files.size()), created(pieces.files.size(), 0), done(pieces.files.size(), 0) {}
-};
-
 void truncate_to(int fd, std::uint64_t size, const std::string& path) {
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) throw errno_error("truncate " + path, errno);
 }
 
-std::uint64_t size_of(int fd, const std::string& path) {
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) throw errno_error("stat " + path, errno);
-  return static_cast<std::uint64_t>(st.st_size);
-}
-
 // Applies the pieces of one bundle of backup `k` of the chain as the splitter hands them over.
-class PieceVisitor final : public BundleVisitor {
+class PieceVisitor final : public ChainVisitor {
  public:
   PieceVisitor(ChainState& st, std::size_t k, const std::vector<Piece>& pieces, const RestoreDest& dest,
                const TaskGroup& group)
       : st_(st), k_(k), dest_(dest), group_(group) {
     for (const auto& piece : pieces) file_of_[piece.entry] = piece.file;
   }
-  void attach(const BundleSplitter& s, std::uint64_t bundle_end) {
-    splitter_ = &s;
-    end_ = bundle_end;
-  }
-  std::string current() const { return splitter_ && splitter_->current() ? splitter_->current()->path : ""; }
-
   void on_begin(const ManifestFile& e) override {
     check_stop();
     idx_ = file_of_.at(&e);
@@ -128,17 +100,6 @@ class PieceVisitor final : public BundleVisitor {
     else if (fd_) fd_.close(path_);
   }
 
-  void on_extra(std::uint64_t) override {
-    if (splitter_->position() > end_) {
-      throw Error(ErrorKind::Corruption, "the bundle holds more bytes than the manifest's files (" +
-                                             std::to_string(splitter_->position()) + " or more)");
-    }
-  }
-
-  void on_truncated(std::uint64_t pos, const ManifestFile& f) override {
-    throw Error(ErrorKind::Corruption, "the bundle ended after " + std::to_string(pos) + " bytes, inside " + f.path);
-  }
-
  private:
   void check_stop() const {
     if (group_.stop_requested()) throw Error(ErrorKind::Interrupted, "stopped after another bundle failed");
@@ -161,16 +122,8 @@ class PieceVisitor final : public BundleVisitor {
   // The newest piece sets the file's length and creates its cover; an older one must agree on the
   // block size. Its truncation length applies to the pieces older than it.
   void apply_header(const ManifestFile& e, const BlockDiffHeader& h) {
-    if (h.file_blocks * h.block_size != e.size) {
-      throw Error(ErrorKind::Corruption, "blocks entry describes " + std::to_string(h.file_blocks) + " blocks of " +
-                                             std::to_string(h.block_size) + " bytes, the manifest says " +
-                                             std::to_string(e.size) + " bytes");
-    }
+    check_diff_header(e, h, k_ == file_->last ? file_->target : nullptr);
     if (k_ == file_->last) {
-      if (e.size != file_->target->size) {
-        throw Error(ErrorKind::Corruption, "reconstructed file has " + std::to_string(e.size) +
-                                               " bytes, the manifest says " + std::to_string(file_->target->size));
-      }
       st_.covers[idx_] = std::make_unique<BlockCover>(h.file_blocks, h.block_size);
     } else if (cover().block_size() != h.block_size) {
       throw Error(ErrorKind::Corruption, "blocks entry has blocks of " + std::to_string(h.block_size) +
@@ -193,16 +146,7 @@ class PieceVisitor final : public BundleVisitor {
 
   void finish() {
     open();
-    std::uint64_t size = size_of(fd_.get(), path_);
-    if (size != file_->target->size) {
-      throw Error(ErrorKind::Corruption, "reconstructed file has " + std::to_string(size) +
-                                             " bytes, the manifest says " + std::to_string(file_->target->size));
-    }
-    finish_file(fd_, *file_->target, path_);
-    st_.covers[idx_].reset();
-    st_.done[idx_] = 1;
-    st_.n.files++;
-    st_.n.bytes += size;
+    finish_chain_file(st_, idx_, fd_, path_);
   }
 
   ChainState& st_;
@@ -210,8 +154,6 @@ class PieceVisitor final : public BundleVisitor {
   const RestoreDest& dest_;
   const TaskGroup& group_;
   std::unordered_map<const ManifestFile*, std::size_t> file_of_;
-  const BundleSplitter* splitter_ = nullptr;
-  std::uint64_t end_ = 0;
   std::size_t idx_ = 0;
   const FilePieces* file_ = nullptr;
   Fd fd_;
@@ -222,29 +164,13 @@ class PieceVisitor final : public BundleVisitor {
   bool take_ = false;      // the base's current block is written
 };
 
-// Where the last entry of each bundle of `m` ends (bytes after it are not the manifest's).
-std::map<std::uint64_t, std::uint64_t> bundle_ends(const BackupManifest& m) {
-  std::map<std::uint64_t, std::uint64_t> out;
-  for (const auto& f : m.files) out[f.bundle] = std::max(out[f.bundle], f.offset + f.bundle_bytes());
-  return out;
-}
-
 // One task: bundle `idx` of backup `k`, its pieces applied.
-void apply_bundle(Repository& repo, ChainState& st, std::size_t k, std::uint64_t idx, std::uint64_t end,
-                  const std::vector<Piece>& pieces, const RestoreDest& dest, const TaskGroup& group) {
-  const std::string& label = st.p.chain[k]->label;
-  std::string key = keys::backup_bundle(label, idx);
+void apply_bundle(Repository& repo, ChainState& st, std::size_t k, std::uint64_t idx, const std::vector<Piece>& pieces,
+                  const RestoreDest& dest, const TaskGroup& group) {
   std::vector<const ManifestFile*> entries;
   for (const auto& piece : pieces) entries.push_back(piece.entry);
-  sort_bundle_files(entries, label, idx);
   PieceVisitor visitor(st, k, pieces, dest, group);
-  BundleSplitter splitter(entries, visitor);
-  visitor.attach(splitter, end);
-  try {
-    repo.get_object(key, splitter);
-  } catch (...) {
-    rethrow_in_bundle(label, key, visitor.current());
-  }
+  read_bundle(repo, st, k, idx, std::move(entries), visitor);
 }
 
 // Batches of files, [first, second) of ChainPieces::files, whose covers fit kCoverBudget (at most one
@@ -271,10 +197,36 @@ std::vector<std::pair<std::uint64_t, std::vector<Piece>>> needed(const ChainStat
   for (const auto& [idx, pieces] : st.p.reads[k]) {
     std::vector<Piece> keep;
     for (const auto& piece : pieces) {
-      if (piece.file >= lo && piece.file < hi && !st.done[piece.file]) keep.push_back(piece);
+      if (piece.file >= lo && piece.file < hi && !st.done[piece.file] && !st.piped[piece.file]) keep.push_back(piece);
     }
     if (!keep.empty()) out.emplace_back(idx, std::move(keep));
   }
+  return out;
+}
+
+// One task of a pass: a pipelined file or a bundle of the pass's backup.
+struct PassTask {
+  bool piped = false;
+  std::size_t index = 0;
+  std::uint64_t bytes = 0;  // of the pieces it reads
+};
+
+// The first `n_piped` pipelined files and the bundles, the most bytes first: the longest tasks start
+// first, so that no large one is left to run alone at the end of the pass.
+std::vector<PassTask> pass_tasks(std::size_t n_piped, const std::vector<PipeFile>& piped,
+                                 const std::vector<std::pair<std::uint64_t, std::vector<Piece>>>& bundles) {
+  std::vector<PassTask> out;
+  for (std::size_t i = 0; i < n_piped; ++i) {
+    PassTask t{true, i, 0};
+    for (const auto& piece : piped[i].pieces) t.bytes += piece.second->bundle_bytes();
+    out.push_back(t);
+  }
+  for (std::size_t i = 0; i < bundles.size(); ++i) {
+    PassTask t{false, i, 0};
+    for (const auto& piece : bundles[i].second) t.bytes += piece.entry->bundle_bytes();
+    out.push_back(t);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const PassTask& a, const PassTask& b) { return a.bytes > b.bytes; });
   return out;
 }
 
@@ -292,14 +244,17 @@ WriteTotals write_chain(Repository& repo, const RestorePlan& plan, const Restore
   Progress progress(opts.progress, "restoring " + plan.backup.label);
   progress.set_total(p.bytes);
   for (const auto& [lo, hi] : cover_batches(p)) {
+    // The pipelined files (chain_pipe.h) are tasks of the newest backup's pass.
+    const auto piped = pipe_files(st, lo, hi);
     for (std::size_t k = chain.size(); k-- > 0;) {
-      const auto ends = bundle_ends(*chain[k]);
       const auto bundles = needed(st, k, lo, hi);
+      const auto tasks = pass_tasks(k + 1 == chain.size() ? piped.size() : 0, piped, bundles);
       group.run(
-          bundles.size(),
+          tasks.size(),
           [&](std::size_t i) {
-            const auto& [idx, pieces] = bundles[i];
-            apply_bundle(repo, st, k, idx, ends.at(idx), pieces, dest, group);
+            if (tasks[i].piped) return pipe_file(repo, st, piped[tasks[i].index], dest, group);
+            const auto& [idx, pieces] = bundles[tasks[i].index];
+            apply_bundle(repo, st, k, idx, pieces, dest, group);
           },
           [&] {
             progress.set_done(st.n.read.load());
