@@ -174,13 +174,11 @@ void pipe_file(Repository& repo, ChainState& st, const PipeFile& f, const Restor
           }
         });
       }
-      RunWriter writer([&] { return fd.get(); }, path);
       merge_pieces(queues, f.pieces.back().second->kind == FileKind::Full,
-                   [&](std::uint64_t at, ByteView block) { writer.add(at, block); },
+                   [&](std::uint64_t at, ByteView run) { pwrite_all(fd.get(), run, at, path); },
                    [&] {
                      if (group.stop_requested()) throw Error(ErrorKind::Interrupted, "stopped after another bundle failed");
                    });
-      writer.flush();
     } catch (...) {
       err.record(std::current_exception());
       cancel_all();

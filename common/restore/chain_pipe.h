@@ -17,8 +17,9 @@
 // queue, every thread of the file is joined, and that error is thrown naming the backup, bundle and
 // file; the file is then neither finished nor counted.
 //
-// Memory: per piece one bundle's decoding buffers and its queue (piece_merge.h, 1.5 MiB), so at most
-// kPipeMaxPieces x that per pipelined file, and one RunWriter run (1 MiB); threads: one per piece.
+// Memory: per piece one bundle's decoding buffers and its queue (piece_merge.h, about 4 MiB), so at most
+// kPipeMaxPieces x that per pipelined file (the runs are written straight from the queue's batches);
+// threads: one per piece.
 #pragma once
 
 #include <cstdint>

@@ -90,9 +90,11 @@ struct Cursor {
   std::size_t i = 0, count = 0;
   bool done = false;
 
-  // False once the piece is exhausted; otherwise head() is its next block.
-  bool fill(const std::function<void()>& check_stop) {
+  // False once the piece is exhausted; otherwise head() is its next block. `release` is called before
+  // the current batch goes back to the producer (views into it end there).
+  bool fill(const std::function<void()>& check_stop, const std::function<void()>& release) {
     while (!done && i >= count) {
+      if (count > 0) release();
       q->recycle(std::move(batch));
       check_stop();
       if (!q->pop(batch)) {
@@ -138,24 +140,57 @@ std::vector<Cursor> open_cursors(const std::vector<BlockQueue*>& pieces, bool la
 
 }  // namespace
 
+namespace {
+
+// Blocks contiguous both in the file and in one batch's memory, handed to write() as one span (no copy).
+class Spans {
+ public:
+  explicit Spans(const std::function<void(std::uint64_t, ByteView)>& write) : write_(write) {}
+  void add(std::uint64_t at, ByteView data) {
+    if (len_ > 0 && at == at_ + len_ && data.data() == ptr_ + len_) {
+      len_ += data.size();
+      return;
+    }
+    flush();
+    at_ = at;
+    ptr_ = data.data();
+    len_ = data.size();
+  }
+  void flush() {
+    if (len_ > 0) write_(at_, ByteView(ptr_, len_));
+    len_ = 0;
+  }
+
+ private:
+  const std::function<void(std::uint64_t, ByteView)>& write_;
+  std::uint64_t at_ = 0;
+  const std::uint8_t* ptr_ = nullptr;
+  std::size_t len_ = 0;
+};
+
+}  // namespace
+
 void merge_pieces(const std::vector<BlockQueue*>& pieces, bool last_is_base,
                   const std::function<void(std::uint64_t, ByteView)>& write, const std::function<void()>& check_stop) {
   std::vector<Cursor> cs = open_cursors(pieces, last_is_base);
+  Spans spans(write);
+  const std::function<void()> release = [&] { spans.flush(); };
   constexpr std::uint64_t kNone = std::numeric_limits<std::uint64_t>::max();
   for (;;) {
     std::uint64_t b = kNone;
     for (auto& c : cs) {
-      if (c.fill(check_stop)) b = std::min(b, c.head());
+      if (c.fill(check_stop, release)) b = std::min(b, c.head());
     }
-    if (b == kNone) return;
+    if (b == kNone) break;
     bool settled = false;  // the newest piece listing b decides it (its block, or zeros past its cutoff)
     for (auto& c : cs) {
       if (c.done || c.head() != b) continue;
-      if (!settled && b < c.cutoff) write(b * c.bs, c.data());
+      if (!settled && b < c.cutoff) spans.add(b * c.bs, c.data());
       settled = true;
       ++c.i;
     }
   }
+  spans.flush();
 }
 
 }  // namespace pgvault::restore_detail

@@ -76,8 +76,9 @@ class BlockQueue {
 };
 
 // Merges `pieces` (newest first; the last one is a base when `last_is_base`, its block size that of the
-// block-diffs) into write(byte offset, block), in ascending order. Corruption when the pieces disagree
-// on the block size. check_stop() is called once per batch.
+// block-diffs) into write(byte offset, bytes), in ascending order: blocks contiguous in the file and in
+// one batch come as one call, a view into the batch valid during the call (no copy). Corruption when
+// the pieces disagree on the block size. check_stop() is called once per batch.
 void merge_pieces(const std::vector<BlockQueue*>& pieces, bool last_is_base,
                   const std::function<void(std::uint64_t, ByteView)>& write, const std::function<void()>& check_stop);
 
