@@ -3,13 +3,12 @@
 // bytes expected, the chain checked before anything is written, damaged pieces named.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <filesystem>
-#include <mutex>
 
 #include "common/repo/chain.h"
 #include "support/repo_builder.h"
 #include "common/restore/restore_steps.h"
+#include "restore/chain_repo.h"
 #include "restore/restore_fixture.h"
 
 using namespace pgvault;
@@ -19,63 +18,6 @@ using pgvault::testing::ChainBuilder;
 using pgvault::testing::kChainBlock;
 
 namespace {
-
-std::string block(char fill) { return std::string(kChainBlock, fill); }
-std::string zeros(std::size_t blocks) { return std::string(blocks * kChainBlock, '\0'); }
-
-// A repository in memory (behind a FaultStorage) with WAL segments 1..12 and a chain builder.
-struct ChainRepo {
-  pgvault::testing::MemoryStorage* mem = nullptr;
-  pgvault::testing::FaultStorage* fault = nullptr;
-  std::unique_ptr<Repository> repo;
-  std::unique_ptr<ChainBuilder> chain;
-  pgvault::testing::TempDir tmp;
-
-  ChainRepo() {
-    auto s = std::make_unique<pgvault::testing::MemoryStorage>();
-    mem = s.get();
-    auto f = std::make_unique<pgvault::testing::FaultStorage>(std::move(s));
-    fault = f.get();
-    Config c;
-    c.compression.method = Compression::Zstd;
-    repo = std::make_unique<Repository>(std::move(f), c);
-    repo->ensure_identity(Identity{kRepositoryFormat, 42, 15, kSeg, ""});
-    for (std::uint64_t n = 1; n <= 12; ++n) repo->put_bytes(seg_key(1, n), as_bytes("wal"));
-    chain = std::make_unique<ChainBuilder>(*repo);
-  }
-  RestoreOptions options(const std::string& backup = "") {
-    RestoreOptions o;
-    o.pgdata = tmp / "pgdata";
-    o.restore_command = "wal-fetch %f %p";
-    o.parallel = 2;
-    o.backup = backup;
-    return o;
-  }
-  std::string file(const std::string& rel) {
-    std::string p = tmp / ("pgdata/" + rel);
-    if (rel == "global/pg_control") return slurp(p);
-    return exists(p) ? slurp(p) : "<missing>";
-  }
-  // From now on, every bundle read is recorded (keys; by the restore's worker threads).
-  void record_bundle_reads() {
-    fault->fail = [this](const std::string& op, const std::string& key) {
-      if (op != "get" || key.find("/bundle-") == std::string::npos) return;
-      std::lock_guard<std::mutex> lock(read_mutex);
-      read.push_back(key);
-    };
-  }
-  std::vector<std::string> bundles_read() {
-    std::vector<std::string> out = read;
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  std::vector<std::string> read;
-  std::mutex read_mutex;
-  // Every regular file of the restored directory has the content the chain builder expects.
-  void expect_contents() {
-    for (const auto& [path, text] : chain->content) EXPECT_EQ(file(path), text) << path;
-  }
-};
 
 // The full backup every test starts from: 8 blocks of a relation, PG_VERSION, pg_control, one more.
 void base_full(ChainRepo& r) {
