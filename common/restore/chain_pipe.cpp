@@ -1,6 +1,7 @@
 // pipe_files and pipe_file (chain_pipe.h).
 #include "common/restore/chain_pipe.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -155,6 +156,7 @@ void pipe_file(Repository& repo, ChainState& st, const PipeFile& f, const Restor
   auto cancel_all = [&] {
     for (auto& q : qs) q.cancel();
   };
+  spdlog::debug("{}: {} pieces composed at once", rel, f.pieces.size());
   Fd fd = open_file_beneath(root, rel, true);
   st.created[f.file] = 1;
   truncate_to(fd.get(), target.size, path);
