@@ -111,6 +111,9 @@ def test_check_ages_quiet_server_and_failing_archiving(workspace):
 def test_two_repositories_lag_and_an_unreadable_one(workspace, s3_server):
     local = Repo(workspace, "fs", name="local")
     cloud = Repo(workspace, "s3", s3=s3_server, name="cloud")
+    # Without look-ahead: a detached push worker of the cloud's calls would go on pushing the .ready
+    # files of the next second (README, [push] parallel) after archive_command stops calling it.
+    cloud.update({"push": {"parallel": 1}})
     pg = start_primary(workspace, local,
                        archive_command=f"{local.archive_command} && {cloud.archive_command}")
     base_push(pg, local)
