@@ -67,6 +67,14 @@ void fsync_fd(int fd, const std::string& path) {
   if (rc != 0) throw errno_error("fsync " + path, errno);
 }
 
+void start_writeback(int fd) {
+#ifdef SYNC_FILE_RANGE_WRITE
+  ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+  (void)fd;
+#endif
+}
+
 void fsync_dir(const std::string& dir) {
   int fd;
   do {

@@ -33,6 +33,9 @@ Fd open_read(const std::string& path);
 // Writes all of data, retrying on EINTR and short writes.
 void write_full(int fd, ByteView data, const std::string& path);
 void fsync_fd(int fd, const std::string& path);
+// Starts writing the file's dirty pages back without waiting (sync_file_range SYNC_FILE_RANGE_WRITE where
+// the system has it). Best effort, never an error: it makes nothing durable, a later fsync or syncfs does.
+void start_writeback(int fd);
 void fsync_dir(const std::string& dir);
 // mkdir -p; each directory it creates gets exactly `mode` (whatever the umask) and is made durable (its
 // parent fsynced). Existing directories are left as they are.

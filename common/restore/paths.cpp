@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/base/errors.h"
+#include "common/base/fs_sync.h"
 #include "common/restore/restore_steps.h"
 
 namespace pgvault::restore_detail {
@@ -98,7 +99,7 @@ void finish_file(Fd& fd, const ManifestFile& f, const std::string& path) {
   if (::fchmod(fd.get(), f.mode & 07777) != 0) throw errno_error("chmod " + path, errno);
   struct timespec times[2] = {{static_cast<time_t>(f.mtime), 0}, {static_cast<time_t>(f.mtime), 0}};
   if (::futimens(fd.get(), times) != 0) throw errno_error("set mtime of " + path, errno);
-  fsync_fd(fd.get(), path);
+  sync_written_file(fd.get(), path, f.size);
   fd.close(path);
 }
 

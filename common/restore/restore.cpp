@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "common/base/errors.h"
+#include "common/base/fs_sync.h"
 #include "common/restore/restore_steps.h"
 
 namespace pgvault {
@@ -36,13 +37,25 @@ void count_dry_run(RestoreResult& result, const DirChecks& checks, const Restore
   }
 }
 
-// Durability, then the commit point: every file and directory is fsynced, and only then global/pg_control
-// is renamed into place (without it PostgreSQL refuses to start) and the marker removed.
-void commit(const RestoreDest& dest) {
+// Opens each location before the first file is written there: where syncfs reports write-back errors,
+// its files are made durable by one syncfs at the commit instead of an fsync each.
+void watch_locations(FilesystemSync& sync, const RestoreDest& dest) {
+  bool all = sync.add(dest.pgdata);
+  for (const auto& [oid, loc] : dest.tablespace_dirs) all = sync.add(loc) && all;
+  spdlog::debug("restore durability: {}",
+                all ? "one syncfs per filesystem at the end" : "an fsync per file in some or all locations");
+}
+
+// Durability, then the commit point: every file and directory is durable (one syncfs per filesystem
+// where FilesystemSync covers the location, else each file was fsynced when written and every directory
+// is fsynced here), and only then global/pg_control is renamed into place (without it PostgreSQL refuses
+// to start) and the marker removed. A write-back error throws before the rename.
+void commit(const RestoreDest& dest, FilesystemSync& sync) {
   const std::string& pgdata = dest.pgdata;
-  fsync_tree(pgdata);
+  sync.sync();
+  if (!sync.covers(pgdata)) fsync_tree(pgdata);
   for (const auto& [oid, loc] : dest.tablespace_dirs) {
-    fsync_tree(loc);
+    if (!sync.covers(loc)) fsync_tree(loc);
     fsync_dir(parent_dir(loc));
   }
   fsync_dir(parent_dir(pgdata));
@@ -75,10 +88,12 @@ RestoreResult run_restore(Repository& repo, const RestoreOptions& in_opts) {
   prepare_pgdata(opts.pgdata, checks, undo);
   try {
     RestoreDest dest = prepare_directories(result.plan, opts.pgdata, checks, undo);
+    FilesystemSync sync;
+    watch_locations(sync, dest);
     WriteTotals written = result.plan.chain.empty() ? write_bundles(repo, result.plan.backup, dest, opts)
                                                     : write_chain(repo, result.plan, dest, opts);
     write_recovery_files(opts, result.settings);
-    commit(dest);
+    commit(dest, sync);
     result.files = written.files;
     result.bytes = written.bytes;
   } catch (...) {

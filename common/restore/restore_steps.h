@@ -43,11 +43,13 @@ Fd open_dir_beneath(const std::string& root, const std::string& rel, bool create
 // Creates (O_EXCL) or opens for writing the file `rel` beneath `root`, never through a symbolic link;
 // `create` also creates missing parent directories (0700).
 Fd open_file_beneath(const std::string& root, const std::string& rel, bool create);
-// The file's mode and mtime from its manifest entry, then fsync and close.
+// The file's mode and mtime from its manifest entry, then close: fsynced first, unless its filesystem is
+// one the restore's FilesystemSync makes durable at the commit (common/base/fs_sync.h).
 void finish_file(Fd& fd, const ManifestFile& f, const std::string& path);
 // make_dir beneath `root`: the directory `rel` and any missing parent, never through a symbolic link.
 void make_dir_beneath(const std::string& root, const std::string& rel, unsigned mode);
-// fsyncs `root` and every directory below it (files are fsynced when written).
+// fsyncs `root` and every directory below it (files are fsynced when written): for a location that
+// FilesystemSync does not cover.
 void fsync_tree(const std::string& root);
 // A small file written atomically and durably.
 void write_small_file(const std::string& path, const std::string& text, unsigned mode);
