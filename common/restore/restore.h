@@ -21,9 +21,12 @@
 //     written and block-diffs applied in place (chain_write.cpp; no staging copy of the chain); its
 //     backup_label loses the "INCREMENTAL FROM" lines. Choosing a backup considers every type: an
 //     incremental whose chain is broken is passed over (named with --backup: the broken link is the error).
-//  4. Finish: every file and directory is fsynced, postgresql.auto.conf gets the recovery settings, the
-//     signal file is written, and only then global/pg_control is renamed into place (the commit point:
-//     without pg_control PostgreSQL refuses to start) and the marker removed.
+//  4. Finish: postgresql.auto.conf gets the recovery settings, the signal file is written, every file and
+//     directory is made durable (one syncfs per filesystem, on a descriptor of each location opened
+//     before its first file was written, where syncfs reports write-back errors: common/base/fs_sync.h;
+//     elsewhere each file was fsynced when written and every directory is fsynced now), and only then
+//     global/pg_control is renamed into place (the commit point: without pg_control PostgreSQL refuses
+//     to start) and the marker removed. A write-back error fails the restore before that rename.
 // On any failure after step 2 everything written is removed again (the data directory is left empty, the
 // tablespace directories as they were); if even that fails, the marker stays and names the problem.
 // So PostgreSQL never starts on a half-restored or unverified directory.

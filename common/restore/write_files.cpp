@@ -1,7 +1,7 @@
 // The files: bundles are decoded in parallel (TaskGroup, one task per bundle); each bundle's plaintext is
 // split into its files by the one BundleSplitter, and the visitor here writes them beneath their root
-// (O_EXCL | O_NOFOLLOW, never through a link), with their mode and mtime, fsynced, checked against the
-// manifest's checksum and size. The bundle object itself is verified by the repository (its SHA-256).
+// (O_EXCL | O_NOFOLLOW, never through a link), with their mode and mtime, checked against the manifest's
+// checksum and size; finish_file leaves their durability to the commit's syncfs or fsyncs them (fs_sync.h). The bundle object itself is verified by the repository (its SHA-256).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
