@@ -3,6 +3,8 @@
 // the restore naming the location, before global/pg_control is written.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "restore/restore_fixture.h"
 #include "support/sync_fakes.h"
 
@@ -19,26 +21,28 @@ RestoreOptions options_of(Fixture& fx) {
   return o;
 }
 
-TEST(RestoreSync, CoveredLocationsAreMadeDurableByOneSyncfs) {
+// A restore of the fixture's backup with syncfs reporting errors or not: {restored files, file fsyncs,
+// syncfs calls}; pg_control must be in place.
+std::tuple<std::uint64_t, int, int> restore_counting(bool syncfs_reports_errors) {
   Fixture fx;
   RestoreOptions o = options_of(fx);
-  FakeSync fake(true);
+  FakeSync fake(syncfs_reports_errors);
   RestoreResult r = run_restore(*fx.repo, o);
-  EXPECT_GT(r.files, 3u);
-  EXPECT_EQ(FakeSync::fsyncs, 0);        // no file fsynced on its own
-  EXPECT_EQ(FakeSync::syncfs_calls, 1);  // data directory and tablespace: one filesystem
   EXPECT_TRUE(exists(o.pgdata + "/global/pg_control"));
+  EXPECT_GT(r.files, 3u);
+  return {r.files, FakeSync::fsyncs, FakeSync::syncfs_calls};
+}
+
+TEST(RestoreSync, CoveredLocationsAreMadeDurableByOneSyncfs) {
+  auto [files, fsyncs, syncfs_calls] = restore_counting(true);
+  EXPECT_EQ(fsyncs, 0);        // no file fsynced on its own
+  EXPECT_EQ(syncfs_calls, 1);  // data directory and tablespace: one filesystem
 }
 
 TEST(RestoreSync, WithoutSyncfsEveryRestoredFileIsFsynced) {
-  Fixture fx;
-  RestoreOptions o = options_of(fx);
-  FakeSync fake(false);
-  RestoreResult r = run_restore(*fx.repo, o);
-  EXPECT_GT(r.files, 3u);
-  EXPECT_EQ(static_cast<std::uint64_t>(FakeSync::fsyncs), r.files);  // each one, none skipped
-  EXPECT_EQ(FakeSync::syncfs_calls, 0);
-  EXPECT_TRUE(exists(o.pgdata + "/global/pg_control"));
+  auto [files, fsyncs, syncfs_calls] = restore_counting(false);
+  EXPECT_EQ(static_cast<std::uint64_t>(fsyncs), files);  // each one, none skipped
+  EXPECT_EQ(syncfs_calls, 0);
 }
 
 TEST(RestoreSync, AWriteBackErrorAtTheFinalSyncFailsBeforePgControl) {
