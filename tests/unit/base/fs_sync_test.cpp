@@ -35,14 +35,14 @@ TEST(FsSync, CoveredFilesAreLeftToOneSyncfsOthersAreFsynced) {
       Fd fd = create(tmp / ("f" + std::to_string(i)));
       sync_written_file(fd.get(), tmp / "f", 4);
     }
-    EXPECT_EQ(FakeSync::fsyncs, 0);
+    EXPECT_EQ(FakeSync::fsyncs.load(), 0);
     sync.sync();
-    EXPECT_EQ(FakeSync::syncfs_calls, 1);
+    EXPECT_EQ(FakeSync::syncfs_calls.load(), 1);
   }
   // No FilesystemSync any more: each file is fsynced when written.
   Fd fd = create(tmp / "later");
   sync_written_file(fd.get(), tmp / "later", 4);
-  EXPECT_EQ(FakeSync::fsyncs, 1);
+  EXPECT_EQ(FakeSync::fsyncs.load(), 1);
 }
 
 TEST(FsSync, WithoutSyncfsErrorReportsEveryFileIsFsynced) {
@@ -55,9 +55,9 @@ TEST(FsSync, WithoutSyncfsErrorReportsEveryFileIsFsynced) {
     Fd fd = create(tmp / ("f" + std::to_string(i)));
     sync_written_file(fd.get(), tmp / "f", 4);
   }
-  EXPECT_EQ(FakeSync::fsyncs, 7);
+  EXPECT_EQ(FakeSync::fsyncs.load(), 7);
   sync.sync();
-  EXPECT_EQ(FakeSync::syncfs_calls, 0);
+  EXPECT_EQ(FakeSync::syncfs_calls.load(), 0);
 }
 
 TEST(FsSync, OneSyncfsPerFilesystemAndAFailureNamesEveryLocationOnIt) {
@@ -80,7 +80,7 @@ TEST(FsSync, OneSyncfsPerFilesystemAndAFailureNamesEveryLocationOnIt) {
     EXPECT_NE(msg.find(tmp / "b"), std::string::npos) << msg;
     EXPECT_NE(msg.find(std::strerror(EIO)), std::string::npos) << msg;
   }
-  EXPECT_EQ(FakeSync::syncfs_calls, 1);
+  EXPECT_EQ(FakeSync::syncfs_calls.load(), 1);
 }
 
 TEST(FsSync, AFailedFsyncNamesTheFile) {

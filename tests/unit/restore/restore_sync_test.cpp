@@ -30,7 +30,7 @@ std::tuple<std::uint64_t, int, int> restore_counting(bool syncfs_reports_errors)
   RestoreResult r = run_restore(*fx.repo, o);
   EXPECT_TRUE(exists(o.pgdata + "/global/pg_control"));
   EXPECT_GT(r.files, 3u);
-  return {r.files, FakeSync::fsyncs, FakeSync::syncfs_calls};
+  return {r.files, FakeSync::fsyncs.load(), FakeSync::syncfs_calls.load()};
 }
 
 TEST(RestoreSync, CoveredLocationsAreMadeDurableByOneSyncfs) {
@@ -60,7 +60,7 @@ TEST(RestoreSync, AWriteBackErrorAtTheFinalSyncFailsBeforePgControl) {
     EXPECT_NE(msg.find("syncfs of the filesystem holding " + o.pgdata), std::string::npos) << msg;
     EXPECT_NE(msg.find(fx.tmp / "ts-new"), std::string::npos) << msg;
   }
-  EXPECT_EQ(FakeSync::syncfs_calls, 1);
+  EXPECT_EQ(FakeSync::syncfs_calls.load(), 1);
   EXPECT_FALSE(exists(o.pgdata + "/global/pg_control"));
   EXPECT_TRUE(std::filesystem::is_empty(o.pgdata));  // undone, as any failed restore
 }

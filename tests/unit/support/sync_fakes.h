@@ -2,18 +2,21 @@
 // syncfs reports errors, for the lifetime of a FakeSync (the real calls are restored after).
 #pragma once
 
-#include <cerrno>
 #include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 
 #include "common/base/fs_sync.h"
 
 namespace pgvault::testing {
 
 struct FakeSync {
-  static inline int fsyncs = 0;
-  static inline int syncfs_calls = 0;
-  static inline int syncfs_errno = 0;  // != 0: syncfs fails with it
-  static inline bool reports = true;   // what syncfs_reports_errors answers
+  // Atomic: the restore's worker threads call the fakes at once.
+  static inline std::atomic<int> fsyncs{0};
+  static inline std::atomic<int> syncfs_calls{0};
+  static inline std::atomic<int> syncfs_errno{0};  // != 0: syncfs fails with it
+  static inline std::atomic<bool> reports{true};   // what syncfs_reports_errors answers
 
   explicit FakeSync(bool syncfs_reports_errors) : saved_(sync_calls()) {
     fsyncs = syncfs_calls = syncfs_errno = 0;
@@ -25,8 +28,9 @@ struct FakeSync {
         },
         [](int fd) {
           ++syncfs_calls;
-          if (syncfs_errno == 0) return ::syncfs(fd);
-          errno = syncfs_errno;
+          const int err = syncfs_errno.load();
+          if (err == 0) return ::syncfs(fd);
+          errno = err;
           return -1;
         },
         [](int) { return reports; }};
