@@ -33,7 +33,7 @@ struct FakeSync {
           errno = err;
           return -1;
         },
-        [](int) { return reports; }};
+        [](int) { return reports.load(); }};
   }
   ~FakeSync() { sync_calls() = saved_; }
   FakeSync(const FakeSync&) = delete;
