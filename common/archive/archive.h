@@ -59,7 +59,8 @@ bool spawn_push_worker(int argc, char** argv, const std::string& path);
 // The detached push worker (in the data directory, like its parent call for `path`): with one
 // repository and [push] parallel > 1, takes the spool's push.lock (or returns: another worker runs)
 // and pushes the .ready files of archive_status (beside `path`'s folder) in the order PostgreSQL
-// archives them, [push] parallel at a time, each under a PushClaim, skipping `path` (its call pushed
+// archives them, [push] parallel at a time (on a store without atomic create, kPushInFlightPerEncoder
+// times as many in flight, [push] parallel of them encoding), each under a PushClaim, skipping `path` (its call pushed
 // it) and files with a record or claimed by a call; writes each file's record only once it is durable
 // and unchanged. Stops when no new .ready file appeared for kPushWorkerIdle, after kPushWorkerMaxFiles
 // files or after kPushWorkerMaxTime. Never touches archive_status. A failed push is only logged

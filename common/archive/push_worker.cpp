@@ -41,9 +41,10 @@ std::vector<std::string> next_ready(const std::string& wal_dir, const std::strin
   return history;
 }
 
-PusherFactory single_repository_pusher(const Config& config) {
-  return [&config]() -> PushFn {
+PusherFactory single_repository_pusher(const Config& config, EncodeSlots* slots) {
+  return [&config, slots]() -> PushFn {
     auto own = std::make_shared<Repository>(open_storage(config), config);  // one per thread, for all its files
+    own->set_encode_slots(slots);
     return [own](const std::string& p) { return push_wal(*own, p); };
   };
 }
@@ -191,8 +192,11 @@ std::unique_ptr<SpoolLock> worker_lock(const std::string& spool) {
 void push_worker(const Config& config, const std::string& path) {
   if (config.repositories.size() > 1 || config.push.parallel <= 1) return;
   std::string spool;
+  bool atomic_store = true;
   try {
-    spool = push_spool_dir(config.push.spool, {Repository(open_storage(config), config).describe()});
+    Repository repo(open_storage(config), config);
+    spool = push_spool_dir(config.push.spool, {repo.describe()});
+    atomic_store = repo.storage().atomic_create();
   } catch (const Error& e) {
     spdlog::debug("no push worker: {}", e.what());  // the call pushed its own file; later calls push theirs
     return;
@@ -200,9 +204,14 @@ void push_worker(const Config& config, const std::string& path) {
   const std::unique_ptr<SpoolLock> lock = worker_lock(spool);
   if (!lock) return;  // another worker is at it
   lock->write_pid();
-  const auto threads = static_cast<std::size_t>(config.push.parallel);
+  // [push] parallel files encode at once. On an object store each file's commit then mostly waits (the
+  // upload; without conditional writes the HEADs and the settle time, s3.h): more files are in flight.
+  const auto encoders = static_cast<std::size_t>(config.push.parallel);
+  const std::size_t threads = atomic_store ? encoders : kPushInFlightPerEncoder * encoders;
+  EncodeSlots slots(static_cast<std::ptrdiff_t>(encoders));
   PushBacklog backlog(parent_dir(path), spool, base_name(path), 4 * threads);
-  const PusherFactory pusher = single_repository_pusher(config);
+  const PusherFactory pusher = single_repository_pusher(config, atomic_store ? nullptr : &slots);
+  spdlog::debug("push worker: {} files in flight, {} encoding at once", threads, encoders);
   {
     ThreadGroup workers;  // joined before the lock is released
     for (std::size_t i = 0; i < threads; ++i) {

@@ -21,6 +21,10 @@ namespace pgvault {
 inline constexpr auto kPushWorkerIdle = std::chrono::milliseconds(1000);
 inline constexpr std::size_t kPushWorkerMaxFiles = 4096;
 inline constexpr auto kPushWorkerMaxTime = std::chrono::minutes(10);
+// Files the push worker keeps in flight per encoding one ([push] parallel) on a store whose create is
+// not one atomic step (S3: the commit is an upload, and on a store without conditional writes a HEAD,
+// the upload, a settle wait and a HEAD).
+inline constexpr std::size_t kPushInFlightPerEncoder = 4;
 
 // The .ready files of `wal_dir`/archive_status other than `current`, in the order PostgreSQL archives
 // them (history files first, then by name), at most `max`.
@@ -39,8 +43,9 @@ using PushFn = std::function<PushResult(const std::string& path)>;
 // Makes the push a thread uses for every file it takes (a repository opened once per thread: S3
 // storages of one process share their connections and what the store supports).
 using PusherFactory = std::function<PushFn()>;
-// The pusher into the one configured repository.
-PusherFactory single_repository_pusher(const Config& config);
+// The pusher into the one configured repository; its objects encode under `slots` when given
+// (Repository::set_encode_slots).
+PusherFactory single_repository_pusher(const Config& config, EncodeSlots* slots = nullptr);
 
 // Pushes `path` and writes its record once durable, only when the file is still the one it was before
 // the push (same identity: a file PostgreSQL rewrote or recycled meanwhile gets no record). A failure

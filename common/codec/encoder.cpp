@@ -115,6 +115,15 @@ struct ObjectEncoder::Impl {
     if (encrypt) zbuf.resize(ZSTD_CStreamOutSize());
   }
 
+  // The compressor's context and the body buffers are done with once the trailer is out: freed before
+  // out.finish(), whose commit may take long (an upload, a store's settle wait) while other objects encode.
+  void release_buffers() {
+    zstd.reset();
+    Bytes().swap(zbuf);
+    Bytes().swap(chunk);
+    Bytes().swap(obuf);
+  }
+
   static void check_zstd(std::size_t r, std::string_view what) {
     if (ZSTD_isError(r)) {
       throw Error(ErrorKind::Internal, "encode: zstd " + std::string(what) + ": " + ZSTD_getErrorName(r));
@@ -224,6 +233,7 @@ struct ObjectEncoder::Impl {
     }
     emit(trailer);
     flush();
+    release_buffers();
     out.finish();
     finished = true;
   }

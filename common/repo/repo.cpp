@@ -33,11 +33,52 @@ EncodeOptions Repository::encode_options() {
   return o;
 }
 
+namespace {
+
+// An encoding slot (Repository::set_encode_slots) held from construction to release() or destruction.
+class EncodeSlot {
+ public:
+  explicit EncodeSlot(EncodeSlots* slots) : slots_(slots) {
+    if (slots_ != nullptr) slots_->acquire();
+  }
+  ~EncodeSlot() { release(); }
+  EncodeSlot(const EncodeSlot&) = delete;
+  EncodeSlot& operator=(const EncodeSlot&) = delete;
+  void release() noexcept {
+    if (slots_ != nullptr) slots_->release();
+    slots_ = nullptr;
+  }
+
+ private:
+  EncodeSlots* slots_;
+};
+
+// A storage writer whose commit gives the encoding slot back first: the upload and the store's wait
+// run while another object encodes.
+class SlotReleasingWriter final : public ObjectWriter {
+ public:
+  SlotReleasingWriter(ObjectWriter& inner, EncodeSlot& slot) : inner_(inner), slot_(slot) {}
+  void write(ByteView data) override { inner_.write(data); }
+  void commit() override {
+    slot_.release();
+    inner_.commit();
+  }
+  void abort() noexcept override { inner_.abort(); }
+
+ private:
+  ObjectWriter& inner_;
+  EncodeSlot& slot_;
+};
+
+}  // namespace
+
 Digest Repository::put_object(const std::string& key, Source& src, const PutOptions& opts) {
   EncodeOptions eo = encode_options();
   eo.bound_name = key;  // an encrypted object is bound to the key it is stored under
   auto writer = storage_->put(key, opts);
-  ObjectEncoder enc(*writer, eo);
+  EncodeSlot slot(encode_slots_);
+  SlotReleasingWriter gated(*writer, slot);
+  ObjectEncoder enc(gated, eo);
   // 256 KiB reads: several objects are encoded at once by look-ahead, and each read buffer counts.
   pump(src, enc, 256 << 10);  // finish() writes the trailer and commits the writer
   return enc.digest();

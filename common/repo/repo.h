@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <semaphore>
 #include <string>
 
 #include "common/codec/codec.h"
@@ -32,6 +33,9 @@
 namespace pgvault {
 
 inline constexpr int kRepositoryFormat = 1;
+
+// Encoding permits shared by the threads of one process (Repository::set_encode_slots).
+using EncodeSlots = std::counting_semaphore<>;
 
 struct Identity {
   int format = kRepositoryFormat;
@@ -95,6 +99,11 @@ class Repository {
 
   // Encodes everything `src` yields into `key` (committed atomically). Returns the plaintext digest.
   Digest put_object(const std::string& key, Source& src, const PutOptions& opts = {});
+  // Bounds how many objects encode at once across the Repositories given the same `slots` (wal-push's
+  // push worker keeps more files in flight than it encodes: on an object store a commit mostly waits
+  // for the network and the store's settle time). put_object takes a slot before it encodes and gives
+  // it back as the encoded object's commit starts (or on failure). nullptr (the default): no bound.
+  void set_encode_slots(EncodeSlots* slots) { encode_slots_ = slots; }
   // Reads and decodes `key` into `out`; everything verified before out.finish() is called.
   Digest get_object(const std::string& key, Sink& out);
   // Small objects.
@@ -117,6 +126,7 @@ class Repository {
   std::optional<MasterKey> key_;
   bool key_loaded_ = false;
   int auto_threads_ = 0;
+  EncodeSlots* encode_slots_ = nullptr;
   bool key_verified_ = false;
   bool initialised_ = false;
   const MasterKey* load_key(bool create_record);

@@ -73,6 +73,9 @@ def add_arguments(p) -> None:
                    help="comma-separated: backlog (the timed drains), recovery (timed; needs backlog: it\n"
                         "recovers from the first repetition's S3 archives), count (the counting pass);\n"
                         "default all three")
+    p.add_argument("--drain-tools", default="",
+                   help="comma-separated words: only the drain/recovery tools whose name holds one of them\n"
+                        "(e.g. 'wal-push,process-max 4'; default: every tool)")
     p.add_argument("--drain-count-segments", type=int, default=20,
                    help="untimed pass through a counting relay: S3 requests and connections per segment\n"
                         "of each tool's drain (barman capped at this many segments) and recovery (20; 0: off)")
@@ -154,11 +157,15 @@ class DrainSection:
         tools = [PV.format(p=self.a.drain_parallel), PB_ASYNC.format(m=2), PB_ASYNC.format(m=4), PB_SYNC]
         if storage == "s3":
             tools.append(self.barman)
-        return tools
+        return self.selected(tools)
 
     def recovery_tools(self) -> list[str]:
-        return [FETCH.format(f=self.a.drain_prefetch), PB_GET.format(q=self.a.drain_get_queue_mib), BARMAN_GET,
-                FLOOR]
+        return self.selected([FETCH.format(f=self.a.drain_prefetch), PB_GET.format(q=self.a.drain_get_queue_mib),
+                              BARMAN_GET, FLOOR])
+
+    def selected(self, tools: list[str]) -> list[str]:
+        words = [w.strip() for w in self.a.drain_tools.split(",") if w.strip()]
+        return [t for t in tools if not words or any(w in t for w in words)]
 
     # -- the WAL: golden cluster with the backlog, and the cold copy recovery starts from -----------
     def prepare(self) -> None:
