@@ -13,13 +13,15 @@ std::size_t SpanSource::read(std::span<std::uint8_t> buf) {
 }
 
 std::uint64_t pump(Source& src, Sink& dst, std::size_t chunk) {
-  std::vector<std::uint8_t> buf(chunk);
   std::uint64_t total = 0;
-  for (;;) {
-    std::size_t n = src.read(buf);
-    if (n == 0) break;
-    dst.write(ByteView(buf.data(), n));
-    total += n;
+  {
+    std::vector<std::uint8_t> buf(chunk);  // freed before finish(), which may wait long (an upload's commit)
+    for (;;) {
+      std::size_t n = src.read(buf);
+      if (n == 0) break;
+      dst.write(ByteView(buf.data(), n));
+      total += n;
+    }
   }
   dst.finish();
   return total;

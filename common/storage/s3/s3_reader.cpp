@@ -10,6 +10,9 @@
 namespace pgvault::s3 {
 namespace {
 
+// What a ranged GET reserves before its first byte arrives (see S3Reader::fetch).
+constexpr std::uint64_t kFirstReserve = 1 << 20;
+
 [[noreturn]] void throw_not_found(const S3Client& c, const std::string& full) {
   throw Error(ErrorKind::NotFound, "s3 get " + c.where(full) + ": not found");
 }
@@ -65,7 +68,9 @@ void S3Reader::fetch(bool first) {
   if (end_) want = std::min(want, *end_ - pos_);
   std::uint64_t total = 0;
   Call call = range_call(want, &total);
-  chunk_.reserve(want);  // one allocation: growing by doubling would briefly hold two copies
+  // Up to 1 MiB at first (most objects read whole are small: a 16 MiB segment compresses to 1-5 MiB,
+  // metadata to kilobytes), then room for the rest in one step once more arrives (see range_call).
+  chunk_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(want, kFirstReserve)));
   auto r = c_.execute(call);
   if (r.status == 206 || r.status == 200) return take_chunk(r, total);
   if (r.status == 416 && past_end(r, call)) return;
@@ -86,6 +91,7 @@ Call S3Reader::range_call(std::uint64_t want, std::uint64_t* total) {
     if (chunk_.size() + b.size() > want) {
       throw Error(ErrorKind::Internal, "s3 get " + c_.where(full_) + ": server sent more than the range asked");
     }
+    if (chunk_.size() + b.size() > chunk_.capacity()) chunk_.reserve(static_cast<std::size_t>(want));
     chunk_.insert(chunk_.end(), b.begin(), b.end());
   };
   call.check = [this, total](const HttpResponse& r) { check_answer(r, total); };

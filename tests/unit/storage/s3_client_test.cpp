@@ -267,5 +267,33 @@ TEST(S3Client, PlainPutSendsContentMd5AndNoCondition) {
   EXPECT_FALSE(seen[0].has_header("if-none-match"));
 }
 
+// --- reads ---------------------------------------------------------------------------------------------
+
+// A ranged GET whose answer arrives in pieces, past what the reader reserves before the first byte
+// (1 MiB) and up to the chunk it asked for: every byte in order, in one chunk.
+TEST(S3Client, AGetAnswerLargerThanTheFirstReserveArrivesWhole) {
+  S3Options o = fake_s3_options();
+  o.get_chunk_size = 4 << 20;
+  Fixture f(o);
+  std::string body(3 * (1 << 20) + 17, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 131 % 251);
+  f.t->then([&](const SeenRequest& r, const BodyCallback& on_body) {
+    EXPECT_EQ(r.method, "GET");
+    HttpResponse a;
+    a.status = 206;
+    a.headers = {{"content-length", std::to_string(body.size())},
+                 {"content-range", "bytes 0-" + std::to_string(body.size() - 1) + "/" + std::to_string(body.size())},
+                 {"etag", quoted("e1")}};
+    const std::size_t cuts[] = {0, 700 << 10, 1400 << 10, body.size()};
+    for (int i = 0; i < 3; ++i) on_body(as_bytes(std::string_view(body).substr(cuts[i], cuts[i + 1] - cuts[i])));
+    return a;
+  });
+  Bytes got = read_all(*f.s, "big");
+  EXPECT_EQ(f.t->seen().size(), 1u);
+  ASSERT_EQ(got.size(), body.size());
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), body.begin(),
+                         [](std::uint8_t a, char b) { return a == static_cast<std::uint8_t>(b); }));
+}
+
 }  // namespace
 }  // namespace pgvault
