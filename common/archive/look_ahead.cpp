@@ -160,7 +160,7 @@ PushOutcome archive_everywhere(const Config& config, const std::string& path) {
     help_ahead(queue, push, spool);
   }
   catch_up(targets, failed, config.push.parallel, std::chrono::steady_clock::now() + kCatchUpBudget);
-  if (!spool.empty()) prune_spool(spool, 24 * 3600);
+  if (!spool.empty()) prune_spool_when_due(spool, 24 * 3600);
   return outcome;
 }
 
@@ -210,7 +210,7 @@ PushOutcome archive_detached(const Config& config, Repository& repo, const std::
     spdlog::debug("no push worker could be started: looking ahead in this call");
     look_ahead_after(config, repo, path, spool);
   }
-  prune_spool(spool, 24 * 3600);
+  prune_spool_when_due(spool, 24 * 3600);
   return outcome;
 }
 
@@ -237,7 +237,7 @@ PushOutcome archive_command(const Config& config, const std::string& path, const
   PushOutcome outcome = push_wal(repo, path).outcome;
   repo.set_auto_threads(0);
   help_ahead(queue, [&repo](const std::string& p) { return push_wal(repo, p); }, spool);
-  if (!spool.empty()) prune_spool(spool, 24 * 3600);
+  if (!spool.empty()) prune_spool_when_due(spool, 24 * 3600);
   return outcome;
 }
 

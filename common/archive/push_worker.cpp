@@ -233,7 +233,7 @@ void push_worker(const Config& config, const std::string& path) {
       }
     }
   }
-  prune_spool(spool, 24 * 3600);
+  prune_spool_when_due(spool, 24 * 3600);
   spdlog::debug("push worker done: {} files pushed ahead", backlog.taken());
 }
 

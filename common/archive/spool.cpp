@@ -122,7 +122,7 @@ void prune_spool(const std::string& spool, long max_age_seconds) {
   std::time_t now = std::time(nullptr);
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n == "." || n == ".." || n == "prefetch.lock" || n == kPushLockFile) continue;
+    if (n == "." || n == ".." || n == "prefetch.lock" || n == kPushLockFile || n == kPrunedMark) continue;
     struct stat st;
     if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
         now - st.st_mtime > max_age_seconds) {
@@ -130,6 +130,19 @@ void prune_spool(const std::string& spool, long max_age_seconds) {
     }
   }
   ::closedir(d);
+}
+
+void prune_spool_when_due(const std::string& spool, long max_age_seconds) {
+  const std::string mark = spool + "/" + kPrunedMark;
+  struct stat st;
+  if (::stat(mark.c_str(), &st) == 0 && std::time(nullptr) - st.st_mtime < kPruneIntervalSeconds) return;
+  // Marked first: a concurrent call that finds the mark fresh leaves the pruning to this one.
+  const int fd = ::open(mark.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::futimens(fd, nullptr);
+    ::close(fd);
+  }
+  prune_spool(spool, max_age_seconds);
 }
 
 SpoolLock::SpoolLock(const std::string& spool, const char* file) {

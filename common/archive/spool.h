@@ -67,6 +67,11 @@ void write_push_record(const std::string& spool, const std::string& name, const 
 bool take_push_record(const std::string& spool, const std::string& name, const FileIdentity& id);
 // Removes records older than `max_age_seconds`.
 void prune_spool(const std::string& spool, long max_age_seconds);
+// prune_spool, at most once per kPruneInterval for a spool (its kPrunedMark file's time says when it
+// last ran): each wal-push call would otherwise read the whole spool, one record per file of the day.
+inline constexpr long kPruneIntervalSeconds = 600;
+inline constexpr const char* kPrunedMark = "pruned.mark";
+void prune_spool_when_due(const std::string& spool, long max_age_seconds);
 
 // ---- The prefetch spool (wal-fetch and its detached worker).
 

@@ -195,3 +195,42 @@ TEST_F(PushWorker, SpawnsAfterItsFileIsDurableElseLooksAheadInTheCall) {
 }
 
 }  // namespace
+
+namespace {
+
+void age(const std::string& path, long seconds) {
+  const auto t = sfs::last_write_time(path) - std::chrono::seconds(seconds);
+  sfs::last_write_time(path, t);
+}
+
+}  // namespace
+
+// Old records go, at most once per kPruneIntervalSeconds (a call does not read the whole spool each time).
+TEST(SpoolPrune, OldRecordsGoAtMostOncePerInterval) {
+  pgvault::testing::TempDir dir;
+  const std::string spool = dir.path();
+  auto touch = [&](const std::string& name) {
+    std::ofstream(spool + "/" + name) << "x";
+    return spool + "/" + name;
+  };
+  const std::string old1 = touch("A.done"), fresh = touch("B.done"), lock = touch(kPushLockFile);
+  age(old1, 2 * 3600);
+  age(lock, 2 * 3600);
+  prune_spool_when_due(spool, 3600);
+  EXPECT_FALSE(sfs::exists(old1));
+  EXPECT_TRUE(sfs::exists(fresh));
+  EXPECT_TRUE(sfs::exists(lock));
+  ASSERT_TRUE(sfs::exists(spool + "/" + kPrunedMark));
+
+  const std::string old2 = touch("C.done");
+  age(old2, 2 * 3600);
+  prune_spool_when_due(spool, 3600);  // pruned a moment ago: not again yet
+  EXPECT_TRUE(sfs::exists(old2));
+  age(spool + "/" + kPrunedMark, kPruneIntervalSeconds + 5);
+  prune_spool_when_due(spool, 3600);
+  EXPECT_FALSE(sfs::exists(old2));
+  EXPECT_TRUE(sfs::exists(spool + "/" + kPrunedMark));  // the mark itself is never pruned
+  age(spool + "/" + kPrunedMark, 48 * 3600);
+  prune_spool(spool, 3600);
+  EXPECT_TRUE(sfs::exists(spool + "/" + kPrunedMark));
+}
