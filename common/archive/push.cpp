@@ -64,8 +64,10 @@ std::unique_ptr<FileSource> open_wal_file(const std::string& path) {
 }
 
 // A segment's first page header must describe a whole segment of this file's size, of the repository's
-// database system and segment size (the identity is created from it on first use).
-void check_segment(Repository& repo, const std::string& path, FileSource& src) {
+// database system and segment size (the identity is created from it on first use), at the position and
+// on a timeline its name allows: what wal-fetch requires before it hands a file over (check_segment_header),
+// so nothing is archived that a recovery would refuse, or that would block the real file's name.
+void check_segment(Repository& repo, const WalFileName& name, const std::string& path, FileSource& src) {
   Bytes page = read_first_page(src);
   WalLongHeader h;
   try {
@@ -88,6 +90,10 @@ void check_segment(Repository& repo, const std::string& path, FileSource& src) {
   if (stored.wal_segment_size != h.segment_size) {
     throw Error(ErrorKind::Foreign, path + ": segment size " + std::to_string(h.segment_size) +
                                         " differs from the repository's " + std::to_string(stored.wal_segment_size));
+  }
+  if (auto why = check_segment_header(h, name, stored.wal_segment_size, stored.system_identifier)) {
+    const ErrorKind kind = why->kind() == ErrorKind::Foreign ? ErrorKind::Foreign : ErrorKind::InvalidInput;
+    throw Error(kind, path + ": " + why->what() + "; not archived (a recovery would refuse it)");
   }
 }
 
@@ -134,7 +140,7 @@ PushResult push_wal(Repository& repo, const std::string& path) {
   repo.write_key();
   std::unique_ptr<FileSource> src = open_wal_file(path);
   if (has_page_header(name)) {
-    check_segment(repo, path, *src);
+    check_segment(repo, name, path, *src);
     src = std::make_unique<FileSource>(path);  // start again at byte 0 (the header is in the page cache)
   }
   const std::string key = keys::wal(name);

@@ -182,16 +182,28 @@ def test_repush_identical_succeeds_different_is_refused(primary, repo, workspace
     assert "already archived with identical content" in r.stderr
     assert repo.read(wal_key(s0)) == stored
 
-    # Same name, different bytes (another segment's content renamed): refused with both digests.
+    # Same name, different bytes (its header still right: a diverged copy): refused with both digests.
     other = workspace.path("other")
     other.mkdir()
-    shutil.copy(primary.datadir / "pg_wal" / primary.segments[1], other / s0)
+    body = bytearray((primary.datadir / "pg_wal" / s0).read_bytes())
+    body[100000:100016] = bytes(b ^ 0xFF for b in body[100000:100016])
+    (other / s0).write_bytes(bytes(body))
     chown_to(other, recursive=True)
     r = push(primary, repo, other / s0)
     assert r.rc == 3, r.stderr
     digests = re.findall(r"sha256 ([0-9a-f]{64})", r.stderr)
     assert len(set(digests)) == 2, r.stderr
     assert repo.read(wal_key(s0)) == stored
+
+    # Another segment renamed (its header says another position): refused before anything is stored,
+    # under a name not archived yet too (wal-fetch would refuse it, and it would block the real file).
+    later = "000000010000000000000077"
+    shutil.copy(primary.datadir / "pg_wal" / primary.segments[1], other / later)
+    chown_to(other, recursive=True)
+    r = push(primary, repo, other / later)
+    assert r.rc not in (0, 1), r.stderr
+    assert "segment header says position" in r.stderr and "not archived" in r.stderr, r.stderr
+    assert wal_key(later) not in repo.keys()
 
 
 def test_history_partial_and_backup_files(primary, repo, recovery_dir, workspace):

@@ -96,7 +96,8 @@ TEST_F(Fixture, HistoryFilesAreNeverOverwrittenEither) {
 TEST_F(Fixture, PartialAndBackupHistoryFiles) {
   auto r = repo();
   push_wal(r, put_file(kName, make_segment(42, 1, 1)));
-  EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.partial", make_segment(42, 1, 9))).outcome, PushOutcome::Stored);
+  EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.partial", make_segment(42, 1, 9, kSeg, 2))).outcome,
+            PushOutcome::Stored);
   EXPECT_EQ(push_wal(r, put_file("000000010000000000000002.00000028.backup", as_bytes("START WAL LOCATION\n"))).outcome,
             PushOutcome::Stored);
   EXPECT_EQ(fetch_wal(r, "000000010000000000000002.00000028.backup", dir / "out"), FetchOutcome::Fetched);
@@ -301,20 +302,52 @@ TEST_F(Fixture, FetchRefusesASegmentWhoseHeaderDoesNotMatchItsName) {
   auto r2 = repo();
   EXPECT_EQ(kind_of([&] { fetch_wal(r2, kName, dir / "x"); }), ErrorKind::Corruption);
   EXPECT_FALSE(std::filesystem::exists(dir / "x"));
-  // A header of a newer timeline than the name says.
-  push_wal(r, put_file("000000010000000000000003", make_segment(42, 2, 3, kSeg, 3)));
+  // A header of a newer timeline than the name says (wal-push refuses to store one: copied in).
+  push_wal(r, put_file("000000020000000000000003", make_segment(42, 2, 3, kSeg, 3)));
+  std::filesystem::copy_file(repo_path + "/wal/0000000200000000/000000020000000000000003",
+                             repo_path + "/wal/0000000100000000/000000010000000000000003");
   EXPECT_EQ(kind_of([&] { fetch_wal(r2, "000000010000000000000003", dir / "x"); }), ErrorKind::Corruption);
   // An older one is what the first segment of a new timeline looks like: served.
   push_wal(r, put_file("000000020000000000000004", make_segment(42, 1, 4, kSeg, 4)));
   EXPECT_EQ(fetch_wal(r2, "000000020000000000000004", dir / "x"), FetchOutcome::Fetched);
   // .partial files have a header too; history files do not.
-  push_wal(r, put_file("000000010000000000000005.partial", make_segment(42, 1, 5, kSeg, 6)));
+  push_wal(r, put_file("000000010000000000000006.partial", make_segment(42, 1, 5, kSeg, 6)));
+  std::filesystem::copy_file(repo_path + "/wal/0000000100000000/000000010000000000000006.partial",
+                             repo_path + "/wal/0000000100000000/000000010000000000000005.partial");
   EXPECT_EQ(kind_of([&] { fetch_wal(r2, "000000010000000000000005.partial", dir / "y"); }), ErrorKind::Corruption);
   push_wal(r, put_file("00000002.history", as_bytes("1\t0/5000000\tno recovery target specified\n")));
   EXPECT_EQ(fetch_wal(r2, "00000002.history", dir / "y"), FetchOutcome::Fetched);
   for (auto& e : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_EQ(e.path().filename().string().find(kTempPrefix), std::string::npos) << e.path();
   }
+}
+
+// What wal-fetch would refuse is not archived: a header at another position, or of a newer timeline,
+// than the name says (an old, recycled or misnamed file), for segments and .partial files alike.
+TEST_F(Fixture, PushRefusesASegmentWhoseHeaderDoesNotMatchItsName) {
+  auto r = repo();
+  push_wal(r, put_file(kName, make_segment(42, 1, 1, kSeg, 1)));
+  const std::string dir1 = repo_path + "/wal/0000000100000000/";
+  EXPECT_EQ(kind_of([&] { push_wal(r, put_file("000000010000000000000002", make_segment(42, 1, 2, kSeg, 1))); }),
+            ErrorKind::InvalidInput);
+  EXPECT_EQ(kind_of([&] { push_wal(r, put_file("000000010000000000000003", make_segment(42, 2, 3, kSeg, 3))); }),
+            ErrorKind::InvalidInput);
+  EXPECT_EQ(kind_of([&] { push_wal(r, put_file("000000010000000000000004.partial", make_segment(42, 1, 4, kSeg, 5))); }),
+            ErrorKind::InvalidInput);
+  EXPECT_FALSE(std::filesystem::exists(dir1 + "000000010000000000000002"));
+  EXPECT_FALSE(std::filesystem::exists(dir1 + "000000010000000000000003"));
+  EXPECT_FALSE(std::filesystem::exists(dir1 + "000000010000000000000004.partial"));
+  try {
+    push_wal(r, put_file("000000010000000000000002", make_segment(42, 1, 2, kSeg, 1)));
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("000000010000000000000002: segment header says position 0/100000, name says "
+                                         "0/200000; not archived"),
+              std::string::npos)
+        << e.what();
+  }
+  // The first segment of a new timeline carries its parent's timeline: archived.
+  EXPECT_EQ(push_wal(r, put_file("000000020000000000000002", make_segment(42, 1, 2, kSeg, 2))).outcome,
+            PushOutcome::Stored);
 }
 
 TEST_F(Fixture, FetchRefusesAnotherSystemsSegmentAndAShortOne) {
