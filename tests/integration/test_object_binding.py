@@ -9,7 +9,6 @@ plaintext SHA-256. Encrypted backups (bundles, manifests) still restore and veri
 from __future__ import annotations
 
 import hashlib
-import shutil
 
 from conftest import fetch, push
 from helpers.pitr import archive_info, base_push, recover, start_primary
@@ -54,7 +53,9 @@ def test_encrypted_repush_identical_succeeds_different_is_refused(primary, repo,
     assert "already archived with identical content" in r.stderr, r.stderr
 
     other = workspace.mkdir("other")
-    shutil.copy(primary.datadir / "pg_wal" / primary.segments[1], other / s0)
+    diverged = bytearray(content)  # its header still right (wal-push refuses a misplaced one earlier)
+    diverged[100000:100016] = bytes(b ^ 0xFF for b in diverged[100000:100016])
+    (other / s0).write_bytes(bytes(diverged))
     chown_to(other, recursive=True)
     r = push(primary, repo, other / s0)
     assert r.rc == 3, r.stderr
