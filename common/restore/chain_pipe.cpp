@@ -104,10 +104,6 @@ class PieceFeeder final : public ChainVisitor {
   std::uint64_t pos_ = 0;  // a base's bytes read
 };
 
-void truncate_to(int fd, std::uint64_t size, const std::string& path) {
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) throw errno_error("truncate " + path, errno);
-}
-
 // A hint only (never trusted for the result): the block-diff entry `e` seems to list every block of its
 // file (its length is that of an entry of size / 8 KiB blocks, all listed). Its older pieces then add
 // nothing, and the backup-by-backup way does not read them at all (BlockCover::complete).

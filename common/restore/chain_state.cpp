@@ -2,6 +2,7 @@
 #include "common/restore/chain_state.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/repo/layout.h"
 
@@ -68,6 +69,10 @@ void check_diff_header(const ManifestFile& e, const BlockDiffHeader& h, const Ma
     throw Error(ErrorKind::Corruption, "reconstructed file has " + std::to_string(e.size) +
                                            " bytes, the manifest says " + std::to_string(target->size));
   }
+}
+
+void truncate_to(int fd, std::uint64_t size, const std::string& path) {
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) throw errno_error("truncate " + path, errno);
 }
 
 void finish_chain_file(ChainState& st, std::size_t idx, Fd& fd, const std::string& path) {

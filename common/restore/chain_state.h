@@ -61,6 +61,9 @@ void read_bundle(Repository& repo, const ChainState& st, std::size_t k, std::uin
 // the file's newest piece, against the newest manifest's size (`target`, else nullptr).
 void check_diff_header(const ManifestFile& e, const BlockDiffHeader& h, const ManifestFile* target);
 
+// Sets the file being composed to its final length `size` (holes read as zeros until written).
+void truncate_to(int fd, std::uint64_t size, const std::string& path);
+
 // The reconstructed file's size against the newest manifest, then finish_file (mode, mtime, fsync),
 // counted; the file is done.
 void finish_chain_file(ChainState& st, std::size_t idx, Fd& fd, const std::string& path);

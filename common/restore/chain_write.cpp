@@ -43,10 +43,6 @@ namespace {
 // Bytes of BlockCovers alive at once (see the memory note above).
 constexpr std::uint64_t kCoverBudget = 64ull << 20;
 
-void truncate_to(int fd, std::uint64_t size, const std::string& path) {
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) throw errno_error("truncate " + path, errno);
-}
-
 // Applies the pieces of one bundle of backup `k` of the chain as the splitter hands them over.
 class PieceVisitor final : public ChainVisitor {
  public:
