@@ -16,19 +16,32 @@ std::size_t TaskGroup::threads_for(std::size_t count) const {
   return std::max<std::size_t>(1, std::min(workers_, count));
 }
 
-void TaskGroup::record(std::exception_ptr e) noexcept {
+void FirstError::record(std::exception_ptr e) noexcept {
   std::lock_guard g(mu_);
-  if (!first_) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const Error& err) {
-      first_ = err;
-    } catch (const std::exception& err) {
-      first_ = Error(ErrorKind::Internal, err.what());
-    } catch (...) {
-      first_ = Error(ErrorKind::Internal, "unknown exception in a worker thread");
-    }
+  if (first_) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& err) {
+    first_ = err;
+  } catch (const std::exception& err) {
+    first_ = Error(ErrorKind::Internal, err.what());
+  } catch (...) {
+    first_ = Error(ErrorKind::Internal, "unknown exception in a worker thread");
   }
+}
+
+void FirstError::rethrow() {
+  std::lock_guard g(mu_);
+  if (first_) throw *first_;
+}
+
+void FirstError::reset() {
+  std::lock_guard g(mu_);
+  first_.reset();
+}
+
+void TaskGroup::record(std::exception_ptr e) noexcept {
+  first_.record(e);
   stop_.store(true);
 }
 
@@ -110,8 +123,7 @@ void TaskGroup::launch(std::size_t n, const std::function<void()>& body, const T
       record(std::current_exception());
     }
   }
-  std::lock_guard g(mu_);
-  if (first_) throw *first_;
+  first_.rethrow();
 }
 
 }  // namespace pgvault

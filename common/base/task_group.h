@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,20 @@
 #include "common/base/threads.h"
 
 namespace pgvault {
+
+// The first error of threads that share one outcome (a TaskGroup's tasks, or any threads of one job):
+// record() keeps the first exception (a pgvault::Error as it is, any other std::exception as
+// ErrorKind::Internal) and drops the later ones; rethrow() throws the kept one, if any.
+class FirstError {
+ public:
+  void record(std::exception_ptr e) noexcept;
+  void rethrow();
+  void reset();
+
+ private:
+  std::mutex mu_;
+  std::optional<Error> first_;
+};
 
 class TaskGroup {
  public:
@@ -54,8 +69,7 @@ class TaskGroup {
   std::size_t workers_;
   ThreadStarter starter_;
   std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::optional<Error> first_;
+  FirstError first_;
 };
 
 }  // namespace pgvault

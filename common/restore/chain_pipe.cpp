@@ -6,30 +6,14 @@
 
 #include <algorithm>
 #include <exception>
-#include <mutex>
 
+#include "common/base/task_group.h"
 #include "common/base/threads.h"
 #include "common/restore/piece_merge.h"
 
 namespace pgvault::restore_detail {
 
 namespace {
-
-// The first error of a pipelined file (a piece's or the merge's); the others follow from its cancel.
-class FirstError {
- public:
-  void record(std::exception_ptr e) {
-    std::lock_guard lock(mu_);
-    if (!first_) first_ = e;
-  }
-  void rethrow() {
-    if (first_) std::rethrow_exception(first_);
-  }
-
- private:
-  std::mutex mu_;
-  std::exception_ptr first_;
-};
 
 // Decodes one piece (the only entry read from its bundle) into its queue, in batches of kBatchBytes.
 class PieceFeeder final : public ChainVisitor {
@@ -148,7 +132,7 @@ void pipe_file(Repository& repo, ChainState& st, const PipeFile& f, const Restor
   std::vector<BlockQueue> qs(f.pieces.size());
   std::vector<BlockQueue*> queues;
   for (auto& q : qs) queues.push_back(&q);
-  FirstError err;
+  FirstError err;  // a piece's or the merge's; the others follow from its cancel
   auto cancel_all = [&] {
     for (auto& q : qs) q.cancel();
   };
