@@ -59,10 +59,10 @@ void write_full(int fd, ByteView data, const std::string& path) {
   }
 }
 
-void fsync_fd(int fd, const std::string& path) {
+void fsync_fd(int fd, const std::string& path, int (*call)(int)) {
   int rc;
   do {
-    rc = ::fsync(fd);
+    rc = call ? call(fd) : ::fsync(fd);
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) throw errno_error("fsync " + path, errno);
 }

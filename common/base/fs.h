@@ -32,7 +32,9 @@ class Fd {
 Fd open_read(const std::string& path);
 // Writes all of data, retrying on EINTR and short writes.
 void write_full(int fd, ByteView data, const std::string& path);
-void fsync_fd(int fd, const std::string& path);
+// fsync(2), retried on EINTR; `call`, when given, is called instead (sync_calls().fsync, fs_sync.h: the
+// seam where tests inject failures).
+void fsync_fd(int fd, const std::string& path, int (*call)(int) = nullptr);
 // Starts writing the file's dirty pages back without waiting (sync_file_range SYNC_FILE_RANGE_WRITE where
 // the system has it). Best effort, never an error: it makes nothing durable, a later fsync or syncfs does.
 void start_writeback(int fd);

@@ -124,11 +124,7 @@ void sync_written_file(int fd, const std::string& path, std::uint64_t size) {
     if (size >= kEarlyWritebackBytes) start_writeback(fd);
     return;
   }
-  int rc;
-  do {
-    rc = sync_calls().fsync(fd);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) throw errno_error("fsync " + path, errno);
+  fsync_fd(fd, path, sync_calls().fsync);
 }
 
 }  // namespace pgvault
