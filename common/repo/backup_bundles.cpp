@@ -17,12 +17,15 @@ namespace pgvault {
 namespace {
 constexpr std::size_t kMaxChunk = 1 << 20;  // coalesce small writes into chunks up to this size
 constexpr auto kWaitSlice = std::chrono::milliseconds(200);
+// A waiting consumer is woken once this much is buffered (or at close): one wake-up per batch instead of
+// one per write (a CopyData message: 32 KiB), measured in tests/bench/results/restore-sync.md.
+constexpr std::size_t kWakeBytes = 512 << 10;
 }  // namespace
 
 // ------------------------------------------------------------------------------------------- BytePipe
 
 BytePipe::BytePipe(std::size_t capacity, std::function<void()> check)
-    : capacity_(std::max<std::size_t>(capacity, 1)), check_(std::move(check)) {}
+    : capacity_(std::max<std::size_t>(capacity, 1)), wake_(std::min(capacity_, kWakeBytes)), check_(std::move(check)) {}
 
 void BytePipe::write(ByteView data) {
   if (data.empty()) return;
@@ -35,10 +38,12 @@ void BytePipe::write(ByteView data) {
   if (!chunks_.empty() && chunks_.back().size() + data.size() <= kMaxChunk) {
     chunks_.back().insert(chunks_.back().end(), data.begin(), data.end());
   } else {
-    chunks_.emplace_back(data.begin(), data.end());
+    Bytes& c = chunks_.emplace_back();
+    c.reserve(std::max(data.size(), std::min(kMaxChunk, capacity_)));  // filled without reallocating
+    c.insert(c.end(), data.begin(), data.end());
   }
   buffered_ += data.size();
-  cv_.notify_all();
+  if (buffered_ >= wake_) cv_.notify_all();
 }
 
 void BytePipe::close() {
@@ -65,7 +70,7 @@ std::size_t BytePipe::read(std::span<std::uint8_t> buf) {
   if (buf.empty()) return 0;
   if (current_pos_ >= current_.size()) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return aborted_ || !chunks_.empty() || closed_; });
+    cv_.wait(lock, [&] { return aborted_ || buffered_ >= wake_ || closed_; });
     if (aborted_) throw Error(ErrorKind::Interrupted, "bundle upload abandoned");
     if (chunks_.empty()) return 0;  // closed
     current_ = std::move(chunks_.front());

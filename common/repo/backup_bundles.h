@@ -30,7 +30,7 @@
 namespace pgvault {
 
 // A bounded single-producer/single-consumer byte queue: write() blocks while `capacity` bytes wait;
-// read() blocks until bytes arrive, and returns 0 after close().
+// read() blocks until min(capacity, 512 KiB) bytes wait or the pipe is closed, and returns 0 after close().
 class BytePipe final : public Source {
  public:
   BytePipe(std::size_t capacity, std::function<void()> check);
@@ -49,6 +49,7 @@ class BytePipe final : public Source {
   std::deque<Bytes> chunks_;
   std::size_t buffered_ = 0;
   std::size_t capacity_;
+  std::size_t wake_;  // the consumer waits for this many bytes (or the end): min(capacity, 512 KiB)
   bool closed_ = false;
   bool aborted_ = false;
   std::exception_ptr error_;

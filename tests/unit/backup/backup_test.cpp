@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <thread>
 
 #include "common/crypto/crypto.h"
@@ -119,6 +120,30 @@ TEST(BytePipe, BoundedAndOrdered) {
   while (std::size_t n = pipe.read(buf)) got.append(reinterpret_cast<char*>(buf), n);
   producer.join();
   EXPECT_EQ(got, expected);
+}
+
+// A waiting consumer is woken once 512 KiB wait (one wake-up per batch, not per 32 KiB message), and at
+// close for what is left.
+TEST(BytePipe, AWaitingConsumerGetsBatches) {
+  BytePipe pipe(8u << 20, nullptr);
+  const std::string piece(32u << 10, 'x');
+  std::thread producer([&] {
+    for (int i = 0; i < 20; ++i) {  // 640 KiB, then 32 KiB more before the close
+      pipe.write(as_bytes(piece));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    pipe.write(as_bytes(piece));
+    pipe.close();
+  });
+  std::vector<std::uint8_t> buf(4u << 20);
+  std::vector<std::size_t> reads;
+  while (std::size_t n = pipe.read(buf)) reads.push_back(n);
+  producer.join();
+  ASSERT_GE(reads.size(), 1u);
+  EXPECT_GE(reads.front(), 512u << 10);
+  std::size_t total = 0;
+  for (std::size_t n : reads) total += n;
+  EXPECT_EQ(total, 21u * piece.size());
 }
 
 TEST(BytePipe, ConsumerFailureReachesProducer) {
