@@ -203,13 +203,16 @@ void push_worker(const Config& config, const std::string& path) {
   }
   const std::unique_ptr<SpoolLock> lock = worker_lock(spool);
   if (!lock) return;  // another worker is at it
-  // Blocks of 256 KiB and more (a compressor's context, read buffers) are mapped and unmapped: one
-  // freed by a thread that then waits on its upload for a second goes back at once, not when glibc's
-  // per-thread arena is trimmed (with 4x [push] parallel threads that kept ~4 MiB each resident: the
-  // S3 worker's peak RSS went from 65 to 36 MiB on 20 real segments).
-  ::mallopt(M_MMAP_THRESHOLD, 256 << 10);
-  // And the threads share as many arenas as encode at once (each arena keeps some memory resident).
-  ::mallopt(M_ARENA_MAX, std::max(config.push.parallel, 1));
+  if (!atomic_store) {
+    // More threads than encoders (below). Blocks of 256 KiB and more (a compressor's context, read
+    // buffers) are then mapped and unmapped: one freed by a thread that then waits on its upload for a
+    // second goes back at once, not when glibc's per-thread arena is trimmed (with 4x [push] parallel
+    // threads that kept ~4 MiB each resident: the S3 worker's peak RSS went from 65 to 36 MiB on 20
+    // real segments). And the threads share as many arenas as encode at once. Not on a local
+    // repository: there each thread encodes, and remapping its compressor per file costs CPU.
+    ::mallopt(M_MMAP_THRESHOLD, 256 << 10);
+    ::mallopt(M_ARENA_MAX, std::max(config.push.parallel, 1));
+  }
   lock->write_pid();
   // [push] parallel files encode at once. On an object store each file's commit then mostly waits (the
   // upload; without conditional writes the HEADs and the settle time, s3.h): more files are in flight.
