@@ -71,7 +71,7 @@ struct Config {
     int parallel = 4;
     std::string spool;  // look-ahead spool folder ("" = derived from the repository, outside PGDATA)
     // The owed queue of repositories allowed to lag (repo/owed.h): "" = /var/lib/pgvault/owed when that
-    // folder exists or can be created, else /var/tmp/pgvault-<uid>/owed (persistent, outside PGDATA).
+    // folder exists or can be created (not by root), else /var/tmp/pgvault-<uid>/owed (persistent, outside PGDATA).
     std::string owed_dir;
   } push;
 
@@ -125,7 +125,7 @@ struct Config {
     std::string verify_age_warning = "";      // the last archive-info --verify longer ago than this ("" =
     std::string verify_age_critical = "";     // off; a repository never verified: warning when either is set)
     // The local state of archive-info --verify and the WAL tools' counters (repo/wal_state.h). "" =
-    // /var/lib/pgvault/state when it can be created, else /var/tmp/pgvault-<uid>/state.
+    // /var/lib/pgvault/state when it exists or can be created (not by root), else /var/tmp/pgvault-<uid>/state.
     std::string state_dir;
   } check;
   // restore-drill (common/drill/drill.h).

@@ -29,10 +29,17 @@ std::string description_of(const Config::Repository& r) {
 }  // namespace
 
 std::string local_state_base(const std::string& configured, const std::string& leaf, bool create) {
+  return local_state_base_in("/var/lib/pgvault", configured, leaf, create, ::geteuid());
+}
+
+std::string local_state_base_in(const std::string& shared_root, const std::string& configured, const std::string& leaf,
+                                bool create, uid_t euid) {
   if (!configured.empty()) return configured;
-  const std::string shared = "/var/lib/pgvault/" + leaf;
+  const std::string shared = shared_root + "/" + leaf;
   if (is_dir(shared)) return shared;
-  if (create) {
+  // root never creates the shared folder: made by root (mode 0700) it would shut out the postgres user
+  // the WAL tools run as, and a package installed later would find it taken.
+  if (create && euid != 0) {
     try {
       make_dirs(shared, 0700);
       return shared;
@@ -40,7 +47,7 @@ std::string local_state_base(const std::string& configured, const std::string& l
       // not ours to create (not root): the per-user folder
     }
   }
-  return "/var/tmp/pgvault-" + std::to_string(::getuid()) + "/" + leaf;
+  return "/var/tmp/pgvault-" + std::to_string(euid) + "/" + leaf;
 }
 
 std::string repository_state_name(const Config::Repository& r) {
