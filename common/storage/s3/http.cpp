@@ -1,6 +1,7 @@
 #include "common/storage/s3/http.h"
 
 #include "common/storage/s3/curl_api.h"
+#include "common/storage/s3/tls_trust.h"
 
 #include <unistd.h>
 
@@ -143,7 +144,7 @@ HttpResponse HttpClient::perform(const HttpRequest& req, const BodyCallback& on_
   api.easy_setopt(c, CURLOPT_TIMEOUT, settings_.request_timeout_s);
   api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, settings_.verify_tls ? 1L : 0L);
   api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, settings_.verify_tls ? 2L : 0L);
-  if (!settings_.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
+  if (settings_.verify_tls && req.url.starts_with("https://")) use_shared_trust(api, c, settings_.ca_file);
 
   api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   api.easy_setopt(c, CURLOPT_HEADERDATA, &t);

@@ -4,7 +4,8 @@
 // One HttpClient owns one CURL easy handle and reuses it (and so its connections, TLS sessions and DNS
 // cache) for every request; it is not thread-safe: use one per thread (HttpClientPool hands them out).
 // perform() never throws for HTTP or network failures: it returns the curl result and the response so
-// the caller decides what is retried. It throws only what a body callback throws.
+// the caller decides what is retried. It throws only what a body callback throws, and Error(Config)
+// when the trusted certificates cannot be loaded (tls_trust.h).
 // Nothing here logs; the caller must not log request headers (they carry the Authorization header).
 #pragma once
 
@@ -25,7 +26,7 @@ struct HttpSettings {
   long low_speed_time_s = 30;   // stall detection (also cuts a server that never answers)
   long request_timeout_s = 0;   // whole request; 0 = no limit
   bool verify_tls = true;
-  std::string ca_file;          // PEM bundle of trusted CAs; empty: the system store
+  std::string ca_file;          // trusted CAs: a PEM bundle or a hashed directory; empty: the system's
 };
 
 class HttpClient {

@@ -15,11 +15,15 @@ its method (and optional path substring); requests no rule matches pass through 
         ... proxy.endpoint ...
         proxy.log  -> [(method, path, action), ...]
 
+With `tls=(cert_file, key_file)` it speaks HTTPS to pgvault (endpoint https://...; the upstream stays
+plain HTTP); a client that refuses the certificate just ends its connection, which the log never sees.
+
 Runs in threads of the calling process; stop() closes the listener and every open connection.
 Standalone: standard library only.
 """
 
 import socket
+import ssl
 import threading
 import time
 
@@ -33,8 +37,13 @@ class _Rule:
 
 
 class FaultProxy:
-    def __init__(self, upstream_port, upstream_host="127.0.0.1"):
+    def __init__(self, upstream_port, upstream_host="127.0.0.1", tls=None):
         self.upstream = (upstream_host, upstream_port)
+        self.tls = None
+        if tls is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
+        self.handshakes = 0
         self.rules = []
         self.log = []
         self.lock = threading.Lock()
@@ -44,7 +53,7 @@ class FaultProxy:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.endpoint = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
         self.thread = None
 
     def __enter__(self):
@@ -116,8 +125,13 @@ class FaultProxy:
 
     def _serve(self, client):
         try:
+            if self.tls is not None:
+                client.settimeout(30)
+                client = self.tls.wrap_socket(client, server_side=True)
+                with self.lock:
+                    self.handshakes += 1
             self._handle(client)
-        except OSError:
+        except (OSError, ssl.SSLError):
             pass
         finally:
             with self.lock:
