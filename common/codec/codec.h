@@ -49,6 +49,8 @@ struct EncodeOptions {
   int threads = 0;                   // zstd worker threads; 0 = compress in the calling thread
   std::size_t job_size = 0;          // with threads > 0: bytes per zstd job (0 = zstd's default); smaller
                                      // jobs bound memory (each worker buffers about two jobs)
+  int window_log = 0;                // > 0: zstd's window at most 2^window_log bytes (the level's own
+                                     // when smaller; memory of both ends scales with it); 0 = the level's
   const MasterKey* key = nullptr;    // nullptr: no encryption
   std::uint32_t chunk_size = kDefaultChunkSize;  // 1..kMaxChunkSize; used only when encrypting
   // The storage key the object is written under (e.g. "wal/0000000100000000/000000010000000000000007").

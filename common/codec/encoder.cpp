@@ -1,5 +1,7 @@
 // The encoding half of the object codec: plaintext -> digest -> zstd -> AES-256-GCM chunks -> header,
 // body and trailer (docs/FORMAT.md).
+// ZSTD_getCParams (the level's own window): exported by every libzstd 1.4+, declared in the advanced API.
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include <algorithm>
@@ -105,6 +107,11 @@ struct ObjectEncoder::Impl {
     if (!zstd) throw Error(ErrorKind::Internal, "encode: out of memory creating a zstd context");
     check_zstd(ZSTD_CCtx_setParameter(zstd.get(), ZSTD_c_compressionLevel, opts.level), "set level");
     check_zstd(ZSTD_CCtx_setParameter(zstd.get(), ZSTD_c_checksumFlag, 1), "set checksum flag");
+    if (opts.window_log > 0) {
+      const int level_window = static_cast<int>(ZSTD_getCParams(opts.level, 0, 0).windowLog);
+      check_zstd(ZSTD_CCtx_setParameter(zstd.get(), ZSTD_c_windowLog, std::min(level_window, opts.window_log)),
+                 "set window");
+    }
     if (opts.threads > 0) {
       // A libzstd built without threads refuses this; compressing in this thread is still correct.
       (void)ZSTD_CCtx_setParameter(zstd.get(), ZSTD_c_nbWorkers, opts.threads);

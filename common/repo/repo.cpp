@@ -75,6 +75,7 @@ class SlotReleasingWriter final : public ObjectWriter {
 Digest Repository::put_object(const std::string& key, Source& src, const PutOptions& opts) {
   EncodeOptions eo = encode_options();
   eo.bound_name = key;  // an encrypted object is bound to the key it is stored under
+  eo.window_log = kPutObjectWindowLog;
   auto writer = storage_->put(key, opts);
   EncodeSlot slot(encode_slots_);
   SlotReleasingWriter gated(*writer, slot);
