@@ -401,9 +401,7 @@ class DrainSection:
             if token:
                 kw["ContinuationToken"] = token
             page = client.list_objects_v2(**kw)
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            for i in range(0, len(keys), 500):
-                client.delete_objects(Bucket=self.b.s3_bucket, Delete={"Objects": keys[i:i + 500], "Quiet": True})
+            self.b.s3.delete_keys(self.b.s3_bucket, [o["Key"] for o in page.get("Contents", [])])
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")

@@ -309,9 +309,7 @@ class ScaleSection:
         client = self.b.s3.client()
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.b.s3_bucket, Prefix=prefix)
         for page in pages:
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=self.b.s3_bucket, Delete={"Objects": keys, "Quiet": True})
+            self.b.s3.delete_keys(self.b.s3_bucket, [o["Key"] for o in page.get("Contents", [])])
 
     # ============================================================================ part: tables
     def part_tables(self) -> None:

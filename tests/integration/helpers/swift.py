@@ -253,6 +253,21 @@ use = egg:swift#dlo
             config=botocore.config.Config(s3={"addressing_style": "path"},
                                           retries={"max_attempts": 10, "mode": "standard"}))
 
+    def delete_keys(self, bucket, keys):
+        """Deletes ``keys`` of ``bucket``: a multi-object delete, or one request per key where botocore
+        no longer sends the Content-MD5 Swift requires for it (botocore 1.36 and later)."""
+        import botocore.exceptions
+        client = self.client()
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            try:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in part], "Quiet": True})
+            except botocore.exceptions.ClientError as e:
+                if e.response.get("Error", {}).get("Code") != "InvalidRequest":
+                    raise
+                for k in part:
+                    client.delete_object(Bucket=bucket, Key=k)
+
     def create_bucket(self, name):
         """Creates a bucket, retrying while the freshly started servers settle."""
         deadline = time.monotonic() + self.start_timeout
