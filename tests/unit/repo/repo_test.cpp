@@ -477,8 +477,8 @@ unsigned long long frame_window(const Bytes& object) {
   return h.windowSize;
 }
 
-// What put_object stores (WAL segments above all) is compressed with a window of at most 1 MiB, so a
-// segment encoding in wal-push, and decoding in wal-fetch, holds about 2 MiB less than at level 3's own.
+// What put_object stores (WAL segments above all) is compressed with a window of at most 512 KiB, so a
+// segment encoding in wal-push, and decoding in wal-fetch, holds about 3 MiB less than at level 3's own.
 TEST(Repository, PutObjectCapsTheCompressionWindow) {
   auto storage = std::make_unique<MemoryStorage>();
   MemoryStorage* mem = storage.get();
@@ -489,7 +489,7 @@ TEST(Repository, PutObjectCapsTheCompressionWindow) {
   EXPECT_EQ(frame_window(mem->objects.at("wal/0000000100000000/000000010000000000000001")),
             1ull << kPutObjectWindowLog);
   EXPECT_EQ(repo.get_bytes("wal/0000000100000000/000000010000000000000001"), segment);
-  // A level whose own window is smaller keeps it.
+  // Level 1's own window is the cap.
   Config low;
   low.compression.level = 1;
   auto storage2 = std::make_unique<MemoryStorage>();
