@@ -150,12 +150,15 @@ void prefetch_worker(const Config& config, const std::string& name) {
   }
   const SpoolOwner owner{fetch_spool_owner(repos.repos), id.system_identifier, id.wal_segment_size};
   std::string spool = prefetch_spool_dir(config.fetch.spool, owner.repository, owner.system_identifier);
-  SpoolLock lock(spool);
-  if (!lock.held()) return;  // another worker is at it
-  PrefetchBatch batch(config, spool, owner, control_sysid);
-  batch.plan(*wal, config.fetch.prefetch);
-  batch.run();
-  batch.finish();
+  {
+    SpoolLock lock(spool);
+    if (!lock.held()) return;  // another worker is at it
+    PrefetchBatch batch(config, spool, owner, control_sysid);
+    batch.plan(*wal, config.fetch.prefetch);
+    batch.run();
+    batch.finish();
+  }
+  tidy_after_stop(spool);  // a stop asked for after finish() looked
 }
 
 }  // namespace pgvault

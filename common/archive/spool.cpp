@@ -273,10 +273,22 @@ void clear_spool(const std::string& spool, const std::string& below) {
 
 void stop_prefetching(const std::string& spool) {
   clear_spool(spool, "");
-  if (!SpoolLock(spool).held()) {
-    int fd = ::open((spool + "/" + kPrefetchStopFile).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) ::close(fd);
-  }
+  if (SpoolLock(spool).held()) return;  // no worker runs
+  int fd = ::open((spool + "/" + kPrefetchStopFile).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+  // The worker may have looked for the stop file just before it was written, and released its lock
+  // since: then nobody else would empty the spool (the worker looks again once it let go, see
+  // tidy_after_stop, which covers the other order).
+  tidy_after_stop(spool);
+}
+
+void tidy_after_stop(const std::string& spool) {
+  const std::string stop_file = spool + "/" + kPrefetchStopFile;
+  if (!path_exists(stop_file)) return;
+  SpoolLock lock(spool);
+  if (!lock.held()) return;  // a worker runs: its own finish empties the spool
+  clear_spool(spool, "");
+  ::unlink(stop_file.c_str());
 }
 
 }  // namespace pgvault

@@ -81,6 +81,11 @@ inline constexpr const char* kPrefetchWarnedFile = "prefetch.warned";
 // "prefetch.lock" (or `file`): a worker holds it for its lifetime; wal-fetch (wal-push: "push.lock")
 // spawns one only when nobody holds it. The holder's pid is written into it (write_pid).
 inline constexpr const char* kPushLockFile = "push.lock";
+// After a wal-fetch call asked the worker to stop (stop_prefetching) or a worker released its lock:
+// when prefetch.stop is there and no worker holds the lock, empties the spool and removes the request,
+// so neither order of "the worker looks for prefetch.stop" and "a call writes it" leaves it behind.
+void tidy_after_stop(const std::string& spool);
+
 class SpoolLock {
  public:
   explicit SpoolLock(const std::string& spool, const char* file = "prefetch.lock");

@@ -65,6 +65,28 @@ TEST_F(Prefetch, AStopRequestEndsTheBatchAndEmptiesTheSpool) {
   EXPECT_EQ(spooled(), std::vector<std::string>{"prefetch.lock"});
 }
 
+// Recovery ends while a worker runs: the call's stop request may land just after the worker looked for
+// it. Whoever finds the lock free next (the call asking once more, or the worker once it let go) empties
+// the spool and removes the request; nothing is left for the next recovery.
+TEST_F(Prefetch, AStopTheWorkerMissedIsTidiedOnceTheLockIsFree) {
+  sfs::create_directories(spool());
+  write_file(spool() + "/" + seg_name(7), as_bytes("prefetched"));
+  auto worker = std::make_unique<SpoolLock>(spool());
+  ASSERT_TRUE(worker->held());
+  stop_prefetching(spool());  // the worker still holds its lock: only the request is written
+  EXPECT_TRUE(sfs::exists(spool() + "/" + kPrefetchStopFile));
+  write_file(spool() + "/" + seg_name(8), as_bytes("fetched after finish() looked"));
+  tidy_after_stop(spool());  // still held: the worker's own finish() is due to do it
+  EXPECT_TRUE(sfs::exists(spool() + "/" + seg_name(8)));
+  worker.reset();  // the worker lets go, then looks again
+  tidy_after_stop(spool());
+  EXPECT_EQ(spooled(), std::vector<std::string>{"prefetch.lock"});
+  // Without a stop request (recovery goes on) nothing is touched.
+  write_file(spool() + "/" + seg_name(9), as_bytes("prefetched"));
+  tidy_after_stop(spool());
+  EXPECT_TRUE(sfs::exists(spool() + "/" + seg_name(9)));
+}
+
 TEST_F(Prefetch, LookAheadPushesTheReadyFilesAndTheirCallsSucceedAtOnce) {
   repo().initialise();
   config.push.parallel = 3;
