@@ -85,6 +85,11 @@ void fsync_dir(const std::string& dir) {
   fsync_fd(fd, dir);
 }
 
+bool is_dir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 std::string parent_dir(const std::string& path) {
   auto pos = path.find_last_of('/');
   if (pos == std::string::npos) return ".";

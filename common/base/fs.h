@@ -42,6 +42,8 @@ void fsync_dir(const std::string& dir);
 // mkdir -p; each directory it creates gets exactly `mode` (whatever the umask) and is made durable (its
 // parent fsynced). Existing directories are left as they are.
 void make_dirs(const std::string& dir, unsigned mode = 0750);
+// Whether `path` is a directory (following symlinks); false when it does not exist or cannot be seen.
+bool is_dir(const std::string& path);
 std::string parent_dir(const std::string& path);
 std::string base_name(const std::string& path);
 

@@ -1,7 +1,6 @@
 // Local state folders (local_state.h).
 #include "common/repo/local_state.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,11 +13,6 @@
 namespace pgvault {
 
 namespace {
-
-bool is_dir(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 // What a repository is. A path's trailing slashes do not make another location.
 std::string description_of(const Config::Repository& r) {

@@ -5,7 +5,6 @@
 #include <dlfcn.h>
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
-#include <sys/stat.h>
 
 #include <cctype>
 #include <map>
@@ -14,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/base/errors.h"
+#include "common/base/fs.h"
 
 namespace pgvault {
 namespace {
@@ -32,11 +32,6 @@ SetCertStore set_cert_store() {
 CURLcode install_store(CURL*, void* ssl_ctx, void* store) {
   set_cert_store()(ssl_ctx, static_cast<X509_STORE*>(store));
   return CURLE_OK;
-}
-
-bool is_dir(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // libcurl's built-in CA directory or bundle (CURLINFO_CAPATH / CURLINFO_CAINFO, libcurl 7.84+).
