@@ -94,8 +94,27 @@ BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts);
 // base-push's claim options: the clock, waits that end on SIGINT/SIGTERM, and a settle of 500 ms on a
 // store without atomic create-if-absent (Storage::atomic_create()), none on one with it.
 ClaimOptions base_push_claim_options(const Storage& storage);
+// The pause before a claim is read back: 500 ms on a store without atomic create-if-absent, else none.
+std::chrono::milliseconds claim_settle(const Storage& storage);
 // True when the label's claim object still holds this claim's token (false when it is gone or another's).
 bool claim_holds(Storage& storage, const BackupClaim& claim);
+
+// A label's claim as read back: who wrote it and, for backup-copy, which backup it copies (its start and
+// stop LSN and timeline, so a later run knows its own interrupted copy of the same backup again).
+struct LabelClaim {
+  std::string tool, host, time, token;  // all "" when the claim cannot be read
+  long pid = 0;
+  std::string start_lsn, stop_lsn;      // backup-copy only
+  std::int64_t timeline = -1;           // backup-copy only
+  bool copies(const BackupManifest& b) const;  // a backup-copy claim of `b`
+  std::string describe() const;                // "a claim of base-push on HOST (pid P, TIME)"
+};
+std::optional<LabelClaim> read_label_claim(Storage& storage, const std::string& label);  // nullopt: none
+// backup-copy's claim of `b`'s label at the destination, before any object of the backup is written
+// there: created when absent, taken over when it is a backup-copy claim of this same backup (an
+// interrupted copy), then read back after `settle` (as claim_backup_label). Conflict naming the label
+// and the holder when another run holds it (a base-push, or a copy of another backup of that label).
+BackupClaim claim_label_for_copy(Storage& storage, const BackupManifest& b, std::chrono::milliseconds settle);
 
 // SIGINT and SIGTERM set a flag that run_base_backup checks at least every 200 ms; it then aborts
 // cleanly and throws ErrorKind::Interrupted.

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -48,20 +49,36 @@ struct CopyStep {
 };
 std::string copy_step_kind_name(CopyStep::Kind k);  // "history", "wal", "wal-index", "bundle", ...
 
+// A backup that is not copied because its label (or a chain member's) is taken at the destination.
+struct CopyConflict {
+  std::string label;
+  std::string reason;
+};
+
 struct CopyPlan {
   std::vector<std::string> labels;  // backups to copy, oldest first (a parent before its child)
   std::vector<std::string> present; // asked for (or chain members) but already complete at the destination
+  std::vector<CopyConflict> conflicts;  // not copied: the label is another backup's at the destination
   std::vector<CopyStep> steps;      // each backup: history, WAL (+ index), bundles, server manifest, manifest
 };
 
+// Labels of the source that cannot be written at the destination, with why: an incomplete backup there
+// that is not an interrupted copy of the same backup (a base-push running or interrupted under the same
+// label, or a manifest that cannot be read).
+using CopyBlocked = std::map<std::string, std::string>;
+
 // Plans the copy from `src` to `dst` (inventories: manifests read and verified). `label`: one backup
 // (NotFound when the source has no complete backup by that name), else every complete backup of the
-// source that the destination lacks. Every backup to copy brings its chain's members the destination
+// source that the destination lacks. A backup of the destination counts as present only when it is the
+// same backup (its manifest the source's, but for stored sizes); when the label of a backup to copy or
+// of a member of its chain is another backup's at the destination, or `blocked`, the backup is not
+// copied: with `label` a Conflict error naming both, else an entry in `conflicts` (the rest is copied). Every backup to copy brings its chain's members the destination
 // lacks (a broken chain throws its problem's kind, naming it) and its WAL (NotFound naming the first
 // segment or history file the source lacks). `src_wal_indexes`: the keys under walindex/ at the source;
 // `server_manifests`: labels whose folder holds a backup_manifest at the source.
 CopyPlan plan_backup_copy(const Inventory& src, const Inventory& dst, const std::optional<std::string>& label,
-                          const std::set<std::string>& src_wal_indexes, const std::set<std::string>& server_manifests);
+                          const std::set<std::string>& src_wal_indexes, const std::set<std::string>& server_manifests,
+                          const CopyBlocked& blocked = {});
 
 struct CopyOptions {
   std::optional<std::string> label;  // --backup LABEL
@@ -81,7 +98,9 @@ struct CopyResult {
 };
 
 // Copies by plan_backup_copy. The destination must exist (require_initialised); its identity is created
-// from the source's when absent, and a destination of another system is refused (Foreign). A WAL or
+// from the source's when absent, and a destination of another system is refused (Foreign). Each
+// backup's label is claimed at the destination before its objects are written (claim_label_for_copy)
+// and checked to be still this run's before its manifest (else Conflict, nothing committed). A WAL or
 // history object the destination holds with other content is a Duplicate error naming both digests; an
 // object the source cannot give verified is a Corruption (or NotFound) error naming it. Interrupted on
 // SIGINT/SIGTERM after install_interrupt_handlers().
@@ -90,6 +109,9 @@ CopyResult run_backup_copy(Repository& src, Repository& dst, const CopyOptions& 
 // The summary: text lines, or one JSON object (docs in the tool's --help and README).
 std::string copy_summary_text(const CopyResult& r);
 std::string copy_summary_json(const CopyResult& r);
+// Throws Conflict naming the first backup the run did not copy (plan.conflicts) and how many; nothing
+// when every backup was copied or present. The tool calls it after the summary.
+void throw_if_not_copied(const CopyResult& r);
 
 // The copy hook from PGVAULT_TEST_COPY_CRASH_AFTER (test-only): =<n>: _exit(9) after the n-th object
 // written; =<kind> (copy_step_kind_name, e.g. "bundle"): after the first object of that kind. Empty when

@@ -3,6 +3,7 @@
 
 #include "common/backup/copy.h"
 #include "common/base/errors.h"
+#include "common/pg/wal.h"
 #include "common/repo/chain.h"
 #include "common/repo/layout.h"
 
@@ -19,18 +20,57 @@ const BackupManifest* find_backup(const Inventory& inv, const std::string& label
   return nullptr;
 }
 
+// The same backup: everything in the manifests alike but the stored sizes, which are each repository's.
+bool same_backup(BackupManifest a, BackupManifest b) {
+  for (auto* m : {&a, &b}) {
+    m->stored_bytes = 0;
+    for (auto& mb : m->bundles) mb.stored_size = 0;
+  }
+  return a.to_json() == b.to_json();
+}
+
+std::string describe_backup(const BackupManifest& b) {
+  return "started at " + format_lsn(b.start_lsn) + " on timeline " + std::to_string(b.timeline) + ", stopped at " +
+         format_lsn(b.stop_lsn) + ", " + std::to_string(b.files.size()) + " files";
+}
+
+// How the destination holds `b`'s label: the same backup (present), free, or `problem`: why the copy
+// cannot be written under it.
+struct AtDestination {
+  bool present = false;
+  std::string problem;
+};
+AtDestination at_destination(const Inventory& dst, const CopyBlocked& blocked, const BackupManifest& b) {
+  if (const BackupManifest* d = find_backup(dst, b.label)) {
+    if (same_backup(*d, b)) return {true, ""};
+    return {false, "the destination holds another backup under this label (" + describe_backup(*d) +
+                       "; the source's " + describe_backup(b) + ")"};
+  }
+  auto it = blocked.find(b.label);
+  return {false, it == blocked.end() ? "" : it->second};
+}
+
 // The backups to copy for `wanted` (a complete backup of src): its chain's members dst lacks, oldest
-// (the full backup) first. Members dst holds already go to `present`.
-void add_with_chain(const Inventory& src, const Inventory& dst, const BackupManifest& wanted, CopyPlan& plan) {
+// (the full backup) first. Members dst holds already go to `present`. Nothing is added when a member's
+// label is taken at the destination: the reason is returned ("" when the chain was added).
+std::string add_with_chain(const Inventory& src, const Inventory& dst, const CopyBlocked& blocked,
+                           const BackupManifest& wanted, CopyPlan& plan) {
   BackupChain chain = resolve_chain(src, wanted);
   if (!chain.complete()) {
     throw Error(chain.problem_kind, "backup " + wanted.label + " cannot be copied: " + chain.problem);
   }
-  for (auto it = chain.members.rbegin(); it != chain.members.rend(); ++it) {
-    const std::string& label = (*it)->label;
-    auto& list = find_backup(dst, label) ? plan.present : plan.labels;
+  std::vector<AtDestination> at;
+  for (const BackupManifest* m : chain.members) {
+    at.push_back(at_destination(dst, blocked, *m));
+    if (at.back().problem.empty()) continue;
+    return m->label == wanted.label ? at.back().problem : "its chain's backup " + m->label + ": " + at.back().problem;
+  }
+  for (std::size_t i = chain.members.size(); i-- > 0;) {
+    const std::string& label = chain.members[i]->label;
+    auto& list = at[i].present ? plan.present : plan.labels;
     if (std::find(list.begin(), list.end(), label) == list.end()) list.push_back(label);
   }
+  return "";
 }
 
 // The timeline recovery reads segment `segno` from: the newest step beginning at or before it.
@@ -99,15 +139,19 @@ std::string copy_step_kind_name(CopyStep::Kind k) {
 }
 
 CopyPlan plan_backup_copy(const Inventory& src, const Inventory& dst, const std::optional<std::string>& label,
-                          const std::set<std::string>& src_wal_indexes, const std::set<std::string>& server_manifests) {
+                          const std::set<std::string>& src_wal_indexes, const std::set<std::string>& server_manifests,
+                          const CopyBlocked& blocked) {
   CopyPlan plan;
   if (label) {
     const BackupManifest* b = find_backup(src, *label);
     if (!b) throw Error(ErrorKind::NotFound, "backup " + *label + " is not a complete backup in the source repository");
-    add_with_chain(src, dst, *b, plan);
+    std::string problem = add_with_chain(src, dst, blocked, *b, plan);
+    if (!problem.empty()) throw Error(ErrorKind::Conflict, "backup " + *label + " cannot be copied: " + problem);
   } else {
     for (const auto& b : src.backups) {
-      if (!find_backup(dst, b.label)) add_with_chain(src, dst, b, plan);
+      if (at_destination(dst, blocked, b).present) continue;
+      std::string problem = add_with_chain(src, dst, blocked, b, plan);
+      if (!problem.empty()) plan.conflicts.push_back({b.label, problem});
     }
   }
   // Oldest first by label (labels sort by start time; a parent starts before its child).

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/backup/backup.h"
 #include "common/backup/copy.h"
 #include "common/backup/copy_object.h"
 #include "common/backup/interrupt.h"
@@ -55,6 +56,28 @@ std::set<std::string> list_server_manifests(Repository& src) {
   return labels;
 }
 
+// The labels of `src_inv`'s backups that are incomplete backups at the destination other than an
+// interrupted copy of the same backup (copy.h's CopyBlocked).
+CopyBlocked blocked_labels(Repository& dst, const Inventory& src_inv, const Inventory& dst_inv) {
+  CopyBlocked blocked;
+  for (const auto& inc : dst_inv.incomplete) {
+    const BackupManifest* b = nullptr;
+    for (const auto& m : src_inv.backups) b = m.label == inc.label ? &m : b;
+    if (!b) continue;
+    if (!inc.error.empty()) {
+      blocked[inc.label] = "the destination holds a backup under this label whose manifest cannot be read (" + inc.error + ")";
+      continue;
+    }
+    auto claim = read_label_claim(dst.storage(), inc.label);
+    if (claim && !claim->copies(*b)) {
+      blocked[inc.label] = "the destination holds an incomplete backup under this label with " + claim->describe() +
+                           ": a base-push still running or interrupted (retention-prune removes it after "
+                           "[retention] incomplete_grace)";
+    }
+  }
+  return blocked;
+}
+
 struct Runner {
   Repository& src;
   Repository& dst;
@@ -62,6 +85,7 @@ struct Runner {
   CopyDestination to;
   CopyResult& result;
   std::map<std::string, BackupManifest> manifests;  // the backups of the plan (read-only while workers run)
+  std::map<std::string, BackupClaim> claims;        // each backup's label at the destination (owning thread)
   std::mutex mu;                                    // result's counters
 
   Runner(Repository& s, Repository& d, const Identity& i, const Inventory& src_inv, CopyResult& r)
@@ -105,9 +129,20 @@ struct Runner {
     ++result.wal_present;
   }
 
-  // The manifest: read verified at the source, its bundles' stored sizes set to the destination's.
+  // The label of backup `label` at the destination, claimed before any of its objects is written there.
+  void claim(const std::string& label) {
+    claims[label] = claim_label_for_copy(dst.storage(), manifest(label), claim_settle(dst.storage()));
+  }
+
+  // The manifest: read verified at the source, its bundles' stored sizes set to the destination's;
+  // written only while the label's claim is still this run's.
   void write_manifest_last(const CopyStep& s) {
     BackupManifest m = manifest(s.label);
+    auto c = claims.find(s.label);
+    if (c == claims.end() || !claim_holds(dst.storage(), c->second)) {
+      throw Error(ErrorKind::Conflict, dst.describe() + ": the claim of backup label " + s.label +
+                                           " was taken by another run before its manifest; the copy is not committed");
+    }
     std::uint64_t stored = 0;
     for (auto& mb : m.bundles) {
       auto info = dst.storage().head(keys::backup_bundle(m.label, mb.index));
@@ -196,7 +231,8 @@ CopyResult run_backup_copy(Repository& src, Repository& dst, const CopyOptions& 
   src.read_key();  // loaded and verified here, before the reader threads share the repository
   Inventory src_inv = load_inventory(src);
   Inventory dst_inv = load_inventory(dst);
-  result.plan = plan_backup_copy(src_inv, dst_inv, opts.label, list_wal_indexes(src), list_server_manifests(src));
+  result.plan = plan_backup_copy(src_inv, dst_inv, opts.label, list_wal_indexes(src), list_server_manifests(src),
+                                 blocked_labels(dst, src_inv, dst_inv));
   Progress progress(opts.progress, "backup-copy");
   progress.set_total(total_stored(result.plan));
   Runner run(src, dst, id, src_inv, result);
@@ -212,6 +248,7 @@ CopyResult run_backup_copy(Repository& src, Repository& dst, const CopyOptions& 
   std::size_t first = 0;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     if (steps[i].kind != Kind::Manifest) continue;
+    run.claim(steps[i].label);
     if (first < i) copy_batch(run, steps, first, i, workers, done);
     check_interrupt();
     run.step(steps[i]);  // the commit point: every object before it is in the destination

@@ -13,6 +13,7 @@
 #include "common/backup/interrupt.h"
 #include "common/base/errors.h"
 #include "common/crypto/crypto.h"
+#include "common/pg/wal.h"
 
 namespace pgvault {
 
@@ -26,32 +27,32 @@ std::string random_token() {
   return to_hex(rnd);
 }
 
-std::string claim_text(const std::string& token) {
+// The claim's JSON: the tool, this host and process, the token and the time, and `extra` (backup-copy:
+// the backup it copies).
+std::string claim_text(const std::string& token, const std::string& tool, json extra = json::object()) {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  json j = {{"tool", "base-push"}, {"host", host}, {"pid", static_cast<long>(::getpid())},
-            {"token", token},      {"time", now_iso8601()}};
+  json j = {{"tool", tool}, {"host", host}, {"pid", static_cast<long>(::getpid())}, {"token", token}, {"time", now_iso8601()}};
+  j.update(extra);
   return j.dump() + "\n";
 }
 
 // The token in the label's claim; nullopt when there is no claim, "" when it is unreadable.
 std::optional<std::string> claim_token(Storage& storage, const std::string& label) {
-  try {
-    Bytes data = read_all(storage, keys::backup_claim(label));
-    json j = json::parse(data.begin(), data.end());
-    return j.is_object() ? j.value("token", "") : "";
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::NotFound) return std::nullopt;
-    throw;
-  } catch (const json::exception&) {
-    return "";
-  }
+  auto c = read_label_claim(storage, label);
+  if (!c) return std::nullopt;
+  return c->token;
+}
+
+// What backup-copy writes of the backup it copies, to know its own interrupted copy again.
+json copied_backup(const BackupManifest& b) {
+  return {{"start_lsn", format_lsn(b.start_lsn)}, {"stop_lsn", format_lsn(b.stop_lsn)}, {"timeline", b.timeline}};
 }
 
 // Writes the claim of `c` with create-if-absent; false when the label is claimed already.
 bool write_claim(Storage& storage, const BackupClaim& c) {
   try {
-    write_all(storage, keys::backup_claim(c.label), as_bytes(claim_text(c.token)),
+    write_all(storage, keys::backup_claim(c.label), as_bytes(claim_text(c.token, "base-push")),
               PutOptions{.if_absent = true, .size = {}});
     return true;
   } catch (const Error& e) {
@@ -84,6 +85,57 @@ bool claim_stands(Storage& storage, const BackupClaim& c, std::chrono::milliseco
 
 }  // namespace
 
+std::optional<LabelClaim> read_label_claim(Storage& storage, const std::string& label) {
+  LabelClaim c;
+  try {
+    Bytes data = read_all(storage, keys::backup_claim(label));
+    json j = json::parse(data.begin(), data.end());
+    if (!j.is_object()) return c;
+    auto text = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
+    c.tool = text("tool"), c.host = text("host"), c.time = text("time"), c.token = text("token");
+    c.start_lsn = text("start_lsn"), c.stop_lsn = text("stop_lsn");
+    c.pid = j.contains("pid") && j["pid"].is_number_integer() ? j["pid"].get<long>() : 0;
+    c.timeline = j.contains("timeline") && j["timeline"].is_number_unsigned() ? j["timeline"].get<std::int64_t>() : -1;
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::NotFound) return std::nullopt;
+    throw;
+  } catch (const json::exception&) {
+  }
+  return c;
+}
+
+bool LabelClaim::copies(const BackupManifest& b) const {
+  return tool == "backup-copy" && start_lsn == format_lsn(b.start_lsn) && stop_lsn == format_lsn(b.stop_lsn) &&
+         timeline == static_cast<std::int64_t>(b.timeline);
+}
+
+std::string LabelClaim::describe() const {
+  if (tool.empty()) return "an unreadable claim";
+  return "a claim of " + tool + " on " + (host.empty() ? "?" : host) + " (pid " + std::to_string(pid) + ", " +
+         (time.empty() ? "?" : time) + ")";
+}
+
+BackupClaim claim_label_for_copy(Storage& storage, const BackupManifest& b, std::chrono::milliseconds settle) {
+  BackupClaim c{b.label, random_token()};
+  const std::string key = keys::backup_claim(b.label);
+  auto existing = read_label_claim(storage, b.label);
+  auto lost = [&](const std::string& why) {
+    return Error(ErrorKind::Conflict, storage.describe() + ": backup label " + b.label + " " + why);
+  };
+  if (existing && !existing->copies(b)) throw lost("holds " + existing->describe() + ", not a copy of this backup");
+  const std::string text = claim_text(c.token, "backup-copy", copied_backup(b));
+  try {
+    // An interrupted copy of this same backup: taken over (its objects are written again).
+    write_all(storage, key, as_bytes(text), PutOptions{.if_absent = !existing, .size = {}});
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Duplicate) throw;
+    throw lost("was claimed by another run at the same time");
+  }
+  if (settle.count() > 0) std::this_thread::sleep_for(settle);
+  if (!claim_holds(storage, c)) throw lost("was claimed by another run at the same time");
+  return c;
+}
+
 bool claim_holds(Storage& storage, const BackupClaim& claim) {
   auto token = claim_token(storage, claim.label);
   return token && *token == claim.token;
@@ -111,10 +163,14 @@ ClaimOptions base_push_claim_options(const Storage& storage) {
   ClaimOptions co;
   co.now = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
   co.wait_until = wait_until_second;
+  co.settle = claim_settle(storage);
+  return co;
+}
+
+std::chrono::milliseconds claim_settle(const Storage& storage) {
   // Without atomic create-if-absent (S3 stores such as Swift) the claim is HEAD-then-PUT: a pause before
   // the read-back lets a PUT of another run that raced ours land first, so the read-back sees it.
-  if (!storage.atomic_create()) co.settle = std::chrono::milliseconds(500);
-  return co;
+  return std::chrono::milliseconds(storage.atomic_create() ? 0 : 500);
 }
 
 }  // namespace pgvault

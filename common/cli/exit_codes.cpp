@@ -32,9 +32,10 @@ std::vector<ToolExitCodes> build_tables() {
         {K::Foreign, 4}, {K::Auth, 5}, {K::Corruption, 6}, {K::Interrupted, 130}},
        1, -1, {}},
       // NotFound: no such backup, or the source lacks WAL a backup needs; Duplicate: the destination holds
-      // a WAL file with other content.
+      // a WAL file with other content; Conflict: a backup's label is another backup's at the destination.
       {"backup-copy",
        {{K::InvalidInput, 2}, {K::Config, 2}, {K::NotInitialised, 2}, {K::NotFound, 3}, {K::Duplicate, 3},
+        {K::Conflict, 3},
         {K::Foreign, 4}, {K::Auth, 5}, {K::Corruption, 6}, {K::Interrupted, 130}},
        1, -1, {}},
       // NotFound: no usable backup, or WAL the recovery needs is missing (nothing written);

@@ -7,6 +7,9 @@ a local fs repository ("primary") and a Swift S3 one ("cloud") in one config:
 2. A damaged bundle at the source stops the copy (exit 6) naming the object; nothing becomes visible.
 3. base-push --repo cloud writes to S3 only; retention-prune applies each repository's own policy (fs
    keeps 2 full backups, S3 keeps 4), and a failing repository does not stop the others.
+4. Two base-push runs, one into each repository, in the same second: two backups under one label.
+   backup-copy does not count the fs one as present in S3, copies nothing over the S3 one, names the
+   label and exits 3; the other backups are copied.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,6 +27,7 @@ from helpers.proc import PG_USER, run
 from helpers.repo import Repo
 
 EXIT_CONFIG = 2
+EXIT_CONFLICT = 3
 EXIT_CORRUPTION = 6
 
 
@@ -139,3 +144,37 @@ def test_base_push_to_a_named_repository_and_retention_per_repository(workspace,
     assert res.rc == 0, res.stderr
     plan = json.loads(res.stdout)
     assert plan["policy"]["full_backups"] == 1, "the flag overrides the repository's own table"
+
+
+def test_one_label_for_two_backups_in_two_repositories_is_not_copied_over(workspace, repos):
+    fs, cloud = repos
+    both = f"{fs.archive_command} && {cloud.archive_command}"
+    pg = start_primary(workspace, fs, archive_command=both)
+    pg.psql("CREATE TABLE t AS SELECT generate_series(1, 100) AS x")
+    first = base_push(pg, fs)["label"]  # a backup the destination lacks: copied all the same
+    for _ in range(5):  # both runs start just after a second begins: they claim in the same second
+        time.sleep(1.05 - time.time() % 1)
+        with ThreadPoolExecutor(2) as pool:
+            runs = [pool.submit(base_push, pg, fs), pool.submit(base_push, pg, fs, "--repo", "cloud")]
+            ours, theirs = (r.result() for r in runs)
+        if ours["label"] == theirs["label"]:
+            break
+    else:
+        pytest.fail("no two base-push runs in the same second in 5 tries")
+    label = ours["label"]
+    assert ours["start_lsn"] != theirs["start_lsn"] or ours["stop_lsn"] != theirs["stop_lsn"], (ours, theirs)
+    cloud_manifest = cloud.read(f"backups/{label}/manifest.json")
+
+    res = copy(fs, "--json")
+    assert res.rc == EXIT_CONFLICT, res.stdout + res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["copied"] == [first] and summary["already_present"] == [], summary
+    assert [c["label"] for c in summary["not_copied"]] == [label], summary
+    assert "another backup under this label" in summary["not_copied"][0]["reason"], summary
+    err = [l for l in res.stderr.splitlines() if " error: " in l]
+    assert len(err) == 1 and label in err[0] and "not copied" in err[0], res.stderr
+    assert manifests(cloud) == sorted([first, label])
+    assert cloud.read(f"backups/{label}/manifest.json") == cloud_manifest, "the S3 backup was not touched"
+    res = copy(fs, "--backup", label)
+    assert res.rc == EXIT_CONFLICT and label in res.stderr, res.stdout + res.stderr
+    pg.stop()

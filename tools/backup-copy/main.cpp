@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
                "objects at a time, the manifest of each backup last (an interrupted copy leaves no visible\n"
                "backup; the next run finishes it).\n"
                "Default: every complete backup of --from that --to lacks, oldest first; an incremental brings\n"
-               "the members of its chain the destination lacks, parents first.",
+               "the members of its chain the destination lacks, parents first. A backup whose label is another\n"
+               "backup's at the destination (same second, other run) is not copied: it is named, the rest is\n"
+               "copied, and the exit code is 3.",
                "backup-copy"};
   pgvault::CommonOptions common;
   std::string from, to;
@@ -29,8 +31,8 @@ int main(int argc, char** argv) {
   app.add_option("--backup", label, "copy this backup (and the members of its chain the destination lacks)")
       ->type_name("LABEL");
   app.add_flag("--json", json,
-               "print {\"from\", \"to\", \"copied\": [labels], \"already_present\": [labels], \"objects\", \"bytes\",\n"
-               "\"wal_already_present\", \"seconds\"} on stdout");
+               "print {\"from\", \"to\", \"copied\": [labels], \"already_present\": [labels], \"not_copied\":\n"
+               "[{\"label\", \"reason\"}], \"objects\", \"bytes\", \"wal_already_present\", \"seconds\"} on stdout");
   pgvault::add_common_options(app, common);
   return pgvault::run_tool(pgvault::notifying(pgvault::tool_spec("backup-copy")), app, argc, argv, [&] {
     if (common.repo) throw pgvault::Error(pgvault::ErrorKind::InvalidInput, "backup-copy takes --from and --to, not --repo");
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
     opts.after_step = pgvault::copy_test_hook();
     pgvault::CopyResult result = pgvault::run_backup_copy(src, dst, opts);
     std::fputs((json ? pgvault::copy_summary_json(result) : pgvault::copy_summary_text(result)).c_str(), stdout);
+    pgvault::throw_if_not_copied(result);
     return pgvault::kExitSuccess;
   });
 }

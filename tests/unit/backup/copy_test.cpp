@@ -11,6 +11,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "common/backup/backup.h"
 #include "common/backup/copy.h"
 #include "common/report/verify.h"
 #include "support/repo_builder.h"
@@ -230,6 +231,116 @@ TEST(BackupCopyRun, AnInterruptedCopyLeavesNoVisibleBackupAndTheNextRunFinishesI
   opts.after_step = {};
   run_backup_copy(*src.repo, *dst.repo, opts);
   EXPECT_EQ(labels_of(load_inventory(*dst.repo)), (std::vector<std::string>{kF}));
+}
+
+// A destination whose own backup F (another backup than the source's F, e.g. a base-push to it in the
+// same second) was taken there: same label, other files.
+struct DestinationWithAnotherF : MemRepo {
+  DestinationWithAnotherF() {
+    repo->ensure_identity(Identity{kRepositoryFormat, 42, 15, kSmallSeg, ""});
+    for (std::uint64_t n = 1; n <= 3; ++n) Source::put_segment(*repo, n);
+    ChainBuilder c(*repo, kSmallSeg);
+    c.begin(kF);
+    c.full("PG_VERSION", "15\n");
+    c.full("base/5/1", pgvault::testing::blocks_text(3, 'q'));
+    c.commit();
+  }
+};
+
+TEST(BackupCopyPlan, ALabelThatIsAnotherBackupAtTheDestinationIsNotCopiedNorBuiltOn) {
+  Source src;
+  DestinationWithAnotherF dst;
+  Inventory s = load_inventory(*src.repo);
+  Inventory d = load_inventory(*dst.repo);
+  CopyPlan p = plan_backup_copy(s, d, std::nullopt, {}, {});
+  EXPECT_EQ(p.labels, (std::vector<std::string>{kF2}));
+  EXPECT_TRUE(p.present.empty());
+  ASSERT_EQ(p.conflicts.size(), 2u);
+  EXPECT_EQ(p.conflicts[0].label, kF);
+  EXPECT_NE(p.conflicts[0].reason.find("another backup under this label"), std::string::npos) << p.conflicts[0].reason;
+  EXPECT_EQ(p.conflicts[1].label, kI);  // its parent would be the destination's F
+  EXPECT_NE(p.conflicts[1].reason.find("its chain's backup " + kF), std::string::npos) << p.conflicts[1].reason;
+  try {
+    plan_backup_copy(s, d, kI, {}, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+    EXPECT_NE(std::string(e.what()).find(kF), std::string::npos) << e.what();
+  }
+  // The same backup, with the destination's own stored sizes, is present.
+  Inventory same;
+  same.backups.push_back(s.backups[0]);
+  same.backups[0].stored_bytes += 7;
+  for (auto& mb : same.backups[0].bundles) mb.stored_size += 7;
+  EXPECT_EQ(plan_backup_copy(s, same, kI, {}, {}).present, (std::vector<std::string>{kF}));
+}
+
+TEST(BackupCopyRun, ACollisionIsReportedTheRestCopiedAndTheDestinationsBackupKept) {
+  Source src;
+  DestinationWithAnotherF dst;
+  const Bytes theirs = dst.mem->objects.at(keys::backup_bundle(kF, 0));
+  CopyResult r = run_backup_copy(*src.repo, *dst.repo, {});
+  EXPECT_EQ(labels_of(load_inventory(*dst.repo)), (std::vector<std::string>{kF, kF2}));
+  EXPECT_EQ(dst.mem->objects.at(keys::backup_bundle(kF, 0)), theirs);
+  EXPECT_NE(copy_summary_text(r).find("backup " + kI + " was not copied"), std::string::npos) << copy_summary_text(r);
+  EXPECT_NE(copy_summary_json(r).find("\"not_copied\""), std::string::npos);
+  EXPECT_THROW_KIND(throw_if_not_copied(r), ErrorKind::Conflict);
+}
+
+// An incomplete backup of a base-push under a label of the source: a run still going, or interrupted.
+void claim_as_base_push(MemRepo& r, const std::string& label) {
+  std::string claim = R"({"tool":"base-push","host":"db1","pid":4242,"token":"abc","time":"2026-01-01T02:00:00Z"})";
+  write_all(*r.mem, keys::backup_claim(label), as_bytes(claim), {});  // through the store's lock: from a worker
+  write_all(*r.mem, keys::backup_bundle(label, 0), Bytes(100, 7), {});
+}
+
+TEST(BackupCopyRun, AnIncompleteBackupOfABasePushUnderTheLabelIsLeftAlone) {
+  Source src;
+  MemRepo dst;
+  claim_as_base_push(dst, kF2);
+  CopyResult r = run_backup_copy(*src.repo, *dst.repo, {});
+  EXPECT_EQ(r.plan.labels, (std::vector<std::string>{kF, kI}));
+  ASSERT_EQ(r.plan.conflicts.size(), 1u);
+  EXPECT_NE(r.plan.conflicts[0].reason.find("base-push on db1 (pid 4242"), std::string::npos) << r.plan.conflicts[0].reason;
+  EXPECT_EQ(dst.mem->objects.at(keys::backup_bundle(kF2, 0)), Bytes(100, 7));
+  EXPECT_FALSE(dst.mem->objects.count(keys::backup_manifest(kF2)));
+  // Asked for by name: refused before anything is written.
+  CopyOptions opts;
+  opts.label = kF2;
+  EXPECT_THROW_KIND(run_backup_copy(*src.repo, *dst.repo, opts), ErrorKind::Conflict);
+}
+
+TEST(BackupCopyRun, AClaimTakenOverBeforeTheManifestCommitsNothing) {
+  Source src;
+  MemRepo dst;
+  CopyOptions opts;
+  opts.label = kF;
+  opts.after_step = [&](const CopyStep& s) {
+    if (s.kind == CopyStep::Kind::Bundle) claim_as_base_push(dst, kF);
+  };
+  EXPECT_THROW_KIND(run_backup_copy(*src.repo, *dst.repo, opts), ErrorKind::Conflict);
+  EXPECT_FALSE(dst.mem->objects.count(keys::backup_manifest(kF)));
+}
+
+TEST(BackupCopyClaim, OnlyACopyOfTheSameBackupIsTakenOver) {
+  Source src;
+  MemRepo dst;
+  Inventory s = load_inventory(*src.repo);
+  const BackupManifest& f = s.backups[0];
+  const BackupManifest& f2 = s.backups[2];
+  BackupClaim first = claim_label_for_copy(*dst.mem, f, std::chrono::milliseconds(0));
+  EXPECT_TRUE(read_label_claim(*dst.mem, kF)->copies(f));
+  EXPECT_FALSE(read_label_claim(*dst.mem, kF)->copies(f2));
+  BackupClaim again = claim_label_for_copy(*dst.mem, f, std::chrono::milliseconds(0));  // an interrupted copy
+  EXPECT_NE(again.token, first.token);
+  EXPECT_FALSE(claim_holds(*dst.mem, first));
+  EXPECT_TRUE(claim_holds(*dst.mem, again));
+  BackupManifest other = f;  // another backup under the same label
+  other.stop_lsn += 1;
+  EXPECT_THROW_KIND(claim_label_for_copy(*dst.mem, other, std::chrono::milliseconds(0)), ErrorKind::Conflict);
+  claim_as_base_push(dst, kF);
+  EXPECT_THROW_KIND(claim_label_for_copy(*dst.mem, f, std::chrono::milliseconds(0)), ErrorKind::Conflict);
+  EXPECT_EQ(read_label_claim(*dst.mem, kF)->tool, "base-push");
 }
 
 TEST(BackupCopyRun, ACorruptBundleAtTheSourceStopsTheCopyNamingIt) {
