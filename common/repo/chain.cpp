@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 namespace pgvault {
 
@@ -16,6 +17,27 @@ const BackupManifest* find_backup(const Inventory& inv, const std::string& label
     if (m.label == label) return &m;
   }
   return nullptr;
+}
+
+// The value of backup_label's line "INCREMENTAL FROM <what>: " (PostgreSQL 17+ server-side incremental
+// backups: the start LSN and timeline of the backup it was taken against); "" when there is none.
+std::string incremental_from(const BackupManifest& child, const std::string& what) {
+  const std::string prefix = "INCREMENTAL FROM " + what + ": ";
+  std::istringstream in(child.backup_label);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+  }
+  return "";
+}
+
+// A server-side incremental names the backup it was taken against: the parent must be that one.
+std::string taken_against_problem(const BackupManifest& child, const BackupManifest& parent) {
+  const std::string lsn = incremental_from(child, "LSN"), tli = incremental_from(child, "TLI");
+  if (lsn.empty() && tli.empty()) return "";
+  if (lsn == format_lsn(parent.start_lsn) && tli == std::to_string(parent.timeline)) return "";
+  return " is not the backup it was taken against (that one started at " + lsn + " on timeline " + tli +
+         ", by its backup_label; " + parent.label + " started at " + format_lsn(parent.start_lsn) + " on timeline " +
+         std::to_string(parent.timeline) + ")";
 }
 
 // Why `parent` cannot be the parent of `child` ("" when it can), and the kind of that problem.
@@ -35,6 +57,10 @@ std::string link_problem(const BackupManifest& child, const BackupManifest& pare
     kind = ErrorKind::Corruption;
     return link + " does not start before it (" + format_lsn(parent.start_lsn) + " >= " +
            format_lsn(child.start_lsn) + ")";
+  }
+  if (std::string p = taken_against_problem(child, parent); !p.empty()) {
+    kind = ErrorKind::Corruption;
+    return link + p;
   }
   return "";
 }

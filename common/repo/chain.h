@@ -6,7 +6,9 @@
 // resolve_chain() reads only the inventory (manifests already loaded and verified). It stops at the
 // first broken link and names it: a parent that does not exist or is incomplete (NotFound), a parent of
 // another database system or PostgreSQL version (Foreign), a parent that does not start before its child
-// (Corruption), a cycle or a chain longer than kMaxChainLength (Corruption).
+// (Corruption), a parent that is not the backup a server-side incremental was taken against (its
+// backup_label's "INCREMENTAL FROM LSN/TLI" lines name the parent's start LSN and timeline: Corruption),
+// a cycle or a chain longer than kMaxChainLength (Corruption).
 #pragma once
 
 #include <cstddef>

@@ -201,6 +201,21 @@ TEST(IncrementalRestore, ChainLinksAreChecked) {
   EXPECT_TRUE(ok.complete()) << ok.problem;
   EXPECT_EQ(ok.text(), "A-F <- B-I <- C-I");
 
+  // A server-side incremental names the backup it was taken against: its parent's start and timeline.
+  c->backup_label = "START WAL LOCATION: 0/6000028\nINCREMENTAL FROM LSN: " + format_lsn(inv.backups[1].start_lsn) +
+                    "\nINCREMENTAL FROM TLI: 1\nSTART TIME: x\n";
+  EXPECT_TRUE(resolve_chain(inv, *c).complete()) << resolve_chain(inv, *c).problem;
+  inv.backups[1].start_lsn += 0x1000;  // another backup under the parent's label (a copy over another)
+  BackupChain other = resolve_chain(inv, *c);
+  EXPECT_EQ(other.problem_kind, ErrorKind::Corruption);
+  EXPECT_NE(other.problem.find("its parent B-I is not the backup it was taken against"), std::string::npos)
+      << other.problem;
+  inv.backups[1].start_lsn -= 0x1000;
+  inv.backups[1].timeline = 2;
+  EXPECT_FALSE(resolve_chain(inv, *c).complete());
+  inv.backups[1].timeline = 1;
+  c->backup_label = "START WAL LOCATION: ...";  // the client-side form (no such lines) from here on
+
   inv.backups[0].system_identifier = 7;  // the full backup is of another database system
   BackupChain foreign = resolve_chain(inv, *c);
   EXPECT_EQ(foreign.problem_kind, ErrorKind::Foreign);

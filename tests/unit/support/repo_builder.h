@@ -139,12 +139,14 @@ struct ChainBuilder {
   // Starts the next backup: a full one when `parent` is "", else an incremental of `parent`.
   void begin(const std::string& label, const std::string& parent = "") {
     std::uint64_t seg = 2 + 2 * backups.size();
+    std::string from;  // a server-side incremental's backup_label names its parent's start
+    for (const auto& b : backups) from = b.label == parent ? format_lsn(b.start_lsn) : from;
     backups.push_back(backup_manifest(label, 1, seg, seg + 1, seg_size));
     cur().type = parent.empty() ? "full" : "incremental";
     cur().parent = parent;
     cur().incremental_mode = parent.empty() ? "" : "client";
     cur().backup_label = "START WAL LOCATION: 0/0\nCHECKPOINT LOCATION: " + format_lsn(cur().start_lsn) + "\n" +
-                         (parent.empty() ? "" : "INCREMENTAL FROM LSN: 0/2000028\nINCREMENTAL FROM TLI: 1\n");
+                         (from.empty() ? "" : "INCREMENTAL FROM LSN: " + from + "\nINCREMENTAL FROM TLI: 1\n");
     cur().directories = {{"base", 0, 0700}, {"base/5", 0, 0700}, {"global", 0, 0700}};
     bundle = 0;
     plain.clear();
