@@ -51,6 +51,8 @@ struct EncodeOptions {
                                      // jobs bound memory (each worker buffers about two jobs)
   int window_log = 0;                // > 0: zstd's window at most 2^window_log bytes (the level's own
                                      // when smaller; memory of both ends scales with it); 0 = the level's
+  int table_log = 0;                 // > 0: at the double-fast levels (3, 4), zstd's hash and chain
+                                     // tables at most 2^table_log entries each; 0 = the level's
   const MasterKey* key = nullptr;    // nullptr: no encryption
   std::uint32_t chunk_size = kDefaultChunkSize;  // 1..kMaxChunkSize; used only when encrypting
   // The storage key the object is written under (e.g. "wal/0000000100000000/000000010000000000000007").

@@ -76,6 +76,10 @@ Digest Repository::put_object(const std::string& key, Source& src, const PutOpti
   EncodeOptions eo = encode_options();
   eo.bound_name = key;  // an encrypted object is bound to the key it is stored under
   eo.window_log = kPutObjectWindowLog;
+  eo.table_log = kPutObjectTableLog;
+  // An object of at most 1 MiB (a WAL index, a small record: one zstd job whatever the job size)
+  // compresses in this thread: zstd's workers would only add their start (threads, buffers).
+  if (opts.size && *opts.size <= (1u << 20)) eo.threads = 0;
   auto writer = storage_->put(key, opts);
   EncodeSlot slot(encode_slots_);
   SlotReleasingWriter gated(*writer, slot);
