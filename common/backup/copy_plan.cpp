@@ -13,15 +13,14 @@ namespace {
 
 using Kind = CopyStep::Kind;
 
-const BackupManifest* find_backup(const Inventory& inv, const std::string& label) {
-  for (const auto& b : inv.backups) {
-    if (b.label == label) return &b;
-  }
-  return nullptr;
-}
-
 // The same backup: everything in the manifests alike but the stored sizes, which are each repository's.
-bool same_backup(BackupManifest a, BackupManifest b) {
+// Where and how many first (cheap; most colliding labels differ there), then the whole manifest.
+bool same_backup(const BackupManifest& x, const BackupManifest& y) {
+  if (x.start_lsn != y.start_lsn || x.stop_lsn != y.stop_lsn || x.timeline != y.timeline ||
+      x.files.size() != y.files.size() || x.bundles.size() != y.bundles.size()) {
+    return false;
+  }
+  BackupManifest a = x, b = y;
   for (auto* m : {&a, &b}) {
     m->stored_bytes = 0;
     for (auto& mb : m->bundles) mb.stored_size = 0;
@@ -41,7 +40,7 @@ struct AtDestination {
   std::string problem;
 };
 AtDestination at_destination(const Inventory& dst, const CopyBlocked& blocked, const BackupManifest& b) {
-  if (const BackupManifest* d = find_backup(dst, b.label)) {
+  if (const BackupManifest* d = dst.find_backup(b.label)) {
     if (same_backup(*d, b)) return {true, ""};
     return {false, "the destination holds another backup under this label (" + describe_backup(*d) +
                        "; the source's " + describe_backup(b) + ")"};
@@ -143,7 +142,7 @@ CopyPlan plan_backup_copy(const Inventory& src, const Inventory& dst, const std:
                           const CopyBlocked& blocked) {
   CopyPlan plan;
   if (label) {
-    const BackupManifest* b = find_backup(src, *label);
+    const BackupManifest* b = src.find_backup(*label);
     if (!b) throw Error(ErrorKind::NotFound, "backup " + *label + " is not a complete backup in the source repository");
     std::string problem = add_with_chain(src, dst, blocked, *b, plan);
     if (!problem.empty()) throw Error(ErrorKind::Conflict, "backup " + *label + " cannot be copied: " + problem);
@@ -158,7 +157,7 @@ CopyPlan plan_backup_copy(const Inventory& src, const Inventory& dst, const std:
   std::sort(plan.labels.begin(), plan.labels.end());
   std::set<std::string> seen;
   for (const auto& l : plan.labels) {
-    const BackupManifest& b = *find_backup(src, l);
+    const BackupManifest& b = *src.find_backup(l);
     add_wal_steps(src, dst, b, src_wal_indexes, plan, seen);
     add_backup_steps(b, server_manifests.count(l) != 0, plan);
   }

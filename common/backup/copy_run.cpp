@@ -61,8 +61,7 @@ std::set<std::string> list_server_manifests(Repository& src) {
 CopyBlocked blocked_labels(Repository& dst, const Inventory& src_inv, const Inventory& dst_inv) {
   CopyBlocked blocked;
   for (const auto& inc : dst_inv.incomplete) {
-    const BackupManifest* b = nullptr;
-    for (const auto& m : src_inv.backups) b = m.label == inc.label ? &m : b;
+    const BackupManifest* b = src_inv.find_backup(inc.label);
     if (!b) continue;
     if (!inc.error.empty()) {
       blocked[inc.label] = "the destination holds a backup under this label whose manifest cannot be read (" + inc.error + ")";
@@ -91,10 +90,8 @@ struct Runner {
   Runner(Repository& s, Repository& d, const Identity& i, const Inventory& src_inv, CopyResult& r)
       : src(s), dst(d), id(i), to(copy_destination(s, d)), result(r) {
     dst.read_key();  // claim_of() from the workers
-    for (const auto& b : src_inv.backups) {
-      for (const auto& l : r.plan.labels) {
-        if (b.label == l) manifests.emplace(l, b);
-      }
+    for (const auto& l : r.plan.labels) {
+      if (const BackupManifest* b = src_inv.find_backup(l)) manifests.emplace(l, *b);
     }
   }
 

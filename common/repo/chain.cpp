@@ -1,23 +1,12 @@
 // resolve_chain (chain.h): walks the parents through the inventory, checking each link.
 #include "common/repo/chain.h"
 
-#include <algorithm>
 #include <set>
 #include <sstream>
 
 namespace pgvault {
 
 namespace {
-
-const BackupManifest* find_backup(const Inventory& inv, const std::string& label) {
-  auto it = std::lower_bound(inv.backups.begin(), inv.backups.end(), label,
-                             [](const BackupManifest& m, const std::string& l) { return m.label < l; });
-  if (it != inv.backups.end() && it->label == label) return &*it;
-  for (const auto& m : inv.backups) {  // not sorted (a hand-built inventory): look at every one
-    if (m.label == label) return &m;
-  }
-  return nullptr;
-}
 
 // The value of backup_label's line "INCREMENTAL FROM <what>: " (PostgreSQL 17+ server-side incremental
 // backups: the start LSN and timeline of the backup it was taken against); "" when there is none.
@@ -85,10 +74,9 @@ BackupChain resolve_chain(const Inventory& inv, const BackupManifest& b) {
                   (seen.count(label) ? "loops back to " + label : "is longer than " + std::to_string(kMaxChainLength) + " backups");
       return c;
     }
-    const BackupManifest* parent = find_backup(inv, label);
+    const BackupManifest* parent = inv.find_backup(label);
     if (!parent) {
-      bool incomplete = std::any_of(inv.incomplete.begin(), inv.incomplete.end(),
-                                    [&](const IncompleteBackup& i) { return i.label == label; });
+      const bool incomplete = inv.find_incomplete(label) != nullptr;
       c.problem_kind = ErrorKind::NotFound;
       c.problem = "backup " + cur->label + ": its parent " + label +
                   (incomplete ? " is incomplete" : " does not exist") + " (chain of " + b.label + ")";

@@ -242,4 +242,21 @@ RecoveryTargets load_recovery_targets(Repository& repo, const Inventory& inv, in
   });
 }
 
+const BackupManifest* Inventory::find_backup(const std::string& label) const {
+  auto it = std::lower_bound(backups.begin(), backups.end(), label,
+                             [](const BackupManifest& m, const std::string& l) { return m.label < l; });
+  if (it != backups.end() && it->label == label) return &*it;
+  for (const auto& m : backups) {  // not sorted (a hand-built inventory): look at every one
+    if (m.label == label) return &m;
+  }
+  return nullptr;
+}
+
+const IncompleteBackup* Inventory::find_incomplete(const std::string& label) const {
+  for (const auto& i : incomplete) {
+    if (i.label == label) return &i;
+  }
+  return nullptr;
+}
+
 }  // namespace pgvault

@@ -92,6 +92,9 @@ struct Inventory {
 
   // The segment if archived (not .partial).
   const WalObject* find_segment(std::uint32_t timeline, std::uint64_t segno) const;
+  // The complete backup / the incomplete one under `label`, or null.
+  const BackupManifest* find_backup(const std::string& label) const;
+  const IncompleteBackup* find_incomplete(const std::string& label) const;
   bool has_history(std::uint32_t timeline) const { return histories.count(timeline) != 0; }
 };
 

@@ -2,7 +2,6 @@
 // every WAL segment recovery will ask for, and map the tablespace locations.
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -54,11 +53,8 @@ void refuse_unreadable_or_none(Repository& repo, const Inventory& inv, const Res
 }
 
 const BackupManifest& named_backup(Repository& repo, const Inventory& inv, const std::string& label) {
-  for (const auto& b : inv.backups) {
-    if (b.label == label) return b;
-  }
-  bool incomplete = std::any_of(inv.incomplete.begin(), inv.incomplete.end(),
-                                [&](const IncompleteBackup& i) { return i.label == label; });
+  if (const BackupManifest* b = inv.find_backup(label)) return *b;
+  const bool incomplete = inv.find_incomplete(label) != nullptr;
   throw Error(ErrorKind::NotFound, "backup " + label + (incomplete ? " is incomplete" : " does not exist") + " in " +
                                        repo.describe() + " (see archive-info)");
 }
