@@ -1,8 +1,9 @@
 // backup-copy: copies complete backups (an incremental with its chain, parents first) and the WAL each
 // needs from one repository to another, without the database.
 //
-// What a backup needs: its bundles, the server's backup_manifest when the source has one, its manifest
-// (LAST: the commit point), every WAL segment from its start to its stop segment (following its
+// What a backup needs: its bundles, the server's backup_manifest when the source has one, its marks
+// (repo/marks.h: kept, annotations) when it has them, as they are at the source when it is copied (later
+// changes are each repository's), its manifest (LAST: the commit point), every WAL segment from its start to its stop segment (following its
 // timeline's history), the history files of those timelines, and the WAL index object of each segment
 // where the source has one.
 //
@@ -40,14 +41,14 @@ namespace pgvault {
 
 // One object to copy, in plan order.
 struct CopyStep {
-  enum class Kind { History, Wal, WalIndex, Bundle, ServerManifest, Manifest };
+  enum class Kind { History, Wal, WalIndex, Bundle, ServerManifest, Marks, Manifest };
   Kind kind = Kind::Wal;
   std::string key;
   std::string label;             // the backup the step belongs to
   std::uint64_t stored_size = 0; // at the source (progress), 0 when unknown
   bool at_destination = false;   // WAL and history: the destination holds it (checked: same content)
 };
-std::string copy_step_kind_name(CopyStep::Kind k);  // "history", "wal", "wal-index", "bundle", ...
+std::string copy_step_kind_name(CopyStep::Kind k);  // "history", "wal", "wal-index", "bundle", "marks", ...
 
 // A backup that is not copied because its label (or a chain member's) is taken at the destination.
 struct CopyConflict {

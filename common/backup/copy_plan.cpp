@@ -114,12 +114,14 @@ void add_wal_steps(const Inventory& src, const Inventory& dst, const BackupManif
   }
 }
 
-// The backup's own objects: bundles, the server's backup_manifest, and the manifest last.
-void add_backup_steps(const BackupManifest& b, bool server_manifest, CopyPlan& plan) {
+// The backup's own objects: bundles, the server's backup_manifest, its marks (kept, annotations: before
+// the manifest, as base-push writes them, so a kept backup is never visible unkept), and the manifest last.
+void add_backup_steps(const BackupManifest& b, bool server_manifest, bool marks, CopyPlan& plan) {
   for (const auto& mb : b.bundles) {
     plan.steps.push_back({Kind::Bundle, keys::backup_bundle(b.label, mb.index), b.label, mb.stored_size, false});
   }
   if (server_manifest) plan.steps.push_back({Kind::ServerManifest, keys::backup_server_manifest(b.label), b.label, 0, false});
+  if (marks) plan.steps.push_back({Kind::Marks, keys::backup_marks(b.label), b.label, 0, false});
   plan.steps.push_back({Kind::Manifest, keys::backup_manifest(b.label), b.label, 0, false});
 }
 
@@ -132,6 +134,7 @@ std::string copy_step_kind_name(CopyStep::Kind k) {
     case Kind::WalIndex: return "wal-index";
     case Kind::Bundle: return "bundle";
     case Kind::ServerManifest: return "server-manifest";
+    case Kind::Marks: return "marks";
     case Kind::Manifest: return "manifest";
   }
   return "?";
@@ -159,7 +162,7 @@ CopyPlan plan_backup_copy(const Inventory& src, const Inventory& dst, const std:
   for (const auto& l : plan.labels) {
     const BackupManifest& b = *src.find_backup(l);
     add_wal_steps(src, dst, b, src_wal_indexes, plan, seen);
-    add_backup_steps(b, server_manifests.count(l) != 0, plan);
+    add_backup_steps(b, server_manifests.count(l) != 0, src.marks.count(l) != 0, plan);
   }
   return plan;
 }

@@ -55,7 +55,7 @@ def test_chain_copied_to_s3_interrupted_then_finished_restores_from_s3_alone(wor
     pg = start_primary(workspace, fs)
     pg.pgbench_init(scale=1)
     create_marks(pg)
-    full = base_push(pg, fs)
+    full = base_push(pg, fs, "--keep", "--annotate", "reason=deploy-42")  # the marks go with the copy
     pg.pgbench(["-t", "100", "-c", "2"])
     mark(pg, "one", 7)
     expected = db_state(pg)
@@ -72,6 +72,10 @@ def test_chain_copied_to_s3_interrupted_then_finished_restores_from_s3_alone(wor
     assert summary["copied"] == [full["label"], incr["label"]], summary
     assert manifests(cloud) == [full["label"], incr["label"]]
     assert json.loads(copy(fs, "--json").stdout)["copied"] == [], "nothing left to copy"
+    res = run(fs.cmd("archive-info", "--repo", "cloud", "--json"), user=PG_USER)
+    at_cloud = {b["label"]: b for b in json.loads(res.stdout)["backups"]}
+    assert at_cloud[full["label"]]["kept"] is True and at_cloud[incr["label"]]["kept"] is False, res.stdout
+    assert at_cloud[full["label"]]["annotations"] == {"reason": "deploy-42"}, res.stdout
     # Every copied object verifies; the only problems are the WAL between one backup's stop and the next
     # one's start, which backup-copy does not copy (each backup brings its start..stop segments).
     res = run(fs.cmd("archive-info", "--repo", "cloud", "--verify"), user=PG_USER)

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
                "objects at a time, the manifest of each backup last (an interrupted copy leaves no visible\n"
                "backup; the next run finishes it).\n"
                "Default: every complete backup of --from that --to lacks, oldest first; an incremental brings\n"
-               "the members of its chain the destination lacks, parents first. A backup whose label is another\n"
+               "the members of its chain the destination lacks, parents first. A backup's marks (base-push\n"
+               "--keep/--annotate) are copied with it. A backup whose label is another\n"
                "backup's at the destination (same second, other run) is not copied: it is named, the rest is\n"
                "copied, and the exit code is 3.",
                "backup-copy"};

@@ -13,6 +13,7 @@
 
 #include "common/backup/backup.h"
 #include "common/backup/copy.h"
+#include "common/repo/marks.h"
 #include "common/report/verify.h"
 #include "support/repo_builder.h"
 
@@ -231,6 +232,29 @@ TEST(BackupCopyRun, AnInterruptedCopyLeavesNoVisibleBackupAndTheNextRunFinishesI
   opts.after_step = {};
   run_backup_copy(*src.repo, *dst.repo, opts);
   EXPECT_EQ(labels_of(load_inventory(*dst.repo)), (std::vector<std::string>{kF}));
+}
+
+TEST(BackupCopyRun, AKeptBackupIsKeptAtTheDestinationWithItsAnnotations) {
+  Source src;
+  MemRepo dst;
+  BackupMarks kept;
+  kept.label = kF;
+  kept.keep = true;
+  kept.annotations = {{"reason", "deploy-42"}};
+  kept.time = "2026-01-01T02:00:00Z";
+  write_marks(*src.repo, kept);
+  CopyPlan plan = plan_backup_copy(load_inventory(*src.repo), load_inventory(*dst.repo), std::nullopt, {}, {});
+  auto [f0, f1] = span_of(plan, kF);
+  ASSERT_GT(f1, f0);
+  EXPECT_EQ(plan.steps[f1 - 1].key, keys::backup_marks(kF)) << "the marks are written just before the manifest";
+  EXPECT_EQ(plan.steps[f1 - 1].kind, CopyStep::Kind::Marks);
+  run_backup_copy(*src.repo, *dst.repo, {});
+  Inventory d = load_inventory(*dst.repo);
+  ASSERT_TRUE(d.marks.count(kF));
+  EXPECT_TRUE(d.marks.at(kF).keep);
+  EXPECT_EQ(d.marks.at(kF).annotations, kept.annotations);
+  EXPECT_FALSE(d.marks.count(kI)) << "a backup without marks gets none";
+  EXPECT_FALSE(dst.mem->objects.count(keys::backup_marks(kF2)));
 }
 
 // A destination whose own backup F (another backup than the source's F, e.g. a base-push to it in the
