@@ -5,14 +5,21 @@
 #   with pitr-prepare (recovery through wal-fetch) and check that its data is exactly what the primary
 #   had at that point (and not what came after). archive-info --verify checks the repository.
 # Everything lives in a temporary directory that is removed at the end; both servers are stopped by PID.
+# PGVAULT_DEMO_BIN=<build dir>: run on the tools built there, without setup and build (the test
+# demo.main_job in tests/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
 # Every tool (not only those the demo runs), so that `cmake --install build/release` works afterwards.
-TOOLS=$(cd tools && ls -d */ | tr -d /)
-# shellcheck disable=SC2086
-scripts/build.sh release $TOOLS >/dev/null
-BIN="$PWD/build/release"
+# A tool is a folder of tools/ with a main.cpp (tools/shared holds what they share).
+TOOLS=$(cd tools && for d in */; do [ -f "$d/main.cpp" ] && echo "${d%/}"; done)
+if [ -n "${PGVAULT_DEMO_BIN:-}" ]; then
+  BIN="$PGVAULT_DEMO_BIN"
+else
+  scripts/setup.sh
+  # shellcheck disable=SC2086
+  scripts/build.sh release $TOOLS >/dev/null
+  BIN="$PWD/build/release"
+fi
 PGBIN=/usr/lib/postgresql/15/bin
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then /usr/sbin/runuser -u postgres -- "$@"; else "$@"; fi; }

@@ -3,7 +3,8 @@
 # server), first in the sanitizer build (ASan + UBSan), then in the ThreadSanitizer build (the unit tests
 # and the integration tests whose tools run threads: ctest labels unit and tsan), both on PostgreSQL 15,
 # then in the Release build, whose server-facing suites also run on PostgreSQL 16, 17 and 18 (ctest
-# labels pg16, pg17, pg18; tests/CMakeLists.txt) and which alone also runs the package tests (ctest labels
+# labels pg16, pg17, pg18; tests/CMakeLists.txt) and which alone also runs scripts/demo.sh on its tools
+# (ctest label demo) and the package tests (ctest labels
 # package: the .deb installed into /usr and removed, run alone; container: the podman image;
 # tests/package/).
 # When the asan stage runs in the same call, the release stage leaves out the integration suites asan ran
