@@ -19,24 +19,19 @@ from conftest import fetch, push
 from helpers.faultproxy import FaultProxy
 from helpers.pitr import base_push, pitr_prepare, recover
 from helpers.proc import chown_to
-from helpers.repo import Repo, _toml_value, wal_key
+from helpers.repo import Repo, local_dirs, toml_text, wal_key
 
 ABORT = 200
-
-
-def repository_lines(header: str, repo: Repo, **extra) -> list[str]:
-    values = dict(repo.settings["repository"], **extra)
-    return [header] + [f"{k} = {_toml_value(v)}" for k, v in values.items()] + [""]
 
 
 def both(workspace, first: Repo, second: Repo, second_name: str, prefetch: int = 8) -> Repo:
     """A Repo whose config names `first` as [repository] and `second` as [repositories.<second_name>]
     (its tools act on both; raw object access stays `first`'s)."""
     conf = workspace.mkdir("both-conf", mode=0o755) / "pgvault.toml"
-    lines = repository_lines("[repository]", first)
-    lines += repository_lines(f"[repositories.{second_name}]", second)
-    lines += ["[fetch]", f'spool = "{workspace.mkdir("both-fetch-spool")}"', f"prefetch = {prefetch}", ""]
-    conf.write_text("\n".join(lines))
+    settings = {"repository": first.settings["repository"], f"repositories.{second_name}": second.settings["repository"],
+                **local_dirs(workspace, "both")}  # spools, owed queue, local state
+    settings["fetch"]["prefetch"] = prefetch
+    conf.write_text(toml_text(settings))
     chown_to(conf)
     view = copy.copy(first)
     view.config_path = conf

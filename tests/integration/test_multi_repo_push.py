@@ -15,13 +15,14 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import push
 from helpers.faultproxy import FaultProxy
 from helpers.proc import PG_USER, chown_to
-from helpers.repo import Repo, _toml_value, wal_key
+from helpers.repo import Repo, local_dirs, toml_text, wal_key
 
 SEG_RE = r"^[0-9A-F]{24}$"
 
@@ -33,23 +34,20 @@ class TwoRepos:
         self.workspace, self.proxy = workspace, proxy
         self.local = Repo(workspace, "fs", name="local")
         self.cloud = Repo(workspace, "s3", s3=s3_server, name="cloud")
-        self.owed_dir = workspace.mkdir("owed")
         self.config_path = self.local.dir / "two.toml"
         self.cloud_settings = {"endpoint": proxy.endpoint, "timeout": 2, "connect_timeout": 1, "retry_time": 1,
                                "required": False}
-        self.push_settings = {"spool": str(workspace.mkdir("two-push-spool")), "parallel": 4,
-                              "owed_dir": str(self.owed_dir)}
+        self.dirs = local_dirs(workspace, "two")  # spools, owed queue, local state
+        self.owed_dir = Path(self.dirs["push"]["owed_dir"])
+        self.push_settings = dict(self.dirs["push"], parallel=4)
         self.write()
 
     def write(self, **cloud):
         self.cloud_settings.update(cloud)
-        local = dict(self.local.settings["repository"], name="local")
-        s3 = dict(self.cloud.settings["repository"], **self.cloud_settings)
-        lines = ["[repository]"] + [f"{k} = {_toml_value(v)}" for k, v in local.items()]
-        lines += ["", "[repositories.cloud]"] + [f"{k} = {_toml_value(v)}" for k, v in s3.items()]
-        lines += ["", "[push]"] + [f"{k} = {_toml_value(v)}" for k, v in self.push_settings.items()]
-        lines += ["", "[fetch]", "prefetch = 0", ""]
-        self.config_path.write_text("\n".join(lines))
+        self.config_path.write_text(toml_text({
+            "repository": dict(self.local.settings["repository"], name="local"),
+            "repositories.cloud": dict(self.cloud.settings["repository"], **self.cloud_settings),
+            "push": self.push_settings, "fetch": dict(self.dirs["fetch"], prefetch=0), "check": self.dirs["check"]}))
         os.chmod(self.config_path, 0o644)
         chown_to(self.config_path)
 

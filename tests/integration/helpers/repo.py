@@ -33,6 +33,28 @@ def _toml_value(v) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def toml_text(settings: Mapping[str, Mapping[str, object]]) -> str:
+    """A config file's text: one ``[section]`` table per entry of ``{"section": {"key": value}}``."""
+    lines = []
+    for section, values in settings.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def local_dirs(workspace, name: str) -> dict[str, dict[str, object]]:
+    """The settings that keep a config's local folders in the workspace, so that they go with it and each
+    test starts from zero: the push and fetch spools, the owed queue and the local state ([check]
+    state_dir: the last --verify, the WAL tools' counters). The tools' defaults are under
+    /var/lib/pgvault or /var/tmp/pgvault-<uid>, an operator's on a developer's machine: every config a
+    test writes names these (conftest.py fails the run that touches a default location)."""
+    return {"push": {"spool": str(workspace.mkdir(f"{name}-push-spool")),
+                     "owed_dir": str(workspace.mkdir(f"{name}-owed"))},
+            "fetch": {"spool": str(workspace.mkdir(f"{name}-fetch-spool"))},
+            "check": {"state_dir": str(workspace.mkdir(f"{name}-state"))}}
+
+
 class Repo:
     """A repository plus the pgvault.toml that points at it.
 
@@ -68,11 +90,7 @@ class Repo:
                                    "secret_access_key": s3.secret_key, "uri_style": "path"}}
         else:
             raise ValueError(backend)
-        # Spools inside the workspace, so they go with it (the default is under /var/tmp).
-        base["push"] = {"spool": str(workspace.mkdir(f"{name}-push-spool"))}
-        base["fetch"] = {"spool": str(workspace.mkdir(f"{name}-fetch-spool"))}
-        # Local state (the last --verify, the WAL tools' counters) too, so each test starts from zero.
-        base["check"] = {"state_dir": str(workspace.mkdir(f"{name}-state"))}
+        base.update(local_dirs(workspace, name))  # spools, owed queue, local state: in the workspace
         self.settings: dict[str, dict[str, object]] = {k: dict(v) for k, v in base.items()}
         self.update(settings or {})
         if init:
@@ -87,12 +105,7 @@ class Repo:
         """Merge settings ({"section": {"key": value}}) and rewrite the config file."""
         for section, values in settings.items():
             self.settings.setdefault(section, {}).update(values)
-        lines = []
-        for section, values in self.settings.items():
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-            lines.append("")
-        self.config_path.write_text("\n".join(lines))
+        self.config_path.write_text(toml_text(self.settings))
         os.chmod(self.config_path, 0o644)
         chown_to(self.config_path)
         return self
