@@ -10,19 +10,40 @@
   marked ``@pytest.mark.pg_versions(min=17)`` (or ``max=15``) and skipped on the others.
 
 The helpers package is importable from tests as ``helpers`` (this directory is on sys.path).
+
+What a run leaves behind: nothing. Besides the workspaces, the tools keep files where no config names a
+folder: the S3 capability cache ($XDG_RUNTIME_DIR/pgvault, else ${TMPDIR:-/tmp}/pgvault-<euid>), the
+local state, spools and owed queues (/var/lib/pgvault, else /var/tmp/pgvault-<uid>), restore-drill's
+work directory ($TMPDIR, else /var/tmp); on a developer's machine those may be an operator's. So every
+config a test writes names folders of its workspace (``helpers.repo.local_dirs``), and the run has a
+private temp directory (:func:`start_run_tmpdir`): the TMPDIR of every tool and server the tests start
+(XDG_RUNTIME_DIR unset) and pytest's basetemp (``tmp_path``), removed at the end
+(``PGVAULT_TEST_KEEP=1`` keeps it).
 """
 
 import os
 import signal
+import tempfile
+from pathlib import Path
 
-from helpers.proc import chown_to
+from helpers.proc import chown_to, remove_tree
 
 import pytest
 
 from helpers.pg import PG_VERSION, Workspace
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's tmpdir plugin reads --basetemp
 def pytest_configure(config):
+    start_run_tmpdir(config)
+    configure_harness(config)
+
+
+def pytest_unconfigure(config):
+    end_run_tmpdir(config)
+
+
+def configure_harness(config):
     config.addinivalue_line("markers", "pg_versions(min=15, max=None): run only on these PostgreSQL "
                                        "major versions (PGVAULT_PG_VERSION)")
     # SIGTERM (e.g. from a CI runner) would end Python without running fixture teardowns or atexit
@@ -33,6 +54,37 @@ def pytest_configure(config):
     # The tools are quiet (warnings only) when stderr is not a terminal; the tests read their info lines.
     # test_operations.py checks the quiet default with this variable removed.
     os.environ.setdefault("PGVAULT_LOG_LEVEL", "info")
+
+
+# --- the run's own temp directory, and the tools' default locations left alone ------------------------
+
+def start_run_tmpdir(config):
+    """A fresh directory for this pytest process (ctest runs two at a time: each has its own), owned by
+    the PostgreSQL user (the servers and the tools they run write there too), short (unix socket paths):
+    $TMPDIR of every child from now on, and pytest's basetemp unless --basetemp names one."""
+    python_tmp = tempfile.gettempdir()  # fixed from now on: Python's own temp files stay there
+    base = os.environ.get("PGVAULT_TEST_TMPDIR") or python_tmp
+    tmp = Path(tempfile.mkdtemp(prefix="pgvault-run-", dir=base))
+    chown_to(tmp)
+    config.pgvault_run_tmpdir = tmp
+    config.pgvault_saved_env = {k: os.environ.get(k) for k in ("TMPDIR", "XDG_RUNTIME_DIR")}
+    os.environ["TMPDIR"] = str(tmp)
+    os.environ.pop("XDG_RUNTIME_DIR", None)
+    if config.option.basetemp is None:
+        config.option.basetemp = str(tmp / "pytest")
+
+
+def end_run_tmpdir(config):
+    tmp = getattr(config, "pgvault_run_tmpdir", None)
+    if tmp is None:
+        return
+    for key, value in config.pgvault_saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if not os.environ.get("PGVAULT_TEST_KEEP"):
+        remove_tree(tmp)
 
 
 def pytest_report_header(config):

@@ -16,7 +16,9 @@ _spec = importlib.util.spec_from_file_location("pgvault_integration_conftest", I
 _shared = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_shared)
 
-pytest_configure = _shared.pytest_configure
+# Not the integration run's own TMPDIR (start_run_tmpdir): podman copies images through $TMPDIR,
+# and what these tests run writes nothing at the tools' default locations (no S3, configs from Repo).
+pytest_configure = _shared.configure_harness
 pytest_runtest_setup = _shared.pytest_runtest_setup
 pytest_runtest_makereport = _shared.pytest_runtest_makereport
 workspace = _shared.workspace
