@@ -18,15 +18,18 @@ work directory ($TMPDIR, else /var/tmp); on a developer's machine those may be a
 config a test writes names folders of its workspace (``helpers.repo.local_dirs``), and the run has a
 private temp directory (:func:`start_run_tmpdir`): the TMPDIR of every tool and server the tests start
 (XDG_RUNTIME_DIR unset) and pytest's basetemp (``tmp_path``), removed at the end
-(``PGVAULT_TEST_KEEP=1`` keeps it).
+(``PGVAULT_TEST_KEEP=1`` keeps it). The session fails if it created a file at one of those default
+locations (``default_locations_untouched``).
 """
 
 import os
+import re
 import signal
 import tempfile
+import time
 from pathlib import Path
 
-from helpers.proc import chown_to, remove_tree
+from helpers.proc import PG_USER, chown_to, remove_tree, user_ids
 
 import pytest
 
@@ -64,6 +67,9 @@ def start_run_tmpdir(config):
     $TMPDIR of every child from now on, and pytest's basetemp unless --basetemp names one."""
     python_tmp = tempfile.gettempdir()  # fixed from now on: Python's own temp files stay there
     base = os.environ.get("PGVAULT_TEST_TMPDIR") or python_tmp
+    config.pgvault_default_roots = default_locations()  # of the environment the run was started with
+    config.pgvault_defaults = snapshot(config.pgvault_default_roots)  # before any tool runs
+    config.pgvault_started = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="pgvault-run-", dir=base))
     chown_to(tmp)
     config.pgvault_run_tmpdir = tmp
@@ -85,6 +91,67 @@ def end_run_tmpdir(config):
             os.environ[key] = value
     if not os.environ.get("PGVAULT_TEST_KEEP"):
         remove_tree(tmp)
+
+
+def default_locations() -> list[Path]:
+    """Where the tools keep files of their own when no config names a folder, for the users the tests run
+    them as: the S3 capability cache's directory (common/storage/s3/s3_caps.cpp default_file) and the
+    local state's (common/repo/local_state.cpp, common/archive/spool.cpp)."""
+    uids = sorted({os.geteuid(), user_ids(PG_USER)[0]})
+    tmp_roots = sorted({"/tmp", os.environ.get("TMPDIR") or "/tmp"})
+    paths = [Path(t, f"pgvault-{uid}") for t in tmp_roots for uid in uids]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        paths.append(Path(os.environ["XDG_RUNTIME_DIR"], "pgvault"))
+    paths += [Path("/var/tmp", f"pgvault-{uid}") for uid in uids]
+    return paths + [Path("/var/lib/pgvault/state"), Path("/var/lib/pgvault/owed")]
+
+
+def snapshot(roots: list[Path]) -> dict[str, int]:
+    """Every file and directory under ``roots`` (those that exist), with its mtime in nanoseconds."""
+    seen = {}
+    for root in roots:
+        for top, dirs, files in os.walk(root):
+            for path in [top] + [os.path.join(top, name) for name in dirs + files]:
+                try:
+                    seen[path] = os.lstat(path).st_mtime_ns
+                except OSError:
+                    pass
+    return seen
+
+
+def other_runs_only(capability_file: str, since: float) -> bool:
+    """Whether every entry written to an S3 capability cache since ``since`` names a bucket of another
+    test process (helpers.repo names them pgvault-<pid>-<n>): a test run beside this one (ctest runs two
+    at a time; other checkouts may run theirs), not this one."""
+    try:
+        entries = [line.split() for line in Path(capability_file).read_text().splitlines()]
+    except OSError:
+        return False
+    buckets = [e[3] for e in entries if len(e) == 4 and e[0].isdigit() and int(e[0]) >= int(since)]
+    pids = [re.fullmatch(r"pgvault-(\d+)-\d+", b) for b in buckets]
+    return bool(pids) and all(m is not None and int(m[1]) != os.getpid() for m in pids)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_locations_untouched(request):
+    """Fails the session (at the last test's teardown) when this run created a file at one of the tools'
+    default locations, or wrote to an S3 capability cache there: a config written without the
+    workspace's folders, or a tool started without the run's TMPDIR. Files that existed before may be an
+    operator's in use (only new ones count), and a capability cache's entries name their buckets (those
+    of other test runs do not count); a new state folder made by another program at the same time (a run
+    of a checkout without these safeguards, scripts/demo.sh of an older checkout) is named too."""
+    yield
+    before = request.config.pgvault_defaults
+    after = snapshot(request.config.pgvault_default_roots)
+    caches = [p for p, mtime in after.items() if p.endswith("/s3-capabilities") and before.get(p) != mtime]
+    changed = sorted({p for p in after if p not in before} | set(caches))
+    for cache in caches:
+        if other_runs_only(cache, request.config.pgvault_started):
+            changed = [p for p in changed if p not in (cache, os.path.dirname(cache))]
+    if changed:
+        pytest.fail("this run created files at the tools' default locations, outside the test "
+                    "workspaces (a config without local_dirs? a tool without the run's TMPDIR?):\n  "
+                    + "\n  ".join(changed), pytrace=False)
 
 
 def pytest_report_header(config):
