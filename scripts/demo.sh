@@ -47,7 +47,18 @@ level = 3
 
 [backup]
 conninfo = "host=$WORK port=PORT user=postgres"
+
+# The tools' local folders in the demo's directory too (by default under /var/tmp/pgvault-<uid>).
+[push]
+spool = "$WORK/local/push-spool"
+
+[fetch]
+spool = "$WORK/local/fetch-spool"
+
+[check]
+state_dir = "$WORK/local/state"
 TOML
+mkdir -p "$WORK/local/push-spool" "$WORK/local/fetch-spool" "$WORK/local/state"
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$WORK"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
