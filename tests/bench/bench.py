@@ -442,9 +442,12 @@ class Bench:
         lines += ["", "[compression]", 'method = "zstd"', "level = 3", ""]
         if enc:
             lines += ["[encryption]", 'method = "aes-256-gcm"', f'key_file = "{self.key_file}"', ""]
+        # Spools, owed queue and local state in the workspace (the defaults are under /var/tmp and
+        # /var/lib/pgvault, which the run would leave behind).
         spool = self.ws.mkdir("spool", name, mode=0o700)
-        lines += ["[push]", f"parallel = {push_parallel}", f'spool = "{spool}/push"', "",
+        lines += ["[push]", f"parallel = {push_parallel}", f'spool = "{spool}/push"', f'owed_dir = "{spool}/owed"', "",
                   "[fetch]", f"prefetch = {prefetch}", f'spool = "{spool}/fetch"', "",
+                  "[check]", f'state_dir = "{spool}/state"', "",
                   "[log]", 'level = "warning"', ""]
         conf = self.ws.path("conf", f"{name}.toml")
         conf.write_text("\n".join(lines))
