@@ -27,10 +27,19 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 WORK=$(mktemp -d /tmp/pgvault-demo.XXXXXX)
 chmod 755 "$WORK"
-PIDS=()
+PIDS=()     # what start() ran in the background (runuser's PID when run as root)
+DATADIRS=() # the servers' data directories: their postmaster.pid names the server's own PID
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; done
+  local servers=() pid
+  for d in "${DATADIRS[@]}"; do
+    pid=$(head -1 "$d/postmaster.pid" 2>/dev/null || true)
+    [[ "$pid" =~ ^[0-9]+$ ]] && servers+=("$pid")
+  done
+  for pid in "${servers[@]}" "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done  # fast shutdown
+  for pid in "${servers[@]}" "${PIDS[@]}"; do
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -66,6 +75,7 @@ start() {  # datadir port
   as_pg "$PGBIN/postgres" -D "$1" -p "$2" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$WORK" \
     >"$1.log" 2>&1 &
   PIDS+=($!)
+  DATADIRS+=("$1")
 }
 psqlq() { as_pg "$PGBIN/psql" -X -A -t -q -h "$WORK" -p "$1" -U postgres -d postgres -v ON_ERROR_STOP=1 -c "$2"; }
 wait_ready() { for _ in $(seq 300); do as_pg "$PGBIN/pg_isready" -q -h "$WORK" -p "$1" && return 0; sleep 0.2; done; echo "server did not start" >&2; exit 1; }
