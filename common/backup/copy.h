@@ -3,9 +3,9 @@
 //
 // What a backup needs: its bundles, the server's backup_manifest when the source has one, its marks
 // (repo/marks.h: kept, annotations) when it has them, as they are at the source when it is copied (later
-// changes are each repository's), its manifest (LAST: the commit point), every WAL segment from its start to its stop segment (following its
-// timeline's history), the history files of those timelines, and the WAL index object of each segment
-// where the source has one.
+// changes are each repository's), its manifest (LAST: the commit point), every WAL segment from its
+// start to its stop segment (following its timeline's history), the history files of those timelines,
+// and the WAL index object of each segment where the source has one.
 //
 // Every object is read verified (decoded: SHA-256, AEAD tag; a bundle also file by file against the
 // manifest, a WAL segment by its page header against the identity) and written into the destination
