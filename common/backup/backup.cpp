@@ -86,6 +86,8 @@ void begin_manifest(BackupRun& run) {
     m.type = "incremental";
     m.parent = run.plan->parent.label;
     m.incremental_mode = run.plan->mode();
+    m.parent_start_lsn = run.plan->parent.start_lsn;
+    m.parent_timeline = run.plan->parent.timeline;
   }
 }
 

@@ -19,14 +19,23 @@ std::string incremental_from(const BackupManifest& child, const std::string& wha
   return "";
 }
 
-// A server-side incremental names the backup it was taken against: the parent must be that one.
+// An incremental names the backup it was taken against, by its start LSN and timeline: its manifest
+// records them (manifest.h; not in manifests older than that), and a server-side incremental's
+// backup_label has them too (PostgreSQL 17+). The backup under the parent's label must be that one: the
+// parent's blocks are what the child's were chosen against. "" when it is, or nothing names it.
 std::string taken_against_problem(const BackupManifest& child, const BackupManifest& parent) {
-  const std::string lsn = incremental_from(child, "LSN"), tli = incremental_from(child, "TLI");
-  if (lsn.empty() && tli.empty()) return "";
-  if (lsn == format_lsn(parent.start_lsn) && tli == std::to_string(parent.timeline)) return "";
-  return " is not the backup it was taken against (that one started at " + lsn + " on timeline " + tli +
-         ", by its backup_label; " + parent.label + " started at " + format_lsn(parent.start_lsn) + " on timeline " +
-         std::to_string(parent.timeline) + ")";
+  const std::string start = format_lsn(parent.start_lsn), tli = std::to_string(parent.timeline);
+  auto problem = [&](const std::string& lsn, const std::string& timeline, const char* by) {
+    return " is not the backup it was taken against (that one started at " + lsn + " on timeline " + timeline +
+           ", by its " + by + "; " + parent.label + " started at " + start + " on timeline " + tli + ")";
+  };
+  if (child.parent_start_lsn != 0 &&
+      (child.parent_start_lsn != parent.start_lsn || child.parent_timeline != parent.timeline)) {
+    return problem(format_lsn(child.parent_start_lsn), std::to_string(child.parent_timeline), "manifest");
+  }
+  const std::string lsn = incremental_from(child, "LSN"), label_tli = incremental_from(child, "TLI");
+  if ((lsn.empty() && label_tli.empty()) || (lsn == start && label_tli == tli)) return "";
+  return problem(lsn, label_tli, "backup_label");
 }
 
 // Why `parent` cannot be the parent of `child` ("" when it can), and the kind of that problem.

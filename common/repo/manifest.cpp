@@ -140,7 +140,9 @@ FileKind parse_file_kind(const std::string& text, const std::string& what, const
 void check_type(const BackupManifest& m, const std::string& what) {
   auto bad = [&](const std::string& why) { return Error(ErrorKind::Corruption, what + ": malformed manifest (" + why + ")"); };
   if (m.type == "full") {
-    if (!m.parent.empty() || !m.incremental_mode.empty()) throw bad("a full backup with a parent");
+    if (!m.parent.empty() || !m.incremental_mode.empty() || m.parent_start_lsn != 0) {
+      throw bad("a full backup with a parent");
+    }
     for (const auto& f : m.files) {
       if (f.kind != FileKind::Full) throw bad("file " + f.path + " of a full backup is not stored whole");
     }
@@ -168,6 +170,10 @@ std::string BackupManifest::to_json() const {
   j["type"] = type;
   j["parent"] = parent;
   if (!incremental_mode.empty()) j["incremental_mode"] = incremental_mode;
+  if (parent_start_lsn != 0) {
+    j["parent_start_lsn"] = format_lsn(parent_start_lsn);
+    j["parent_timeline"] = parent_timeline;
+  }
   j["timeline"] = timeline;
   j["start_lsn"] = format_lsn(start_lsn);
   j["stop_lsn"] = format_lsn(stop_lsn);
@@ -224,6 +230,10 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
     m.type = j.at("type").get<std::string>();
     m.parent = j.value("parent", "");
     m.incremental_mode = j.value("incremental_mode", "");
+    if (j.contains("parent_start_lsn")) {
+      m.parent_start_lsn = parse_lsn(j.at("parent_start_lsn").get<std::string>(), what + " parent_start_lsn");
+      m.parent_timeline = j.at("parent_timeline").get<std::uint32_t>();
+    }
     m.timeline = j.at("timeline").get<std::uint32_t>();
     m.start_lsn = parse_lsn(j.at("start_lsn").get<std::string>(), what + " start_lsn");
     m.stop_lsn = parse_lsn(j.at("stop_lsn").get<std::string>(), what + " stop_lsn");

@@ -100,6 +100,11 @@ struct BackupManifest {
   // How an incremental's changed blocks were found: "server" (PostgreSQL 17+ INCREMENTAL files from
   // WAL summaries) or "client" (page LSNs newer than the parent's start); "" for a full backup.
   std::string incremental_mode;
+  // The parent's start LSN and timeline when this incremental was taken (incremental only; 0: not
+  // recorded, written before pgvault kept them): resolve_chain requires the parent under that label to be
+  // that backup, whatever the mode (a client-side incremental's blocks are only right on top of it).
+  std::uint64_t parent_start_lsn = 0;
+  std::uint32_t parent_timeline = 0;
   std::uint32_t timeline = 1;
   std::uint64_t start_lsn = 0;
   std::uint64_t stop_lsn = 0;

@@ -47,6 +47,9 @@ def check_incremental(repo: Repo, full: dict, incr: dict, mode: str) -> dict:
     assert incr["parent"] == full["label"] and incr["incremental_mode"] == mode
     m = manifest_of(repo, incr["label"])
     assert m["parent"] == full["label"] and m["incremental_mode"] == mode
+    # It records which backup it was taken against (resolve_chain checks the parent is still that one).
+    parent = manifest_of(repo, full["label"])
+    assert (m["parent_start_lsn"], m["parent_timeline"]) == (parent["start_lsn"], parent["timeline"]), m
     k = kinds(m)
     assert k.get("blocks", 0) > 0, k
     assert incr["stored_bytes"] < full["stored_bytes"] * 0.2, (incr["stored_bytes"], full["stored_bytes"], k)

@@ -427,6 +427,8 @@ TEST(Manifest, IncrementalEntriesRoundTripAndAreChecked) {
   m.type = "incremental";
   m.parent = "20261121T164100Z-F";
   m.incremental_mode = "client";
+  m.parent_start_lsn = 0x2000028;
+  m.parent_timeline = 1;
   m.start_wal = m.stop_wal = "000000010000000000000004";
   m.files.push_back({"PG_VERSION", 0, 3, 0600, 1, "e3069283", 0, 0, ""});
   m.files.back().kind = FileKind::Unchanged;
@@ -437,6 +439,8 @@ TEST(Manifest, IncrementalEntriesRoundTripAndAreChecked) {
   EXPECT_EQ(back.format, 3);
   EXPECT_EQ(back.parent, m.parent);
   EXPECT_EQ(back.incremental_mode, "client");
+  EXPECT_EQ(back.parent_start_lsn, 0x2000028u);
+  EXPECT_EQ(back.parent_timeline, 1u);
   ASSERT_EQ(back.files.size(), 2u);
   EXPECT_EQ(back.files[0].kind, FileKind::Unchanged);
   EXPECT_EQ(back.files[0].bundle_bytes(), 0u);
@@ -456,6 +460,17 @@ TEST(Manifest, IncrementalEntriesRoundTripAndAreChecked) {
   BackupManifest no_parent = m;
   no_parent.parent.clear();
   refused(no_parent, "an incremental backup without a parent");
+  BackupManifest full_with_parent_start = m;
+  full_with_parent_start.type = "full";
+  full_with_parent_start.parent.clear();
+  full_with_parent_start.incremental_mode.clear();
+  full_with_parent_start.files.clear();
+  refused(full_with_parent_start, "a full backup with a parent");
+  // Written before pgvault recorded the parent's start: still read, nothing to check it against.
+  BackupManifest older = m;
+  older.parent_start_lsn = 0;
+  EXPECT_EQ(older.to_json().find("parent_start_lsn"), std::string::npos);
+  EXPECT_EQ(BackupManifest::from_json(older.to_json(), "x").parent_start_lsn, 0u);
   BackupManifest bad_mode = m;
   bad_mode.incremental_mode = "magic";
   refused(bad_mode, "incremental_mode \"magic\"");
@@ -463,6 +478,7 @@ TEST(Manifest, IncrementalEntriesRoundTripAndAreChecked) {
   full_with_blocks.type = "full";
   full_with_blocks.parent.clear();
   full_with_blocks.incremental_mode.clear();
+  full_with_blocks.parent_start_lsn = 0;
   refused(full_with_blocks, "file PG_VERSION of a full backup is not stored whole");
   std::string text = m.to_json();
   std::string odd = text;

@@ -216,6 +216,24 @@ TEST(IncrementalRestore, ChainLinksAreChecked) {
   inv.backups[1].timeline = 1;
   c->backup_label = "START WAL LOCATION: ...";  // the client-side form (no such lines) from here on
 
+  // Every incremental's manifest records its parent's start and timeline too: the parent must be that
+  // backup whatever the mode (a client-side incremental's blocks were chosen against its start).
+  c->parent_start_lsn = inv.backups[1].start_lsn;
+  c->parent_timeline = 1;
+  EXPECT_TRUE(resolve_chain(inv, *c).complete()) << resolve_chain(inv, *c).problem;
+  inv.backups[1].start_lsn += 0x1000;
+  BackupChain replaced = resolve_chain(inv, *c);
+  EXPECT_EQ(replaced.problem_kind, ErrorKind::Corruption);
+  EXPECT_NE(replaced.problem.find("its parent B-I is not the backup it was taken against (that one started at "
+                                  "0/4000028 on timeline 1, by its manifest"),
+            std::string::npos)
+      << replaced.problem;
+  inv.backups[1].start_lsn -= 0x1000;
+  c->parent_timeline = 2;
+  EXPECT_FALSE(resolve_chain(inv, *c).complete());
+  c->parent_start_lsn = 0;  // older manifests: not recorded, not checked
+  EXPECT_TRUE(resolve_chain(inv, *c).complete()) << resolve_chain(inv, *c).problem;
+
   inv.backups[0].system_identifier = 7;  // the full backup is of another database system
   BackupChain foreign = resolve_chain(inv, *c);
   EXPECT_EQ(foreign.problem_kind, ErrorKind::Foreign);
