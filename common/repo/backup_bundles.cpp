@@ -134,7 +134,9 @@ void BundleUploader::worker() {
       EncodeOptions eo = opts_.encode;
       eo.bound_name = key;
       if (job->single_file && opts_.large_file_threads > 0) eo.threads = opts_.large_file_threads;
-      auto writer = storage_.put(key, PutOptions{.if_absent = true, .size = {}});
+      // Create-if-absent, its check (a store without conditional writes) deferred to finish(): the
+      // worker is free for the next bundle instead of waiting out the settle time.
+      auto writer = storage_.put(key, PutOptions{.if_absent = true, .size = {}, .confirm_later = &confirms_});
       ObjectEncoder enc(*writer, eo);
       pump(*job->pipe, enc);  // finish() commits the object
       result.index = job->index;
@@ -209,6 +211,7 @@ std::vector<ManifestBundle> BundleUploader::finish() {
   }
   threads_.join();
   finished_ = true;
+  confirms_.run();  // every bundle is this run's own before anything names it
   std::vector<ManifestBundle> out;
   for (const auto& j : jobs_) out.push_back(j->result);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.index < b.index; });

@@ -78,7 +78,8 @@ class BundleUploader {
   void write(ByteView data);
   void close();           // ends the open bundle
   bool is_open() const { return current_ != nullptr; }
-  // Waits for every bundle; throws the first worker error. Returns them sorted by index.
+  // Waits for every bundle and for the deferred checks that each is this run's own (PutOptions::
+  // confirm_later); throws the first error. Returns them sorted by index.
   std::vector<ManifestBundle> finish();
   // Stops everything; committed bundles stay (the caller deletes them).
   void abort() noexcept;
@@ -113,6 +114,7 @@ class BundleUploader {
   std::exception_ptr failure_;
   std::uint64_t stored_ = 0;
   std::vector<std::string> keys_;
+  DeferredConfirms confirms_;  // the bundles' create-if-absent checks, run by finish()
   std::shared_ptr<Job> current_;
   ThreadGroup threads_;  // stop_workers() when one cannot be started
   bool finished_ = false;

@@ -10,6 +10,20 @@ Bytes read_all(Storage& storage, const std::string& key) {
   return out;
 }
 
+void DeferredConfirms::add(std::function<void()> check) {
+  std::lock_guard lock(mu_);
+  checks_.push_back(std::move(check));
+}
+
+void DeferredConfirms::run() {
+  std::vector<std::function<void()>> checks;
+  {
+    std::lock_guard lock(mu_);
+    checks.swap(checks_);
+  }
+  for (const auto& check : checks) check();
+}
+
 ObjectTail Storage::get_tail(const std::string& key, std::size_t n) {
   auto src = get(key);
   ObjectTail tail;

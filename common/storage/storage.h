@@ -28,7 +28,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,9 +51,30 @@ struct ObjectTail {
   std::uint64_t size = 0;   // the size of the object these bytes end
 };
 
+// The checks of create-if-absent puts that their caller runs later (PutOptions::confirm_later). Where
+// create-if-absent is an upload followed, after a settle time, by a check that the stored object is the
+// writer's own (S3 without conditional writes: s3.h), commit() hands the check here instead of waiting
+// for it, and the writer goes on with its next object. Until run() has returned, such an object is not
+// known to be the caller's: nothing may name it before (base-push writes its manifest after). Stores
+// that decide create-if-absent in one step add nothing. add() is thread-safe.
+class DeferredConfirms {
+ public:
+  void add(std::function<void()> check);
+  // Runs every check added so far, oldest first (each waits for its own settle time, mostly over by
+  // then); the first that throws ends it with that error.
+  void run();
+
+ private:
+  std::mutex mu_;
+  std::vector<std::function<void()>> checks_;
+};
+
 struct PutOptions {
   bool if_absent = false;              // commit fails with Duplicate if the key exists
   std::optional<std::uint64_t> size;   // total size when known in advance (lets s3 pick PUT vs multipart)
+  // if_absent only: where a store needs a later check of the put, it goes here (see DeferredConfirms)
+  // and commit() returns before it; nullptr: commit() checks before it returns.
+  DeferredConfirms* confirm_later = nullptr;
 };
 
 struct ByteRange {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "common/base/errors.h"
@@ -49,11 +50,17 @@ bool put_conditional(S3Client& c, const std::string& full, Call& call, const std
 // upload time to land (a settle time scaled by how long ours took), then require the stored object to
 // be ours: its ETag is the MD5 of our body (single PUT) or of our part MD5s (multipart). Anything else
 // means another writer's bytes are stored: Duplicate.
-void confirm_ours(S3Client& c, const std::string& full, const std::string& etag, Clock::duration took,
-                  const OwnTail* tail) {
+namespace {
+
+Clock::duration settle_time(Clock::duration took) {
   using std::chrono::milliseconds;
-  const auto settle = std::clamp<Clock::duration>(2 * took + milliseconds(250), milliseconds(250), milliseconds(5000));
-  std::this_thread::sleep_for(settle);
+  return std::clamp<Clock::duration>(2 * took + milliseconds(250), milliseconds(250), milliseconds(5000));
+}
+
+// confirm_ours once the settle time has passed (`settled`).
+void confirm_at(S3Client& c, const std::string& full, const std::string& etag, Clock::time_point settled,
+                const OwnTail* tail) {
+  std::this_thread::sleep_until(settled);
   auto h = c.head_raw(full);
   if (!h) {
     throw Error(ErrorKind::Transient, "s3 put " + c.where(full) + ": the object vanished right after its upload");
@@ -70,6 +77,30 @@ void confirm_ours(S3Client& c, const std::string& full, const std::string& etag,
     throw Error(ErrorKind::Duplicate, "s3 put " + c.where(full) + ": another writer stored this key during the upload "
                                       "(stored etag " + stored + ", ours " + etag + ")");
   }
+}
+
+}  // namespace
+
+void confirm_ours(S3Client& c, const std::string& full, const std::string& etag, Clock::duration took,
+                  const OwnTail* tail) {
+  confirm_at(c, full, etag, Clock::now() + settle_time(took), tail);
+}
+
+void confirm_ours_or_defer(S3Client& c, const std::string& full, const std::string& etag, Clock::duration took,
+                           const OwnTail* tail, DeferredConfirms* later) {
+  if (later == nullptr) {
+    confirm_ours(c, full, etag, took, tail);
+    return;
+  }
+  const Clock::time_point settled = Clock::now() + settle_time(took);
+  std::optional<Bytes> tail_bytes;
+  std::uint64_t tail_size = 0;
+  if (tail != nullptr) tail_bytes = *tail->bytes, tail_size = tail->size;
+  // The client outlives the writer's caller (it belongs to the Storage that made the writer).
+  later->add([&c, full, etag, settled, tail_bytes = std::move(tail_bytes), tail_size] {
+    OwnTail own{tail_size, tail_bytes ? &*tail_bytes : nullptr};
+    confirm_at(c, full, etag, settled, tail_bytes ? &own : nullptr);
+  });
 }
 
 }  // namespace pgvault::s3

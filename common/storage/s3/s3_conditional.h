@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/storage/s3/s3_client.h"
+#include "common/storage/storage.h"
 
 namespace pgvault::s3 {
 
@@ -41,5 +42,9 @@ struct OwnTail {
 // the MD5 form (SSE-KMS), the object is ours when one suffix-range read shows our size and last bytes.
 void confirm_ours(S3Client& c, const std::string& full, const std::string& etag, Clock::duration took,
                   const OwnTail* tail);
+// The same check, either now (later == nullptr) or handed to `later` (PutOptions::confirm_later), which
+// then waits until the settle time after this call has passed. The tail is copied.
+void confirm_ours_or_defer(S3Client& c, const std::string& full, const std::string& etag, Clock::duration took,
+                           const OwnTail* tail, DeferredConfirms* later);
 
 }  // namespace pgvault::s3

@@ -141,7 +141,7 @@ std::string MultipartUpload::complete_xml(std::string* expected_etag) const {
   return xml;
 }
 
-void MultipartUpload::complete(bool if_absent, const OwnTail& tail) {
+void MultipartUpload::complete(bool if_absent, const OwnTail& tail, DeferredConfirms* confirm_later) {
   finish_workers();
   {
     std::lock_guard lock(mu_);
@@ -179,7 +179,7 @@ void MultipartUpload::complete(bool if_absent, const OwnTail& tail) {
   // Only a store seen honouring If-None-Match is trusted with it here: Swift's s3api ignores it on
   // CompleteMultipartUpload (and refuses it with 501 only on PUT).
   if (if_absent && c_.cond_writes().get() != s3caps::Cond::Supported) {
-    confirm_ours(c_, full_, expected_etag, Clock::now() - started, &tail);
+    confirm_ours_or_defer(c_, full_, expected_etag, Clock::now() - started, &tail, confirm_later);
   }
 }
 

@@ -37,8 +37,9 @@ class MultipartUpload {
   void send(Bytes data);
   // Waits for the parts, then completes the upload. if_absent: create-if-absent as s3.h says
   // (`If-None-Match: *` where the store is not known to refuse it, HEAD before, and where the store is
-  // not known to honour it, confirm_ours with the tail check). Throws on any failure (the caller aborts).
-  void complete(bool if_absent, const OwnTail& tail);
+  // not known to honour it, confirm_ours with the tail check, or handed to `confirm_later`). Throws on
+  // any failure (the caller aborts).
+  void complete(bool if_absent, const OwnTail& tail, DeferredConfirms* confirm_later = nullptr);
   // Stops the workers and aborts the upload on the store (best effort, never throws). Does nothing
   // after a successful complete().
   void abort() noexcept;

@@ -81,7 +81,7 @@ void S3Writer::commit() {
       put_single();
     } else {
       if (!buf_.empty()) dispatch(buf_.size());
-      multipart_->complete(opts_.if_absent, OwnTail{total_, &tail_});
+      multipart_->complete(opts_.if_absent, OwnTail{total_, &tail_}, opts_.confirm_later);
     }
     done_ = true;
   } catch (...) {
@@ -154,7 +154,7 @@ void S3Writer::put_single() {
   const auto started = Clock::now();
   auto r = c_.execute(call);
   if (r.status < 200 || r.status >= 300) c_.fail(r, call);
-  if (opts_.if_absent) confirm_ours(c_, full_, md5_hex, Clock::now() - started, nullptr);
+  if (opts_.if_absent) confirm_ours_or_defer(c_, full_, md5_hex, Clock::now() - started, nullptr, opts_.confirm_later);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/storage/s3/s3.h"
 #include "s3_fake_transport.h"
@@ -197,6 +198,41 @@ TEST(S3Client, NotImplemented501FallsBackToConfirmedPutAndIsRemembered) {
   ASSERT_EQ(seen.size(), 8u);
   EXPECT_EQ(seen[6].method, "PUT");
   EXPECT_FALSE(seen[6].has_header("if-none-match"));
+}
+
+// base-push's bundles: the check after the settle time is handed to the caller, who runs it before
+// anything names the object; it still refuses another writer's object, and still waits the settle time.
+TEST(S3Client, ADeferredConfirmRunsLaterAndStillRefusesAnotherWritersObject) {
+  Fixture f;
+  const std::string body = "first";
+  const std::string etag = quoted(sigv4::md5_hex(as_bytes(body)));
+  f.t->then(reply(404));                       // HEAD
+  f.t->then(s3_error(501, "NotImplemented"));  // conditional PUT refused
+  f.t->then(reply(404));                       // HEAD again, right before the upload
+  f.t->then(reply(200));                       // unconditional PUT
+  DeferredConfirms later;
+  const auto before = std::chrono::steady_clock::now();
+  PutOptions po{.if_absent = true, .size = body.size(), .confirm_later = &later};
+  auto w = f.s->put("k", po);
+  w->write(as_bytes(body));
+  w->commit();
+  EXPECT_EQ(f.t->whats(), (std::vector<std::string>{"HEAD", "PUT", "HEAD", "PUT"}));  // no check yet
+  f.t->then(reply(200, "", {{"etag", quoted(sigv4::md5_hex(as_bytes("theirs")))}}));
+  EXPECT_THROW_KIND(later.run(), ErrorKind::Duplicate);
+  EXPECT_GE(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(250));
+  EXPECT_EQ(f.t->whats().back(), "HEAD");
+
+  // Ours: run() passes; a second run() has nothing left to check.
+  f.t->then(reply(404));
+  f.t->then(reply(200));
+  auto w2 = f.s->put("k2", po);
+  w2->write(as_bytes(body));
+  w2->commit();
+  f.t->then(reply(200, "", {{"etag", etag}}));
+  later.run();
+  const std::size_t requests = f.t->seen().size();
+  later.run();
+  EXPECT_EQ(f.t->seen().size(), requests);
 }
 
 TEST(S3Client, A501LearnedByOneStorageIsKnownToEveryStorageOfThatStoreOnly) {
