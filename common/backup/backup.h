@@ -92,10 +92,14 @@ struct ClaimOptions {
 };
 BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts);
 // base-push's claim options: the clock, waits that end on SIGINT/SIGTERM, and a settle of 500 ms on a
-// store without atomic create-if-absent (Storage::atomic_create()), none on one with it.
+// store without atomic create-if-absent (Storage::atomic_create()), none on one with it (nor, once the
+// claim is written, where that put confirmed itself: claim_read_back_pause).
 ClaimOptions base_push_claim_options(const Storage& storage);
 // The pause before a claim is read back: 500 ms on a store without atomic create-if-absent, else none.
 std::chrono::milliseconds claim_settle(const Storage& storage);
+// What is left of `settle` once the claim is written: none where the store's create-if-absent put
+// confirmed itself after its own settle time (Storage::create_confirmed()), else all of it.
+std::chrono::milliseconds claim_read_back_pause(Storage& storage, std::chrono::milliseconds settle);
 // True when the label's claim object still holds this claim's token (false when it is gone or another's).
 bool claim_holds(Storage& storage, const BackupClaim& claim);
 

@@ -65,6 +65,7 @@ bool write_claim(Storage& storage, const BackupClaim& c) {
 // True when the written claim of `c` is (still) its own and its label holds nothing else; otherwise
 // the label is given up (our claim removed when the label holds another run's objects).
 bool claim_stands(Storage& storage, const BackupClaim& c, std::chrono::milliseconds settle) {
+  settle = claim_read_back_pause(storage, settle);
   if (settle.count() > 0) std::this_thread::sleep_for(settle);
   if (!claim_holds(storage, c)) {
     spdlog::info("backup label {} was claimed by another base-push at the same time; taking the next second's",
@@ -131,6 +132,7 @@ BackupClaim claim_label_for_copy(Storage& storage, const BackupManifest& b, std:
     if (e.kind() != ErrorKind::Duplicate) throw;
     throw lost("was claimed by another run at the same time");
   }
+  settle = claim_read_back_pause(storage, settle);
   if (settle.count() > 0) std::this_thread::sleep_for(settle);
   if (!claim_holds(storage, c)) throw lost("was claimed by another run at the same time");
   return c;
@@ -165,6 +167,12 @@ ClaimOptions base_push_claim_options(const Storage& storage) {
   co.wait_until = wait_until_second;
   co.settle = claim_settle(storage);
   return co;
+}
+
+std::chrono::milliseconds claim_read_back_pause(Storage& storage, std::chrono::milliseconds settle) {
+  // The put already waited a settle time and saw its own object stored (an S3 store without
+  // conditional writes): another pause would only repeat that check.
+  return storage.create_confirmed() ? std::chrono::milliseconds(0) : settle;
 }
 
 std::chrono::milliseconds claim_settle(const Storage& storage) {

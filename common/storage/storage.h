@@ -116,6 +116,11 @@ class Storage {
   // so a claim read back at once is final. False (the default) where create-if-absent may be
   // HEAD-then-PUT and another writer's PUT can still land after ours (S3 stores).
   virtual bool atomic_create() const { return false; }
+  // create_confirmed(): a put with if_absent that returned was checked, after a settle time, to have
+  // stored the writer's own object (an S3 store known to lack conditional writes: s3.h). Asked after
+  // such a put (the first may be what found out). False (the default) where the store decided it alone
+  // (atomic_create()) or was trusted with `If-None-Match` (a store that ignores it cannot be told apart).
+  virtual bool create_confirmed() { return false; }
   // Removes the temporary files that provably dead writers left in the newest (by name) `max_dirs`
   // folders directly under `prefix`; returns how many. Best effort, never throws. The default does
   // nothing: a store whose unfinished uploads leave no temporary objects (S3, test doubles).

@@ -19,6 +19,7 @@ class S3Storage final : public Storage {
 
   std::string describe() const override { return client_.describe(); }
   std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override;
+  bool create_confirmed() override { return client_.cond_writes().get() == s3caps::Cond::Unsupported; }
   std::unique_ptr<Source> get(const std::string& key, std::optional<ByteRange> range) override;
   ObjectTail get_tail(const std::string& key, std::size_t n) override;
   std::optional<ObjectInfo> head(const std::string& key) override;

@@ -43,6 +43,14 @@ TEST(BackupStorage, ClaimSettlesOnlyWithoutAtomicCreate) {
   EXPECT_EQ(base_push_claim_options(memory).settle, std::chrono::milliseconds(500));
   BackupClaim c = claim_backup_label(*fs, base_push_claim_options(*fs));  // the real clock and waits
   EXPECT_TRUE(claim_holds(*fs, c));
+  // A store whose create-if-absent put checked its own object after a settle time (S3 without
+  // conditional writes): no second pause before the claim is read back.
+  using std::chrono::milliseconds;
+  EXPECT_EQ(claim_read_back_pause(memory, milliseconds(500)), milliseconds(500));
+  struct Confirmed : testing::MemoryStorage {
+    bool create_confirmed() override { return true; }
+  } confirmed;
+  EXPECT_EQ(claim_read_back_pause(confirmed, milliseconds(500)), milliseconds(0));
 }
 
 // The newest `max_dirs` backup folders lose their dead writers' temporaries; older folders, live

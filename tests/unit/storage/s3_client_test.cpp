@@ -211,12 +211,14 @@ TEST(S3Client, ADeferredConfirmRunsLaterAndStillRefusesAnotherWritersObject) {
   f.t->then(reply(404));                       // HEAD again, right before the upload
   f.t->then(reply(200));                       // unconditional PUT
   DeferredConfirms later;
+  EXPECT_FALSE(f.s->create_confirmed());  // not known yet: a claim read back after a put still pauses
   const auto before = std::chrono::steady_clock::now();
   PutOptions po{.if_absent = true, .size = body.size(), .confirm_later = &later};
   auto w = f.s->put("k", po);
   w->write(as_bytes(body));
   w->commit();
   EXPECT_EQ(f.t->whats(), (std::vector<std::string>{"HEAD", "PUT", "HEAD", "PUT"}));  // no check yet
+  EXPECT_TRUE(f.s->create_confirmed());   // learned: every create-if-absent put is checked after its settle
   f.t->then(reply(200, "", {{"etag", quoted(sigv4::md5_hex(as_bytes("theirs")))}}));
   EXPECT_THROW_KIND(later.run(), ErrorKind::Duplicate);
   EXPECT_GE(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(250));
