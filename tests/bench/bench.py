@@ -965,91 +965,110 @@ class Bench:
             out.unlink()
 
     def bench_backup(self) -> None:
+        """Full backup and restore of one pgbench database, per storage (fs, then S3 when it runs): base-push
+        against pgBackRest at its best for a full (process-max 2, repo-bundle and repo-block on) and, on fs,
+        pg_basebackup; pitr-prepare against pgbackrest restore (process-max 2) and, on fs, tar -x."""
         a = self.args
         pg = self.new_cluster("bk-primary", archive_mode="on", archive_command="/bin/false",
                               max_wal_size="1GB", checkpoint_timeout="15min")
-        pv = self.pv_config("fs", False, "bkpv")
-        pb = self.pb_config("fs", False, "bkpb", pg.datadir, pg)
-        pv_conf_text = pv.read_text() + f'\n[backup]\nconninfo = "{pg.conninfo}"\nparallel = 2\n'
-        pv.write_text(pv_conf_text)
-        pg.configure(archive_command=f"{self.tools['wal-push']} --config {pv} %p && "
-                                     f"pgbackrest --config={pb} --stanza={STANZA} archive-push %p")
         try:
             pg.start()
-            self.stanza_create(pb, pg)
             log(f"backup: pgbench -i -s {a.scale}")
             pg.pgbench_init(scale=a.scale, extra_args=["-q"], timeout=3600)
             pg.psql("CHECKPOINT")
             size = int(pg.scalar("SELECT sum(pg_database_size(oid)) FROM pg_database"))
             self.res.info["backup_db_MB"] = round(size / 1e6, 1)
-            env = pg.pg_env()
-            tools = []
-            if "base-push" in self.tools:
-                tools.append("base-push")
-            else:
-                self.res.note("base-push not built: backup compared without it")
-            tools += ["pgbackrest backup --type=full (process-max 2)", "pg_basebackup -Ft",
-                      "pg_basebackup -Ft --compress=client-zstd:3"]
-            self.res.pair("backup", "backup", "base-push", tools[1:] if tools[0] == "base-push" else tools)
-            rtools = []
-            if "pitr-prepare" in self.tools:
-                rtools.append("pitr-prepare")
-            else:
-                self.res.note("pitr-prepare not built: restore compared without it")
-            rtools += ["pgbackrest restore (process-max 2)", "tar -x + fsync", "tar --zstd -x + fsync"]
-            self.res.pair("backup", "restore", "pitr-prepare", rtools[1:] if rtools[0] == "pitr-prepare" else rtools)
-            tarplain = tarzst = None
-            for rep in range(a.backup_reps):
-                for tool in tools:
-                    out = self.ws.path(self.uniq("bk"))
-                    if tool == "base-push":
-                        argv = [self.tools["base-push"], "--config", pv]
-                    elif tool.startswith("pgbackrest"):
-                        argv = self.pb(pb, "backup", "--type=full", "--process-max=2")
-                    else:
-                        argv = [pg_bin("pg_basebackup"), "-D", out, "-Ft", "-X", "none", "-c", "fast",
-                                "-h", pg.sockdir, "-p", pg.port, "-U", "postgres"]
-                        if "zstd" in tool:
-                            argv.append("--compress=client-zstd:3")
-                        make_dir(out, mode=0o700)
-                    subprocess.run(["sync"], check=False)
-                    dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
-                    self.res.add("backup", "backup", tool, dt, "s", MBps=round(size / 1e6 / dt, 1))
-                    log(f"backup {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
-                    if tool == "base-push":
-                        self.res.note_rss("base-push", kib)
-                    if tool.startswith("pg_basebackup"):
-                        if "zstd" in tool:
-                            if tarzst:
-                                remove_tree(tarzst)
-                            tarzst = out
-                        else:
-                            if tarplain:
-                                remove_tree(tarplain)
-                            tarplain = out
+            self.res.note("backup: pgBackRest with process-max=2, repo1-bundle=y, repo1-block=y (beta=y in 2.45), "
+                          "compress zst:3; base-push with [backup] parallel = 2, zstd 3")
+            restores = [(storage, *self.backups_into(pg, storage, size)) for storage in self.storages()]
             pg.stop("fast")
-            for rep in range(a.backup_reps):
-                for tool in rtools:
-                    dest = self.ws.path(self.uniq("restore"))
-                    make_dir(dest, mode=0o700)
-                    if tool == "pitr-prepare":
-                        argv = [self.tools["pitr-prepare"], "--config", pv, "--pgdata", dest, "--force"]
-                    elif tool.startswith("pgbackrest"):
-                        argv = self.pb(pb, "restore", f"--pg1-path={dest}", "--process-max=2")
-                    else:
-                        src = (tarzst / "base.tar.zst") if "zstd" in tool else (tarplain / "base.tar")
-                        flag = "--zstd " if "zstd" in tool else ""
-                        argv = ["sh", "-c", f"tar {flag}-xf {src} -C {dest} && "
-                                            f"find {dest} -type f -print0 | xargs -0 sync"]
-                    subprocess.run(["sync"], check=False)
-                    dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
-                    self.res.add("backup", "restore", tool, dt, "s", MBps=round(size / 1e6 / dt, 1))
-                    log(f"restore {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
-                    if tool == "pitr-prepare":
-                        self.res.note_rss("pitr-prepare", kib)
-                    remove_tree(dest)
+            for storage, pv, pb, tars in restores:
+                self.restores_from(storage, pv, pb, tars, size, pg.pg_env())
         finally:
             self.drop_cluster(pg)
+
+    def backups_into(self, pg: PgCluster, storage: str, size: int) -> tuple[Path, Path, dict[str, Path]]:
+        """The backup rows of one storage, tools interleaved; archive_command pushes into this storage's two
+        repositories only. Returns both configs and, on fs, the newest pg_basebackup tar directories."""
+        a = self.args
+        pv = self.pv_config(storage, False, f"bkpv-{storage}")
+        pv.write_text(pv.read_text() + f'\n[backup]\nconninfo = "{pg.conninfo}"\nparallel = 2\n')
+        pb = self.pb_config(storage, False, f"bkpb-{storage}", pg.datadir, pg)
+        pb.write_text(pb.read_text().replace("[global]\n", "[global]\nrepo1-bundle=y\nrepo1-block=y\nbeta=y\n", 1))
+        pg.configure(archive_command=f"{self.tools['wal-push']} --config {pv} %p && "
+                                     f"pgbackrest --config={pb} --stanza={STANZA} archive-push %p")
+        pg.reload()
+        self.stanza_create(pb, pg)
+        case = f"backup {storage}"
+        tools = ["base-push"] if "base-push" in self.tools else []
+        if not tools:
+            self.res.note("base-push not built: backup compared without it")
+        tools.append("pgbackrest backup --type=full (process-max 2, bundle, block)")
+        if storage == "fs":  # pg_basebackup writes local tar files whatever the repository
+            tools += ["pg_basebackup -Ft", "pg_basebackup -Ft --compress=client-zstd:3"]
+        self.res.pair("backup", case, "base-push", tools[1:] if tools[0] == "base-push" else tools)
+        tars: dict[str, Path] = {}
+        env = pg.pg_env()
+        for _ in range(a.backup_reps):
+            for tool in tools:
+                out = self.ws.path(self.uniq("bk"))
+                if tool == "base-push":
+                    argv = [self.tools["base-push"], "--config", pv]
+                elif tool.startswith("pgbackrest"):
+                    argv = self.pb(pb, "backup", "--type=full", "--process-max=2")
+                else:
+                    argv = [pg_bin("pg_basebackup"), "-D", out, "-Ft", "-X", "none", "-c", "fast",
+                            "-h", pg.sockdir, "-p", pg.port, "-U", "postgres"]
+                    if "zstd" in tool:
+                        argv.append("--compress=client-zstd:3")
+                    make_dir(out, mode=0o700)
+                subprocess.run(["sync"], check=False)
+                dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
+                self.res.add("backup", case, tool, dt, "s", MBps=round(size / 1e6 / dt, 1),
+                             cpu_s=round(Timed.last_cpu, 2))
+                log(f"{case} {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
+                if tool == "base-push":
+                    self.res.note_rss("base-push", kib)
+                if tool.startswith("pg_basebackup"):
+                    kind = "zstd" if "zstd" in tool else "plain"
+                    if kind in tars:
+                        remove_tree(tars[kind])
+                    tars[kind] = out
+        return pv, pb, tars
+
+    def restores_from(self, storage: str, pv: Path, pb: Path, tars: dict[str, Path], size: int, env: dict) -> None:
+        """The restore rows of one storage (the server stopped), tools interleaved."""
+        case = f"restore {storage}"
+        tools = ["pitr-prepare"] if "pitr-prepare" in self.tools else []
+        if not tools:
+            self.res.note("pitr-prepare not built: restore compared without it")
+        tools.append("pgbackrest restore (process-max 2)")
+        if "plain" in tars:
+            tools.append("tar -x + fsync")
+        if "zstd" in tars:
+            tools.append("tar --zstd -x + fsync")
+        self.res.pair("backup", case, "pitr-prepare", tools[1:] if tools[0] == "pitr-prepare" else tools)
+        for _ in range(self.args.backup_reps):
+            for tool in tools:
+                dest = self.ws.path(self.uniq("restore"))
+                make_dir(dest, mode=0o700)
+                if tool == "pitr-prepare":
+                    argv = [self.tools["pitr-prepare"], "--config", pv, "--pgdata", dest, "--force"]
+                elif tool.startswith("pgbackrest"):
+                    argv = self.pb(pb, "restore", f"--pg1-path={dest}", "--process-max=2")
+                else:
+                    zstd = "zstd" in tool
+                    src = (tars["zstd"] / "base.tar.zst") if zstd else (tars["plain"] / "base.tar")
+                    argv = ["sh", "-c", f"tar {'--zstd ' if zstd else ''}-xf {src} -C {dest} && "
+                                        f"find {dest} -type f -print0 | xargs -0 sync"]
+                subprocess.run(["sync"], check=False)
+                dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
+                self.res.add("backup", case, tool, dt, "s", MBps=round(size / 1e6 / dt, 1),
+                             cpu_s=round(Timed.last_cpu, 2))
+                log(f"{case} {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
+                if tool == "pitr-prepare":
+                    self.res.note_rss("pitr-prepare", kib)
+                remove_tree(dest)
 
     def bench_incremental(self) -> None:
         incremental.IncrementalSection(self, Timed.call).run()
@@ -1153,7 +1172,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         bench.setup()
-        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "copy", "scale", "drain"):
+        if args.only in (None, "wal", "multirepo", "sustained", "recovery", "multipart", "backup", "copy", "scale", "drain"):
             bench.start_s3()
         bench.run()
     except KeyboardInterrupt:
