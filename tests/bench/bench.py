@@ -368,6 +368,12 @@ class Bench:
         chown_to(self.key_file)
         for d in ("pgbr-lock", "pgbr-log", "pgbr-spool", "conf", "spool"):
             self.ws.mkdir(d, mode=0o755)
+        # Every tool and server from now on writes its temporary files in the workspace: pgvault's S3
+        # capability cache (${TMPDIR:-/tmp}/pgvault-<uid>, or $XDG_RUNTIME_DIR/pgvault) would otherwise
+        # stay behind in /tmp, or be an operator's on a developer's machine.
+        self.saved_env = {k: os.environ.get(k) for k in ("TMPDIR", "XDG_RUNTIME_DIR")}
+        os.environ["TMPDIR"] = str(self.ws.mkdir("tmp", mode=0o700))
+        os.environ.pop("XDG_RUNTIME_DIR", None)
         self.res.info.update(self._host_info())
 
     def start_s3(self) -> None:
@@ -402,6 +408,11 @@ class Bench:
         try:
             self.stop_s3()
         finally:
+            for key, value in getattr(self, "saved_env", {}).items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
             if self.ws:
                 self.ws.close()
 
