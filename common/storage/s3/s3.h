@@ -22,9 +22,10 @@
 //   requires the stored ETag to be its own (MD5 of its body; multipart: MD5 of the part MD5s "-N", or,
 //   where ETags are not MD5s (SSE-KMS), its size and last 64 bytes read by one suffix-range GET):
 //   otherwise commit() throws Duplicate (with PutOptions::confirm_later that last check is handed to the
-//   caller, who runs it later; commit() returns after the upload). A store that accepts If-None-Match on PUT but silently ignores
-//   it cannot be told from one that honours it: there create-if-absent is only HEAD then PUT. Residual window: a concurrent writer whose HEAD ran before this
-//   object landed and whose own upload lands after the settle time replaces it after commit() returned.
+//   caller, who runs it later; commit() returns after the upload). A store that accepts If-None-Match
+//   on PUT but silently ignores it cannot be told from one that honours it: there create-if-absent is
+//   only HEAD then PUT. Residual window: a concurrent writer whose HEAD ran before this object landed and
+//   whose own upload lands after the settle time replaces it after commit() returned.
 // - get_tail(): one suffix-range GET (`Range: bytes=-n`); the size comes from that answer's
 //   Content-Range, so size and bytes belong to one version.
 // - get(): ranged GETs of get_chunk_size bytes, each verified against Content-Range/Content-Length and

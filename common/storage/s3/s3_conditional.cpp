@@ -46,18 +46,18 @@ bool put_conditional(S3Client& c, const std::string& full, Call& call, const std
   return false;
 }
 
-// Another writer that passed its HEAD while ours was in flight may still be uploading: give such an
-// upload time to land (a settle time scaled by how long ours took), then require the stored object to
-// be ours: its ETag is the MD5 of our body (single PUT) or of our part MD5s (multipart). Anything else
-// means another writer's bytes are stored: Duplicate.
 namespace {
 
+// How long another writer's upload that passed its HEAD while ours was in flight is given to land:
+// scaled by how long ours took.
 Clock::duration settle_time(Clock::duration took) {
   using std::chrono::milliseconds;
   return std::clamp<Clock::duration>(2 * took + milliseconds(250), milliseconds(250), milliseconds(5000));
 }
 
-// confirm_ours once the settle time has passed (`settled`).
+// Once the settle time has passed (`settled`), requires the stored object to be ours: its ETag is the MD5
+// of our body (single PUT) or of our part MD5s (multipart). Anything else means another writer's bytes
+// are stored: Duplicate.
 void confirm_at(S3Client& c, const std::string& full, const std::string& etag, Clock::time_point settled,
                 const OwnTail* tail) {
   std::this_thread::sleep_until(settled);
@@ -95,7 +95,7 @@ void confirm_ours_or_defer(S3Client& c, const std::string& full, const std::stri
   const Clock::time_point settled = Clock::now() + settle_time(took);
   std::optional<Bytes> tail_bytes;
   std::uint64_t tail_size = 0;
-  if (tail != nullptr) tail_bytes = *tail->bytes, tail_size = tail->size;
+  if (tail != nullptr && tail->bytes != nullptr) tail_bytes = *tail->bytes, tail_size = tail->size;
   // The client outlives the writer's caller (it belongs to the Storage that made the writer).
   later->add([&c, full, etag, settled, tail_bytes = std::move(tail_bytes), tail_size] {
     OwnTail own{tail_size, tail_bytes ? &*tail_bytes : nullptr};

@@ -197,5 +197,31 @@ TEST(S3Client, LostAnswerToCompleteIsAcceptedWhenTheStoredEtagIsOurs) {
   EXPECT_TRUE(matching(f.t->seen(), "DELETE", "").empty());
 }
 
+// base-push's large bundles: the check that the completed upload is ours (a store not known to honour
+// If-None-Match) is handed to the caller and runs there, after the settle time, against the multipart ETag.
+TEST(S3Client, ADeferredMultipartCheckRunsLaterAgainstTheMultipartEtag) {
+  Fixture f(multipart_options());
+  Bytes part1(kPart), part2(1);
+  for (std::uint64_t i = 0; i < kPart; ++i) part1[i] = static_cast<std::uint8_t>(i >> 20);
+  part2[0] = 5;
+  const std::string expected = sigv4::md5_hex(as_bytes(sigv4::md5_raw(part1) + sigv4::md5_raw(part2))) + "-2";
+  auto heads = std::make_shared<std::atomic<int>>(0);
+  auto head = [heads, expected](const SeenRequest& r, const BodyCallback& on_body) {
+    if (++*heads <= 2) return reply(404)(r, on_body);  // absent: before the upload and before Complete
+    return reply(200, "", {{"etag", quoted(expected)}})(r, on_body);
+  };
+  route_multipart(*f.t, 0, {}, head);
+  DeferredConfirms later;
+  const auto before = std::chrono::steady_clock::now();
+  auto w = f.s->put("big", PutOptions{.if_absent = true, .size = {}, .confirm_later = &later});
+  write_pattern(*w, kPart + 1);
+  w->commit();
+  EXPECT_EQ(heads->load(), 2);  // completed, not checked yet
+  later.run();
+  EXPECT_EQ(heads->load(), 3);
+  EXPECT_GE(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(250));
+  EXPECT_EQ(f.t->whats().back(), "HEAD");
+}
+
 }  // namespace
 }  // namespace pgvault
