@@ -1033,11 +1033,7 @@ class Bench:
                     if "zstd" in tool:
                         argv.append("--compress=client-zstd:3")
                     make_dir(out, mode=0o700)
-                subprocess.run(["sync"], check=False)
-                dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
-                self.res.add("backup", case, tool, dt, "s", MBps=round(size / 1e6 / dt, 1),
-                             cpu_s=round(Timed.last_cpu, 2))
-                log(f"{case} {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
+                kib = self.timed_backup_row(case, tool, argv, env, size)
                 if tool == "base-push":
                     self.res.note_rss("base-push", kib)
                 if tool.startswith("pg_basebackup"):
@@ -1046,6 +1042,15 @@ class Bench:
                         remove_tree(tars[kind])
                     tars[kind] = out
         return pv, pb, tars
+
+    def timed_backup_row(self, case: str, tool: str, argv: list, env: dict, size: int) -> int:
+        """One timed call of the backup section (after a sync): its row with MB/s and CPU seconds.
+        Returns its peak RSS in KiB."""
+        subprocess.run(["sync"], check=False)
+        dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
+        self.res.add("backup", case, tool, dt, "s", MBps=round(size / 1e6 / dt, 1), cpu_s=round(Timed.last_cpu, 2))
+        log(f"{case} {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
+        return kib
 
     def restores_from(self, storage: str, pv: Path, pb: Path, tars: dict[str, Path], size: int, env: dict) -> None:
         """The restore rows of one storage (the server stopped), tools interleaved."""
@@ -1072,11 +1077,7 @@ class Bench:
                     src = (tars["zstd"] / "base.tar.zst") if zstd else (tars["plain"] / "base.tar")
                     argv = ["sh", "-c", f"tar {'--zstd ' if zstd else ''}-xf {src} -C {dest} && "
                                         f"find {dest} -type f -print0 | xargs -0 sync"]
-                subprocess.run(["sync"], check=False)
-                dt, kib, _, _ = Timed.call(argv, self.ws.root, env=env, timeout=7200)
-                self.res.add("backup", case, tool, dt, "s", MBps=round(size / 1e6 / dt, 1),
-                             cpu_s=round(Timed.last_cpu, 2))
-                log(f"{case} {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
+                kib = self.timed_backup_row(case, tool, argv, env, size)
                 if tool == "pitr-prepare":
                     self.res.note_rss("pitr-prepare", kib)
                 remove_tree(dest)
