@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <thread>
 
 #include "common/backup/base_backup_stream.h"
@@ -25,6 +26,7 @@
 #include "common/repo/backup_bundles.h"
 #include "common/repo/backups.h"
 #include "common/repo/layout.h"
+#include "common/repo/lock.h"
 
 namespace pgvault {
 
@@ -72,6 +74,8 @@ struct BackupRun {
   const IncrementalPlan* plan = nullptr;  // null: a full backup
   bool manifest_attempted = false;
   std::vector<std::string> own_keys;      // objects written outside the bundles (the server's manifest)
+  const RepositoryLock& lock;
+  DeferredConfirms& creates;              // the lock's, the claim's and the bundles' create-if-absent checks
 };
 
 void begin_manifest(BackupRun& run) {
@@ -124,16 +128,31 @@ void check_received(BackupManifest& m, const StreamedBackup& s, const TarReceive
   }
 }
 
-// manifest.json, the commit point, after checking the label's claim is still this run's.
+// Whether what the run relies on is still its own, right before the commit: the create-if-absent checks
+// a store without conditional writes deferred (PutOptions::confirm_later: the lock's, the claim's and
+// the bundles', each after its own settle time, mostly over by now), then the repository lock and the
+// label's claim as stored now. Another writer's object under one of those keys fails it with Conflict.
+void check_still_own(BackupRun& run) {
+  try {
+    run.creates.run();
+    run.lock.check();
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Duplicate && e.kind() != ErrorKind::Conflict) throw;
+    throw Error(ErrorKind::Conflict, "backup " + run.m.label + " in " + run.repo.describe() + ": " + e.what() + "; not committing");
+  }
+  if (!claim_holds(run.repo.storage(), run.claim)) {
+    throw Error(ErrorKind::Conflict, "backup " + run.m.label + ": another base-push took over the label's claim " +
+                                         run.repo.describe() + "/" + keys::backup_claim(run.m.label) + "; not committing");
+  }
+}
+
+// manifest.json, the commit point, once check_still_own() passed.
 void commit(BackupRun& run) {
   BackupManifest& m = run.m;
+  check_still_own(run);
   m.stop_time = now_iso8601();
   for (const auto& f : m.files) m.total_bytes += f.size;
   for (const auto& b : m.bundles) m.stored_bytes += b.stored_size;
-  if (!claim_holds(run.repo.storage(), run.claim)) {
-    throw Error(ErrorKind::Conflict, "backup " + m.label + ": another base-push took over the label's claim " +
-                                         run.repo.describe() + "/" + keys::backup_claim(m.label) + "; not committing");
-  }
   if (run.opts.marks) {
     BackupMarks marks = *run.opts.marks;
     marks.label = m.label;
@@ -170,20 +189,28 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
   const auto t0 = Clock::now();
   BackupResult result;
   Progress progress(opts.progress, "");
+  DeferredConfirms creates;  // checked in commit(): the settle times pass while the backup runs
+  // One base-push at a time per repository: a second one fails (Conflict, exit 3) naming the holder.
+  RepositoryLock lock = RepositoryLock::acquire(
+      repo.storage(), "base-push",
+      {.tool = "base-push", .stale_after = 3600, .now = std::time(nullptr), .confirm_later = &creates});
+  lock.keep_fresh(std::chrono::minutes(20));
 
   ReplicationConnection conn(opts.conninfo, check_interrupt);
   const ServerFacts server = check_server(conn);
   result.server_version = server.version_text;
   check_repository_identity(repo, server);
-  const BundleUploaderOptions uo = uploader_options(repo, opts);
+  BundleUploaderOptions uo = uploader_options(repo, opts);
+  uo.confirm_later = &creates;
   std::optional<IncrementalPlan> plan;
   if (opts.type != "full") plan = plan_incremental(repo, conn, server, opts.no_fallback, opts.type == "diff");
 
   ClaimOptions claim_options = base_push_claim_options(repo.storage());
   claim_options.incremental = plan.has_value();
+  claim_options.confirm_later = &creates;
   const BackupClaim claim = claim_backup_label(repo.storage(), claim_options);
   sweep_killed_runs(repo.storage(), kSweptBackupDirs);
-  BackupRun run{repo, opts, server, claim, result.manifest, progress, plan ? &*plan : nullptr, false, {}};
+  BackupRun run{repo, opts, server, claim, result.manifest, progress, plan ? &*plan : nullptr, false, {}, lock, creates};
   begin_manifest(run);
   spdlog::info("base backup {} of database system {} (PostgreSQL {}, {}) into {}", claim.label,
                server.system.system_identifier, server.version_text, conn.describe(), repo.describe());
@@ -201,6 +228,7 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
     abandon_backup(repo.storage(), claim, own, run.manifest_attempted);
     throw;
   }
+  lock.release();
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return result;
 }

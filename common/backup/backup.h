@@ -2,6 +2,8 @@
 // (incremental backups: incremental.h for the parent and the mode, tar_receiver.h for what is stored).
 //
 // How it works (docs/EXIT-CODES.md has the tool's exit codes):
+//  0. Takes the repository lock locks/base-push (lock.h): one base-push at a time per repository; a
+//     second one fails with Conflict naming the holder.
 //  1. Connects in physical replication mode (pgconn.h), runs IDENTIFY_SYSTEM and checks the server:
 //     version 15 or newer, wal_level not minimal, archive_mode not off. The repository's identity must
 //     name the same database system (created on first use).
@@ -16,8 +18,11 @@
 //     is archived promptly by archive_command. On a standby there is no switch: the segment arrives when
 //     the primary archives it.
 //  5. Stores the server's backup_manifest as backups/<label>/backup_manifest (the parent manifest a later
-//     server-side incremental uploads), then writes manifest.json (the commit point) after checking the label's claim is still its own. Until
-//     then the backup is invisible.
+//     server-side incremental uploads), then writes manifest.json (the commit point) after two checks:
+//     the create-if-absent checks a store without conditional writes deferred (the lock's, the claim's
+//     and every bundle's, each after its own settle time, which passed while the backup ran: another
+//     writer's object under one of those keys fails the run with Conflict), and the label's claim is
+//     still its own. Until then the backup is invisible.
 // The label is claimed before any bundle is written (claim_backup_label below), so two runs started in
 // the same second get distinct labels.
 // On any failure or interrupt: the server-side backup is cancelled (the connection closed), no manifest
@@ -63,7 +68,8 @@ struct BackupResult {
 };
 
 // Takes a base backup. Throws (ErrorKind): Transient (server unreachable, down or failed, storage
-// failures), Conflict (no label could be claimed, or the claim was taken over before the commit),
+// failures), Conflict (another base-push holds the repository lock, no label could be claimed, or the
+// lock, the claim or a bundle was another run's at the commit),
 // Auth (authentication refused), Config (no REPLICATION attribute, wal_level minimal, archive_mode off,
 // PostgreSQL older than 15, bad options), Foreign (repository of another database system), Corruption
 // (the received files do not match the server's backup_manifest), Interrupted (SIGINT/SIGTERM after
@@ -89,6 +95,10 @@ struct ClaimOptions {
   std::chrono::milliseconds settle{0};           // pause between writing the claim and reading it back
   int attempts = 10;
   bool incremental = false;                      // labels end "-I" (else "-F")
+  // Where a store without conditional writes hands the claim's create-if-absent check
+  // (PutOptions::confirm_later); the caller runs it before the backup's manifest. nullptr: the put
+  // checks before it returns.
+  DeferredConfirms* confirm_later = nullptr;
 };
 BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts);
 // base-push's claim options: the clock, waits that end on SIGINT/SIGTERM, and a settle of 500 ms on a
@@ -98,7 +108,8 @@ ClaimOptions base_push_claim_options(const Storage& storage);
 // The pause before a claim is read back: 500 ms on a store without atomic create-if-absent, else none.
 std::chrono::milliseconds claim_settle(const Storage& storage);
 // What is left of `settle` once the claim is written: none where the store's create-if-absent put
-// confirmed itself after its own settle time (Storage::create_confirmed()), else all of it.
+// confirms itself after its own settle time (Storage::create_confirmed()), at once or, with
+// ClaimOptions::confirm_later, before the manifest; else all of it.
 std::chrono::milliseconds claim_read_back_pause(Storage& storage, std::chrono::milliseconds settle);
 // True when the label's claim object still holds this claim's token (false when it is gone or another's).
 bool claim_holds(Storage& storage, const BackupClaim& claim);

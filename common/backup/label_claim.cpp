@@ -50,10 +50,10 @@ json copied_backup(const BackupManifest& b) {
 }
 
 // Writes the claim of `c` with create-if-absent; false when the label is claimed already.
-bool write_claim(Storage& storage, const BackupClaim& c) {
+bool write_claim(Storage& storage, const BackupClaim& c, DeferredConfirms* confirm_later) {
   try {
     write_all(storage, keys::backup_claim(c.label), as_bytes(claim_text(c.token, "base-push")),
-              PutOptions{.if_absent = true, .size = {}});
+              PutOptions{.if_absent = true, .size = {}, .confirm_later = confirm_later});
     return true;
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::Duplicate) throw;
@@ -154,7 +154,7 @@ BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts) {
     }
     BackupClaim c{make_backup_label(t, opts.incremental), random_token()};
     if (first.empty()) first = c.label;
-    if (write_claim(storage, c) && claim_stands(storage, c, opts.settle)) return c;
+    if (write_claim(storage, c, opts.confirm_later) && claim_stands(storage, c, opts.settle)) return c;
   }
   throw Error(ErrorKind::Conflict, "no backup label free in " + storage.describe() + ": " + first + " and the " +
                                        std::to_string(attempts - 1) +
@@ -171,7 +171,8 @@ ClaimOptions base_push_claim_options(const Storage& storage) {
 
 std::chrono::milliseconds claim_read_back_pause(Storage& storage, std::chrono::milliseconds settle) {
   // The put already waited a settle time and saw its own object stored (an S3 store without
-  // conditional writes): another pause would only repeat that check.
+  // conditional writes), or handed that check to ClaimOptions::confirm_later: another pause would only
+  // repeat it.
   return storage.create_confirmed() ? std::chrono::milliseconds(0) : settle;
 }
 

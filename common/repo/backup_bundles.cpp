@@ -90,6 +90,7 @@ std::size_t BytePipe::read(std::span<std::uint8_t> buf) {
 BundleUploader::BundleUploader(Storage& storage, std::string label, BundleUploaderOptions opts,
                                std::function<void()> check)
     : storage_(storage), label_(std::move(label)), opts_(std::move(opts)), check_(std::move(check)),
+      confirms_(opts_.confirm_later != nullptr ? *opts_.confirm_later : own_confirms_),
       threads_([this] { stop_workers(); }) {
   opts_.workers = std::max(opts_.workers, 1);
   opts_.max_open = std::max<std::size_t>(opts_.max_open, 1);
@@ -211,7 +212,7 @@ std::vector<ManifestBundle> BundleUploader::finish() {
   }
   threads_.join();
   finished_ = true;
-  confirms_.run();  // every bundle is this run's own before anything names it
+  if (&confirms_ == &own_confirms_) confirms_.run();  // every bundle is this run's own before anything names it
   std::vector<ManifestBundle> out;
   for (const auto& j : jobs_) out.push_back(j->result);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.index < b.index; });

@@ -63,6 +63,9 @@ struct BundleUploaderOptions {
   std::size_t max_open = 2;                 // bundles in memory at once (>= 1)
   EncodeOptions encode;                     // codec settings (key pointer must outlive the uploader)
   int large_file_threads = 0;               // zstd threads for a single-file bundle (0: encode.threads)
+  // Where the bundles' create-if-absent checks go (PutOptions::confirm_later) when the caller runs them
+  // itself, later, before anything names a bundle; nullptr: finish() runs them.
+  DeferredConfirms* confirm_later = nullptr;
 };
 
 class BundleUploader {
@@ -78,8 +81,9 @@ class BundleUploader {
   void write(ByteView data);
   void close();           // ends the open bundle
   bool is_open() const { return current_ != nullptr; }
-  // Waits for every bundle and for the deferred checks that each is this run's own (PutOptions::
-  // confirm_later); throws the first error. Returns them sorted by index.
+  // Waits for every bundle and, unless the options hand them to the caller, for the deferred checks
+  // that each is this run's own (PutOptions::confirm_later); throws the first error. Returns them
+  // sorted by index.
   std::vector<ManifestBundle> finish();
   // Stops everything; committed bundles stay (the caller deletes them).
   void abort() noexcept;
@@ -114,7 +118,8 @@ class BundleUploader {
   std::exception_ptr failure_;
   std::uint64_t stored_ = 0;
   std::vector<std::string> keys_;
-  DeferredConfirms confirms_;  // the bundles' create-if-absent checks, run by finish()
+  DeferredConfirms own_confirms_;  // the bundles' create-if-absent checks, run by finish()
+  DeferredConfirms& confirms_;     // own_confirms_ or the options' confirm_later
   std::shared_ptr<Job> current_;
   ThreadGroup threads_;  // stop_workers() when one cannot be started
   bool finished_ = false;

@@ -93,7 +93,8 @@ RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name
   std::optional<LockHolder> taken_over;
   for (int attempt = 0; attempt < 3; ++attempt) {
     try {
-      write_all(storage, key, as_bytes(text), PutOptions{.if_absent = true, .size = text.size()});
+      write_all(storage, key, as_bytes(text),
+                PutOptions{.if_absent = true, .size = text.size(), .confirm_later = opts.confirm_later});
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::Duplicate) throw;
       bool unparsable = false;

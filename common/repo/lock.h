@@ -44,6 +44,11 @@ struct LockOptions {
   std::string tool;                 // who is taking it, e.g. "retention-prune"
   std::int64_t stale_after = 3600;  // seconds. Default: 1 hour
   std::int64_t now = 0;             // unix seconds (the caller's clock, so tests can move it)
+  // Where a store without conditional writes hands the lock object's create-if-absent check
+  // (PutOptions::confirm_later): acquire() then returns before that check, after the immediate read-back,
+  // and the caller runs it before anything relies on holding the lock alone (base-push: before its
+  // manifest). nullptr: acquire() checks before it returns.
+  DeferredConfirms* confirm_later = nullptr;
 };
 
 class RepositoryLock {

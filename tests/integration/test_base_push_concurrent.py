@@ -63,7 +63,7 @@ def test_base_push_started_together_gives_restorable_backups(workspace, repo):
             if rc == 0:
                 ok.append(json.loads(stdout)["label"])
             else:
-                assert "claim" in stderr or "is locked by base-push" in stderr, stderr
+                assert "claim" in stderr or "locks/base-push" in stderr, stderr  # the lock or the claim
         assert ok, f"round {rnd}: no run succeeded: {results}"
         assert len(set(ok)) == len(ok), f"round {rnd}: two runs reported the same label {ok}"
         assert all(LABEL_RE.match(label) for label in ok), ok
@@ -122,3 +122,55 @@ def test_next_base_push_removes_temporaries_of_a_killed_one(workspace, repo):
     assert list(killed_dir.glob(".pgvault-tmp.*")) == []
     assert "temporary file(s) left by killed base-push runs" in res.stderr
     assert (killed_dir / "claim").exists()  # the rest of the incomplete backup is retention's to remove
+
+
+def started_run(pg, repo) -> subprocess.Popen:
+    cmd = repo.cmd("base-push", "--conninfo", pg.conninfo, "--archive-timeout", "120")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=pg.workdir,
+                            **user_popen_kwargs(PG_USER, pg.pg_env()))
+
+
+def waiting_label(repo, proc: subprocess.Popen) -> str:
+    """The label of the run once it waits for its stop segment (it stores the server's backup_manifest
+    just before)."""
+    deadline = time.monotonic() + 120
+    while not (served := [k for k in repo.keys("backups/") if k.endswith("/backup_manifest")]):
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        assert time.monotonic() < deadline, "base-push never reached the wait for its stop segment"
+        time.sleep(0.05)
+    return served[0].split("/")[1]
+
+
+def test_an_object_replaced_during_the_backup_fails_its_commit(workspace, repo):
+    """Another writer replaces the repository lock, the label's claim or (S3) a bundle while base-push
+    waits for its stop segment (archiving held back). On S3 without conditional writes the create-if-absent
+    checks of all three run only then, before the manifest; on fs the lock and the claim are read back.
+    base-push must not commit: exit 3, no manifest.json, the message names the object."""
+    gate = workspace.path("archive-open")
+    repo.update({"push": {"parallel": 1}})  # no push worker that would archive past the closed gate
+    pg = start_primary(workspace, repo, archive_command=f"test -e {gate} && {repo.archive_command}")
+    pg.pgbench_init(scale=1)
+    other = b'{"tool": "base-push", "host": "elsewhere", "pid": 1, "time": 0, "token": "another run"}\n'
+    for target in ["lock", "claim"] + (["bundle"] if repo.backend == "s3" else []):
+        gate.touch()  # everything so far archived: the run's stop segment is a new one
+        pg.psql("CREATE TABLE IF NOT EXISTS rounds(t text); INSERT INTO rounds VALUES ('" + target + "')")
+        pg.wait_archived(pg.switch_wal())
+        gate.unlink()
+        proc = started_run(pg, repo)
+        try:
+            label = waiting_label(repo, proc)
+            key = {"lock": "locks/base-push", "claim": f"backups/{label}/claim",
+                   "bundle": f"backups/{label}/bundle-000000"}[target]
+            repo.write(key, other)
+            gate.touch()
+            pg.reload()  # wakes the archiver
+        finally:
+            [(rc, _, err)] = finish([proc])
+        assert rc == 3, f"{target}: base-push exited {rc}: {err}"
+        assert key in err and "not committing" in err, err
+        assert f"backups/{label}/manifest.json" not in repo.keys("backups/")
+        for k in repo.keys("backups/"):  # the next round waits for its own served manifest
+            if k.endswith("/backup_manifest"):
+                repo.delete(k)
+        if target == "lock":
+            repo.delete("locks/base-push")

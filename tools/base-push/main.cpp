@@ -4,14 +4,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 
 #include "common/backup/backup.h"
 #include "common/cli/cli.h"
 #include "common/cli/notify.h"
-#include "common/repo/lock.h"
 #include "common/repo/marks.h"
 
 int main(int argc, char** argv) {
@@ -67,12 +64,8 @@ int main(int argc, char** argv) {
     pgvault::install_interrupt_handlers();
     pgvault::Repository repo(pgvault::open_storage(config), config);
     repo.require_initialised();
-    // One base-push at a time per repository: a second one fails (Conflict, exit 3) naming the holder.
-    auto lock = pgvault::RepositoryLock::acquire(repo.storage(), "base-push", {"base-push", 3600, std::time(nullptr)});
-    lock.keep_fresh(std::chrono::minutes(20));
     pgvault::BackupResult result = pgvault::run_base_backup(repo, opts);
     pgvault::notify_set_backup(result.manifest.label);
-    lock.release();
     spdlog::info("{}", pgvault::backup_summary_line(result));
     if (json) std::fputs(pgvault::backup_summary_json(result).c_str(), stdout);
     return 0;

@@ -53,6 +53,20 @@ TEST(BackupStorage, ClaimSettlesOnlyWithoutAtomicCreate) {
   EXPECT_EQ(claim_read_back_pause(confirmed, milliseconds(500)), milliseconds(0));
 }
 
+// base-push hands its claim's create-if-absent check to ClaimOptions::confirm_later (run before its
+// manifest) on a store that checks later (the pause before the read-back: ClaimSettlesOnlyWithoutAtomicCreate).
+TEST(BackupStorage, AClaimsDeferredCheckIsTheCallersToRun) {
+  testing::CheckedLaterStorage st;
+  DeferredConfirms later;
+  ClaimOptions co = base_push_claim_options(st);
+  co.confirm_later = &later;
+  BackupClaim c = claim_backup_label(st, co);
+  EXPECT_TRUE(claim_holds(st, c));
+  EXPECT_TRUE(st.checked.empty());
+  later.run();
+  EXPECT_EQ(st.checked, std::vector<std::string>{keys::backup_claim(c.label)});
+}
+
 // The newest `max_dirs` backup folders lose their dead writers' temporaries; older folders, live
 // writers' files and the objects stay.
 TEST(BackupStorage, SweepOfKilledRunsReachesTheNewestBackupFolders) {

@@ -189,44 +189,44 @@ TEST(BundleUploader, UploadsDecodableBundlesInOrder) {
 
 // A store whose create-if-absent is checked after a settle time (S3 without conditional writes) hands
 // the bundles' checks to the uploader: finish() runs them all before it returns, and the first that
-// fails is its error (base-push then writes no manifest).
-TEST(BundleUploader, FinishRunsTheDeferredCreateChecks) {
-  struct CheckedLater : testing::MemoryStorage {
-    std::vector<std::string> checked;
-    std::string refuse;  // the key whose check finds another writer's object
-    std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override {
-      EXPECT_TRUE(opts.if_absent);
-      EXPECT_NE(opts.confirm_later, nullptr);
-      if (opts.confirm_later) {
-        opts.confirm_later->add([this, key] {
-          if (key == refuse) throw Error(ErrorKind::Duplicate, key + ": another writer stored this key");
-          checked.push_back(key);
-        });
-      }
-      return testing::MemoryStorage::put(key, opts);
-    }
-  };
+// fails is its error (base-push then writes no manifest). With the options' confirm_later they are the
+// caller's to run.
+TEST(BundleUploader, FinishRunsTheDeferredCreateChecksUnlessTheCallerDoes) {
   BundleUploaderOptions o;
   o.workers = 2;
   o.max_open = 3;
   o.encode.compression = Compression::None;
-  for (const std::string& refuse : {std::string(), keys::backup_bundle("L", 1)}) {
-    CheckedLater storage;
-    storage.refuse = refuse;
-    BundleUploader up(storage, "L", o, nullptr);
+  const std::vector<std::string> all{keys::backup_bundle("L", 0), keys::backup_bundle("L", 1),
+                                     keys::backup_bundle("L", 2)};
+  auto upload_three = [&](testing::CheckedLaterStorage& storage) {
+    auto up = std::make_unique<BundleUploader>(storage, "L", o, nullptr);
     for (std::uint64_t b = 0; b < 3; ++b) {
-      up.open(b, 1 << 20, false);
-      up.write(as_bytes("bundle " + std::to_string(b)));
+      up->open(b, 1 << 20, false);
+      up->write(as_bytes("bundle " + std::to_string(b)));
     }
+    return up;
+  };
+  for (const std::string& refuse : {std::string(), keys::backup_bundle("L", 1)}) {
+    testing::CheckedLaterStorage storage;
+    storage.refuse = refuse;
+    auto up = upload_three(storage);
     if (refuse.empty()) {
-      ASSERT_EQ(up.finish().size(), 3u);
+      ASSERT_EQ(up->finish().size(), 3u);
       std::sort(storage.checked.begin(), storage.checked.end());
-      EXPECT_EQ(storage.checked, (std::vector<std::string>{keys::backup_bundle("L", 0), keys::backup_bundle("L", 1),
-                                                           keys::backup_bundle("L", 2)}));
+      EXPECT_EQ(storage.checked, all);
     } else {
-      EXPECT_THROW_KIND(up.finish(), ErrorKind::Duplicate);
+      EXPECT_THROW_KIND(up->finish(), ErrorKind::Duplicate);
     }
   }
+  DeferredConfirms callers;
+  o.confirm_later = &callers;
+  testing::CheckedLaterStorage storage;
+  auto up = upload_three(storage);
+  ASSERT_EQ(up->finish().size(), 3u);
+  EXPECT_TRUE(storage.checked.empty());
+  callers.run();
+  std::sort(storage.checked.begin(), storage.checked.end());
+  EXPECT_EQ(storage.checked, all);
 }
 
 TEST(BundleUploader, AbortLeavesNothingUncommitted) {

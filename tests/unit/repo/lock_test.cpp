@@ -20,6 +20,27 @@ namespace {
 
 constexpr std::int64_t kT0 = 1'800'000'000;  // 2027-01-15
 
+// On a store that checks create-if-absent later (S3 without conditional writes), acquire() hands the
+// lock object's check to LockOptions::confirm_later: the lock is taken (and read back) at once, and the
+// check, the caller's to run, refuses another writer's object.
+TEST(RepositoryLockTest, ADeferredCreateCheckIsTheCallersToRun) {
+  for (bool refused : {false, true}) {
+    testing::CheckedLaterStorage st;
+    if (refused) st.refuse = "locks/base-push";
+    DeferredConfirms later;
+    auto lock = RepositoryLock::acquire(
+        st, "base-push", {.tool = "base-push", .stale_after = 3600, .now = kT0, .confirm_later = &later});
+    EXPECT_TRUE(st.checked.empty());
+    lock.check();
+    if (refused) {
+      EXPECT_THROW_KIND(later.run(), ErrorKind::Duplicate);
+    } else {
+      later.run();
+      EXPECT_EQ(st.checked, std::vector<std::string>{"locks/base-push"});
+    }
+  }
+}
+
 TEST(RepositoryLockTest, SecondHolderIsRefusedWithTheHolderNamed) {
   testing::MemoryStorage st;
   LockOptions o{"retention-prune", 3600, kT0};

@@ -139,6 +139,28 @@ class MemoryStorage : public Storage {
   std::map<std::string, Bytes> objects;
 };
 
+// A memory store whose create-if-absent puts are checked later, as on an S3 store without conditional
+// writes: a put with PutOptions::confirm_later hands it a check that records its key in `checked`, or
+// throws Duplicate for the key in `refuse` (another writer's object found there). create_confirmed().
+class CheckedLaterStorage : public MemoryStorage {
+ public:
+  bool create_confirmed() override { return true; }
+
+  std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override {
+    if (opts.if_absent && opts.confirm_later != nullptr) {
+      opts.confirm_later->add([this, key] {
+        if (key == refuse) throw Error(ErrorKind::Duplicate, key + ": another writer stored this key");
+        std::lock_guard g(mu);
+        checked.push_back(key);
+      });
+    }
+    return MemoryStorage::put(key, opts);
+  }
+
+  std::string refuse;
+  std::vector<std::string> checked;  // under mu
+};
+
 // Forwards to another storage; a test sets `fail` to make chosen calls throw.
 class FaultStorage : public Storage {
  public:
