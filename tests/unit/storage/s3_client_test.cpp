@@ -177,11 +177,8 @@ TEST(S3Client, NotImplemented501FallsBackToConfirmedPutAndIsRemembered) {
   Fixture f;
   const std::string body = "first";
   const std::string etag = quoted(sigv4::md5_hex(as_bytes(body)));
-  f.t->then(reply(404));                               // HEAD
-  f.t->then(s3_error(501, "NotImplemented"));          // conditional PUT refused
-  f.t->then(reply(404));                               // HEAD again, right before the upload
-  f.t->then(reply(200));                               // unconditional PUT
-  f.t->then(reply(200, "", {{"etag", etag}}));         // HEAD after the settle time: ours
+  script_501_fallback(*f.t);
+  f.t->then(reply(200, "", {{"etag", etag}}));  // HEAD after the settle time: ours
   put_bytes(*f.s, "k", body, true);
   auto seen = f.t->seen();
   ASSERT_EQ(seen.size(), 5u);
@@ -206,10 +203,7 @@ TEST(S3Client, ADeferredConfirmRunsLaterAndStillRefusesAnotherWritersObject) {
   Fixture f;
   const std::string body = "first";
   const std::string etag = quoted(sigv4::md5_hex(as_bytes(body)));
-  f.t->then(reply(404));                       // HEAD
-  f.t->then(s3_error(501, "NotImplemented"));  // conditional PUT refused
-  f.t->then(reply(404));                       // HEAD again, right before the upload
-  f.t->then(reply(200));                       // unconditional PUT
+  script_501_fallback(*f.t);
   DeferredConfirms later;
   EXPECT_FALSE(f.s->create_confirmed());  // not known yet: a claim read back after a put still pauses
   const auto before = std::chrono::steady_clock::now();
@@ -242,10 +236,7 @@ TEST(S3Client, A501LearnedByOneStorageIsKnownToEveryStorageOfThatStoreOnly) {
   const std::string body = "first";
   const std::string etag = quoted(sigv4::md5_hex(as_bytes(body)));
   Fixture one;
-  one.t->then(reply(404));
-  one.t->then(s3_error(501, "NotImplemented"));
-  one.t->then(reply(404));
-  one.t->then(reply(200));
+  script_501_fallback(*one.t);
   one.t->then(reply(200, "", {{"etag", etag}}));
   put_bytes(*one.s, "k", body, true);
 
@@ -280,10 +271,7 @@ TEST(S3Client, A501LearnedByOneStorageIsKnownToEveryStorageOfThatStoreOnly) {
 
 TEST(S3Client, FallbackPutOverwrittenByAnotherWriterIsDuplicate) {
   Fixture f;
-  f.t->then(reply(404));
-  f.t->then(s3_error(501, "NotImplemented"));
-  f.t->then(reply(404));
-  f.t->then(reply(200));
+  script_501_fallback(*f.t);
   f.t->then(reply(200, "", {{"etag", quoted(sigv4::md5_hex(as_bytes("theirs")))}}));
   try {
     put_bytes(*f.s, "k", "mine", true);

@@ -172,4 +172,14 @@ struct Fixture {
 
 inline std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
+// A store without conditional writes (Swift's s3api) answering the first create-if-absent put of a
+// process: HEAD absent, the conditional PUT refused with 501, HEAD absent again right before the
+// upload, the plain PUT stored. The confirming HEAD after the settle time is the test's to script.
+inline void script_501_fallback(FakeTransport& t) {
+  t.then(reply(404));
+  t.then(s3_error(501, "NotImplemented"));
+  t.then(reply(404));
+  t.then(reply(200));
+}
+
 }  // namespace pgvault::testing
