@@ -33,6 +33,21 @@ std::uint32_t crc_bitwise(ByteView d) {
   return c ^ 0xFFFFFFFFu;
 }
 
+// Hardware and portable routines agree on d.
+::testing::AssertionResult same_crc(ByteView d) {
+  const std::uint32_t hw = crc(d, Crc32cImpl::Hardware), sw = crc(d, Crc32cImpl::Portable);
+  if (hw == sw) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "hardware " << crc32c_hex(hw) << ", portable " << crc32c_hex(sw)
+                                       << ", length " << d.size();
+}
+
+std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::uint8_t> v(n);
+  for (auto& b : v) b = static_cast<std::uint8_t>(rng());
+  return v;
+}
+
 TEST(Crc32c, CheckValue) {
   for (auto impl : impls()) EXPECT_EQ(crc(view("123456789"), impl), 0xE3069283u) << static_cast<int>(impl);
   EXPECT_EQ(crc32c(view("123456789")), 0xE3069283u);
@@ -71,9 +86,7 @@ TEST(Crc32c, HexIsTheValueMostSignificantFirst) {
 }
 
 TEST(Crc32c, HardwareAndPortableAgreeOnRandomData) {
-  std::mt19937_64 rng(20261121);
-  std::vector<std::uint8_t> buf(4096 + 64);
-  for (auto& b : buf) b = static_cast<std::uint8_t>(rng());
+  const std::vector<std::uint8_t> buf = random_bytes(4096 + 64, 20261121);
   std::vector<std::size_t> lengths;
   for (std::size_t n = 0; n <= 300; ++n) lengths.push_back(n);
   for (std::size_t n : {511u, 512u, 513u, 1023u, 1024u, 1025u, 4095u, 4096u}) lengths.push_back(n);
@@ -94,9 +107,8 @@ TEST(Crc32c, HardwareAndPortableAgreeOnRandomData) {
 }
 
 TEST(Crc32c, PiecesEqualOneShot) {
-  std::mt19937_64 rng(42);
-  std::vector<std::uint8_t> buf(200000);
-  for (auto& b : buf) b = static_cast<std::uint8_t>(rng());
+  const std::vector<std::uint8_t> buf = random_bytes(200000, 42);
+  std::mt19937_64 rng(43);
   const std::uint32_t whole = crc_bitwise(buf);
   for (auto impl : impls()) {
     for (int round = 0; round < 20; ++round) {
@@ -113,6 +125,69 @@ TEST(Crc32c, PiecesEqualOneShot) {
       ASSERT_EQ(c, whole) << static_cast<int>(impl) << " round " << round;
       ASSERT_EQ(streaming.value(), whole);
     }
+  }
+}
+
+// The hardware routine splits long data into three streams CRC'd side by side and combines them; blocks
+// are 96 bytes (three streams of 4 words) up to 6144 (three of 256). Every length up to three full blocks
+// and more, at an aligned and an unaligned start, crosses each of those boundaries and every stream length.
+TEST(Crc32c, HardwareEqualsPortableAtEveryLengthUpToThreeBlocks) {
+  if (!crc32c_hardware_available()) GTEST_SKIP() << "SSE4.2 crc32 not available";
+  const std::vector<std::uint8_t> buf = random_bytes(3 * 6144 + 256 + 8, 7);
+  for (std::size_t offset : {0u, 5u}) {
+    for (std::size_t n = 0; offset + n <= buf.size(); ++n) {
+      ASSERT_TRUE(same_crc(ByteView(buf.data() + offset, n))) << "offset " << offset;
+    }
+  }
+}
+
+// Both sides of each threshold from every start offset within an 8-byte word.
+TEST(Crc32c, HardwareEqualsPortableAroundBlockBoundariesAtEveryOffset) {
+  if (!crc32c_hardware_available()) GTEST_SKIP() << "SSE4.2 crc32 not available";
+  const std::vector<std::uint8_t> buf = random_bytes(4 * 6144 + 64, 8);
+  for (std::size_t boundary : {72u, 96u, 120u, 192u, 768u, 6120u, 6144u, 6168u, 6240u, 12288u, 18432u, 24576u}) {
+    for (std::size_t n = boundary - 24; n <= boundary + 24; ++n) {
+      for (std::size_t offset = 0; offset < 16; ++offset) {
+        ASSERT_TRUE(same_crc(ByteView(buf.data() + offset, n))) << "offset " << offset;
+      }
+    }
+  }
+}
+
+// Megabytes at every offset within a word, against the bit-at-a-time definition once as well.
+TEST(Crc32c, HardwareEqualsPortableOnLargeBuffers) {
+  if (!crc32c_hardware_available()) GTEST_SKIP() << "SSE4.2 crc32 not available";
+  const std::vector<std::uint8_t> buf = random_bytes((4u << 20) + 64, 9);
+  const ByteView mib(buf.data(), 1u << 20);
+  ASSERT_EQ(crc(mib, Crc32cImpl::Hardware), crc_bitwise(mib));
+  for (std::size_t offset = 0; offset < 8; ++offset) {
+    for (std::size_t n : {(1u << 20) - 1, (3u << 20) + 6151, 4u << 20}) {
+      ASSERT_TRUE(same_crc(ByteView(buf.data() + offset, n))) << "offset " << offset;
+    }
+  }
+  const std::vector<std::uint8_t> ones(3u << 20, 0xFF);
+  EXPECT_TRUE(same_crc(ones));
+}
+
+// extend() over two or three pieces cut at random points equals the CRC of the whole.
+TEST(Crc32c, HardwareExtendSplitAtRandomPointsEqualsWhole) {
+  if (!crc32c_hardware_available()) GTEST_SKIP() << "SSE4.2 crc32 not available";
+  const std::vector<std::uint8_t> buf = random_bytes(1u << 20, 10);
+  const std::uint32_t whole = crc(buf, Crc32cImpl::Portable);
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 300; ++round) {
+    const std::size_t limit = round % 2 ? buf.size() : 20000;  // half of the cuts near the start
+    std::size_t cut1 = rng() % limit, cut2 = rng() % limit;
+    if (cut1 > cut2) std::swap(cut1, cut2);
+    const ByteView all(buf);
+    std::uint32_t c = crc32c_extend(0, all.subspan(0, cut1), Crc32cImpl::Hardware);
+    if (round % 3 == 0) {
+      c = crc32c_extend(c, all.subspan(cut1), Crc32cImpl::Hardware);
+    } else {
+      c = crc32c_extend(c, all.subspan(cut1, cut2 - cut1), Crc32cImpl::Hardware);
+      c = crc32c_extend(c, all.subspan(cut2), Crc32cImpl::Hardware);
+    }
+    ASSERT_EQ(c, whole) << "cuts at " << cut1 << " and " << cut2 << ", round " << round;
   }
 }
 
