@@ -171,12 +171,11 @@ bool clmul_available() {
   return available;
 }
 
-// Byte steps up to an 8-byte boundary (only so that no 8-byte load straddles two cache lines), then the
-// interleaved streams where the data is long enough and the carry-less multiply available, else the single
-// chain.
+// The interleaved streams where the data is long enough and the carry-less multiply available, else the
+// single chain. Loads are unaligned: no byte steps to an 8-byte boundary first, since a load that straddles
+// two cache lines costs less than the up to 7 dependent byte steps (3 cycles each) that would avoid it.
 __attribute__((target("sse4.2"))) std::uint32_t update_hardware(std::uint32_t state, const std::uint8_t* p,
                                                                std::size_t n) {
-  for (; n > 0 && (reinterpret_cast<std::uintptr_t>(p) & 7u) != 0; --n) state = _mm_crc32_u8(state, *p++);
   if (n >= 24 * kMinStreamWords && clmul_available()) return update_interleaved(state, p, n);
   return update_sse42(state, p, n);
 }
