@@ -115,20 +115,25 @@ __attribute__((target("sse4.2,pclmul"))) inline std::uint64_t clmul(std::uint64_
   return static_cast<std::uint64_t>(_mm_cvtsi128_si64(product));
 }
 
-// A block is three streams of equal length, each CRC'd with its own chain so that the instruction's
-// latency (3 cycles, one issued per cycle) overlaps; a's and b's results are then shifted over the streams
-// after them. Streams are as long as the data allows up to kMaxStreamWords, so a buffer pays few combines
-// whatever its length; below kMinStreamWords the single chain is as fast (both chosen by measurement).
-constexpr std::size_t kMaxStreamWords = 256, kMinStreamWords = 4;  // 8-byte words per stream
+// A block is three streams of equal length, each CRC'd from zero with its own chain so that the
+// instruction's latency (3 cycles, one issued per cycle) overlaps; the incoming state and the streams' CRCs
+// are then shifted over what follows them in the block. The next block's chains do not wait for that
+// combine. Streams are as long as the data allows up to kMaxStreamWords: short enough that the three
+// loads stay close together, which keeps data from memory streaming in as one sequence (longer streams,
+// 2 KiB and up, ran at half the speed on a 16 MiB buffer). Below kMinStreamWords the single chain is as
+// fast. Both chosen by measurement.
+constexpr std::size_t kMaxStreamWords = 24, kMinStreamWords = 5;  // 8-byte words per stream
 
 struct StreamShifts {
-  std::uint32_t one, two;  // multipliers for shifting over one stream and over two
+  std::uint32_t one, two, three;  // multipliers for shifting over one, two and three streams
 };
 using ShiftTable = std::array<StreamShifts, kMaxStreamWords + 1>;  // by stream length in words
 
 constexpr ShiftTable make_shift_table() {
   ShiftTable t{};
-  for (std::size_t w = 1; w <= kMaxStreamWords; ++w) t[w] = {shift_multiplier(8 * w), shift_multiplier(16 * w)};
+  for (std::size_t w = 1; w <= kMaxStreamWords; ++w) {
+    t[w] = {shift_multiplier(8 * w), shift_multiplier(16 * w), shift_multiplier(24 * w)};
+  }
   return t;
 }
 
@@ -137,14 +142,15 @@ constexpr ShiftTable kShiftTable = make_shift_table();
 __attribute__((target("sse4.2,pclmul"))) std::uint32_t update_3way(std::uint32_t state, const std::uint8_t* p,
                                                                   std::size_t words) {
   const std::size_t len = 8 * words;
-  std::uint64_t a = state, b = 0, c = 0;
+  std::uint64_t a = 0, b = 0, c = 0;
   for (std::size_t i = 0; i < len; i += 8) {
     a = _mm_crc32_u64(a, load64(p + i));
     b = _mm_crc32_u64(b, load64(p + len + i));
     c = _mm_crc32_u64(c, load64(p + 2 * len + i));
   }
   const StreamShifts& k = kShiftTable[words];
-  return static_cast<std::uint32_t>(c ^ _mm_crc32_u64(0, clmul(a, k.two) ^ clmul(b, k.one)));
+  const std::uint64_t shifted = clmul(state, k.three) ^ clmul(a, k.two) ^ clmul(b, k.one);
+  return static_cast<std::uint32_t>(c ^ _mm_crc32_u64(0, shifted));
 }
 
 __attribute__((target("sse4.2,pclmul"))) std::uint32_t update_interleaved(std::uint32_t state,

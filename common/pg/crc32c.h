@@ -3,9 +3,9 @@
 // (RFC 3720, appendix B.4). "123456789" -> 0xE3069283.
 //
 // Two implementations with identical results for every length and alignment, chosen at run time:
-// - hardware, on x86-64 processors with SSE4.2: the crc32 instruction, 8 bytes at a time. From 96 bytes
+// - hardware, on x86-64 processors with SSE4.2: the crc32 instruction, 8 bytes at a time. From 120 bytes
 //   on, where the processor also has PCLMULQDQ, the data is cut into blocks of three equal streams (up to
-//   2 KiB each) CRC'd side by side, since one instruction's result takes 3 cycles while a new one can
+//   192 bytes each) CRC'd side by side, since one instruction's result takes 3 cycles while a new one can
 //   start every cycle; the streams' CRCs are then combined (a CRC shifted over n zero bytes is a carry-less
 //   multiply by x^(8n) mod P). About three times the single chain's speed on long data.
 // - portable, everywhere else: a slicing-by-8 table routine.
