@@ -95,9 +95,9 @@ struct ClaimOptions {
   std::chrono::milliseconds settle{0};           // pause between writing the claim and reading it back
   int attempts = 10;
   bool incremental = false;                      // labels end "-I" (else "-F")
-  // Where a store without conditional writes hands the claim's create-if-absent check
-  // (PutOptions::confirm_later); the caller runs it before the backup's manifest. nullptr: the put
-  // checks before it returns.
+  // Where a store without conditional writes hands the create-if-absent check of the claim taken
+  // (PutOptions::confirm_later; a label given up keeps its own out); the caller runs it before the
+  // backup's manifest. nullptr: the put checks before it returns.
   DeferredConfirms* confirm_later = nullptr;
 };
 BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts);

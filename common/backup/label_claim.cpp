@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -154,7 +155,12 @@ BackupClaim claim_backup_label(Storage& storage, const ClaimOptions& opts) {
     }
     BackupClaim c{make_backup_label(t, opts.incremental), random_token()};
     if (first.empty()) first = c.label;
-    if (write_claim(storage, c, opts.confirm_later) && claim_stands(storage, c, opts.settle)) return c;
+    // A label given up keeps its check out of the caller's: its claim is another run's, or removed.
+    auto check = std::make_shared<DeferredConfirms>();
+    if (write_claim(storage, c, opts.confirm_later ? check.get() : nullptr) && claim_stands(storage, c, opts.settle)) {
+      if (opts.confirm_later) opts.confirm_later->add([check] { check->run(); });
+      return c;
+    }
   }
   throw Error(ErrorKind::Conflict, "no backup label free in " + storage.describe() + ": " + first + " and the " +
                                        std::to_string(attempts - 1) +

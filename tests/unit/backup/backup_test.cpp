@@ -356,6 +356,23 @@ TEST(BackupClaim, LabelHoldingAnotherRunsObjectsIsGivenUp) {
   EXPECT_FALSE(st.objects.count(keys::backup_claim(label_at(1700000000))));  // our claim there removed
 }
 
+// On a store that checks create-if-absent later, a label given up keeps its claim's check out of the
+// caller's set (that claim was removed, or is another run's): only the label taken is checked before the
+// manifest, so the run that moved on to the next second's label can still commit.
+TEST(BackupClaim, OnlyTheClaimTakenHandsOverItsCheck) {
+  testing::CheckedLaterStorage st;
+  st.objects[keys::backup_bundle(label_at(1700000000), 0)] = Bytes{1, 2, 3};  // an older pgvault's run
+  FakeClock clock;
+  DeferredConfirms later;
+  ClaimOptions o = clock.options();
+  o.confirm_later = &later;
+  BackupClaim c = claim_backup_label(st, o);
+  EXPECT_EQ(c.label, label_at(1700000001));
+  EXPECT_TRUE(st.checked.empty());
+  later.run();
+  EXPECT_EQ(st.checked, std::vector<std::string>{keys::backup_claim(c.label)});
+}
+
 TEST(BackupClaim, NoFreeLabelIsAConflict) {
   testing::MemoryStorage st;
   FakeClock clock;
