@@ -75,7 +75,7 @@ struct BackupRun {
   bool manifest_attempted = false;
   std::vector<std::string> own_keys;      // objects written outside the bundles (the server's manifest)
   const RepositoryLock& lock;
-  DeferredConfirms& creates;              // the lock's, the claim's and the bundles' create-if-absent checks
+  DeferredConfirms& creates;              // the claim's and the bundles' create-if-absent checks
 };
 
 void begin_manifest(BackupRun& run) {
@@ -129,9 +129,10 @@ void check_received(BackupManifest& m, const StreamedBackup& s, const TarReceive
 }
 
 // Whether what the run relies on is still its own, right before the commit: the create-if-absent checks
-// a store without conditional writes deferred (PutOptions::confirm_later: the lock's, the claim's and
-// the bundles', each after its own settle time, mostly over by now), then the repository lock and the
-// label's claim as stored now. Another writer's object under one of those keys fails it with Conflict.
+// a store without conditional writes deferred (PutOptions::confirm_later: the claim's and the bundles',
+// each after its own settle time, mostly over by now; the lock's runs in its check() unless a refresh
+// ran it), then the repository lock and the label's claim as stored now. Another writer's object under
+// one of those keys fails it with Conflict.
 void check_still_own(BackupRun& run) {
   try {
     run.creates.run();
@@ -191,9 +192,10 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
   Progress progress(opts.progress, "");
   DeferredConfirms creates;  // checked in commit(): the settle times pass while the backup runs
   // One base-push at a time per repository: a second one fails (Conflict, exit 3) naming the holder.
+  // Its create-if-absent check waits for the commit too (RepositoryLock::check, or its first refresh).
   RepositoryLock lock = RepositoryLock::acquire(
       repo.storage(), "base-push",
-      {.tool = "base-push", .stale_after = 3600, .now = std::time(nullptr), .confirm_later = &creates});
+      {.tool = "base-push", .stale_after = 3600, .now = std::time(nullptr), .check_create_later = true});
   lock.keep_fresh(std::chrono::minutes(20));
 
   ReplicationConnection conn(opts.conninfo, check_interrupt);

@@ -91,10 +91,11 @@ RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name
   const std::string text = record_text(opts.tool, opts.now, token);
 
   std::optional<LockHolder> taken_over;
+  auto create_check = opts.check_create_later ? std::make_shared<DeferredConfirms>() : nullptr;
   for (int attempt = 0; attempt < 3; ++attempt) {
     try {
       write_all(storage, key, as_bytes(text),
-                PutOptions{.if_absent = true, .size = text.size(), .confirm_later = opts.confirm_later});
+                PutOptions{.if_absent = true, .size = text.size(), .confirm_later = create_check.get()});
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::Duplicate) throw;
       bool unparsable = false;
@@ -125,6 +126,7 @@ RepositoryLock RepositoryLock::acquire(Storage& storage, const std::string& name
     }
     RepositoryLock lock(&storage, key, token, opts.tool, opts.now);
     lock.taken_over_ = taken_over;
+    lock.create_check_ = create_check;
     return lock;
   }
   throw Error(ErrorKind::Conflict, "repository " + storage.describe() + " lock " + key +
@@ -147,7 +149,7 @@ RepositoryLock::RepositoryLock(Storage* storage, std::string key, std::string to
 RepositoryLock::RepositoryLock(RepositoryLock&& other) noexcept
     : storage_(other.storage_), key_(std::move(other.key_)), token_(std::move(other.token_)),
       tool_(std::move(other.tool_)), acquired_at_(other.acquired_at_), taken_over_(std::move(other.taken_over_)),
-      heartbeat_(std::move(other.heartbeat_)) {
+      create_check_(std::move(other.create_check_)), heartbeat_(std::move(other.heartbeat_)) {
   other.storage_ = nullptr;
 }
 
@@ -163,8 +165,15 @@ void RepositoryLock::verify_ours() const {
   }
 }
 
+// Before the record is read or rewritten: a refresh changes the object, and with it what the check
+// compares (the ETag of the put in acquire()).
+void RepositoryLock::run_create_check() const {
+  if (create_check_) create_check_->run();
+}
+
 void RepositoryLock::refresh(std::int64_t now) {
   if (!storage_) throw Error(ErrorKind::Internal, "refresh of a released lock " + key_);
+  run_create_check();
   verify_ours();
   const std::string text = record_text(tool_, now, token_);
   write_all(*storage_, key_, as_bytes(text), PutOptions{.if_absent = false, .size = text.size()});
@@ -176,9 +185,10 @@ void RepositoryLock::keep_fresh(std::chrono::milliseconds every) {
   Heartbeat* hb = heartbeat_.get();  // on the heap: stays put when the lock is moved
   const auto start = std::chrono::steady_clock::now();
   auto beat = [this_storage = storage_, key = key_, token = token_, tool = tool_, at = acquired_at_, hb, start,
-               every] {
+               every, create_check = create_check_] {
     // A lock object of its own, refreshed in place; it never releases (storage_ is cleared below).
     RepositoryLock self(this_storage, key, token, tool, at);
+    self.create_check_ = create_check;
     std::unique_lock lk(hb->mu);
     while (!hb->cv.wait_for(lk, every, [hb] { return hb->stop; })) {
       auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
@@ -206,6 +216,7 @@ void RepositoryLock::check() const {
     std::lock_guard lk(heartbeat_->mu);
     if (!heartbeat_->lost.empty()) throw Error(ErrorKind::Conflict, "lock " + key_ + " was lost: " + heartbeat_->lost);
   }
+  run_create_check();
   verify_ours();
 }
 

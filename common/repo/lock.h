@@ -44,11 +44,11 @@ struct LockOptions {
   std::string tool;                 // who is taking it, e.g. "retention-prune"
   std::int64_t stale_after = 3600;  // seconds. Default: 1 hour
   std::int64_t now = 0;             // unix seconds (the caller's clock, so tests can move it)
-  // Where a store without conditional writes hands the lock object's create-if-absent check
-  // (PutOptions::confirm_later): acquire() then returns before that check, after the immediate read-back,
-  // and the caller runs it before anything relies on holding the lock alone (base-push: before its
-  // manifest). nullptr: acquire() checks before it returns.
-  DeferredConfirms* confirm_later = nullptr;
+  // On a store without conditional writes the lock object's create-if-absent check (a settle time, then
+  // a HEAD that must show this put's ETag; PutOptions::confirm_later) runs at the first check() or
+  // refresh instead of in acquire(), so its settle time passes while the holder works; acquire() still
+  // reads the lock back at once. false: acquire() checks before it returns.
+  bool check_create_later = false;
 };
 
 class RepositoryLock {
@@ -71,7 +71,9 @@ class RepositoryLock {
   // Error(Internal) when the thread cannot be started.
   void keep_fresh(std::chrono::milliseconds every);
   // Throws Error(Conflict) naming the lock when it is lost: a refresh by keep_fresh() failed, or the
-  // lock object (read now) is gone or names another holder. A storage error while reading throws too.
+  // lock object (read now) is gone or names another holder. A storage error while reading throws too,
+  // and a create-if-absent check left for later (LockOptions::check_create_later) that finds another
+  // writer's object throws its Duplicate.
   void check() const;
   const std::string& key() const { return key_; }
   // The lock that was taken over, when acquire() took over a stale one.
@@ -82,12 +84,14 @@ class RepositoryLock {
   RepositoryLock(Storage* storage, std::string key, std::string token, std::string record_tool, std::int64_t now);
   void stop_heartbeat();
   void verify_ours() const;  // Conflict unless the stored record carries our token
+  void run_create_check() const;  // the check left by check_create_later, once, before anything else
   Storage* storage_ = nullptr;
   std::string key_;
   std::string token_;
   std::string tool_;
   std::int64_t acquired_at_ = 0;
   std::optional<LockHolder> taken_over_;
+  std::shared_ptr<DeferredConfirms> create_check_;  // check_create_later; shared with the heartbeat
   std::unique_ptr<Heartbeat> heartbeat_;
 };
 

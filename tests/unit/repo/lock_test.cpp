@@ -20,24 +20,31 @@ namespace {
 
 constexpr std::int64_t kT0 = 1'800'000'000;  // 2027-01-15
 
-// On a store that checks create-if-absent later (S3 without conditional writes), acquire() hands the
-// lock object's check to LockOptions::confirm_later: the lock is taken (and read back) at once, and the
-// check, the caller's to run, refuses another writer's object.
-TEST(RepositoryLockTest, ADeferredCreateCheckIsTheCallersToRun) {
-  for (bool refused : {false, true}) {
+// On a store that checks create-if-absent later (S3 without conditional writes), acquire() with
+// check_create_later takes the lock (and reads it back) at once; the check runs at the first check() or
+// refresh, and refuses another writer's object. A refresh runs it before rewriting the record, which
+// changes what the check compares, so a check() after a refresh still passes.
+TEST(RepositoryLockTest, ACreateCheckLeftForLaterRunsAtTheFirstCheckOrRefresh) {
+  const LockOptions o{.tool = "base-push", .stale_after = 3600, .now = kT0, .check_create_later = true};
+  {
     testing::CheckedLaterStorage st;
-    if (refused) st.refuse = "locks/base-push";
-    DeferredConfirms later;
-    auto lock = RepositoryLock::acquire(
-        st, "base-push", {.tool = "base-push", .stale_after = 3600, .now = kT0, .confirm_later = &later});
+    auto lock = RepositoryLock::acquire(st, "base-push", o);
     EXPECT_TRUE(st.checked.empty());
     lock.check();
-    if (refused) {
-      EXPECT_THROW_KIND(later.run(), ErrorKind::Duplicate);
-    } else {
-      later.run();
-      EXPECT_EQ(st.checked, std::vector<std::string>{"locks/base-push"});
-    }
+    EXPECT_EQ(st.checked, std::vector<std::string>{"locks/base-push"});
+  }
+  {
+    testing::CheckedLaterStorage st;
+    st.refuse = "locks/base-push";
+    auto lock = RepositoryLock::acquire(st, "base-push", o);
+    EXPECT_THROW_KIND(lock.check(), ErrorKind::Duplicate);
+  }
+  {
+    testing::CheckedLaterStorage st;
+    auto lock = RepositoryLock::acquire(st, "base-push", o);
+    lock.refresh(kT0 + 1200);
+    EXPECT_EQ(st.checked, std::vector<std::string>{"locks/base-push"});
+    lock.check();
   }
 }
 

@@ -140,25 +140,52 @@ class MemoryStorage : public Storage {
 };
 
 // A memory store whose create-if-absent puts are checked later, as on an S3 store without conditional
-// writes: a put with PutOptions::confirm_later hands it a check that records its key in `checked`, or
-// throws Duplicate for the key in `refuse` (another writer's object found there). create_confirmed().
+// writes: the commit of a put with PutOptions::confirm_later hands it a check that passes while the stored
+// object is that put's bytes (as an ETag compare does) and records the key in `checked`; it throws
+// Duplicate when the object is another's (replaced, or rewritten since) or its key is `refuse`, and
+// Transient when it is gone. create_confirmed().
 class CheckedLaterStorage : public MemoryStorage {
  public:
   bool create_confirmed() override { return true; }
 
   std::unique_ptr<ObjectWriter> put(const std::string& key, const PutOptions& opts) override {
-    if (opts.if_absent && opts.confirm_later != nullptr) {
-      opts.confirm_later->add([this, key] {
-        if (key == refuse) throw Error(ErrorKind::Duplicate, key + ": another writer stored this key");
-        std::lock_guard g(mu);
-        checked.push_back(key);
-      });
-    }
-    return MemoryStorage::put(key, opts);
+    auto inner = MemoryStorage::put(key, opts);
+    if (!opts.if_absent || opts.confirm_later == nullptr) return inner;
+    struct W : ObjectWriter {
+      std::unique_ptr<ObjectWriter> inner;
+      CheckedLaterStorage* s = nullptr;
+      std::string key;
+      DeferredConfirms* later = nullptr;
+      Bytes data;
+      void write(ByteView d) override {
+        data.insert(data.end(), d.begin(), d.end());
+        inner->write(d);
+      }
+      void commit() override {
+        inner->commit();
+        later->add([s = s, key = key, data = std::move(data)] { s->check(key, data); });
+      }
+      void abort() noexcept override { inner->abort(); }
+    };
+    auto w = std::make_unique<W>();
+    w->inner = std::move(inner);
+    w->s = this;
+    w->key = key;
+    w->later = opts.confirm_later;
+    return w;
   }
 
   std::string refuse;
   std::vector<std::string> checked;  // under mu
+
+ private:
+  void check(const std::string& key, const Bytes& ours) {
+    std::lock_guard g(mu);
+    auto it = objects.find(key);
+    if (it == objects.end()) throw Error(ErrorKind::Transient, key + ": the object vanished right after its upload");
+    if (key == refuse || it->second != ours) throw Error(ErrorKind::Duplicate, key + ": another writer stored this key");
+    checked.push_back(key);
+  }
 };
 
 // Forwards to another storage; a test sets `fail` to make chosen calls throw.
