@@ -49,9 +49,14 @@ void check_options(const BackupOptions& opts) {
   }
 }
 
-BundleUploaderOptions uploader_options(Repository& repo, const BackupOptions& opts) {
+}  // namespace
+
+BundleUploaderOptions backup_uploader_options(Repository& repo, const BackupOptions& opts) {
   BundleUploaderOptions uo;
   uo.encode = repo.encode_options();  // loads/creates the key record now, in this thread
+  // put_object's zstd window and match tables (repo.h): faster, smaller and half the memory on bundles too.
+  uo.encode.window_log = kPutObjectWindowLog;
+  uo.encode.table_log = kPutObjectTableLog;
   int parallel = opts.parallel > 0 ? opts.parallel : static_cast<int>(std::thread::hardware_concurrency());
   parallel = std::max(parallel, 1);
   uo.workers = parallel;
@@ -62,6 +67,8 @@ BundleUploaderOptions uploader_options(Repository& repo, const BackupOptions& op
                               : 0;
   return uo;
 }
+
+namespace {
 
 // One run of base-push once its label is claimed.
 struct BackupRun {
@@ -202,7 +209,7 @@ BackupResult run_base_backup(Repository& repo, const BackupOptions& opts) {
   const ServerFacts server = check_server(conn);
   result.server_version = server.version_text;
   check_repository_identity(repo, server);
-  BundleUploaderOptions uo = uploader_options(repo, opts);
+  BundleUploaderOptions uo = backup_uploader_options(repo, opts);
   uo.confirm_later = &creates;
   std::optional<IncrementalPlan> plan;
   if (opts.type != "full") plan = plan_incremental(repo, conn, server, opts.no_fallback, opts.type == "diff");

@@ -37,6 +37,7 @@
 #include <optional>
 #include <string>
 
+#include "common/repo/backup_bundles.h"
 #include "common/repo/manifest.h"
 #include "common/repo/marks.h"
 #include "common/repo/repo.h"
@@ -60,6 +61,11 @@ struct BackupOptions {
 
 // Options from the configuration (conninfo, checkpoint, parallel, bundle_size).
 BackupOptions backup_options_from_config(const Config& config);
+
+// How base-push encodes and uploads its bundles: `parallel` workers, the repository's codec settings with
+// put_object's zstd window and match tables (kPutObjectWindowLog, kPutObjectTableLog), and zstd threads
+// for a single-file bundle. Loads or creates the repository's key record.
+BundleUploaderOptions backup_uploader_options(Repository& repo, const BackupOptions& opts);
 
 struct BackupResult {
   BackupManifest manifest;

@@ -34,18 +34,21 @@ namespace pgvault {
 
 inline constexpr int kRepositoryFormat = 1;
 
-// zstd's window for what put_object stores (WAL segments and the repository's small objects; backup
-// bundles keep their level's window): at most 512 KiB, level 1's own. At level 3 (2 MiB) that is 1.5
-// MiB less window and as much less compressor input buffer per segment encoding at once in wal-push
-// (the S3 push worker encodes 4: its peak RSS went from ~35.5 to ~30 MiB), and 1.5 MiB less in
-// wal-fetch's decoder, at every level. On 20 real pgbench segments the objects grew by 0.5% and wal-push
-// used ~10% less CPU (a window that stays in cache); a 1 MiB window saved 1.7 MiB less RSS for 0.07%.
+// zstd's window for what put_object stores (WAL segments and the repository's small objects), and for
+// base-push's bundles and backup-copy's re-encoded objects: at most 512 KiB, level 1's own. At level 3
+// (2 MiB) that is 1.5 MiB less window and as much less compressor input buffer per segment encoding at
+// once in wal-push (the S3 push worker encodes 4: its peak RSS went from ~35.5 to ~30 MiB), and 1.5 MiB
+// less in wal-fetch's decoder, at every level. On 20 real pgbench segments the objects grew by 0.5% and
+// wal-push used ~10% less CPU (a window that stays in cache); a 1 MiB window saved 1.7 MiB less RSS for
+// 0.07%.
 inline constexpr int kPutObjectWindowLog = 19;
 
-// zstd's hash and chain tables for what put_object stores, at the double-fast levels (3 and 4): at most
-// 2^14 entries each (level 3's own are 2^17 and 2^16), 128 KiB that stay in a core's cache. On 8+8 real
-// 16 MiB segments (pgbench TPC-B, random hex text) at level 3, zstd -b: ~+25% (TPC-B) and ~+60% (hex)
-// compression speed, objects +0.1% (TPC-B) and -1.0% (hex) in bytes. Same frame format for readers.
+// zstd's hash and chain tables for what put_object stores and the bundles (as above), at the double-fast
+// levels (3 and 4): at most 2^14 entries each (level 3's own are 2^17 and 2^16), 128 KiB that stay in a
+// core's cache. On 8+8 real 16 MiB segments (pgbench TPC-B, random hex text) at level 3, zstd -b: ~+25%
+// (TPC-B) and ~+60% (hex) compression speed, objects +0.1% (TPC-B) and -1.0% (hex) in bytes. On a
+// pgbench scale-50 base backup both caps together took base-push 0.85-0.9x of the time, with 2% fewer
+// bytes stored and about half the peak RSS. Same frame format for readers.
 inline constexpr int kPutObjectTableLog = 14;
 
 // Encoding permits shared by the threads of one process (Repository::set_encode_slots).

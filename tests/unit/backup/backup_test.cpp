@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <thread>
+
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getFrameHeader
+#include <zstd.h>
 
 #include "common/crypto/crypto.h"
 #include "common/pg/crc32c.h"
@@ -184,6 +188,34 @@ TEST(BundleUploader, UploadsDecodableBundlesInOrder) {
     EXPECT_EQ(stored.size(), bundles[b].stored_size);
     Bytes plain = decode_bytes(stored, nullptr, keys::backup_bundle("L", b), "bundle");
     EXPECT_EQ(std::string(plain.begin(), plain.end()), contents[b]);
+  }
+}
+
+// base-push compresses its bundles with put_object's window (kPutObjectWindowLog, 512 KiB) instead of the
+// level's own (2 MiB at level 3): a bundle encoding, and later decoding, holds 1.5 MiB less, and on real
+// tables it is faster and no larger. Both a shared bundle and a single large file's (zstd threads).
+TEST(BundleUploader, BackupBundlesUsePutObjectsCompressionWindow) {
+  auto owned = std::make_unique<testing::MemoryStorage>();
+  testing::MemoryStorage* storage = owned.get();
+  Repository repo(std::move(owned), Config{});
+  BackupOptions bo;
+  bo.parallel = 2;
+  BundleUploaderOptions o = backup_uploader_options(repo, bo);
+  ASSERT_EQ(o.encode.compression, Compression::Zstd);
+  Bytes plain(4 << 20);
+  for (std::size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<std::uint8_t>((i * 2654435761u) >> 13);
+  BundleUploader up(*storage, "L", o, nullptr);
+  for (int b = 0; b < 2; ++b) {
+    up.open(static_cast<std::uint64_t>(b), b == 0 ? 8 << 20 : 1 << 20, b == 1);
+    up.write(plain);
+  }
+  up.finish();
+  for (std::uint64_t b = 0; b < 2; ++b) {
+    const Bytes& stored = storage->objects.at(keys::backup_bundle("L", b));
+    ZSTD_frameHeader h{};
+    ASSERT_EQ(ZSTD_getFrameHeader(&h, stored.data() + kObjectHeaderSize, stored.size() - kObjectHeaderSize), 0u);
+    EXPECT_EQ(h.windowSize, 1ull << kPutObjectWindowLog) << "bundle " << b;
+    EXPECT_EQ(decode_bytes(stored, nullptr, keys::backup_bundle("L", b), "bundle"), plain);
   }
 }
 
