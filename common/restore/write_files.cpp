@@ -1,11 +1,13 @@
-// The files: bundles are decoded in parallel (TaskGroup, one task per bundle); each bundle's plaintext is
-// split into its files by the one BundleSplitter, and the visitor here writes them beneath their root
-// (O_EXCL | O_NOFOLLOW, never through a link), with their mode and mtime, checked against the manifest's
-// checksum and size; finish_file leaves their durability to the commit's syncfs or fsyncs them (fs_sync.h). The bundle object itself is verified by the repository (its SHA-256).
+// The files: bundles are decoded in parallel (TaskGroup, one task per bundle, the most bytes first);
+// each bundle's plaintext is split into its files by the one BundleSplitter, and the visitor here writes
+// them beneath their root (O_EXCL | O_NOFOLLOW, never through a link), with their mode and mtime, checked
+// against the manifest's checksum and size; finish_file leaves their durability to the commit's syncfs or
+// fsyncs them (fs_sync.h). The bundle object itself is verified by the repository (its SHA-256).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <set>
@@ -19,6 +21,8 @@
 namespace pgvault::restore_detail {
 
 namespace {
+
+using BundleFiles = std::pair<const std::uint64_t, std::vector<const ManifestFile*>>;  // index, files
 
 struct Counters {
   std::atomic<std::uint64_t> files{0};
@@ -105,6 +109,23 @@ std::map<std::uint64_t, std::vector<const ManifestFile*>> files_by_bundle(const 
   return out;
 }
 
+// The order the workers take the bundles in: the most bytes of files first (by index among equals). A
+// bundle is decoded by one thread, so the one holding a large table is the restore's critical path: it
+// starts at once instead of behind smaller bundles that the other workers can take meanwhile.
+std::vector<const BundleFiles*> largest_first(
+    const std::map<std::uint64_t, std::vector<const ManifestFile*>>& by_bundle) {
+  std::vector<std::pair<std::uint64_t, const BundleFiles*>> sized;
+  for (const auto& entry : by_bundle) {
+    std::uint64_t bytes = 0;
+    for (const ManifestFile* f : entry.second) bytes += f->size;
+    sized.emplace_back(bytes, &entry);
+  }
+  std::stable_sort(sized.begin(), sized.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<const BundleFiles*> out;
+  for (const auto& [bytes, entry] : sized) out.push_back(entry);
+  return out;
+}
+
 // One task: bundle `idx` decoded into its files. An error names the backup, the bundle and the file.
 void restore_bundle(Repository& repo, const RestoreDest& dest, std::uint64_t idx,
                     const std::vector<const ManifestFile*>& files, const TaskGroup& group, Counters& counters) {
@@ -145,9 +166,8 @@ bool skipped_file(const ManifestFile& f) {
 WriteTotals write_bundles(Repository& repo, const BackupManifest& m, const RestoreDest& dest,
                           const RestoreOptions& opts) {
   const auto by_bundle = files_by_bundle(m, dest);
-  std::vector<const std::pair<const std::uint64_t, std::vector<const ManifestFile*>>*> bundles;
+  const std::vector<const BundleFiles*> bundles = largest_first(by_bundle);
   std::uint64_t total = 0;
-  for (const auto& entry : by_bundle) bundles.push_back(&entry);
   for (const auto& f : m.files) total += f.size;
 
   repo.read_key();  // load (and verify) the key once, before the threads share the repository

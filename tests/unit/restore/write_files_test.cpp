@@ -135,6 +135,28 @@ TEST(RestoreWriteTest, NoBundleStartsAfterAFailure) {
   EXPECT_FALSE(exists(o.pgdata));
 }
 
+// Workers take the bundle with the most bytes first (one thread decodes a bundle: a large table's is the
+// critical path), then by index: here bundle 2 (200 KB), 0 (78 KB), 1 (40 bytes).
+TEST(RestoreWriteTest, TheBundleWithTheMostBytesIsTakenFirst) {
+  Fixture fx;
+  fx.add_bundle(2, {{"base/5/big", std::string(200000, 'b')}});
+  fx.commit();
+  auto mem = std::make_unique<testing::MemoryStorage>();
+  mem->objects = fx.mem->objects;
+  auto fault = std::make_unique<testing::FaultStorage>(std::move(mem));
+  std::vector<std::string> order;
+  fault->fail = [&](const std::string& op, const std::string& key) {
+    for (std::uint64_t b = 0; b < 3; ++b) {
+      if (op == "get" && key == keys::backup_bundle(fx.m.label, b)) order.push_back(key.substr(key.rfind('/') + 1));
+    }
+  };
+  Repository repo(std::move(fault), fx.repo->config());
+  RestoreOptions o = options(fx, 1);
+  run_restore(repo, o);
+  EXPECT_EQ(order, (std::vector<std::string>{"bundle-000002", "bundle-000000", "bundle-000001"}));
+  EXPECT_EQ(slurp(o.pgdata + "/base/5/big"), std::string(200000, 'b'));
+}
+
 // The progress line (a terminal): the backup, the bytes written of the total; erased at the end.
 TEST(RestoreWriteTest, ProgressLineCountsTheBytesWritten) {
   Fixture fx;
