@@ -53,10 +53,8 @@ void check_options(const BackupOptions& opts) {
 
 BundleUploaderOptions backup_uploader_options(Repository& repo, const BackupOptions& opts) {
   BundleUploaderOptions uo;
-  uo.encode = repo.encode_options();  // loads/creates the key record now, in this thread
-  // put_object's zstd window and match tables (repo.h): faster, smaller and half the memory on bundles too.
-  uo.encode.window_log = kPutObjectWindowLog;
-  uo.encode.table_log = kPutObjectTableLog;
+  // Loads/creates the key record now, in this thread; carries the zstd window and match-table caps (repo.h).
+  uo.encode = repo.encode_options();
   int parallel = opts.parallel > 0 ? opts.parallel : static_cast<int>(std::thread::hardware_concurrency());
   parallel = std::max(parallel, 1);
   uo.workers = parallel;

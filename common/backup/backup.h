@@ -62,9 +62,9 @@ struct BackupOptions {
 // Options from the configuration (conninfo, checkpoint, parallel, bundle_size).
 BackupOptions backup_options_from_config(const Config& config);
 
-// How base-push encodes and uploads its bundles: `parallel` workers, the repository's codec settings with
-// put_object's zstd window and match tables (kPutObjectWindowLog, kPutObjectTableLog), and zstd threads
-// for a single-file bundle. Loads or creates the repository's key record.
+// How base-push encodes and uploads its bundles: `parallel` workers, the repository's codec settings
+// (Repository::encode_options, with its zstd window and match-table caps), and zstd threads for a
+// single-file bundle. Loads or creates the repository's key record.
 BundleUploaderOptions backup_uploader_options(Repository& repo, const BackupOptions& opts);
 
 struct BackupResult {

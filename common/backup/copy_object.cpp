@@ -238,10 +238,7 @@ CopyDestination copy_destination(Repository& src, Repository& dst) {
   CopyDestination out;
   out.storage = &dst.storage();
   out.where = dst.describe();
-  out.encode = dst.encode_options();
-  // Re-encoded objects get what base-push and put_object give theirs: the smaller window and tables.
-  out.encode.window_log = kPutObjectWindowLog;
-  out.encode.table_log = kPutObjectTableLog;
+  out.encode = dst.encode_options();  // with the smaller zstd window and tables, as base-push's bundles
   const MasterKey* in = src.read_key();
   const MasterKey* to = out.encode.key;
   const Config::CompressionCfg& a = src.config().compression;

@@ -23,6 +23,9 @@ EncodeOptions Repository::encode_options() {
   o.compression = config_.compression.method;
   o.level = config_.compression.level;
   o.threads = config_.compression.threads;
+  // Every object the repository encodes gets the smaller window and match tables (repo.h).
+  o.window_log = kPutObjectWindowLog;
+  o.table_log = kPutObjectTableLog;
   if (o.threads == Config::CompressionCfg::kAutoThreads) {
     o.threads = auto_threads_;
     // 1 MiB jobs: a 16 MiB segment still splits into enough jobs for every worker, and each worker
@@ -75,8 +78,6 @@ class SlotReleasingWriter final : public ObjectWriter {
 Digest Repository::put_object(const std::string& key, Source& src, const PutOptions& opts) {
   EncodeOptions eo = encode_options();
   eo.bound_name = key;  // an encrypted object is bound to the key it is stored under
-  eo.window_log = kPutObjectWindowLog;
-  eo.table_log = kPutObjectTableLog;
   // An object of at most 1 MiB (a WAL index, a small record: one zstd job whatever the job size)
   // compresses in this thread: zstd's workers would only add their start (threads, buffers).
   if (opts.size && *opts.size <= (1u << 20)) eo.threads = 0;

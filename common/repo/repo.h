@@ -34,16 +34,16 @@ namespace pgvault {
 
 inline constexpr int kRepositoryFormat = 1;
 
-// zstd's window for what put_object stores (WAL segments and the repository's small objects), and for
-// base-push's bundles and backup-copy's re-encoded objects: at most 512 KiB, level 1's own. At level 3
-// (2 MiB) that is 1.5 MiB less window and as much less compressor input buffer per segment encoding at
-// once in wal-push (the S3 push worker encodes 4: its peak RSS went from ~35.5 to ~30 MiB), and 1.5 MiB
+// zstd's window for every object the repository encodes (encode_options: WAL segments and small objects
+// through put_object, base-push's bundles, backup-copy's re-encoded objects): at most 512 KiB, level 1's
+// own. At level 3 (2 MiB) that is 1.5 MiB less window and as much less compressor input buffer per
+// segment encoding at once in wal-push (the S3 push worker encodes 4: its peak RSS went from ~35.5 to ~30 MiB), and 1.5 MiB
 // less in wal-fetch's decoder, at every level. On 20 real pgbench segments the objects grew by 0.5% and
 // wal-push used ~10% less CPU (a window that stays in cache); a 1 MiB window saved 1.7 MiB less RSS for
 // 0.07%.
 inline constexpr int kPutObjectWindowLog = 19;
 
-// zstd's hash and chain tables for what put_object stores and the bundles (as above), at the double-fast
+// zstd's hash and chain tables for every object the repository encodes (as above), at the double-fast
 // levels (3 and 4): at most 2^14 entries each (level 3's own are 2^17 and 2^16), 128 KiB that stay in a
 // core's cache. On 8+8 real 16 MiB segments (pgbench TPC-B, random hex text) at level 3, zstd -b: ~+25%
 // (TPC-B) and ~+60% (hex) compression speed, objects +0.1% (TPC-B) and -1.0% (hex) in bytes. On a
@@ -109,13 +109,15 @@ class Repository {
   const MasterKey* read_key();
   // The key for writing: nullptr when [encryption] method is "none". Creates the key record on first use.
   const MasterKey* write_key();
-  // What put_object encodes with. [compression] threads = "auto" means the auto_threads set here
-  // (default 0: the calling thread); a tool that encodes one object alone sets more (wal-push).
+  // What every encoded object gets: the [compression] settings, the write key, and zstd's window and
+  // tables capped (kPutObjectWindowLog, kPutObjectTableLog). [compression] threads = "auto" means the
+  // auto_threads set here (default 0: the calling thread); a tool that encodes one object alone sets
+  // more (wal-push).
   EncodeOptions encode_options();
   void set_auto_threads(int workers) { auto_threads_ = workers; }
 
-  // Encodes everything `src` yields into `key` (committed atomically), with zstd's window at most
-  // 2^kPutObjectWindowLog. Returns the plaintext digest.
+  // Encodes everything `src` yields into `key` (committed atomically) with encode_options(). Returns the
+  // plaintext digest.
   Digest put_object(const std::string& key, Source& src, const PutOptions& opts = {});
   // Bounds how many objects encode at once across the Repositories given the same `slots` (wal-push's
   // push worker keeps more files in flight than it encodes: on an object store a commit mostly waits
