@@ -4,6 +4,8 @@
 #include <bit>
 #include <cctype>
 #include <map>
+#include <optional>
+#include <stdexcept>
 
 #include "common/backup/backup.h"
 #include "common/base/errors.h"
@@ -41,41 +43,64 @@ struct ServerEntry {
 };
 using ServerFiles = std::map<std::string, ServerEntry>;
 
-// The manifest's JSON after checking its own checksum: SHA-256 of everything before the
-// "Manifest-Checksum" line.
-json parse_checked(const std::string& text) {
+// One entry of "Files" (an object), by its path.
+void add_server_file(ServerFiles& server, const json& f) {
+  std::string path;
+  if (f.contains("Path")) {
+    path = f["Path"].get<std::string>();
+  } else {
+    Bytes raw = from_hex(f.at("Encoded-Path").get<std::string>());
+    path.assign(raw.begin(), raw.end());
+  }
+  server[path] = ServerEntry{f.at("Size").get<std::uint64_t>(), f.value("Checksum-Algorithm", ""),
+                             f.value("Checksum", ""), false};
+}
+
+// The manifest's files after checking its own checksum (SHA-256 of everything before the
+// "Manifest-Checksum" line). The entries of "Files" are taken out of the parse one at a time (a parser
+// callback), so a cluster's tens of thousands of files never make one JSON tree; an entry's error waits
+// until the checksum is checked, which names a manifest damaged in transit as such.
+ServerFiles checked_server_files(const std::string& text) {
+  ServerFiles server;
+  std::string top_key;
+  std::optional<std::string> entry_error;
+  json::parser_callback_t take_files = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1) {
+      top_key = parsed.get<std::string>();
+    } else if (event == json::parse_event_t::object_end && depth == 2 && top_key == "Files") {
+      if (!entry_error) {
+        try {
+          add_server_file(server, parsed);
+        } catch (const std::exception& e) {
+          entry_error = e.what();
+        }
+      }
+      return false;
+    }
+    return true;
+  };
   json j;
   try {
-    j = json::parse(text);
+    j = json::parse(text, take_files);
   } catch (const json::exception& e) {
     throw Error(ErrorKind::Corruption, std::string("server backup_manifest is not valid JSON: ") + e.what());
   }
   auto pos = text.rfind("\"Manifest-Checksum\"");
-  if (pos == std::string::npos || !j.contains("Manifest-Checksum")) {
+  if (pos == std::string::npos || !j.is_object() || !j.contains("Manifest-Checksum")) {
     throw Error(ErrorKind::Corruption, "server backup_manifest has no Manifest-Checksum");
   }
-  std::string expected_sum = j["Manifest-Checksum"].get<std::string>();
-  if (to_hex(sha256(as_bytes(std::string_view(text).substr(0, pos)))) != expected_sum) {
-    throw Error(ErrorKind::Corruption, "server backup_manifest checksum mismatch (damaged in transit)");
-  }
-  return j;
-}
-
-ServerFiles server_files(const json& j) {
-  ServerFiles server;
   try {
-    for (const auto& f : j.at("Files")) {
-      std::string path;
-      if (f.contains("Path")) {
-        path = f["Path"].get<std::string>();
-      } else {
-        Bytes raw = from_hex(f.at("Encoded-Path").get<std::string>());
-        path.assign(raw.begin(), raw.end());
-      }
-      server[path] = ServerEntry{f.at("Size").get<std::uint64_t>(), f.value("Checksum-Algorithm", ""),
-                                 f.value("Checksum", ""), false};
+    std::string expected_sum = j["Manifest-Checksum"].get<std::string>();
+    if (to_hex(sha256(as_bytes(std::string_view(text).substr(0, pos)))) != expected_sum) {
+      throw Error(ErrorKind::Corruption, "server backup_manifest checksum mismatch (damaged in transit)");
     }
-  } catch (const json::exception& e) {
+    if (entry_error) throw std::runtime_error(*entry_error);
+    // Every object entry was taken out above: what is left of "Files" is not a file entry.
+    const json& rest = j.at("Files");
+    if (!rest.is_array() || !rest.empty()) throw std::runtime_error("\"Files\" holds something other than file entries");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
     throw Error(ErrorKind::Corruption, std::string("server backup_manifest: unexpected content: ") + e.what());
   }
   return server;
@@ -116,7 +141,7 @@ std::vector<std::string> differences(ServerFiles& server, const std::vector<Mani
 }  // namespace
 
 void verify_server_manifest(const std::string& text, const std::vector<ManifestFile>& files) {
-  ServerFiles server = server_files(parse_checked(text));
+  ServerFiles server = checked_server_files(text);
   std::vector<std::string> problems = differences(server, files);
   if (!problems.empty()) {
     std::string msg = "backup does not match the server's backup_manifest (" + std::to_string(problems.size()) +

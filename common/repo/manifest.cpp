@@ -163,6 +163,52 @@ bool needs_format_3(const BackupManifest& m) {
 
 }  // namespace
 
+namespace {
+
+json file_to_json(const ManifestFile& f, const std::string& label) {
+  json e = {{"path", f.path},         {"tablespace", f.tablespace}, {"size", f.size},
+            {"mode", f.mode},         {"mtime", f.mtime},           {"bundle", f.bundle},
+            {"offset", f.offset}};
+  if (!f.crc32c.empty()) e["crc32c"] = f.crc32c;
+  if (!f.sha256.empty()) e["sha256"] = f.sha256;  // an entry read from a format 1 manifest
+  if (f.crc32c.empty() && f.sha256.empty()) {
+    throw Error(ErrorKind::Internal, "manifest of " + label + ": file " + f.path + " has no checksum");
+  }
+  if (f.kind != FileKind::Full) e["kind"] = std::string(file_kind_name(f.kind));
+  if (f.kind == FileKind::Blocks) e["stored_size"] = f.stored_size;
+  return e;
+}
+
+// One file entry as it goes into the manifest: keys checked by the caller; errors name `what`.
+ManifestFile file_from_json(const json& f, const std::string& what) {
+  ManifestFile mf;
+  mf.path = f.at("path").get<std::string>();
+  mf.tablespace = f.at("tablespace").get<std::uint32_t>();
+  mf.size = f.at("size").get<std::uint64_t>();
+  mf.mode = f.at("mode").get<std::uint32_t>();
+  mf.mtime = f.at("mtime").get<std::int64_t>();
+  // Format 2 writes "crc32c", format 1 wrote "sha256": verify with whichever the entry has.
+  if (f.contains("crc32c")) mf.crc32c = checked_hex(f["crc32c"].get<std::string>(), 8, what, mf.path, "crc32c");
+  if (f.contains("sha256")) mf.sha256 = checked_hex(f["sha256"].get<std::string>(), 64, what, mf.path, "sha256");
+  if (mf.crc32c.empty() && mf.sha256.empty()) {
+    throw Error(ErrorKind::Corruption,
+                what + ": malformed manifest (file " + mf.path + " has no checksum: neither \"crc32c\" nor \"sha256\")");
+  }
+  mf.bundle = f.at("bundle").get<std::uint64_t>();
+  mf.offset = f.at("offset").get<std::uint64_t>();
+  mf.kind = parse_file_kind(f.value("kind", "full"), what, mf.path);
+  if (mf.kind == FileKind::Blocks) {
+    mf.stored_size = f.at("stored_size").get<std::uint64_t>();
+    if (mf.stored_size == 0) throw Error(ErrorKind::Corruption, what + ": malformed manifest (file " + mf.path + " has no blocks stored)");
+  }
+  return mf;
+}
+
+}  // namespace
+
+// The file entries, most of a manifest (tens of thousands in a cluster with many tables), are written one
+// at a time into the text instead of as one JSON tree (about 0.6 KB of tree per file): the text is the
+// same as a whole tree's dump(1).
 std::string BackupManifest::to_json() const {
   json j;
   j["format"] = needs_format_3(*this) ? 3 : std::min(format, 2);
@@ -201,31 +247,73 @@ std::string BackupManifest::to_json() const {
         {{"index", b.index}, {"plain_size", b.plain_size}, {"stored_size", b.stored_size}, {"sha256", b.sha256}});
   }
   j["files"] = json::array();
+  const std::string head = j.dump(1);
+  // dump(1) puts each top-level key on its own line with one space of indent; a string value cannot
+  // hold a raw line break, so this line is the top-level key (nested keys have more indent).
+  const std::string slot = "\n \"files\": []";
+  const std::size_t at = head.find(slot);
+  if (at == std::string::npos) throw Error(ErrorKind::Internal, "manifest of " + label + ": no files slot");
+  std::string out;
+  out.reserve(head.size() + files.size() * 220);
+  out.append(head, 0, at).append("\n \"files\": [");
+  bool first = true;
   for (const auto& f : files) {
-    json e = {{"path", f.path},         {"tablespace", f.tablespace}, {"size", f.size},
-              {"mode", f.mode},         {"mtime", f.mtime},           {"bundle", f.bundle},
-              {"offset", f.offset}};
-    if (!f.crc32c.empty()) e["crc32c"] = f.crc32c;
-    if (!f.sha256.empty()) e["sha256"] = f.sha256;  // an entry read from a format 1 manifest
-    if (f.crc32c.empty() && f.sha256.empty()) {
-      throw Error(ErrorKind::Internal, "manifest of " + label + ": file " + f.path + " has no checksum");
+    // An element of the top-level array sits two spaces in: dump(1) from no indent, shifted by two.
+    const std::string e = file_to_json(f, label).dump(1);
+    out.append(first ? "\n  " : ",\n  ");
+    first = false;
+    for (char c : e) {
+      out.push_back(c);
+      if (c == '\n') out.append("  ");
     }
-    if (f.kind != FileKind::Full) e["kind"] = std::string(file_kind_name(f.kind));
-    if (f.kind == FileKind::Blocks) e["stored_size"] = f.stored_size;
-    j["files"].push_back(std::move(e));
   }
-  return j.dump(1) + "\n";
+  out.append(files.empty() ? "]" : "\n ]");
+  out.append(head, at + slot.size(), std::string::npos).append("\n");
+  return out;
 }
 
+// The file entries are taken out of the parse one at a time (a parser callback turns each into a
+// ManifestFile and drops it from the tree), so reading a manifest holds the text, the ManifestFiles and
+// one entry's tree, not a tree of every file. An entry's error waits for the end of the parse: a
+// manifest of a newer format is refused as such whatever its entries hold ("files" sorts before
+// "format").
 BackupManifest BackupManifest::from_json(const std::string& text, const std::string& what) {
   try {
-    json j = json::parse(text);
     BackupManifest m;
+    std::string top_key;  // the top-level key being parsed
+    bool files_seen = false;
+    std::exception_ptr entry_error;
+    json::parser_callback_t take_files = [&](int depth, json::parse_event_t event, json& parsed) {
+      if (event == json::parse_event_t::key && depth == 1) {
+        top_key = parsed.get<std::string>();
+        if (top_key == "files") {
+          if (files_seen) throw Error(ErrorKind::Corruption, what + ": malformed manifest (\"files\" twice)");
+          files_seen = true;
+        }
+      } else if (event == json::parse_event_t::object_end && depth == 2 && top_key == "files") {
+        if (!entry_error) {
+          try {
+            m.files.push_back(file_from_json(parsed, what));
+          } catch (...) {
+            entry_error = std::current_exception();
+          }
+        }
+        return false;
+      }
+      return true;
+    };
+    json j = json::parse(text, take_files);
+    if (!j.is_object()) throw Error(ErrorKind::Corruption, what + ": malformed manifest (not a JSON object)");
     m.format = j.at("format").get<int>();
     if (m.format > kManifestFormat) {
       throw Error(ErrorKind::Config, what + ": manifest format " + std::to_string(m.format) +
                                          " is newer than this pgvault understands; upgrade pgvault");
     }
+    if (entry_error) std::rethrow_exception(entry_error);
+    // Every entry was an object taken out above; anything left in the array is not a file entry.
+    const json& rest = j.at("files");
+    if (!rest.is_array()) throw Error(ErrorKind::Corruption, what + ": malformed manifest (\"files\" is not an array)");
+    if (!rest.empty()) throw Error(ErrorKind::Corruption, what + ": malformed manifest (a file entry is not an object)");
     m.label = j.at("label").get<std::string>();
     m.type = j.at("type").get<std::string>();
     m.parent = j.value("parent", "");
@@ -259,29 +347,6 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
     for (const auto& b : j.at("bundles")) {
       m.bundles.push_back({b.at("index").get<std::uint64_t>(), b.at("plain_size").get<std::uint64_t>(),
                            b.at("stored_size").get<std::uint64_t>(), b.at("sha256").get<std::string>()});
-    }
-    for (const auto& f : j.at("files")) {
-      ManifestFile mf;
-      mf.path = f.at("path").get<std::string>();
-      mf.tablespace = f.at("tablespace").get<std::uint32_t>();
-      mf.size = f.at("size").get<std::uint64_t>();
-      mf.mode = f.at("mode").get<std::uint32_t>();
-      mf.mtime = f.at("mtime").get<std::int64_t>();
-      // Format 2 writes "crc32c", format 1 wrote "sha256": verify with whichever the entry has.
-      if (f.contains("crc32c")) mf.crc32c = checked_hex(f["crc32c"].get<std::string>(), 8, what, mf.path, "crc32c");
-      if (f.contains("sha256")) mf.sha256 = checked_hex(f["sha256"].get<std::string>(), 64, what, mf.path, "sha256");
-      if (mf.crc32c.empty() && mf.sha256.empty()) {
-        throw Error(ErrorKind::Corruption,
-                    what + ": malformed manifest (file " + mf.path + " has no checksum: neither \"crc32c\" nor \"sha256\")");
-      }
-      mf.bundle = f.at("bundle").get<std::uint64_t>();
-      mf.offset = f.at("offset").get<std::uint64_t>();
-      mf.kind = parse_file_kind(f.value("kind", "full"), what, mf.path);
-      if (mf.kind == FileKind::Blocks) {
-        mf.stored_size = f.at("stored_size").get<std::uint64_t>();
-        if (mf.stored_size == 0) throw Error(ErrorKind::Corruption, what + ": malformed manifest (file " + mf.path + " has no blocks stored)");
-      }
-      m.files.push_back(std::move(mf));
     }
     check_type(m, what);
     check_paths(m, what);

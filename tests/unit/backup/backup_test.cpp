@@ -101,6 +101,39 @@ TEST(ServerManifest, DifferencesAreCorruption) {
   expect_corruption("not json", files, "not valid JSON");
 }
 
+// The server's "Files" entries are taken out of the parse one by one: many entries all arrive, an
+// entry the parse cannot use is refused (after the checksum, so damage in transit is named as such), and
+// anything in "Files" that is not an entry is refused.
+TEST(ServerManifest, EntriesTakenOneByOne) {
+  std::vector<ManifestFile> files;
+  std::vector<std::tuple<std::string, std::uint64_t, std::string>> entries;
+  for (int i = 0; i < 300; ++i) {
+    const std::string path = "base/5/" + std::to_string(16384 + i), content = "c" + std::to_string(i);
+    files.push_back(file(path, content));
+    entries.emplace_back(path, content.size(), server_crc(content));
+  }
+  EXPECT_NO_THROW(verify_server_manifest(server_manifest(entries), files));
+  entries.pop_back();
+  expect_corruption(server_manifest(entries), files, "base/5/16683 received but not in");
+
+  std::vector<ManifestFile> one = {file("a", "aaa")};
+  const std::string good = server_manifest({{"a", 3, server_crc("aaa")}});
+  auto with = [](std::string m, const std::string& from, const std::string& to) {
+    const auto at = m.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    m.replace(at, from.size(), to);
+    const auto body_end = m.find("\"Manifest-Checksum\"");
+    return m.substr(0, body_end) + "\"Manifest-Checksum\": \"" + hex_of(m.substr(0, body_end)) + "\"}\n";
+  };
+  expect_corruption(with(good, "\"Size\"", "\"Sighs\""), one, "unexpected content");
+  expect_corruption(with(good, "\"Files\": [\n", "\"Files\": [\n7, "), one, "unexpected content");
+  expect_corruption(with(good, "\"Files\"", "\"Filez\""), one, "unexpected content");
+  // A damaged entry and a damaged checksum: the checksum is what is reported.
+  std::string damaged = good;
+  damaged.replace(damaged.find("\"Size\""), 6, "\"Sighs\"");
+  expect_corruption(damaged, one, "checksum mismatch");
+}
+
 TEST(PgSize, Units) {
   EXPECT_EQ(parse_pg_size("16MB"), 16u << 20);
   EXPECT_EQ(parse_pg_size("1GB"), 1u << 30);

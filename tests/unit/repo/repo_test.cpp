@@ -1,6 +1,7 @@
 #include "common/repo/repo.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -301,6 +302,71 @@ TEST(Manifest, FileChecksumsInJson) {
   EXPECT_EQ(kind_of([&] { BackupManifest::from_json(newer, "x"); }), ErrorKind::Config);
   m.files[0].crc32c.clear();
   EXPECT_EQ(kind_of([&] { m.to_json(); }), ErrorKind::Internal);  // never written without a checksum
+}
+
+// The file entries are written one by one and taken out of the parse one by one: the text is still
+// exactly a whole tree's dump(1), every entry comes back in order, and a bad entry, an entry that is not
+// an object or a second "files" is refused.
+TEST(Manifest, FilesStreamedKeepTheTextAndTheOrder) {
+  BackupManifest m;
+  m.label = "20261121T164100Z-F";
+  m.start_wal = m.stop_wal = "000000010000000000000002";
+  m.tablespaces.push_back({16400, "/srv/ts"});
+  m.directories.push_back({"base", 0, 0700});
+  for (int i = 0; i < 50; ++i) {
+    std::string crc = "0000000" + std::to_string(i % 10);
+    m.files.push_back({"base/5/" + std::to_string(16384 + i), i % 2 ? 16400u : 0u, 8192u * i, 0600, i,
+                       crc, static_cast<std::uint64_t>(i / 10), 8192u * (i % 10), ""});
+  }
+  m.files[3].sha256 = std::string(64, 'b');
+  m.files[3].path = "PG_VERSION \"quoted\"\nline";
+  m.bundles.push_back({0, 8192, 100, std::string(64, 'e')});
+  const std::string text = m.to_json();
+  EXPECT_EQ(nlohmann::json::parse(text).dump(1) + "\n", text);
+  BackupManifest back = BackupManifest::from_json(text, "x");
+  ASSERT_EQ(back.files.size(), m.files.size());
+  for (std::size_t i = 0; i < m.files.size(); ++i) {
+    EXPECT_EQ(back.files[i].path, m.files[i].path);
+    EXPECT_EQ(back.files[i].tablespace, m.files[i].tablespace);
+    EXPECT_EQ(back.files[i].size, m.files[i].size);
+    EXPECT_EQ(back.files[i].mtime, m.files[i].mtime);
+    EXPECT_EQ(back.files[i].crc32c, m.files[i].crc32c);
+    EXPECT_EQ(back.files[i].sha256, m.files[i].sha256);
+    EXPECT_EQ(back.files[i].bundle, m.files[i].bundle);
+    EXPECT_EQ(back.files[i].offset, m.files[i].offset);
+  }
+  EXPECT_EQ(back.directories.size(), 1u);
+  EXPECT_EQ(back.bundles.size(), 1u);
+  EXPECT_EQ(back.tablespaces.size(), 1u);
+
+  BackupManifest none = m;
+  none.files.clear();
+  const std::string empty = none.to_json();
+  EXPECT_EQ(nlohmann::json::parse(empty).dump(1) + "\n", empty);
+  EXPECT_TRUE(BackupManifest::from_json(empty, "x").files.empty());
+
+  auto refused = [](const std::string& t, const std::string& needle) {
+    try {
+      BackupManifest::from_json(t, "backups/x/manifest.json");
+      ADD_FAILURE() << "accepted: " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  std::string not_object = empty;
+  not_object.replace(not_object.find("\"files\": []"), 11, "\"files\": [7]");
+  refused(not_object, "a file entry is not an object");
+  std::string twice = text;
+  twice.replace(twice.find("\"format\""), 8, "\"files\": [],\n \"format\"");
+  refused(twice, "\"files\" twice");
+  std::string bad_entry = text;
+  bad_entry.replace(bad_entry.find("\"offset\""), 8, "\"offzet\"");
+  refused(bad_entry, "offset");
+  // A newer format is refused as such, whatever its entries hold.
+  std::string newer = bad_entry;
+  newer.replace(newer.find("\"format\": 2"), 11, "\"format\": 9");
+  EXPECT_EQ(kind_of([&] { BackupManifest::from_json(newer, "x"); }), ErrorKind::Config);
 }
 
 TEST(Spool, PushRecordMatchesOnlyTheSameFile) {
