@@ -192,7 +192,7 @@ Digest copy_reencoded(Repository& src, const CopyDestination& dst, const std::st
     eo.bound_name = key;  // an encrypted object is bound to the key it is stored under
     auto writer = dst.storage->put(key);
     ObjectEncoder enc(*writer, eo);
-    pump(pipe, enc, 256 << 10);  // finish() writes the trailer and commits the writer
+    pipe.pump_into(enc);  // finish() writes the trailer and commits the writer
   });
   return d;
 }
@@ -205,7 +205,7 @@ std::optional<Digest> copy_stored(Repository& src, const CopyDestination& dst, c
   try {
     read_beside(pipe, [&] { pump(*src.storage().get(key), stored); }, [&] {
       auto writer = dst.storage->put(key);
-      pump(pipe, *writer);  // finish() commits, after the pipe was closed by a verified read
+      pipe.pump_into(*writer);  // finish() commits, after the pipe was closed by a verified read
     });
   } catch (const OtherStoredForm&) {
     return std::nullopt;

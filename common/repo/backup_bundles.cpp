@@ -66,19 +66,33 @@ void BytePipe::fail(std::exception_ptr error) noexcept {
   cv_.notify_all();
 }
 
+bool BytePipe::take_chunk() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return aborted_ || buffered_ >= wake_ || closed_; });
+  if (aborted_) throw Error(ErrorKind::Interrupted, "bundle upload abandoned");
+  if (chunks_.empty()) return false;  // closed
+  current_ = std::move(chunks_.front());
+  chunks_.pop_front();
+  buffered_ -= current_.size();
+  current_pos_ = 0;
+  cv_.notify_all();
+  return true;
+}
+
+std::uint64_t BytePipe::pump_into(Sink& dst) {
+  std::uint64_t total = 0;
+  while (take_chunk()) {
+    dst.write(ByteView(current_.data(), current_.size()));
+    total += current_.size();
+  }
+  Bytes().swap(current_);  // freed before finish(), which may wait long (an upload's commit)
+  dst.finish();
+  return total;
+}
+
 std::size_t BytePipe::read(std::span<std::uint8_t> buf) {
   if (buf.empty()) return 0;
-  if (current_pos_ >= current_.size()) {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return aborted_ || buffered_ >= wake_ || closed_; });
-    if (aborted_) throw Error(ErrorKind::Interrupted, "bundle upload abandoned");
-    if (chunks_.empty()) return 0;  // closed
-    current_ = std::move(chunks_.front());
-    chunks_.pop_front();
-    buffered_ -= current_.size();
-    current_pos_ = 0;
-    cv_.notify_all();
-  }
+  if (current_pos_ >= current_.size() && !take_chunk()) return 0;
   std::size_t n = std::min(buf.size(), current_.size() - current_pos_);
   std::memcpy(buf.data(), current_.data() + current_pos_, n);
   current_pos_ += n;
@@ -139,7 +153,7 @@ void BundleUploader::worker() {
       // worker is free for the next bundle instead of waiting out the settle time.
       auto writer = storage_.put(key, PutOptions{.if_absent = true, .size = {}, .confirm_later = &confirms_});
       ObjectEncoder enc(*writer, eo);
-      pump(*job->pipe, enc);  // finish() commits the object
+      job->pipe->pump_into(enc);  // finish() commits the object
       result.index = job->index;
       result.plain_size = enc.digest().size;
       result.stored_size = enc.encoded_size();

@@ -41,9 +41,14 @@ class BytePipe final : public Source {
   void abort() noexcept;
   // Consumer.
   std::size_t read(std::span<std::uint8_t> buf) override;
+  // pump() without the copy into a read buffer: every chunk is written to `dst` where it lies, then
+  // dst.finish(). Returns the bytes moved. Not mixed with read().
+  std::uint64_t pump_into(Sink& dst);
   void fail(std::exception_ptr error) noexcept;
 
  private:
+  // The next chunk, now the consumer's (current_), or false at the end. Throws Interrupted after abort().
+  bool take_chunk();
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Bytes> chunks_;

@@ -184,6 +184,40 @@ TEST(BytePipe, AWaitingConsumerGetsBatches) {
   EXPECT_EQ(total, 21u * piece.size());
 }
 
+// pump_into hands the chunks over where they lie: every byte once, in order, then finish(); an abort
+// by the producer ends it with Interrupted and no finish().
+TEST(BytePipe, PumpIntoMovesEveryByteInOrder) {
+  struct Collect final : Sink {
+    std::string got;
+    int finished = 0;
+    void write(ByteView d) override { got.append(reinterpret_cast<const char*>(d.data()), d.size()); }
+    void finish() override { ++finished; }
+  };
+  BytePipe pipe(3000, nullptr);
+  std::string expected;
+  for (int i = 0; i < 5000; ++i) expected += std::string(static_cast<std::size_t>(i % 53 + 1), static_cast<char>('a' + i % 26));
+  std::thread producer([&] {
+    for (std::size_t at = 0; at < expected.size();) {
+      const std::size_t n = std::min<std::size_t>(expected.size() - at, 1 + at % 997);
+      pipe.write(as_bytes(std::string_view(expected).substr(at, n)));
+      at += n;
+    }
+    pipe.close();
+  });
+  Collect sink;
+  EXPECT_EQ(pipe.pump_into(sink), expected.size());
+  producer.join();
+  EXPECT_EQ(sink.got, expected);
+  EXPECT_EQ(sink.finished, 1);
+
+  BytePipe abandoned(100, nullptr);
+  abandoned.write(as_bytes(std::string("partial")));
+  abandoned.abort();
+  Collect none;
+  EXPECT_THROW_KIND(abandoned.pump_into(none), ErrorKind::Interrupted);
+  EXPECT_EQ(none.finished, 0);
+}
+
 TEST(BytePipe, ConsumerFailureReachesProducer) {
   BytePipe pipe(10, nullptr);
   pipe.fail(std::make_exception_ptr(Error(ErrorKind::Transient, "storage down")));
