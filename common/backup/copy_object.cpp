@@ -216,6 +216,7 @@ std::optional<Digest> copy_stored(Repository& src, const CopyDestination& dst, c
 }  // namespace
 
 std::vector<const ManifestFile*> files_in_bundle(const BackupManifest& m, std::uint64_t bundle) {
+  m.require_files("copying a bundle");
   std::vector<const ManifestFile*> out;
   for (const auto& f : m.files) {
     // An "unchanged" entry stores nothing: its checksum is of the parent's content, no bundle holds it.

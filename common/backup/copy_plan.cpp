@@ -13,11 +13,13 @@ namespace {
 
 using Kind = CopyStep::Kind;
 
-// The same backup: everything in the manifests alike but the stored sizes, which are each repository's.
-// Where and how many first (cheap; most colliding labels differ there), then the whole manifest.
+// The same backup: the manifests' heads alike but the stored sizes, which are each repository's, and as
+// many file entries. The inventories hold heads only (inventory.h); the head lists every bundle with the
+// SHA-256 of its plaintext, which holds every stored file's bytes. Where and how many first (cheap; most
+// colliding labels differ there), then the whole head.
 bool same_backup(const BackupManifest& x, const BackupManifest& y) {
   if (x.start_lsn != y.start_lsn || x.stop_lsn != y.stop_lsn || x.timeline != y.timeline ||
-      x.files.size() != y.files.size() || x.bundles.size() != y.bundles.size()) {
+      x.file_count() != y.file_count() || x.bundles.size() != y.bundles.size()) {
     return false;
   }
   BackupManifest a = x, b = y;
@@ -25,12 +27,12 @@ bool same_backup(const BackupManifest& x, const BackupManifest& y) {
     m->stored_bytes = 0;
     for (auto& mb : m->bundles) mb.stored_size = 0;
   }
-  return a.to_json() == b.to_json();
+  return a.head_json() == b.head_json();
 }
 
 std::string describe_backup(const BackupManifest& b) {
   return "started at " + format_lsn(b.start_lsn) + " on timeline " + std::to_string(b.timeline) + ", stopped at " +
-         format_lsn(b.stop_lsn) + ", " + std::to_string(b.files.size()) + " files";
+         format_lsn(b.stop_lsn) + ", " + std::to_string(b.file_count()) + " files";
 }
 
 // How the destination holds `b`'s label: the same backup (present), free, or `problem`: why the copy

@@ -91,7 +91,7 @@ struct Runner {
       : src(s), dst(d), id(i), to(copy_destination(s, d)), result(r) {
     dst.read_key();  // claim_of() from the workers
     for (const auto& l : r.plan.labels) {
-      if (const BackupManifest* b = src_inv.find_backup(l)) manifests.emplace(l, *b);
+      if (const BackupManifest* b = src_inv.find_backup(l)) manifests.emplace(l, with_files(src, *b));
     }
   }
 

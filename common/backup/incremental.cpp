@@ -118,10 +118,11 @@ std::optional<IncrementalPlan> plan_incremental(Repository& repo, ReplicationCon
     return std::nullopt;
   }
   IncrementalPlan plan;
-  plan.parent = std::move(*choice.parent);
+  plan.parent = with_files(repo, *choice.parent);  // the inventory holds the manifests' heads
   plan.base.block_size = server_block_size(conn);
   plan.base.since_lsn = plan.parent.start_lsn;
   plan.base.server_mode = choose_server_mode(repo, conn, server, plan, no_fallback);
+  plan.parent.require_files("an incremental backup's parent");
   for (const auto& f : plan.parent.files) plan.base.parent_files.emplace(std::pair{f.tablespace, f.path}, f);
   spdlog::info("{} backup on parent {} ({} mode)", differential ? "differential" : "incremental", plan.parent.label,
                plan.mode());

@@ -149,7 +149,10 @@ void add_backups(Repository& repo, Inventory& inv) {
       continue;
     }
     try {
-      inv.backups.push_back(read_manifest(repo, f.label));
+      BackupManifest m = read_manifest(repo, f.label);
+      m.files_dropped = m.files.size();
+      std::vector<ManifestFile>().swap(m.files);  // its memory too (clear() and = {} keep the capacity)
+      inv.backups.push_back(std::move(m));
       if (f.has_marks) add_marks(repo, inv, f.label);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::Corruption && e.kind() != ErrorKind::NotFound && e.kind() != ErrorKind::Config) {
@@ -163,6 +166,16 @@ void add_backups(Repository& repo, Inventory& inv) {
 }
 
 }  // namespace
+
+BackupManifest with_files(Repository& repo, const BackupManifest& head) {
+  if (!head.files_dropped) return head;
+  BackupManifest m = read_manifest(repo, head.label);
+  if (m.file_count() != head.file_count() || m.head_json() != head.head_json()) {
+    throw Error(ErrorKind::Corruption, repo.describe() + "/" + keys::backup_manifest(head.label) +
+                                           ": the manifest changed since the repository was listed");
+  }
+  return m;
+}
 
 Inventory load_inventory(Repository& repo) {
   Inventory inv;

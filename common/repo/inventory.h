@@ -80,7 +80,9 @@ struct IncompleteBackup {
 struct Inventory {
   std::optional<Identity> identity;                  // nullopt: nothing was ever pushed
   std::uint32_t wal_segment_size = kDefaultWalSegmentSize;  // from the identity (default when none)
-  std::vector<BackupManifest> backups;               // complete backups, oldest first (by label)
+  // Complete backups, oldest first (by label): the heads of their manifests, file entries dropped
+  // (BackupManifest::files_dropped holds their number; with_files below reads them).
+  std::vector<BackupManifest> backups;
   std::vector<IncompleteBackup> incomplete;          // by label
   // Complete backups' marks (repo/marks.h), by label; absent = none. A marks object that cannot be read
   // is listed with `error` set and keep = true: retention keeps what may be kept until an operator looks.
@@ -102,6 +104,11 @@ struct Inventory {
 // manifest and history file (small objects). A manifest that cannot be read or decoded does not throw: its backup is listed in `incomplete` with the error. Storage and key
 // failures (Transient, Auth...) throw.
 Inventory load_inventory(Repository& repo);
+
+// The whole manifest of a backup the inventory lists: `head` itself when it still has its file entries,
+// else read again from `repo` (verified as every read is) and required to be the same backup (head_json
+// and file count): Corruption when it changed since the inventory was loaded, NotFound when it is gone.
+BackupManifest with_files(Repository& repo, const BackupManifest& head);
 
 // Builds the WAL part of an inventory from a listing of keys under wal/ (no reads). Used by
 // load_inventory and by unit tests; history entries must then be filled separately.

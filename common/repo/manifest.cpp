@@ -209,7 +209,7 @@ ManifestFile file_from_json(const json& f, const std::string& what) {
 // The file entries, most of a manifest (tens of thousands in a cluster with many tables), are written one
 // at a time into the text instead of as one JSON tree (about 0.6 KB of tree per file): the text is the
 // same as a whole tree's dump(1).
-std::string BackupManifest::to_json() const {
+std::string BackupManifest::head_json() const {
   json j;
   j["format"] = needs_format_3(*this) ? 3 : std::min(format, 2);
   j["label"] = label;
@@ -247,7 +247,19 @@ std::string BackupManifest::to_json() const {
         {{"index", b.index}, {"plain_size", b.plain_size}, {"stored_size", b.stored_size}, {"sha256", b.sha256}});
   }
   j["files"] = json::array();
-  const std::string head = j.dump(1);
+  return j.dump(1);
+}
+
+void BackupManifest::require_files(const char* use) const {
+  if (files_dropped) {
+    throw Error(ErrorKind::Internal, std::string(use) + ": the manifest of backup " + label +
+                                         " was passed without its file entries (see with_files)");
+  }
+}
+
+std::string BackupManifest::to_json() const {
+  require_files("writing a manifest");
+  const std::string head = head_json();
   // dump(1) puts each top-level key on its own line with one space of indent; a string value cannot
   // hold a raw line break, so this line is the top-level key (nested keys have more indent).
   const std::string slot = "\n \"files\": []";

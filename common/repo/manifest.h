@@ -126,7 +126,21 @@ struct BackupManifest {
   std::uint64_t total_bytes = 0;   // database bytes (sum of file sizes)
   std::uint64_t stored_bytes = 0;  // repository bytes (sum of bundle stored sizes)
 
+  // load_inventory keeps only the head of each manifest (every backup's file list held at once would grow
+  // with backups x files): it clears `files` and records here how many entries there were. Code that
+  // reads the entries takes the manifest from with_files (inventory.h); require_files() guards it.
+  std::optional<std::uint64_t> files_dropped;
+  std::uint64_t file_count() const { return files_dropped ? *files_dropped : files.size(); }
+  // Internal error naming `use` when the entries were dropped: a head passed where the files are read
+  // (a restore, a copy or a check of nothing must not pass as done).
+  void require_files(const char* use) const;
+
+  // The manifest's text. Internal error when the entries were dropped (a manifest written without them
+  // would lose the backup).
   std::string to_json() const;
+  // The text without the file entries ("files": []), whether they were dropped or not: two heads are the
+  // same backup's when these and file_count() are equal.
+  std::string head_json() const;
   // Corruption error naming `what` on malformed input, including a path that could write outside the data
   // directory or its tablespace location (manifest_path_problem), a tablespace location that is not an
   // absolute path without ".." components, and an entry of a tablespace the manifest does not list.

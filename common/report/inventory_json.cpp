@@ -49,7 +49,7 @@ json backup_json(const Inventory& inv, const BackupManifest& b) {
           {"stop_wal", b.stop_wal},
           {"size_bytes", b.total_bytes},
           {"stored_bytes", b.stored_bytes},
-          {"files", b.files.size()},
+          {"files", b.file_count()},
           {"pg_version", b.pg_version},
           {"tablespaces", ts},
           {"kept", marks_of(inv, b.label).keep},

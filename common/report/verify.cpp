@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -100,8 +101,10 @@ class Verifier {
   VerifyReport run() {
     report_known_problems();
     for (const auto& b : inv_.backups) {
-      add_bundle_tasks(b);
-      check_stored_sizes(b);
+      if (const BackupManifest* m = whole_manifest(b)) {
+        add_bundle_tasks(*m);
+        check_stored_sizes(*m);
+      }
     }
     add_wal_tasks();
     read_all();
@@ -120,6 +123,7 @@ class Verifier {
   }
 
   void report_known_problems();
+  const BackupManifest* whole_manifest(const BackupManifest& head);
   void add_bundle_tasks(const BackupManifest& b);
   void check_stored_sizes(const BackupManifest& b);
   void add_wal_tasks();
@@ -136,6 +140,7 @@ class Verifier {
   const Inventory& inv_;
   const VerifyOptions& opts_;
   const std::uint64_t sysid_;  // the repository's database system (0: none yet, each segment its own)
+  std::deque<BackupManifest> manifests_;  // the backups' whole manifests (the inventory holds heads)
   std::vector<Task> tasks_;
   Progress* progress_ = nullptr;  // while the tasks run
   std::atomic<std::uint64_t> bytes_{0};
@@ -156,8 +161,21 @@ void Verifier::report_known_problems() {
   rep_.objects += inv_.backups.size();  // manifests: decoded and verified by load_inventory
 }
 
+// The manifest of `head` with its file entries, read again (with_files); null with the problem reported
+// when it is gone or changed since the inventory was loaded (a prune or copy running beside).
+const BackupManifest* Verifier::whole_manifest(const BackupManifest& head) {
+  try {
+    return &manifests_.emplace_back(with_files(repo_, head));
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Corruption && e.kind() != ErrorKind::NotFound) throw;
+    problem(keys::backup_manifest(head.label), e.kind() == ErrorKind::Corruption ? "corruption" : "missing", e.what());
+    return nullptr;
+  }
+}
+
 // One task per bundle: those the files name and those the manifest lists (even without files).
 void Verifier::add_bundle_tasks(const BackupManifest& b) {
+  b.require_files("verify");
   std::map<std::uint64_t, std::vector<const ManifestFile*>> per_bundle;
   for (const auto& f : b.files) {
     // An "unchanged" entry stores nothing (its checksum is of the parent's content): no bundle holds it.

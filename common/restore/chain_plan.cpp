@@ -78,6 +78,7 @@ std::optional<std::vector<BackupManifest>> restorable_chain(const Inventory& inv
 
 ChainPieces plan_pieces(const std::vector<const BackupManifest*>& chain, const RestoreDest& dest) {
   ChainPieces p;
+  for (const BackupManifest* m : chain) m->require_files("restore");
   p.chain = chain;
   p.reads.resize(chain.size());
   std::vector<FileIndex> index;

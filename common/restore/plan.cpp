@@ -226,12 +226,13 @@ std::optional<RestorePlan> plan_for(Repository& repo, const Inventory& inv, cons
   RestorePlan plan;
   std::optional<std::uint64_t> target_end = judge_target(p, opts, b, chain, plan, refusal);
   if (!refusal.empty()) return std::nullopt;
-  plan.backup = b;
-  plan.chain = std::move(*ancestors);
   plan.target_timeline = tt;
   plan.wal = check_archive(repo, inv, opts, b, chain, tt, target_end);
   plan.why = why_chosen(p, opts, plan);
   plan.tablespaces = tablespace_locations(b, opts);
+  // The inventory holds the manifests' heads: the file entries of the backups restored are read now.
+  plan.backup = with_files(repo, b);
+  for (const BackupManifest& m : *ancestors) plan.chain.push_back(with_files(repo, m));
   return plan;
 }
 

@@ -42,6 +42,7 @@ void refuse_running_server(const std::string& pgdata) {
 void check_tablespace_locations(const RestoreOptions& opts, const RestorePlan& plan, DirChecks& out) {
   const std::string& pgdata = opts.pgdata;
   const BackupManifest& m = plan.backup;
+  m.require_files("checking the tablespace locations");
   for (const auto& [oid, loc] : plan.tablespaces) {
     if (loc == pgdata || loc.rfind(pgdata + "/", 0) == 0) {
       throw Error(ErrorKind::InvalidInput, "tablespace " + std::to_string(oid) + " location " + loc +

@@ -30,6 +30,7 @@ RestoreOptions with_absolute_pgdata(const RestoreOptions& in) {
 // A dry run: what would be written, from the manifest.
 void count_dry_run(RestoreResult& result, const DirChecks& checks, const RestoreOptions& opts) {
   if (checks.pgdata_nonempty) spdlog::warn("--force: the contents of {} would be removed", opts.pgdata);
+  result.plan.backup.require_files("counting a dry run");
   for (const auto& f : result.plan.backup.files) {
     if (skipped_file(f)) continue;
     result.files++;

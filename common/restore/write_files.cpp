@@ -97,6 +97,7 @@ class RestoreVisitor final : public BundleVisitor {
 // The manifest's files by bundle, each bundle's sorted by offset (overlaps are Corruption).
 std::map<std::uint64_t, std::vector<const ManifestFile*>> files_by_bundle(const BackupManifest& m,
                                                                           const RestoreDest& dest) {
+  m.require_files("restore");
   std::map<std::uint64_t, std::vector<const ManifestFile*>> out;
   for (const auto& f : m.files) {
     if (f.tablespace != 0 && !dest.tablespace_dirs.count(f.tablespace)) {

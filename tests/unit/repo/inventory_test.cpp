@@ -310,6 +310,60 @@ TEST(InventoryTest, LoadsRepositoryAndSeparatesIncompleteBackups) {
   EXPECT_EQ(inv.wal[1].segments.size(), 8u);
 }
 
+// The inventory keeps each manifest's head only; with_files reads the entries again, and only for the
+// same backup. A head never passes for a whole manifest: writing it or restoring from it is an error.
+TEST(InventoryTest, KeepsManifestHeadsAndReadsTheFilesAgainOnlyForTheSameBackup) {
+  MemRepo r;
+  r.segs(1, 1, 3);
+  const std::string label = "20260101T000000Z-F";
+  BackupManifest m = manifest(label, 1, 1, 2);
+  for (int i = 0; i < 3; ++i) m.files.push_back(ManifestFile{"base/1/" + std::to_string(i), 0, 10, 0600, 0, "0000000" + std::to_string(i), 0, 10u * i, ""});
+  write_manifest(*r.repo, m);
+
+  Inventory inv = load_inventory(*r.repo);
+  ASSERT_EQ(inv.backups.size(), 1u);
+  const BackupManifest& head = inv.backups[0];
+  EXPECT_TRUE(head.files.empty());
+  EXPECT_EQ(head.file_count(), 3u);
+  EXPECT_EQ(head.files.capacity(), 0u);
+  try {
+    (void)head.to_json();
+    ADD_FAILURE() << "a head was written as a manifest";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Internal);
+  }
+  EXPECT_THROW(head.require_files("restore"), Error);
+
+  BackupManifest whole = with_files(*r.repo, head);
+  EXPECT_FALSE(whole.files_dropped);
+  EXPECT_EQ(whole.to_json(), m.to_json());
+  BackupManifest unchanged = with_files(*r.repo, whole);  // a whole manifest is returned as it is
+  EXPECT_EQ(unchanged.files.size(), 3u);
+
+  BackupManifest other = m;  // another backup under the same label since the listing
+  other.files.pop_back();
+  const std::string key = keys::backup_manifest(label);
+  r.repo->put_bytes(key, as_bytes(other.to_json()));
+  try {
+    with_files(*r.repo, head);
+    ADD_FAILURE() << "a changed manifest was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption);
+    EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+  }
+  other = m;
+  other.stop_time = "2026-01-01T00:00:09Z";
+  r.repo->put_bytes(key, as_bytes(other.to_json()));
+  EXPECT_THROW(with_files(*r.repo, head), Error);
+  r.repo->storage().remove(key);
+  try {
+    with_files(*r.repo, head);
+    ADD_FAILURE() << "a removed manifest was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::NotFound);
+  }
+}
+
 TEST(InventoryTest, LoadsAndVerifiesANonIncreasingHistory) {
   MemRepo r;
   r.segs(1, 1, 3);
