@@ -4,13 +4,12 @@
 #include <bit>
 #include <cctype>
 #include <map>
-#include <optional>
-#include <stdexcept>
 
 #include "common/backup/backup.h"
 #include "common/base/errors.h"
 #include "common/base/text.h"
 #include "common/crypto/crypto.h"
+#include "common/repo/json_entries.h"
 
 namespace pgvault {
 
@@ -57,34 +56,26 @@ void add_server_file(ServerFiles& server, const json& f) {
 }
 
 // The manifest's files after checking its own checksum (SHA-256 of everything before the
-// "Manifest-Checksum" line). The entries of "Files" are taken out of the parse one at a time (a parser
-// callback), so a cluster's tens of thousands of files never make one JSON tree; an entry's error waits
-// until the checksum is checked, which names a manifest damaged in transit as such.
+// "Manifest-Checksum" line). The entries of "Files" are taken out of the parse one at a time
+// (parse_taking_entries), so a cluster's tens of thousands of files never make one JSON tree; an entry's
+// error waits until the checksum is checked, which names a manifest damaged in transit as such.
 ServerFiles checked_server_files(const std::string& text) {
+  const std::string unexpected = "server backup_manifest: unexpected content";
   ServerFiles server;
-  std::string top_key;
-  std::optional<std::string> entry_error;
-  json::parser_callback_t take_files = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == 1) {
-      top_key = parsed.get<std::string>();
-    } else if (event == json::parse_event_t::object_end && depth == 2 && top_key == "Files") {
-      if (!entry_error) {
-        try {
-          add_server_file(server, parsed);
-        } catch (const std::exception& e) {
-          entry_error = e.what();
-        }
-      }
-      return false;
+  auto take_file = [&](const json& f) {
+    try {
+      add_server_file(server, f);
+    } catch (const std::exception& e) {
+      throw Error(ErrorKind::Corruption, unexpected + ": " + e.what());
     }
-    return true;
   };
-  json j;
+  TakenEntries taken;
   try {
-    j = json::parse(text, take_files);
+    taken = parse_taking_entries(text, "Files", take_file, unexpected);
   } catch (const json::exception& e) {
     throw Error(ErrorKind::Corruption, std::string("server backup_manifest is not valid JSON: ") + e.what());
   }
+  const json& j = taken.rest;
   auto pos = text.rfind("\"Manifest-Checksum\"");
   if (pos == std::string::npos || !j.is_object() || !j.contains("Manifest-Checksum")) {
     throw Error(ErrorKind::Corruption, "server backup_manifest has no Manifest-Checksum");
@@ -94,15 +85,11 @@ ServerFiles checked_server_files(const std::string& text) {
     if (to_hex(sha256(as_bytes(std::string_view(text).substr(0, pos)))) != expected_sum) {
       throw Error(ErrorKind::Corruption, "server backup_manifest checksum mismatch (damaged in transit)");
     }
-    if (entry_error) throw std::runtime_error(*entry_error);
-    // Every object entry was taken out above: what is left of "Files" is not a file entry.
-    const json& rest = j.at("Files");
-    if (!rest.is_array() || !rest.empty()) throw std::runtime_error("\"Files\" holds something other than file entries");
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(ErrorKind::Corruption, std::string("server backup_manifest: unexpected content: ") + e.what());
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::Corruption, unexpected + ": " + e.what());
   }
+  if (taken.entry_error) std::rethrow_exception(taken.entry_error);
+  refuse_untaken_entries(j, "Files", unexpected);
   return server;
 }
 

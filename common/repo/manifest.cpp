@@ -12,6 +12,7 @@
 #include "common/base/time.h"
 #include "common/crypto/crypto.h"
 #include "common/pg/wal.h"
+#include "common/repo/json_entries.h"
 
 namespace pgvault {
 
@@ -284,48 +285,26 @@ std::string BackupManifest::to_json() const {
   return out;
 }
 
-// The file entries are taken out of the parse one at a time (a parser callback turns each into a
-// ManifestFile and drops it from the tree), so reading a manifest holds the text, the ManifestFiles and
+// The file entries are taken out of the parse one at a time (parse_taking_entries, json_entries.h: each
+// becomes a ManifestFile and leaves the tree), so reading a manifest holds the text, the ManifestFiles and
 // one entry's tree, not a tree of every file. An entry's error waits for the end of the parse: a
 // manifest of a newer format is refused as such whatever its entries hold ("files" sorts before
 // "format").
 BackupManifest BackupManifest::from_json(const std::string& text, const std::string& what) {
   try {
     BackupManifest m;
-    std::string top_key;  // the top-level key being parsed
-    bool files_seen = false;
-    std::exception_ptr entry_error;
-    json::parser_callback_t take_files = [&](int depth, json::parse_event_t event, json& parsed) {
-      if (event == json::parse_event_t::key && depth == 1) {
-        top_key = parsed.get<std::string>();
-        if (top_key == "files") {
-          if (files_seen) throw Error(ErrorKind::Corruption, what + ": malformed manifest (\"files\" twice)");
-          files_seen = true;
-        }
-      } else if (event == json::parse_event_t::object_end && depth == 2 && top_key == "files") {
-        if (!entry_error) {
-          try {
-            m.files.push_back(file_from_json(parsed, what));
-          } catch (...) {
-            entry_error = std::current_exception();
-          }
-        }
-        return false;
-      }
-      return true;
-    };
-    json j = json::parse(text, take_files);
-    if (!j.is_object()) throw Error(ErrorKind::Corruption, what + ": malformed manifest (not a JSON object)");
+    const std::string malformed = what + ": malformed manifest";
+    auto take_file = [&](const json& f) { m.files.push_back(file_from_json(f, what)); };
+    TakenEntries taken = parse_taking_entries(text, "files", take_file, malformed);
+    const json& j = taken.rest;
+    if (!j.is_object()) throw Error(ErrorKind::Corruption, malformed + " (not a JSON object)");
     m.format = j.at("format").get<int>();
     if (m.format > kManifestFormat) {
       throw Error(ErrorKind::Config, what + ": manifest format " + std::to_string(m.format) +
                                          " is newer than this pgvault understands; upgrade pgvault");
     }
-    if (entry_error) std::rethrow_exception(entry_error);
-    // Every entry was an object taken out above; anything left in the array is not a file entry.
-    const json& rest = j.at("files");
-    if (!rest.is_array()) throw Error(ErrorKind::Corruption, what + ": malformed manifest (\"files\" is not an array)");
-    if (!rest.empty()) throw Error(ErrorKind::Corruption, what + ": malformed manifest (a file entry is not an object)");
+    if (taken.entry_error) std::rethrow_exception(taken.entry_error);
+    refuse_untaken_entries(j, "files", malformed);
     m.label = j.at("label").get<std::string>();
     m.type = j.at("type").get<std::string>();
     m.parent = j.value("parent", "");

@@ -103,7 +103,7 @@ TEST(ServerManifest, DifferencesAreCorruption) {
 
 // The server's "Files" entries are taken out of the parse one by one: many entries all arrive, an
 // entry the parse cannot use is refused (after the checksum, so damage in transit is named as such), and
-// anything in "Files" that is not an entry is refused.
+// anything in "Files" that is not an entry, or a second "Files", is refused.
 TEST(ServerManifest, EntriesTakenOneByOne) {
   std::vector<ManifestFile> files;
   std::vector<std::tuple<std::string, std::uint64_t, std::string>> entries;
@@ -128,6 +128,8 @@ TEST(ServerManifest, EntriesTakenOneByOne) {
   expect_corruption(with(good, "\"Size\"", "\"Sighs\""), one, "unexpected content");
   expect_corruption(with(good, "\"Files\": [\n", "\"Files\": [\n7, "), one, "unexpected content");
   expect_corruption(with(good, "\"Files\"", "\"Filez\""), one, "unexpected content");
+  // A second "Files" (here empty) would replace the first: refused.
+  expect_corruption(with(good, "\"WAL-Ranges\"", "\"Files\": [],\n\"WAL-Ranges\""), one, "\"Files\" twice");
   // A damaged entry and a damaged checksum: the checksum is what is reported.
   std::string damaged = good;
   damaged.replace(damaged.find("\"Size\""), 6, "\"Sighs\"");
