@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 
 #include "common/base/errors.h"
 #include "common/repo/repo.h"
@@ -66,37 +65,28 @@ void BytePipe::fail(std::exception_ptr error) noexcept {
   cv_.notify_all();
 }
 
-bool BytePipe::take_chunk() {
+bool BytePipe::take_chunk(Bytes& chunk) {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return aborted_ || buffered_ >= wake_ || closed_; });
   if (aborted_) throw Error(ErrorKind::Interrupted, "bundle upload abandoned");
   if (chunks_.empty()) return false;  // closed
-  current_ = std::move(chunks_.front());
+  chunk = std::move(chunks_.front());
   chunks_.pop_front();
-  buffered_ -= current_.size();
-  current_pos_ = 0;
+  buffered_ -= chunk.size();
   cv_.notify_all();
   return true;
 }
 
 std::uint64_t BytePipe::pump_into(Sink& dst) {
   std::uint64_t total = 0;
-  while (take_chunk()) {
-    dst.write(ByteView(current_.data(), current_.size()));
-    total += current_.size();
+  Bytes chunk;
+  while (take_chunk(chunk)) {
+    dst.write(ByteView(chunk.data(), chunk.size()));
+    total += chunk.size();
   }
-  Bytes().swap(current_);  // freed before finish(), which may wait long (an upload's commit)
+  Bytes().swap(chunk);  // freed before finish(), which may wait long (an upload's commit)
   dst.finish();
   return total;
-}
-
-std::size_t BytePipe::read(std::span<std::uint8_t> buf) {
-  if (buf.empty()) return 0;
-  if (current_pos_ >= current_.size() && !take_chunk()) return 0;
-  std::size_t n = std::min(buf.size(), current_.size() - current_pos_);
-  std::memcpy(buf.data(), current_.data() + current_pos_, n);
-  current_pos_ += n;
-  return n;
 }
 
 // ------------------------------------------------------------------------------------- BundleUploader

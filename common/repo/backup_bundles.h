@@ -30,25 +30,24 @@
 namespace pgvault {
 
 // A bounded single-producer/single-consumer byte queue: write() blocks while `capacity` bytes wait;
-// read() blocks until min(capacity, 512 KiB) bytes wait or the pipe is closed, and returns 0 after close().
-class BytePipe final : public Source {
+// the consumer, pump_into(), is woken once min(capacity, 512 KiB) bytes wait or the pipe is closed, and
+// takes the chunks where they lie. It is not a Source: nothing copies out of it into a read buffer.
+class BytePipe final {
  public:
   BytePipe(std::size_t capacity, std::function<void()> check);
   // Producer. Throws the consumer's error (fail()) or what `check` throws while waiting.
   void write(ByteView data);
   void close();
-  // Producer gives up: the consumer's read() throws Interrupted (the object is not committed).
+  // Producer gives up: the consumer's pump_into() throws Interrupted (the object is not committed).
   void abort() noexcept;
-  // Consumer.
-  std::size_t read(std::span<std::uint8_t> buf) override;
-  // pump() without the copy into a read buffer: every chunk is written to `dst` where it lies, then
-  // dst.finish(). Returns the bytes moved. Not mixed with read().
+  // Consumer: every chunk is written to `dst` where it lies, in order, then dst.finish() after close().
+  // Returns the bytes moved.
   std::uint64_t pump_into(Sink& dst);
   void fail(std::exception_ptr error) noexcept;
 
  private:
-  // The next chunk, now the consumer's (current_), or false at the end. Throws Interrupted after abort().
-  bool take_chunk();
+  // Moves the next chunk into `chunk`, or returns false at the end. Throws Interrupted after abort().
+  bool take_chunk(Bytes& chunk);
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Bytes> chunks_;
@@ -59,8 +58,6 @@ class BytePipe final : public Source {
   bool aborted_ = false;
   std::exception_ptr error_;
   std::function<void()> check_;
-  Bytes current_;            // consumer's chunk being read
-  std::size_t current_pos_ = 0;
 };
 
 struct BundleUploaderOptions {

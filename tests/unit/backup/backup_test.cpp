@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -144,22 +145,42 @@ TEST(PgSize, Units) {
   EXPECT_THROW(parse_pg_size("16XB"), Error);
 }
 
+// What pump_into hands to its sink: the bytes, and the size of each chunk.
+struct CollectChunks final : Sink {
+  std::string got;
+  std::vector<std::size_t> chunks;
+  std::function<void()> on_first;  // runs before the first chunk is kept
+  int finished = 0;
+  void write(ByteView d) override {
+    if (chunks.empty() && on_first) on_first();
+    got.append(reinterpret_cast<const char*>(d.data()), d.size());
+    chunks.push_back(d.size());
+  }
+  void finish() override { ++finished; }
+};
+
+// The producer waits while `capacity` bytes wait: a consumer that stalls on its first chunk finds no
+// chunk larger than the capacity plus one write afterwards (without the bound the producer would run
+// ahead into one large chunk), and every byte comes in order.
 TEST(BytePipe, BoundedAndOrdered) {
-  BytePipe pipe(1000, nullptr);
+  constexpr std::size_t kCapacity = 1000, kLargestWrite = 37;
+  BytePipe pipe(kCapacity, nullptr);
   std::string expected;
+  for (int i = 0; i < 2000; ++i) expected += std::string(static_cast<std::size_t>(i % kLargestWrite + 1), static_cast<char>('a' + i % 26));
   std::thread producer([&] {
     for (int i = 0; i < 2000; ++i) {
-      std::string piece(static_cast<std::size_t>(i % 37 + 1), static_cast<char>('a' + i % 26));
+      std::string piece(static_cast<std::size_t>(i % kLargestWrite + 1), static_cast<char>('a' + i % 26));
       pipe.write(as_bytes(piece));
     }
     pipe.close();
   });
-  for (int i = 0; i < 2000; ++i) expected += std::string(static_cast<std::size_t>(i % 37 + 1), static_cast<char>('a' + i % 26));
-  std::string got;
-  std::uint8_t buf[100];
-  while (std::size_t n = pipe.read(buf)) got.append(reinterpret_cast<char*>(buf), n);
+  CollectChunks sink;
+  sink.on_first = [] { std::this_thread::sleep_for(std::chrono::milliseconds(50)); };
+  EXPECT_EQ(pipe.pump_into(sink), expected.size());
   producer.join();
-  EXPECT_EQ(got, expected);
+  EXPECT_EQ(sink.got, expected);
+  EXPECT_EQ(sink.finished, 1);
+  EXPECT_LE(*std::max_element(sink.chunks.begin(), sink.chunks.end()), kCapacity + kLargestWrite - 1);
 }
 
 // A waiting consumer is woken once 512 KiB wait (one wake-up per batch, not per 32 KiB message), and at
@@ -175,26 +196,17 @@ TEST(BytePipe, AWaitingConsumerGetsBatches) {
     pipe.write(as_bytes(piece));
     pipe.close();
   });
-  std::vector<std::uint8_t> buf(4u << 20);
-  std::vector<std::size_t> reads;
-  while (std::size_t n = pipe.read(buf)) reads.push_back(n);
+  CollectChunks sink;
+  EXPECT_EQ(pipe.pump_into(sink), 21u * piece.size());
   producer.join();
-  ASSERT_GE(reads.size(), 1u);
-  EXPECT_GE(reads.front(), 512u << 10);
-  std::size_t total = 0;
-  for (std::size_t n : reads) total += n;
-  EXPECT_EQ(total, 21u * piece.size());
+  ASSERT_GE(sink.chunks.size(), 1u);
+  EXPECT_GE(sink.chunks.front(), 512u << 10);
+  EXPECT_EQ(sink.got.size(), 21u * piece.size());
 }
 
 // pump_into hands the chunks over where they lie: every byte once, in order, then finish(); an abort
 // by the producer ends it with Interrupted and no finish().
 TEST(BytePipe, PumpIntoMovesEveryByteInOrder) {
-  struct Collect final : Sink {
-    std::string got;
-    int finished = 0;
-    void write(ByteView d) override { got.append(reinterpret_cast<const char*>(d.data()), d.size()); }
-    void finish() override { ++finished; }
-  };
   BytePipe pipe(3000, nullptr);
   std::string expected;
   for (int i = 0; i < 5000; ++i) expected += std::string(static_cast<std::size_t>(i % 53 + 1), static_cast<char>('a' + i % 26));
@@ -206,7 +218,7 @@ TEST(BytePipe, PumpIntoMovesEveryByteInOrder) {
     }
     pipe.close();
   });
-  Collect sink;
+  CollectChunks sink;
   EXPECT_EQ(pipe.pump_into(sink), expected.size());
   producer.join();
   EXPECT_EQ(sink.got, expected);
@@ -215,7 +227,7 @@ TEST(BytePipe, PumpIntoMovesEveryByteInOrder) {
   BytePipe abandoned(100, nullptr);
   abandoned.write(as_bytes(std::string("partial")));
   abandoned.abort();
-  Collect none;
+  CollectChunks none;
   EXPECT_THROW_KIND(abandoned.pump_into(none), ErrorKind::Interrupted);
   EXPECT_EQ(none.finished, 0);
 }
