@@ -24,8 +24,8 @@ EncodeOptions Repository::encode_options() {
   o.level = config_.compression.level;
   o.threads = config_.compression.threads;
   // Every object the repository encodes gets the smaller window and match tables (repo.h).
-  o.window_log = kPutObjectWindowLog;
-  o.table_log = kPutObjectTableLog;
+  o.window_log = kEncodeWindowLog;
+  o.table_log = kEncodeTableLog;
   if (o.threads == Config::CompressionCfg::kAutoThreads) {
     o.threads = auto_threads_;
     // 1 MiB jobs: a 16 MiB segment still splits into enough jobs for every worker, and each worker

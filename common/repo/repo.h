@@ -41,7 +41,7 @@ inline constexpr int kRepositoryFormat = 1;
 // less in wal-fetch's decoder, at every level. On 20 real pgbench segments the objects grew by 0.5% and
 // wal-push used ~10% less CPU (a window that stays in cache); a 1 MiB window saved 1.7 MiB less RSS for
 // 0.07%.
-inline constexpr int kPutObjectWindowLog = 19;
+inline constexpr int kEncodeWindowLog = 19;
 
 // zstd's hash and chain tables for every object the repository encodes (as above), at the double-fast
 // levels (3 and 4): at most 2^14 entries each (level 3's own are 2^17 and 2^16), 128 KiB that stay in a
@@ -49,7 +49,7 @@ inline constexpr int kPutObjectWindowLog = 19;
 // (TPC-B) and ~+60% (hex) compression speed, objects +0.1% (TPC-B) and -1.0% (hex) in bytes. On a
 // pgbench scale-50 base backup both caps together took base-push 0.85-0.9x of the time, with 2% fewer
 // bytes stored and about half the peak RSS. Same frame format for readers.
-inline constexpr int kPutObjectTableLog = 14;
+inline constexpr int kEncodeTableLog = 14;
 
 // Encoding permits shared by the threads of one process (Repository::set_encode_slots).
 using EncodeSlots = std::counting_semaphore<>;
@@ -110,7 +110,7 @@ class Repository {
   // The key for writing: nullptr when [encryption] method is "none". Creates the key record on first use.
   const MasterKey* write_key();
   // What every encoded object gets: the [compression] settings, the write key, and zstd's window and
-  // tables capped (kPutObjectWindowLog, kPutObjectTableLog). [compression] threads = "auto" means the
+  // tables capped (kEncodeWindowLog, kEncodeTableLog). [compression] threads = "auto" means the
   // auto_threads set here (default 0: the calling thread); a tool that encodes one object alone sets
   // more (wal-push).
   EncodeOptions encode_options();

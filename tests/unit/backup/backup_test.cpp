@@ -272,7 +272,7 @@ TEST(BundleUploader, UploadsDecodableBundlesInOrder) {
   }
 }
 
-// base-push compresses its bundles with put_object's window (kPutObjectWindowLog, 512 KiB) instead of the
+// base-push compresses its bundles with the repository's window (kEncodeWindowLog, 512 KiB) instead of the
 // level's own (2 MiB at level 3): a bundle encoding, and later decoding, holds 1.5 MiB less, and on real
 // tables it is faster and no larger. Both a shared bundle and a single large file's (zstd threads).
 TEST(BundleUploader, BackupBundlesUsePutObjectsCompressionWindow) {
@@ -295,7 +295,7 @@ TEST(BundleUploader, BackupBundlesUsePutObjectsCompressionWindow) {
     const Bytes& stored = storage->objects.at(keys::backup_bundle("L", b));
     ZSTD_frameHeader h{};
     ASSERT_EQ(ZSTD_getFrameHeader(&h, stored.data() + kObjectHeaderSize, stored.size() - kObjectHeaderSize), 0u);
-    EXPECT_EQ(h.windowSize, 1ull << kPutObjectWindowLog) << "bundle " << b;
+    EXPECT_EQ(h.windowSize, 1ull << kEncodeWindowLog) << "bundle " << b;
     EXPECT_EQ(decode_bytes(stored, nullptr, keys::backup_bundle("L", b), "bundle"), plain);
   }
 }

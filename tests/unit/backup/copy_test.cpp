@@ -542,7 +542,8 @@ TEST(BackupCopyStoredBytes, OtherSettingsAtTheDestinationReencode) {
   const std::string key = keys::backup_bundle(kI, 0);
   EXPECT_NE(dst.mem->objects.at(key), src.mem->objects.at(key));
   EXPECT_EQ(decode_bytes(dst.mem->objects.at(key), nullptr, key, key), src.repo->get_bytes(key));
-  // Re-encoded with put_object's zstd window, as base-push and wal-push write theirs (a 1 MiB segment).
+  // Re-encoded with the repository's zstd window (kEncodeWindowLog), as base-push and wal-push write
+  // theirs (a 1 MiB segment).
   std::string seg;
   for (std::uint64_t n = 1; n <= 9 && seg.empty(); ++n) {
     std::string k = keys::wal(*WalFileName::parse(segment_file_name(1, n, kSmallSeg)));
@@ -552,7 +553,7 @@ TEST(BackupCopyStoredBytes, OtherSettingsAtTheDestinationReencode) {
   const Bytes& stored = dst.mem->objects.at(seg);
   ZSTD_frameHeader h{};
   ASSERT_EQ(ZSTD_getFrameHeader(&h, stored.data() + kObjectHeaderSize, stored.size() - kObjectHeaderSize), 0u);
-  EXPECT_EQ(h.windowSize, 1ull << kPutObjectWindowLog);
+  EXPECT_EQ(h.windowSize, 1ull << kEncodeWindowLog);
 }
 
 TEST(BackupCopyStoredBytes, ACorruptObjectIsNotCommittedInStoredForm) {

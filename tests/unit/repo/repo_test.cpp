@@ -571,7 +571,7 @@ TEST(Repository, PutObjectCapsTheCompressionWindow) {
   for (std::size_t i = 0; i < segment.size(); ++i) segment[i] = static_cast<std::uint8_t>((i * 2654435761u) >> 13);
   repo.put_bytes("wal/0000000100000000/000000010000000000000001", segment);
   EXPECT_EQ(frame_window(mem->objects.at("wal/0000000100000000/000000010000000000000001")),
-            1ull << kPutObjectWindowLog);
+            1ull << kEncodeWindowLog);
   EXPECT_EQ(repo.get_bytes("wal/0000000100000000/000000010000000000000001"), segment);
   // Level 1's own window is the cap.
   Config low;
@@ -588,7 +588,7 @@ Bytes zstd_level3(const Bytes& plain, int table_log) {
   std::unique_ptr<ZSTD_CCtx, std::size_t (*)(ZSTD_CCtx*)> c(ZSTD_createCCtx(), ZSTD_freeCCtx);
   ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, 3);
   ZSTD_CCtx_setParameter(c.get(), ZSTD_c_checksumFlag, 1);
-  ZSTD_CCtx_setParameter(c.get(), ZSTD_c_windowLog, kPutObjectWindowLog);
+  ZSTD_CCtx_setParameter(c.get(), ZSTD_c_windowLog, kEncodeWindowLog);
   if (table_log > 0) {
     ZSTD_CCtx_setParameter(c.get(), ZSTD_c_hashLog, table_log);
     ZSTD_CCtx_setParameter(c.get(), ZSTD_c_chainLog, table_log);
@@ -603,7 +603,7 @@ Bytes zstd_level3(const Bytes& plain, int table_log) {
   return out;
 }
 
-// ...and with 2^14-entry match tables at level 3 (kPutObjectTableLog): zstd's own output with those
+// ...and with 2^14-entry match tables at level 3 (kEncodeTableLog): zstd's own output with those
 // parameters, byte for byte, which differs from level 3's own tables on text like WAL's.
 TEST(Repository, PutObjectCapsTheMatchTables) {
   auto storage = std::make_unique<MemoryStorage>();
@@ -616,7 +616,7 @@ TEST(Repository, PutObjectCapsTheMatchTables) {
   repo.put_bytes("x", text);
   const Bytes& object = mem->objects.at("x");
   const Bytes body(object.begin() + kObjectHeaderSize, object.end() - kObjectTrailerSize);
-  EXPECT_TRUE(body == zstd_level3(text, kPutObjectTableLog));
+  EXPECT_TRUE(body == zstd_level3(text, kEncodeTableLog));
   EXPECT_FALSE(body == zstd_level3(text, 0));
   EXPECT_EQ(repo.get_bytes("x"), text);
 }
