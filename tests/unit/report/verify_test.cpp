@@ -181,6 +181,34 @@ TEST(VerifyTest, ReadErrorsAreProblemsOrFatalByKind) {
   EXPECT_THROW_KIND(verify_repository(*v.repo, inv, VerifyOptions{1, false}), ErrorKind::Transient);
 }
 
+// verify reads each manifest again for its file entries (the inventory holds heads): one removed or
+// replaced since the listing (a prune or a copy beside) is a problem of that manifest, not a verdict on
+// nothing, and the rest is still verified.
+TEST(VerifyTest, AManifestGoneOrChangedSinceTheListingIsAProblem) {
+  VerifyRepo v;
+  v.write_manifest_once();
+  Inventory inv = load_inventory(*v.repo);
+  const std::string manifest = keys::backup_manifest(v.m.label);
+  const Bytes stored = v.mem->objects.at(manifest);
+  v.mem->objects.erase(manifest);
+  VerifyReport gone = verify_repository(*v.repo, inv, VerifyOptions{2, false});
+  ASSERT_EQ(gone.problems.size(), 1u) << lines(gone).front();
+  EXPECT_EQ(gone.problems[0].key, manifest);
+  EXPECT_EQ(gone.problems[0].kind, "missing");
+  EXPECT_EQ(gone.objects, 1u + 8u);  // the manifest (listed) and the segments; not the bundle
+
+  BackupManifest other = v.m;
+  other.stop_time = "2026-01-01T00:09:00Z";
+  v.repo->put_bytes(manifest, as_bytes(other.to_json()));
+  VerifyReport changed = verify_repository(*v.repo, inv, VerifyOptions{2, false});
+  ASSERT_EQ(changed.problems.size(), 1u) << lines(changed).front();
+  EXPECT_EQ(changed.problems[0].kind, "corruption");
+  EXPECT_NE(changed.problems[0].message.find("changed since"), std::string::npos) << changed.problems[0].message;
+
+  v.mem->objects[manifest] = stored;
+  EXPECT_TRUE(verify_repository(*v.repo, inv, VerifyOptions{2, false}).problems.empty());
+}
+
 TEST(VerifyTest, ProgressLineCountsObjects) {
   VerifyRepo v;
   ::testing::internal::CaptureStderr();
