@@ -83,22 +83,31 @@ struct Runner {
   const Identity& id;
   CopyDestination to;
   CopyResult& result;
-  std::map<std::string, BackupManifest> manifests;  // the backups of the plan (read-only while workers run)
+  const Inventory& src_inv;
+  // The whole manifest of the backup being copied (the inventory holds heads): read before its objects
+  // and dropped after its manifest is written, so one backup's file entries are held at a time.
+  // Changed only by the owning thread while no worker runs.
+  std::map<std::string, BackupManifest> manifests;
   std::map<std::string, BackupClaim> claims;        // each backup's label at the destination (owning thread)
   std::mutex mu;                                    // result's counters
 
-  Runner(Repository& s, Repository& d, const Identity& i, const Inventory& src_inv, CopyResult& r)
-      : src(s), dst(d), id(i), to(copy_destination(s, d)), result(r) {
+  Runner(Repository& s, Repository& d, const Identity& i, const Inventory& inv, CopyResult& r)
+      : src(s), dst(d), id(i), to(copy_destination(s, d)), result(r), src_inv(inv) {
     dst.read_key();  // claim_of() from the workers
-    for (const auto& l : r.plan.labels) {
-      if (const BackupManifest* b = src_inv.find_backup(l)) manifests.emplace(l, with_files(src, *b));
-    }
   }
+
+  // Before the objects of backup `label` (its steps end with its manifest: copy_plan.cpp) / after.
+  void read_manifest(const std::string& label) {
+    const BackupManifest* b = src_inv.find_backup(label);
+    if (!b) throw Error(ErrorKind::Internal, "backup-copy: backup " + label + " is not in the source's inventory");
+    manifests.insert_or_assign(label, with_files(src, *b));
+  }
+  void drop_manifest(const std::string& label) { manifests.erase(label); }
 
   const BackupManifest& manifest(const std::string& label) {
     auto it = manifests.find(label);
     if (it != manifests.end()) return it->second;
-    throw Error(ErrorKind::Internal, "backup-copy: backup " + label + " is not in the plan");
+    throw Error(ErrorKind::Internal, "backup-copy: the manifest of backup " + label + " was not read before its objects");
   }
 
   ObjectToCopy object(const CopyStep& s) {
@@ -245,11 +254,13 @@ CopyResult run_backup_copy(Repository& src, Repository& dst, const CopyOptions& 
   std::size_t first = 0;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     if (steps[i].kind != Kind::Manifest) continue;
+    run.read_manifest(steps[i].label);
     run.claim(steps[i].label);
     if (first < i) copy_batch(run, steps, first, i, workers, done);
     check_interrupt();
     run.step(steps[i]);  // the commit point: every object before it is in the destination
     done(steps[i]);
+    run.drop_manifest(steps[i].label);
     first = i + 1;
   }
   if (first < steps.size()) copy_batch(run, steps, first, steps.size(), workers, done);
