@@ -167,8 +167,18 @@ void RepositoryLock::verify_ours() const {
 
 // Before the record is read or rewritten: a refresh changes the object, and with it what the check
 // compares (the ETag of the put in acquire()).
+// Our object gone when the check looks (another run that also believed it won the create removed the
+// key at its release or takeover) is a lock that is not ours: verify_ours() says so as a Conflict. A
+// Transient error with the object still ours stands.
 void RepositoryLock::run_create_check() const {
-  if (create_check_) create_check_->run();
+  if (!create_check_) return;
+  try {
+    create_check_->run();
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Transient) throw;
+    verify_ours();
+    throw;
+  }
 }
 
 void RepositoryLock::refresh(std::int64_t now) {

@@ -73,7 +73,7 @@ class RepositoryLock {
   // Throws Error(Conflict) naming the lock when it is lost: a refresh by keep_fresh() failed, or the
   // lock object (read now) is gone or names another holder. A storage error while reading throws too,
   // and a create-if-absent check left for later (LockOptions::check_create_later) that finds another
-  // writer's object throws its Duplicate.
+  // writer's object throws its Duplicate (the object gone: Conflict, the lock is not ours).
   void check() const;
   const std::string& key() const { return key_; }
   // The lock that was taken over, when acquire() took over a stale one.

@@ -40,6 +40,14 @@ TEST(RepositoryLockTest, ACreateCheckLeftForLaterRunsAtTheFirstCheckOrRefresh) {
     EXPECT_THROW_KIND(lock.check(), ErrorKind::Duplicate);
   }
   {
+    // Gone by the check (another base-push that also believed it won the create released the key): not
+    // ours, a Conflict (base-push exits 3), not a Transient error.
+    testing::CheckedLaterStorage st;
+    auto lock = RepositoryLock::acquire(st, "base-push", o);
+    st.objects.erase("locks/base-push");
+    EXPECT_THROW_KIND(lock.check(), ErrorKind::Conflict);
+  }
+  {
     testing::CheckedLaterStorage st;
     auto lock = RepositoryLock::acquire(st, "base-push", o);
     lock.refresh(kT0 + 1200);
