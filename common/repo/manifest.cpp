@@ -3,10 +3,14 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "common/base/errors.h"
 #include "common/base/time.h"
@@ -180,29 +184,131 @@ json file_to_json(const ManifestFile& f, const std::string& label) {
   return e;
 }
 
-// One file entry as it goes into the manifest: keys checked by the caller; errors name `what`.
-ManifestFile file_from_json(const json& f, const std::string& what) {
-  ManifestFile mf;
-  mf.path = f.at("path").get<std::string>();
-  mf.tablespace = f.at("tablespace").get<std::uint32_t>();
-  mf.size = f.at("size").get<std::uint64_t>();
-  mf.mode = f.at("mode").get<std::uint32_t>();
-  mf.mtime = f.at("mtime").get<std::int64_t>();
+// The keys of a file entry that pgvault reads.
+enum FileKey : unsigned { kPath, kTablespace, kSize, kMode, kMtime, kBundle, kOffset, kCrc32c, kSha256, kKind,
+                          kStoredSize, kFileKeys };
+constexpr std::array<std::string_view, kFileKeys> kFileKeyNames = {
+    "path", "tablespace", "size", "mode", "mtime", "bundle", "offset", "crc32c", "sha256", "kind", "stored_size"};
+
+// `v` as a T when it is an integer in T's range: not a float, a boolean, a string or a number that T
+// cannot hold, all of which nlohmann's get<T>() would convert or truncate without a word.
+template <typename T>
+std::optional<T> integer_in_range(const json& v) {
+  if (v.is_number_unsigned()) {  // is_number_integer() too: asked first, as get<std::int64_t>() would wrap it
+    const auto n = v.get<std::uint64_t>();
+    return std::in_range<T>(n) ? std::optional<T>(static_cast<T>(n)) : std::nullopt;
+  }
+  if (!v.is_number_integer()) return std::nullopt;
+  const auto n = v.get<std::int64_t>();
+  return std::in_range<T>(n) ? std::optional<T>(static_cast<T>(n)) : std::nullopt;
+}
+
+// Fills the ManifestFiles of "files" from the members of each entry as the parse reads them (an
+// EntryReader, json_entries.h), without a tree per entry. A problem with a member waits for the end of
+// the entry, where its path is known (the keys come sorted, "path" after most), to name the file.
+class FileReader : public EntryReader {
+ public:
+  FileReader(std::vector<ManifestFile>& files, const std::string& what) : files_(files), what_(what) {}
+  void member(const std::string& key, json&& v) override;
+  void end() override;
+
+ private:
+  bool has(FileKey k) const { return seen_ & (1u << k); }
+  void note(FileKey k, const std::string& why);
+  void store(FileKey k, json& v);
+  template <typename T>
+  void take(T& out, json& v, FileKey k);
+  Error malformed(const std::string& why) const;
+  ManifestFile checked();
+
+  std::vector<ManifestFile>& files_;
+  const std::string& what_;
+  ManifestFile f_;           // the entry being read
+  std::string kind_ = "full";
+  unsigned seen_ = 0;        // a bit per FileKey read in this entry
+  std::string problem_;      // the first problem with a member of this entry, e.g. "\"mode\" is not a string"
+};
+
+void FileReader::member(const std::string& key, json&& v) {
+  auto it = std::find(kFileKeyNames.begin(), kFileKeyNames.end(), key);
+  if (it == kFileKeyNames.end()) return;  // a later pgvault may add a key within a format: not ours to read
+  auto k = static_cast<FileKey>(it - kFileKeyNames.begin());
+  // Two values of one field are refused rather than the last taken: pgvault never writes them, so the
+  // text is damaged or not pgvault's, and either value could be the wrong one.
+  if (has(k)) return note(k, "appears twice");
+  seen_ |= 1u << k;
+  store(k, v);
+}
+
+void FileReader::store(FileKey k, json& v) {
+  switch (k) {
+    case kPath: return take(f_.path, v, k);
+    case kTablespace: return take(f_.tablespace, v, k);
+    case kSize: return take(f_.size, v, k);
+    case kMode: return take(f_.mode, v, k);
+    case kMtime: return take(f_.mtime, v, k);
+    case kBundle: return take(f_.bundle, v, k);
+    case kOffset: return take(f_.offset, v, k);
+    case kCrc32c: return take(f_.crc32c, v, k);
+    case kSha256: return take(f_.sha256, v, k);
+    case kKind: return take(kind_, v, k);
+    case kStoredSize: return take(f_.stored_size, v, k);
+    case kFileKeys: return;
+  }
+}
+
+template <typename T>
+void FileReader::take(T& out, json& v, FileKey k) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!v.is_string()) return note(k, "is not a string");
+    out = std::move(v.get_ref<std::string&>());
+  } else {
+    std::optional<T> n = integer_in_range<T>(v);
+    if (!n) {
+      return note(k, "is not an integer from " + std::to_string(std::numeric_limits<T>::min()) + " to " +
+                         std::to_string(std::numeric_limits<T>::max()));
+    }
+    out = *n;
+  }
+}
+
+void FileReader::note(FileKey k, const std::string& why) {
+  if (problem_.empty()) problem_ = "\"" + std::string(kFileKeyNames[k]) + "\" " + why;
+}
+
+Error FileReader::malformed(const std::string& why) const {
+  return Error(ErrorKind::Corruption, what_ + ": malformed manifest (" + why + ")");
+}
+
+void FileReader::end() {
+  files_.push_back(checked());
+  f_ = ManifestFile{};
+  kind_ = "full";
+  seen_ = 0;
+}
+
+// The entry read, after the checks that need all of it; errors name the file.
+ManifestFile FileReader::checked() {
+  const std::string file = f_.path.empty() ? "a file entry" : "file " + f_.path;
+  if (!problem_.empty()) throw malformed(file + ": " + problem_);
+  for (FileKey k : {kPath, kTablespace, kSize, kMode, kMtime, kBundle, kOffset}) {
+    if (!has(k)) throw malformed(file + " has no \"" + std::string(kFileKeyNames[k]) + "\"");
+  }
   // Format 2 writes "crc32c", format 1 wrote "sha256": verify with whichever the entry has.
-  if (f.contains("crc32c")) mf.crc32c = checked_hex(f["crc32c"].get<std::string>(), 8, what, mf.path, "crc32c");
-  if (f.contains("sha256")) mf.sha256 = checked_hex(f["sha256"].get<std::string>(), 64, what, mf.path, "sha256");
-  if (mf.crc32c.empty() && mf.sha256.empty()) {
-    throw Error(ErrorKind::Corruption,
-                what + ": malformed manifest (file " + mf.path + " has no checksum: neither \"crc32c\" nor \"sha256\")");
+  if (has(kCrc32c)) f_.crc32c = checked_hex(std::move(f_.crc32c), 8, what_, f_.path, "crc32c");
+  if (has(kSha256)) f_.sha256 = checked_hex(std::move(f_.sha256), 64, what_, f_.path, "sha256");
+  if (f_.crc32c.empty() && f_.sha256.empty()) {
+    throw malformed(file + " has no checksum: neither \"crc32c\" nor \"sha256\"");
   }
-  mf.bundle = f.at("bundle").get<std::uint64_t>();
-  mf.offset = f.at("offset").get<std::uint64_t>();
-  mf.kind = parse_file_kind(f.value("kind", "full"), what, mf.path);
-  if (mf.kind == FileKind::Blocks) {
-    mf.stored_size = f.at("stored_size").get<std::uint64_t>();
-    if (mf.stored_size == 0) throw Error(ErrorKind::Corruption, what + ": malformed manifest (file " + mf.path + " has no blocks stored)");
+  f_.kind = parse_file_kind(kind_, what_, f_.path);
+  if (f_.kind != FileKind::Blocks) {
+    f_.stored_size = 0;  // only a Blocks entry stores it; elsewhere it is not read
+  } else if (!has(kStoredSize)) {
+    throw malformed(file + " has no \"stored_size\"");
+  } else if (f_.stored_size == 0) {
+    throw malformed(file + " has no blocks stored");
   }
-  return mf;
+  return std::move(f_);
 }
 
 }  // namespace
@@ -285,17 +391,17 @@ std::string BackupManifest::to_json() const {
   return out;
 }
 
-// The file entries are taken out of the parse one at a time (parse_taking_entries, json_entries.h: each
-// becomes a ManifestFile and leaves the tree), so reading a manifest holds the text, the ManifestFiles and
-// one entry's tree, not a tree of every file. An entry's error waits for the end of the parse: a
-// manifest of a newer format is refused as such whatever its entries hold ("files" sorts before
-// "format").
+// The file entries are taken out of the parse member by member (parse_taking_entries, json_entries.h:
+// FileReader fills each ManifestFile from the parser's events), so reading a manifest holds the text, the
+// ManifestFiles and the tree of the head, never a tree of a file entry. An entry's error waits for the
+// end of the parse: a manifest of a newer format is refused as such whatever its entries hold ("files"
+// sorts before "format").
 BackupManifest BackupManifest::from_json(const std::string& text, const std::string& what) {
   try {
     BackupManifest m;
     const std::string malformed = what + ": malformed manifest";
-    auto take_file = [&](const json& f) { m.files.push_back(file_from_json(f, what)); };
-    TakenEntries taken = parse_taking_entries(text, "files", take_file, malformed);
+    FileReader take_files(m.files, what);
+    TakenEntries taken = parse_taking_entries(text, "files", take_files, malformed);
     const json& j = taken.rest;
     if (!j.is_object()) throw Error(ErrorKind::Corruption, malformed + " (not a JSON object)");
     m.format = j.at("format").get<int>();

@@ -35,6 +35,18 @@ ErrorKind kind_of(const std::function<void()>& f) {
   return ErrorKind::Internal;
 }
 
+// from_json refuses `text` as Corruption "backups/x/manifest.json: malformed manifest (...<needle>...)".
+void expect_malformed(const std::string& text, const std::string& needle) {
+  try {
+    BackupManifest::from_json(text, "backups/x/manifest.json");
+    ADD_FAILURE() << "accepted: " << needle;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+    EXPECT_NE(std::string(e.what()).find("backups/x/manifest.json: malformed manifest ("), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 std::string write_key(const TempDir& dir, const std::string& name, const std::string& hex) {
   std::string p = dir / name;
   std::ofstream(p) << hex << "\n";
@@ -284,19 +296,10 @@ TEST(Manifest, FileChecksumsInJson) {
   EXPECT_TRUE(old.files[0].crc32c.empty());
   EXPECT_EQ(old.files[0].sha256, std::string(64, 'a'));
 
-  auto corruption = [&](const std::string& t, const std::string& needle) {
-    try {
-      BackupManifest::from_json(t, "backups/x/manifest.json");
-      ADD_FAILURE() << "accepted: " << needle;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::Corruption);
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
-  corruption(with_entry(crc_field, "\"no_checksum\": 1"), "file PG_VERSION has no checksum");
-  corruption(with_entry(crc_field, "\"crc32c\": \"e30692\""), "file PG_VERSION: \"crc32c\" is not 8 hex digits");
-  corruption(with_entry(crc_field, "\"crc32c\": \"e306928g\""), "file PG_VERSION: \"crc32c\" is not 8 hex digits");
-  corruption(with_entry(crc_field, "\"sha256\": \"abc\""), "file PG_VERSION: \"sha256\" is not 64 hex digits");
+  expect_malformed(with_entry(crc_field, "\"no_checksum\": 1"), "file PG_VERSION has no checksum");
+  expect_malformed(with_entry(crc_field, "\"crc32c\": \"e30692\""), "file PG_VERSION: \"crc32c\" is not 8 hex digits");
+  expect_malformed(with_entry(crc_field, "\"crc32c\": \"e306928g\""), "file PG_VERSION: \"crc32c\" is not 8 hex digits");
+  expect_malformed(with_entry(crc_field, "\"sha256\": \"abc\""), "file PG_VERSION: \"sha256\" is not 64 hex digits");
 
   std::string newer = with_entry("\"format\": 2", "\"format\": 4");
   EXPECT_EQ(kind_of([&] { BackupManifest::from_json(newer, "x"); }), ErrorKind::Config);
@@ -345,28 +348,61 @@ TEST(Manifest, FilesStreamedKeepTheTextAndTheOrder) {
   EXPECT_EQ(nlohmann::json::parse(empty).dump(1) + "\n", empty);
   EXPECT_TRUE(BackupManifest::from_json(empty, "x").files.empty());
 
-  auto refused = [](const std::string& t, const std::string& needle) {
-    try {
-      BackupManifest::from_json(t, "backups/x/manifest.json");
-      ADD_FAILURE() << "accepted: " << needle;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
   std::string not_object = empty;
   not_object.replace(not_object.find("\"files\": []"), 11, "\"files\": [7]");
-  refused(not_object, "a file entry is not an object");
+  expect_malformed(not_object, "a file entry is not an object");
   std::string twice = text;
   twice.replace(twice.find("\"format\""), 8, "\"files\": [],\n \"format\"");
-  refused(twice, "\"files\" twice");
+  expect_malformed(twice, "\"files\" twice");
   std::string bad_entry = text;
   bad_entry.replace(bad_entry.find("\"offset\""), 8, "\"offzet\"");
-  refused(bad_entry, "offset");
+  expect_malformed(bad_entry, "offset");
   // A newer format is refused as such, whatever its entries hold.
   std::string newer = bad_entry;
   newer.replace(newer.find("\"format\": 2"), 11, "\"format\": 9");
   EXPECT_EQ(kind_of([&] { BackupManifest::from_json(newer, "x"); }), ErrorKind::Config);
+}
+
+// An entry's members are read as the parse meets them, each checked for its type and range (a number
+// nlohmann would convert or truncate is refused), a key twice is refused, a key pgvault does not know is
+// ignored, and every error names the file.
+TEST(Manifest, FileEntryMembersAreCheckedOneByOne) {
+  BackupManifest m;
+  m.label = "20261121T164100Z-F";
+  m.start_wal = m.stop_wal = "000000010000000000000002";
+  m.files.push_back({"PG_VERSION", 0, 3, 0600, 1, "e3069283", 0, 0, ""});
+  const std::string text = m.to_json();
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    const auto at = t.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? t : t.replace(at, from.size(), to);
+  };
+  const std::string mode = "\"mode\": 384";
+  expect_malformed(with(mode, "\"mode\": -1"), "file PG_VERSION: \"mode\" is not an integer from 0 to 4294967295");
+  expect_malformed(with(mode, "\"mode\": 4294967296"), "file PG_VERSION: \"mode\" is not an integer");
+  expect_malformed(with(mode, "\"mode\": 384.5"), "file PG_VERSION: \"mode\" is not an integer");
+  expect_malformed(with(mode, "\"mode\": \"384\""), "file PG_VERSION: \"mode\" is not an integer");
+  expect_malformed(with(mode, "\"mode\": true"), "file PG_VERSION: \"mode\" is not an integer");
+  expect_malformed(with("\"tablespace\": 0", "\"tablespace\": -1"), "file PG_VERSION: \"tablespace\" is not an integer");
+  expect_malformed(with("\"size\": 3", "\"size\": -3"), "file PG_VERSION: \"size\" is not an integer");
+  expect_malformed(with("\"mtime\": 1", "\"mtime\": 9223372036854775808"), "file PG_VERSION: \"mtime\" is not an integer");
+  expect_malformed(with("\"bundle\": 0", "\"bundle\": null"), "file PG_VERSION: \"bundle\" is not an integer");
+  expect_malformed(with("\"offset\": 0", "\"offset\": [0]"), "file PG_VERSION: \"offset\" is not an integer");
+  expect_malformed(with("\"path\": \"PG_VERSION\"", "\"path\": 7"), "a file entry: \"path\" is not a string");
+  expect_malformed(with("\"crc32c\": \"e3069283\"", "\"crc32c\": 3808858755"), "file PG_VERSION: \"crc32c\" is not a string");
+  expect_malformed(with(mode, mode + ", \"mode\": 384"), "file PG_VERSION: \"mode\" appears twice");
+  expect_malformed(with(mode, mode + ", \"kind\": 1"), "file PG_VERSION: \"kind\" is not a string");
+  for (const char* key : {"path", "tablespace", "size", "mode", "mtime", "bundle", "offset"}) {
+    const std::string k = std::string("\"") + key + "\":";
+    expect_malformed(with(k, "\"other_" + std::string(key) + "\":"), std::string("has no \"") + key + "\"");
+  }
+  BackupManifest back = BackupManifest::from_json(with(mode, mode + ", \"future\": {\"mode\": [1]}, \"z\": -1"), "x");
+  EXPECT_EQ(back.files[0].mode, 0600u);  // unknown keys, whatever they hold, are not read
+  back = BackupManifest::from_json(with("\"mtime\": 1", "\"mtime\": -5"), "x");
+  EXPECT_EQ(back.files[0].mtime, -5);
+  back = BackupManifest::from_json(with("\"crc32c\": \"e3069283\"", "\"crc32c\": \"E3069283\""), "x");
+  EXPECT_EQ(back.files[0].crc32c, "e3069283");
 }
 
 TEST(Spool, PushRecordMatchesOnlyTheSameFile) {
@@ -514,15 +550,7 @@ TEST(Manifest, IncrementalEntriesRoundTripAndAreChecked) {
   EXPECT_EQ(back.files[1].bundle_bytes(), 8192u + 44);
   EXPECT_EQ(back.files[1].size, 8192u * 10);
 
-  auto refused = [&](BackupManifest bad, const std::string& needle) {
-    try {
-      BackupManifest::from_json(bad.to_json(), "backups/x/manifest.json");
-      ADD_FAILURE() << "accepted: " << needle;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::Corruption);
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
+  auto refused = [](const BackupManifest& bad, const std::string& needle) { expect_malformed(bad.to_json(), needle); };
   BackupManifest no_parent = m;
   no_parent.parent.clear();
   refused(no_parent, "an incremental backup without a parent");
@@ -550,6 +578,13 @@ TEST(Manifest, IncrementalEntriesRoundTripAndAreChecked) {
   std::string odd = text;
   odd.replace(odd.find("\"unchanged\""), 11, "\"sideways\"");
   EXPECT_THROW_KIND(BackupManifest::from_json(odd, "x"), ErrorKind::Corruption);
+  const std::string stored = "\"stored_size\": " + std::to_string(8192 + 44);
+  std::string no_blocks = text;
+  no_blocks.replace(no_blocks.find(stored), stored.size(), "\"stored_size\": 0");
+  expect_malformed(no_blocks, "file base/5/16384 has no blocks stored");
+  std::string no_stored = text;
+  no_stored.replace(no_stored.find(stored), 13, "\"stored_sighs\"");
+  expect_malformed(no_stored, "file base/5/16384 has no \"stored_size\"");
 }
 
 namespace {
