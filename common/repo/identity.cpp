@@ -34,10 +34,11 @@ using nlohmann::json;
 Identity identity_from_json(const json& j, const std::string& what) {
   try {
     Identity id;
-    id.format = j.at("format").get<int>();
+    const std::string malformed = what + ": malformed identity";
+    id.format = repo_json::integer_field<int>(j, "format", malformed);
     id.system_identifier = std::stoull(j.at("system_identifier").get<std::string>());
-    id.pg_version = j.at("pg_version").get<int>();
-    id.wal_segment_size = j.at("wal_segment_size").get<std::uint32_t>();
+    id.pg_version = repo_json::integer_field<int>(j, "pg_version", malformed);
+    id.wal_segment_size = repo_json::integer_field<std::uint32_t>(j, "wal_segment_size", malformed);
     id.created = j.value("created", "");
     if (id.format > kRepositoryFormat) {
       throw Error(ErrorKind::Config, what + ": repository format " + std::to_string(id.format) +
@@ -58,7 +59,7 @@ Identity identity_from_json(const json& j, const std::string& what) {
 std::string read_marker(Storage& storage, const std::string& where) {
   json j = repo_json::parse(read_all(storage, keys::marker()), where);
   try {
-    int format = j.at("format").get<int>();
+    int format = repo_json::integer_field<int>(j, "format", where + ": malformed marker");
     if (format > kRepositoryFormat) {
       throw Error(ErrorKind::Config, where + ": repository format " + std::to_string(format) +
                                          " is newer than this pgvault understands (" +

@@ -29,9 +29,10 @@ KdfParams kdf_of_record(const json& record, bool from_passphrase, const std::str
     }
     if (from_passphrase) {
       kdf.salt = from_base64(k.at("salt").get<std::string>());
-      kdf.n = k.at("n").get<std::uint64_t>();
-      kdf.r = k.at("r").get<std::uint32_t>();
-      kdf.p = k.at("p").get<std::uint32_t>();
+      const std::string malformed = record_name + ": malformed key record";
+      kdf.n = repo_json::integer_field<std::uint64_t>(k, "n", malformed, "kdf");
+      kdf.r = repo_json::integer_field<std::uint32_t>(k, "r", malformed, "kdf");
+      kdf.p = repo_json::integer_field<std::uint32_t>(k, "p", malformed, "kdf");
     }
   } catch (const json::exception& e) {
     throw Error(ErrorKind::Corruption, record_name + ": malformed key record (" + e.what() + ")");

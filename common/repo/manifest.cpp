@@ -17,6 +17,7 @@
 #include "common/crypto/crypto.h"
 #include "common/pg/wal.h"
 #include "common/repo/json_entries.h"
+#include "common/repo/repo_json.h"
 
 namespace pgvault {
 
@@ -24,8 +25,9 @@ using nlohmann::json;
 
 namespace {
 
-// `digits` hex digits, returned in lowercase; else a Corruption error naming the file.
-std::string checked_hex(std::string v, std::size_t digits, const std::string& what, const std::string& path,
+// `digits` hex digits, returned in lowercase; else a Corruption error naming `whose` ("file <path>",
+// "bundle <index>").
+std::string checked_hex(std::string v, std::size_t digits, const std::string& what, const std::string& whose,
                         const char* field) {
   bool ok = v.size() == digits;
   for (char& c : v) {
@@ -33,7 +35,7 @@ std::string checked_hex(std::string v, std::size_t digits, const std::string& wh
     ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
   }
   if (!ok) {
-    throw Error(ErrorKind::Corruption, what + ": malformed manifest (file " + path + ": \"" + field + "\" is not " +
+    throw Error(ErrorKind::Corruption, what + ": malformed manifest (" + whose + ": \"" + field + "\" is not " +
                                            std::to_string(digits) + " hex digits)");
   }
   return v;
@@ -190,19 +192,6 @@ enum FileKey : unsigned { kPath, kTablespace, kSize, kMode, kMtime, kBundle, kOf
 constexpr std::array<std::string_view, kFileKeys> kFileKeyNames = {
     "path", "tablespace", "size", "mode", "mtime", "bundle", "offset", "crc32c", "sha256", "kind", "stored_size"};
 
-// `v` as a T when it is an integer in T's range: not a float, a boolean, a string or a number that T
-// cannot hold, all of which nlohmann's get<T>() would convert or truncate without a word.
-template <typename T>
-std::optional<T> integer_in_range(const json& v) {
-  if (v.is_number_unsigned()) {  // is_number_integer() too: asked first, as get<std::int64_t>() would wrap it
-    const auto n = v.get<std::uint64_t>();
-    return std::in_range<T>(n) ? std::optional<T>(static_cast<T>(n)) : std::nullopt;
-  }
-  if (!v.is_number_integer()) return std::nullopt;
-  const auto n = v.get<std::int64_t>();
-  return std::in_range<T>(n) ? std::optional<T>(static_cast<T>(n)) : std::nullopt;
-}
-
 // Fills the ManifestFiles of "files" from the members of each entry as the parse reads them (an
 // EntryReader, json_entries.h), without a tree per entry. A problem with a member waits for the end of
 // the entry, where its path is known (the keys come sorted, "path" after most), to name the file.
@@ -263,11 +252,8 @@ void FileReader::take(T& out, json& v, FileKey k) {
     if (!v.is_string()) return note(k, "is not a string");
     out = std::move(v.get_ref<std::string&>());
   } else {
-    std::optional<T> n = integer_in_range<T>(v);
-    if (!n) {
-      return note(k, "is not an integer from " + std::to_string(std::numeric_limits<T>::min()) + " to " +
-                         std::to_string(std::numeric_limits<T>::max()));
-    }
+    std::optional<T> n = repo_json::integer_in_range<T>(v);
+    if (!n) return note(k, repo_json::not_an_integer_of<T>());
     out = *n;
   }
 }
@@ -295,8 +281,8 @@ ManifestFile FileReader::checked() {
     if (!has(k)) throw malformed(file + " has no \"" + std::string(kFileKeyNames[k]) + "\"");
   }
   // Format 2 writes "crc32c", format 1 wrote "sha256": verify with whichever the entry has.
-  if (has(kCrc32c)) f_.crc32c = checked_hex(std::move(f_.crc32c), 8, what_, f_.path, "crc32c");
-  if (has(kSha256)) f_.sha256 = checked_hex(std::move(f_.sha256), 64, what_, f_.path, "sha256");
+  if (has(kCrc32c)) f_.crc32c = checked_hex(std::move(f_.crc32c), 8, what_, "file " + f_.path, "crc32c");
+  if (has(kSha256)) f_.sha256 = checked_hex(std::move(f_.sha256), 64, what_, "file " + f_.path, "sha256");
   if (f_.crc32c.empty() && f_.sha256.empty()) {
     throw malformed(file + " has no checksum: neither \"crc32c\" nor \"sha256\"");
   }
@@ -397,6 +383,7 @@ std::string BackupManifest::to_json() const {
 // end of the parse: a manifest of a newer format is refused as such whatever its entries hold ("files"
 // sorts before "format").
 BackupManifest BackupManifest::from_json(const std::string& text, const std::string& what) {
+  using repo_json::integer_field;
   try {
     BackupManifest m;
     const std::string malformed = what + ": malformed manifest";
@@ -404,7 +391,7 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
     TakenEntries taken = parse_taking_entries(text, "files", take_files, malformed);
     const json& j = taken.rest;
     if (!j.is_object()) throw Error(ErrorKind::Corruption, malformed + " (not a JSON object)");
-    m.format = j.at("format").get<int>();
+    m.format = integer_field<int>(j, "format", malformed);
     if (m.format > kManifestFormat) {
       throw Error(ErrorKind::Config, what + ": manifest format " + std::to_string(m.format) +
                                          " is newer than this pgvault understands; upgrade pgvault");
@@ -417,33 +404,39 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
     m.incremental_mode = j.value("incremental_mode", "");
     if (j.contains("parent_start_lsn")) {
       m.parent_start_lsn = parse_lsn(j.at("parent_start_lsn").get<std::string>(), what + " parent_start_lsn");
-      m.parent_timeline = j.at("parent_timeline").get<std::uint32_t>();
+      m.parent_timeline = integer_field<std::uint32_t>(j, "parent_timeline", malformed);
     }
-    m.timeline = j.at("timeline").get<std::uint32_t>();
+    m.timeline = integer_field<std::uint32_t>(j, "timeline", malformed);
     m.start_lsn = parse_lsn(j.at("start_lsn").get<std::string>(), what + " start_lsn");
     m.stop_lsn = parse_lsn(j.at("stop_lsn").get<std::string>(), what + " stop_lsn");
     m.start_wal = j.at("start_wal").get<std::string>();
     m.stop_wal = j.at("stop_wal").get<std::string>();
     m.start_time = j.at("start_time").get<std::string>();
     m.stop_time = j.at("stop_time").get<std::string>();
-    m.pg_version = j.at("pg_version").get<int>();
+    m.pg_version = integer_field<int>(j, "pg_version", malformed);
     m.system_identifier = std::stoull(j.at("system_identifier").get<std::string>());
-    m.wal_segment_size = j.at("wal_segment_size").get<std::uint32_t>();
+    m.wal_segment_size = integer_field<std::uint32_t>(j, "wal_segment_size", malformed);
     m.backup_label = j.at("backup_label").get<std::string>();
     m.tablespace_map = j.value("tablespace_map", "");
     m.server_manifest_verified = j.value("server_manifest_verified", false);
-    m.total_bytes = j.value("total_bytes", std::uint64_t{0});
-    m.stored_bytes = j.value("stored_bytes", std::uint64_t{0});
+    if (j.contains("total_bytes")) m.total_bytes = integer_field<std::uint64_t>(j, "total_bytes", malformed);
+    if (j.contains("stored_bytes")) m.stored_bytes = integer_field<std::uint64_t>(j, "stored_bytes", malformed);
     for (const auto& t : j.at("tablespaces")) {
-      m.tablespaces.push_back({t.at("oid").get<std::uint32_t>(), t.at("location").get<std::string>()});
+      m.tablespaces.push_back({integer_field<std::uint32_t>(t, "oid", malformed, "a tablespace"),
+                               t.at("location").get<std::string>()});
     }
     for (const auto& d : j.at("directories")) {
-      m.directories.push_back(
-          {d.at("path").get<std::string>(), d.at("tablespace").get<std::uint32_t>(), d.at("mode").get<std::uint32_t>()});
+      std::string path = d.at("path").get<std::string>();
+      const std::string dir = "directory " + path;
+      m.directories.push_back({std::move(path), integer_field<std::uint32_t>(d, "tablespace", malformed, dir),
+                               integer_field<std::uint32_t>(d, "mode", malformed, dir)});
     }
     for (const auto& b : j.at("bundles")) {
-      m.bundles.push_back({b.at("index").get<std::uint64_t>(), b.at("plain_size").get<std::uint64_t>(),
-                           b.at("stored_size").get<std::uint64_t>(), b.at("sha256").get<std::string>()});
+      const auto index = integer_field<std::uint64_t>(b, "index", malformed, "a bundle");
+      const std::string bundle = "bundle " + std::to_string(index);
+      m.bundles.push_back({index, integer_field<std::uint64_t>(b, "plain_size", malformed, bundle),
+                           integer_field<std::uint64_t>(b, "stored_size", malformed, bundle),
+                           checked_hex(b.at("sha256").get<std::string>(), 64, what, bundle, "sha256")});
     }
     check_type(m, what);
     check_paths(m, what);

@@ -81,20 +81,25 @@ std::string WalIndex::to_json() const {
 }
 
 WalIndex WalIndex::from_json(const std::string& text, const std::string& what) {
+  using repo_json::integer_field;
   WalIndex x;
+  const std::string bad = what + ": malformed WAL index";
   try {
     json j = json::parse(text);
-    x.format = j.at("format").get<int>();
+    x.format = integer_field<int>(j, "format", bad);
     if (x.format != kWalIndexFormat) throw malformed(what, "unknown format " + std::to_string(x.format));
     x.segment = j.at("segment").get<std::string>();
     x.start_lsn = lsn_field(j, "start_lsn", what);
-    if (!j.at("records").is_number_unsigned()) throw malformed(what, "records is not a count");
-    x.records = j.at("records").get<std::uint64_t>();
-    if (j.contains("min_time")) x.min_time = j.at("min_time").get<PgTimestamp>();
-    if (j.contains("max_time")) x.max_time = j.at("max_time").get<PgTimestamp>();
+    x.records = integer_field<std::uint64_t>(j, "records", bad);
+    if (j.contains("min_time")) x.min_time = integer_field<PgTimestamp>(j, "min_time", bad);
+    if (j.contains("max_time")) x.max_time = integer_field<PgTimestamp>(j, "max_time", bad);
     for (const auto& run : j.at("xid_runs")) {
       if (!run.is_array() || run.size() != 2) throw malformed(what, "an xid run is not [first, last]");
-      x.xid_runs.emplace_back(run.at(0).get<std::uint32_t>(), run.at(1).get<std::uint32_t>());
+      auto xid = [&](std::size_t i) {
+        if (auto n = repo_json::integer_in_range<std::uint32_t>(run.at(i))) return *n;
+        throw malformed(what, "an xid run's xid " + repo_json::not_an_integer_of<std::uint32_t>());
+      };
+      x.xid_runs.emplace_back(xid(0), xid(1));
     }
     for (const auto& r : j.at("restore_points")) {
       WalEvent rp;
@@ -102,7 +107,7 @@ WalIndex WalIndex::from_json(const std::string& text, const std::string& what) {
       rp.name = r.at("name").get<std::string>();
       rp.lsn = lsn_field(r, "lsn", what);
       rp.end_lsn = lsn_field(r, "end_lsn", what);
-      rp.time = r.at("time").get<PgTimestamp>();
+      rp.time = integer_field<PgTimestamp>(r, "time", bad, "restore point " + rp.name);
       x.restore_points.push_back(std::move(rp));
     }
     if (j.contains("open_record_lsn")) x.open_record_lsn = lsn_field(j, "open_record_lsn", what);

@@ -89,6 +89,24 @@ TEST(Identity, NewerFormatIsRefused) {
   EXPECT_EQ(kind_of([&] { repo.identity(); }), ErrorKind::Config);
 }
 
+TEST(Identity, NumbersThatAreNotIntegersOfTheirTypeAreCorruption) {
+  for (const char* bad : {R"("wal_segment_size": -1)", R"("wal_segment_size": 16777216.5)", R"("wal_segment_size": "16")"}) {
+    SCOPED_TRACE(bad);
+    auto mem = std::make_unique<MemoryStorage>();
+    std::string j = std::string(R"({"format": 1, "system_identifier": "1", "pg_version": 15, )") + bad + "}";
+    mem->objects["pgvault.json"] = Bytes(j.begin(), j.end());
+    Repository repo(std::move(mem), Config{});
+    try {
+      repo.identity();
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+      EXPECT_NE(std::string(e.what()).find("\"wal_segment_size\" is not an integer from 0 to 4294967295"),
+                std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(KeyRecord, WrongKeyFailsAtFirstUse) {
   TempDir dir;
   auto storage = std::make_unique<MemoryStorage>();
@@ -126,6 +144,39 @@ TEST(KeyRecord, PassphraseSaltIsStoredAndReused) {
   Repository again(std::move(copy), c);
   Bytes got = again.get_bytes("x");
   EXPECT_EQ(std::string(got.begin(), got.end()), "hello");
+}
+
+TEST(KeyRecord, KdfParametersThatAreNotIntegersAreCorruption) {
+  TempDir dir;
+  std::string pf = dir / "pass";
+  std::ofstream(pf) << "correct horse\n";
+  ::chmod(pf.c_str(), 0600);
+  Config c;
+  c.encryption.method = Encryption::Aes256Gcm;
+  c.encryption.passphrase_file = pf;
+  auto storage = std::make_unique<MemoryStorage>();
+  MemoryStorage* mem = storage.get();
+  Repository repo(std::move(storage), c);
+  repo.put_bytes("x", as_bytes("hello"));
+  const std::string rec(mem->objects["pgvault.key.json"].begin(), mem->objects["pgvault.key.json"].end());
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{{"\"r\": 8", "\"r\": 8.5"},
+                                                                               {"\"p\": 1", "\"p\": -1"}}) {
+    SCOPED_TRACE(to);
+    std::string bad = rec;
+    ASSERT_NE(bad.find(from), std::string::npos) << rec;
+    bad.replace(bad.find(from), from.size(), to);
+    auto copy = std::make_unique<MemoryStorage>();
+    copy->objects = mem->objects;
+    copy->objects["pgvault.key.json"] = Bytes(bad.begin(), bad.end());
+    Repository again(std::move(copy), c);
+    try {
+      again.read_key();
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+      EXPECT_NE(std::string(e.what()).find("malformed key record (kdf: \""), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Repository, StoredDigestReadsOnlyTheTrailer) {
@@ -403,6 +454,46 @@ TEST(Manifest, FileEntryMembersAreCheckedOneByOne) {
   EXPECT_EQ(back.files[0].mtime, -5);
   back = BackupManifest::from_json(with("\"crc32c\": \"e3069283\"", "\"crc32c\": \"E3069283\""), "x");
   EXPECT_EQ(back.files[0].crc32c, "e3069283");
+}
+
+TEST(Manifest, HeadNumbersAndBundleDigestsAreChecked) {
+  // The head's integers are refused when they are not integers of their type (a negative timeline would
+  // otherwise wrap to 4294967295, a float size be truncated), and a bundle's SHA-256 must be 64 hex digits.
+  BackupManifest m;
+  m.label = "20261121T164100Z-F";
+  m.timeline = 1;
+  m.wal_segment_size = 16u << 20;
+  m.start_wal = m.stop_wal = "000000010000000000000002";
+  m.tablespaces.push_back({16400, "/srv/ts"});
+  m.directories.push_back({"base", 0, 0700});
+  m.bundles.push_back({0, 3, 20, std::string(64, 'a')});
+  m.files.push_back({"PG_VERSION", 0, 3, 0600, 1, "e3069283", 0, 0, ""});
+  const std::string text = m.to_json();
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    const auto at = t.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? t : t.replace(at, from.size(), to);
+  };
+  EXPECT_EQ(BackupManifest::from_json(text, "x").bundles.at(0).sha256, std::string(64, 'a'));
+  expect_malformed(with("\"timeline\": 1", "\"timeline\": -1"), "(\"timeline\" is not an integer from 0 to 4294967295)");
+  expect_malformed(with("\"timeline\": 1", "\"timeline\": 1.5"), "\"timeline\" is not an integer");
+  expect_malformed(with("\"wal_segment_size\": 16777216", "\"wal_segment_size\": 16777216.0"),
+                   "\"wal_segment_size\" is not an integer");
+  expect_malformed(with("\"pg_version\": 0", "\"pg_version\": \"15\""), "\"pg_version\" is not an integer");
+  expect_malformed(with("\"total_bytes\": 0", "\"total_bytes\": -1"), "\"total_bytes\" is not an integer");
+  expect_malformed(with("\"oid\": 16400", "\"oid\": -16400"), "a tablespace: \"oid\" is not an integer");
+  expect_malformed(with("\"mode\": 448", "\"mode\": 448.5"), "directory base: \"mode\" is not an integer");
+  expect_malformed(with("\"plain_size\": 3", "\"plain_size\": 3e9"), "bundle 0: \"plain_size\" is not an integer");
+  expect_malformed(with("\"index\": 0", "\"index\": -1"), "a bundle: \"index\" is not an integer");
+  expect_malformed(with(std::string(64, 'a'), std::string(63, 'a')), "bundle 0: \"sha256\" is not 64 hex digits");
+  expect_malformed(with(std::string(64, 'a'), std::string(63, 'a') + "z"), "bundle 0: \"sha256\" is not 64 hex digits");
+  try {  // a newer format is still refused as such, also when written as a float
+    BackupManifest::from_json(with("\"format\": 2", "\"format\": 2.5"), "x");
+    ADD_FAILURE() << "a float format accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+  }
 }
 
 TEST(Spool, PushRecordMatchesOnlyTheSameFile) {

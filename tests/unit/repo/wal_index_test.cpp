@@ -122,7 +122,11 @@ TEST(WalIndex, RefusesMalformedIndexes) {
       {replaced(good, "\"lsn\": \"0/708228\"", "\"lsn\": \"0/600000\""), "restore point at 0/600000"},
       {replaced(good, "\"open_record_lsn\": \"0/7FFFD8\"", "\"open_record_lsn\": \"0/708230\""),
        "open_record_lsn before the records"},
-      {replaced(good, "\"records\": 210", "\"records\": -1"), "records is not a count"},
+      {replaced(good, "\"records\": 210", "\"records\": -1"), "\"records\" is not an integer from 0 to"},
+      // A float or a number out of range is refused, not truncated or wrapped by the JSON library.
+      {replaced(good, "\"min_time\": 800", "\"min_time\": 800.5"), "\"min_time\" is not an integer"},
+      {replaced(good, "733,\n   733", "733,\n   4294967296"), "an xid run's xid is not an integer from 0 to 4294967295"},
+      {replaced(good, "\"format\": 1", "\"format\": 1.0"), "\"format\" is not an integer"},
       {replaced(good, "\"xid_runs\": [", "\"xid_runs\": [[1],"), "not [first, last]"},
   };
   for (const auto& [text, needle] : bad) {
