@@ -37,6 +37,7 @@
 #include <optional>
 #include <string>
 
+#include "common/backup/tar_receiver.h"
 #include "common/repo/backup_bundles.h"
 #include "common/repo/manifest.h"
 #include "common/repo/marks.h"
@@ -147,10 +148,10 @@ std::string backup_summary_line(const BackupResult& r);
 std::string backup_summary_json(const BackupResult& r);
 
 // Checks the files of a backup against the server's backup_manifest text (PostgreSQL's JSON format,
-// CRC32C checksums, compared with ManifestFile::crc32c): same set of paths (tablespace files as
+// CRC32C checksums, compared with ReceivedFile::crc32c): same set of paths (tablespace files as
 // "pg_tblspc/<oid>/<path>"), sizes and checksums, and the manifest's own checksum (SHA-256). Throws
 // Corruption naming the first differences (file, our value, the server's).
-void verify_server_manifest(const std::string& manifest_text, const std::vector<ManifestFile>& files);
+void verify_server_manifest(const std::string& manifest_text, const std::vector<ReceivedFile>& files);
 
 // "16MB", "1GB", "64kB" (PostgreSQL's unit spelling) -> bytes; throws InvalidInput.
 std::uint64_t parse_pg_size(const std::string& text);

@@ -123,7 +123,8 @@ std::optional<IncrementalPlan> plan_incremental(Repository& repo, ReplicationCon
   plan.base.since_lsn = plan.parent.start_lsn;
   plan.base.server_mode = choose_server_mode(repo, conn, server, plan, no_fallback);
   plan.parent.require_files("an incremental backup's parent");
-  for (const auto& f : plan.parent.files) plan.base.parent_files.emplace(std::pair{f.tablespace, f.path}, f);
+  if (!plan.base.server_mode) plan.base.parent_files = ParentFiles(plan.parent.files);
+  std::vector<ManifestFile>().swap(plan.parent.files);  // all the backup needs of them is in parent_files
   spdlog::info("{} backup on parent {} ({} mode)", differential ? "differential" : "incremental", plan.parent.label,
                plan.mode());
   return plan;

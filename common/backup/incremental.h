@@ -29,7 +29,7 @@ ParentChoice choose_parent(const Inventory& inv, const ServerFacts& server, std:
                            bool full_only = false);
 
 struct IncrementalPlan {
-  BackupManifest parent;
+  BackupManifest parent;  // the parent's head: its files are left out (client mode: in base.parent_files)
   IncrementalBase base;
   std::string parent_server_manifest;  // server mode: what UPLOAD_MANIFEST sends
   std::string mode() const { return base.server_mode ? "server" : "client"; }

@@ -9,6 +9,7 @@
 #include "common/base/errors.h"
 #include "common/base/text.h"
 #include "common/crypto/crypto.h"
+#include "common/pg/crc32c.h"
 #include "common/repo/json_entries.h"
 
 namespace pgvault {
@@ -94,20 +95,21 @@ ServerFiles checked_server_files(const std::string& text) {
 }
 
 // What is wrong with received file `f` (at `path`) by the server's entry; "" when nothing.
-std::string file_problem(const std::string& path, const ManifestFile& f, const ServerEntry& e) {
+std::string file_problem(const std::string& path, const ReceivedFile& f, const ServerEntry& e) {
   if (e.size != f.size) {
     return path + " has " + std::to_string(f.size) + " bytes, the server's manifest says " + std::to_string(e.size);
   }
   if (e.algorithm != "CRC32C") return path + ": the server's manifest has no CRC32C checksum (" + e.algorithm + ")";
-  if (!server_crc32c_matches(e.checksum, f.crc32c)) {
-    return path + " CRC-32C " + f.crc32c + " differs from the server's manifest " + e.checksum +
+  const std::string ours = crc32c_hex(f.crc32c);
+  if (!server_crc32c_matches(e.checksum, ours)) {
+    return path + " CRC-32C " + ours + " differs from the server's manifest " + e.checksum +
            " (PostgreSQL prints the bytes of the value as they lie in its memory: " +
-           crc32c_as_server_prints(f.crc32c, std::endian::little) + " on a little-endian server)";
+           crc32c_as_server_prints(ours, std::endian::little) + " on a little-endian server)";
   }
   return "";
 }
 
-std::vector<std::string> differences(ServerFiles& server, const std::vector<ManifestFile>& files) {
+std::vector<std::string> differences(ServerFiles& server, const std::vector<ReceivedFile>& files) {
   std::vector<std::string> problems;
   for (const auto& f : files) {
     std::string path = f.tablespace ? "pg_tblspc/" + std::to_string(f.tablespace) + "/" + f.path : f.path;
@@ -127,7 +129,7 @@ std::vector<std::string> differences(ServerFiles& server, const std::vector<Mani
 
 }  // namespace
 
-void verify_server_manifest(const std::string& text, const std::vector<ManifestFile>& files) {
+void verify_server_manifest(const std::string& text, const std::vector<ReceivedFile>& files) {
   ServerFiles server = checked_server_files(text);
   std::vector<std::string> problems = differences(server, files);
   if (!problems.empty()) {

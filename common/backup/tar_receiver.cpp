@@ -3,12 +3,48 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "common/backup/block_forms.h"
 #include "common/base/errors.h"
+#include "common/base/hex.h"
 #include "common/pg/relpath.h"
 
 namespace pgvault {
+
+namespace {
+
+// The value of `text` when it is in crc32c_hex() form (8 lowercase digits); else nullopt.
+std::optional<std::uint32_t> crc32c_value(const std::string& text) {
+  if (text.size() != 8) return std::nullopt;
+  std::uint32_t v = 0;
+  for (char c : text) {
+    const int d = hex_digit_value(c);
+    if (d < 0) return std::nullopt;
+    v = v << 4 | static_cast<std::uint32_t>(d);
+  }
+  if (crc32c_hex(v) != text) return std::nullopt;  // upper case digits
+  return v;
+}
+
+}  // namespace
+
+ParentFiles::ParentFiles(const std::vector<ManifestFile>& files) {
+  files_.reserve(files.size());
+  for (const auto& f : files) {
+    files_.push_back({f.path, f.tablespace, crc32c_value(f.crc32c), f.size});
+  }
+  // Stable: of a path listed twice the first entry is found, as std::map::emplace kept it.
+  std::stable_sort(files_.begin(), files_.end(), [](const ParentFile& a, const ParentFile& b) {
+    return std::tie(a.tablespace, a.path) < std::tie(b.tablespace, b.path);
+  });
+}
+
+const ParentFile* ParentFiles::find(std::uint32_t tablespace, const std::string& path) const {
+  auto it = std::lower_bound(files_.begin(), files_.end(), std::tie(tablespace, path),
+                             [](const ParentFile& f, const auto& key) { return std::tie(f.tablespace, f.path) < key; });
+  return it != files_.end() && it->tablespace == tablespace && it->path == path ? &*it : nullptr;
+}
 
 TarReceiver::TarReceiver(BackupManifest& m, BundleUploader& bundles, std::uint64_t bundle_size,
                          const IncrementalBase* inc)
@@ -80,9 +116,9 @@ void TarReceiver::plan_incremental(const TarEntry& e) {
     converter_ = std::make_unique<IncrementalFileConverter>(what, e.size, bs, sink_);
     return;
   }
-  auto it = inc_->parent_files.find({tablespace_, e.path});
-  if (it == inc_->parent_files.end() || capture_) return;
-  parent_entry_ = &it->second;
+  if (capture_) return;
+  parent_entry_ = inc_->parent_files.find(tablespace_, e.path);
+  if (!parent_entry_) return;
   auto rel = parse_relation_path(e.path, tablespace_ != 0);
   if (rel && e.size % bs == 0) {
     form_ = Form::Filtered;
@@ -144,7 +180,7 @@ void TarReceiver::end_stored_form() {
       break;
     case Form::Candidate:
       cur_.crc32c = crc_.hex();
-      if (cur_.crc32c == parent_entry_->crc32c) {
+      if (parent_entry_->crc32c == crc_.value()) {
         cur_.kind = FileKind::Unchanged;
       } else {
         place_in_bundle(cur_.size);
@@ -163,12 +199,7 @@ void TarReceiver::end_entry() {
     throw Error(ErrorKind::Corruption, archive_ + ": " + cur_.path + " ended after " + std::to_string(received_) +
                                            " of " + std::to_string(cur_.size) + " bytes");
   }
-  ManifestFile raw;
-  raw.path = received_path_;
-  raw.tablespace = tablespace_;
-  raw.size = received_;
-  raw.crc32c = crc_.hex();
-  received_files_.push_back(std::move(raw));
+  received_files_.push_back({received_path_, tablespace_, crc_.value(), received_});
   end_stored_form();
   if (capture_) {
     if (cur_.path == "backup_label") m_.backup_label = captured_;

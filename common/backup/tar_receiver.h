@@ -15,12 +15,14 @@
 // Memory per file in flight: one block-diff chunk, one block, an INCREMENTAL header's block numbers, or
 // at most kUnchangedBufferMax bytes (block_forms.h).
 // received_files() keeps every file as the server sent it (INCREMENTAL.* names, their bytes' size and
-// CRC-32C) for the check against the server's backup_manifest.
+// CRC-32C) for the check against the server's backup_manifest: a ReceivedFile each, path, tablespace,
+// size and the CRC-32C as a number (about 48 bytes and the path, not a ManifestFile's ~200).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,12 +39,44 @@ class ChangedBlockFilter;
 
 inline constexpr std::uint64_t kUnchangedBufferMax = 1u << 20;
 
+// A file as the server sent it: what the check against the server's backup_manifest needs.
+struct ReceivedFile {
+  std::string path;
+  std::uint32_t tablespace = 0;
+  std::uint32_t crc32c = 0;  // CRC-32C of the bytes received (the value; crc32c_hex() gives the text)
+  std::uint64_t size = 0;
+};
+
+// A parent's file as client mode uses it: its size, and its CRC-32C when the parent's manifest has one
+// in crc32c_hex() form (any other text never matches, as a text comparison would not).
+struct ParentFile {
+  std::string path;
+  std::uint32_t tablespace = 0;
+  std::optional<std::uint32_t> crc32c;
+  std::uint64_t size = 0;
+};
+
+// The parent's files sorted by (tablespace, path), looked up by binary search: a sorted vector of
+// ParentFile costs ~56 bytes and the path per file, a std::map of whole ManifestFile entries ~250 and
+// the path twice.
+class ParentFiles {
+ public:
+  ParentFiles() = default;
+  explicit ParentFiles(const std::vector<ManifestFile>& files);
+  // Null when the parent has no such file.
+  const ParentFile* find(std::uint32_t tablespace, const std::string& path) const;
+  std::size_t size() const { return files_.size(); }
+
+ private:
+  std::vector<ParentFile> files_;
+};
+
 // What an incremental backup is taken against.
 struct IncrementalBase {
   bool server_mode = false;         // INCREMENTAL files from the server; else client-side block filtering
   std::uint32_t block_size = 8192;  // the server's block_size
   std::uint64_t since_lsn = 0;      // the parent's start LSN
-  std::map<std::pair<std::uint32_t, std::string>, ManifestFile> parent_files;  // (tablespace, path)
+  ParentFiles parent_files;         // client mode: the parent's files
 };
 
 class TarReceiver final : public TarHandler {
@@ -60,7 +94,7 @@ class TarReceiver final : public TarHandler {
   // pg_tblspc/<oid> -> target, from the data directory's archive.
   const std::map<std::uint32_t, std::string>& tablespace_links() const { return links_; }
   // Every file as received (path, tablespace, size, crc32c of the bytes the server sent).
-  const std::vector<ManifestFile>& received_files() const { return received_files_; }
+  const std::vector<ReceivedFile>& received_files() const { return received_files_; }
 
   void begin_entry(const TarEntry& e) override;
   void entry_data(ByteView d) override;
@@ -102,12 +136,12 @@ class TarReceiver final : public TarHandler {
   BundleSink sink_{*this};
   std::unique_ptr<IncrementalFileConverter> converter_;
   std::unique_ptr<ChangedBlockFilter> filter_;
-  const ManifestFile* parent_entry_ = nullptr;
+  const ParentFile* parent_entry_ = nullptr;
   Bytes held_;
   bool capture_ = false;
   std::string captured_;
   std::map<std::uint32_t, std::string> links_;
-  std::vector<ManifestFile> received_files_;
+  std::vector<ReceivedFile> received_files_;
 };
 
 }  // namespace pgvault

@@ -44,17 +44,12 @@ std::string server_manifest(const std::vector<std::tuple<std::string, std::uint6
   return body + "\"Manifest-Checksum\": \"" + hex_of(body) + "\"}\n";
 }
 
-ManifestFile file(const std::string& path, const std::string& content, std::uint32_t ts = 0) {
-  ManifestFile f;
-  f.path = path;
-  f.tablespace = ts;
-  f.size = content.size();
-  f.crc32c = crc_of(content);
-  return f;
+ReceivedFile file(const std::string& path, const std::string& content, std::uint32_t ts = 0) {
+  return {path, ts, crc32c(as_bytes(content)), content.size()};
 }
 
 TEST(ServerManifest, MatchingFilesPass) {
-  std::vector<ManifestFile> files = {file("backup_label", "label"), file("base/1/1259", "data"),
+  std::vector<ReceivedFile> files = {file("backup_label", "label"), file("base/1/1259", "data"),
                                      file("PG_15_202209061/5/16390", "ts", 16384)};
   std::string m = server_manifest({{"backup_label", 5, server_crc("label")},
                                    {"base/1/1259", 4, server_crc("data")},
@@ -67,13 +62,13 @@ TEST(ServerManifest, Crc32cIsTheValuesBytesInMemoryOrder) {
   // integration test checks this against a real server), a big-endian one "e3069283".
   EXPECT_EQ(crc_of("123456789"), "e3069283");
   EXPECT_EQ(server_crc("123456789"), "839206e3");
-  std::vector<ManifestFile> files = {file("a", "123456789")};
+  std::vector<ReceivedFile> files = {file("a", "123456789")};
   EXPECT_NO_THROW(verify_server_manifest(server_manifest({{"a", 9, "839206e3"}}), files));
   EXPECT_NO_THROW(verify_server_manifest(server_manifest({{"a", 9, "839206E3"}}), files));
   EXPECT_NO_THROW(verify_server_manifest(server_manifest({{"a", 9, "e3069283"}}), files));
 }
 
-void expect_corruption(const std::string& m, const std::vector<ManifestFile>& files, const std::string& needle) {
+void expect_corruption(const std::string& m, const std::vector<ReceivedFile>& files, const std::string& needle) {
   try {
     verify_server_manifest(m, files);
     FAIL() << "no error, expected " << needle;
@@ -84,7 +79,7 @@ void expect_corruption(const std::string& m, const std::vector<ManifestFile>& fi
 }
 
 TEST(ServerManifest, DifferencesAreCorruption) {
-  std::vector<ManifestFile> files = {file("a", "aaa"), file("b", "bbb")};
+  std::vector<ReceivedFile> files = {file("a", "aaa"), file("b", "bbb")};
   expect_corruption(server_manifest({{"a", 3, server_crc("aaa")}, {"b", 4, server_crc("bbb")}}), files,
                     "b has 3 bytes, the server's manifest says 4");
   // A wrong CRC-32C names the file, our value and the server's.
@@ -106,7 +101,7 @@ TEST(ServerManifest, DifferencesAreCorruption) {
 // entry the parse cannot use is refused (after the checksum, so damage in transit is named as such), and
 // anything in "Files" that is not an entry, or a second "Files", is refused.
 TEST(ServerManifest, EntriesTakenOneByOne) {
-  std::vector<ManifestFile> files;
+  std::vector<ReceivedFile> files;
   std::vector<std::tuple<std::string, std::uint64_t, std::string>> entries;
   for (int i = 0; i < 300; ++i) {
     const std::string path = "base/5/" + std::to_string(16384 + i), content = "c" + std::to_string(i);
@@ -117,7 +112,7 @@ TEST(ServerManifest, EntriesTakenOneByOne) {
   entries.pop_back();
   expect_corruption(server_manifest(entries), files, "base/5/16683 received but not in");
 
-  std::vector<ManifestFile> one = {file("a", "aaa")};
+  std::vector<ReceivedFile> one = {file("a", "aaa")};
   const std::string good = server_manifest({{"a", 3, server_crc("aaa")}});
   auto with = [](std::string m, const std::string& from, const std::string& to) {
     const auto at = m.find(from);

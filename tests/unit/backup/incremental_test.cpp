@@ -2,6 +2,7 @@
 // client-side block filter, the stored form of each file (TarReceiver) and the choice of the parent.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <map>
 
 #include "common/backup/block_forms.h"
@@ -185,7 +186,7 @@ TEST(ChangedBlocks, ShrunkFileAndEveryBlockMode) {
 
 struct Received {
   BackupManifest m;
-  std::vector<ManifestFile> raw;
+  std::vector<ReceivedFile> raw;
   testing::MemoryStorage storage;
 };
 
@@ -219,10 +220,8 @@ TEST(StoredForm, ClientModeForms) {
   Bytes rel = concat({page(0x100), page(since + 1)}), conf = bytes_of("a = 1\n"), conf2 = bytes_of("a = 2\n");
   IncrementalBase inc;
   inc.since_lsn = since;
-  for (const auto& f : {parent_entry("base/5/16384", rel), parent_entry("postgresql.auto.conf", conf),
-                        parent_entry("pg_ident.conf", conf)}) {
-    inc.parent_files[{0, f.path}] = f;
-  }
+  inc.parent_files = ParentFiles({parent_entry("base/5/16384", rel), parent_entry("postgresql.auto.conf", conf),
+                                  parent_entry("pg_ident.conf", conf)});
   Received r;
   receive(r, &inc, {{"base/5/16384", rel}, {"base/5/16390", rel}, {"postgresql.auto.conf", conf},
                     {"pg_ident.conf", conf2}, {"backup_label", conf}});
@@ -246,8 +245,43 @@ TEST(StoredForm, ClientModeForms) {
   EXPECT_EQ(decode(diff).blocks.size(), 1u);
   EXPECT_EQ(plain.size(), blocks.stored_size + rel.size() + 2 * conf.size());
   // What the server sent, for its manifest: raw sizes and checksums.
-  EXPECT_EQ(r.raw[0].crc32c, parent_entry("", rel).crc32c);
+  EXPECT_EQ(crc32c_hex(r.raw[0].crc32c), parent_entry("", rel).crc32c);
   EXPECT_EQ(r.raw[0].size, rel.size());
+}
+
+// The parent's files by (tablespace, path), whatever their order in the manifest; a CRC-32C counts only
+// in crc32c_hex() form, as the text comparison it replaces.
+TEST(StoredForm, ParentFilesLookup) {
+  const Bytes conf = bytes_of("a = 1\n");
+  std::vector<ManifestFile> files;
+  for (const char* p : {"z", "base/5/16384", "m", "a"}) files.push_back(parent_entry(p, conf));
+  files.push_back(parent_entry("PG_15_202209061/5/16390", conf));
+  files.back().tablespace = 16400;
+  files.push_back(parent_entry("upper", conf));
+  for (auto& c : files.back().crc32c) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  files.push_back(parent_entry("none", conf));
+  files.back().crc32c.clear();
+  const ParentFiles parent(files);
+  for (const char* p : {"z", "base/5/16384", "m", "a"}) {
+    const ParentFile* f = parent.find(0, p);
+    ASSERT_NE(f, nullptr) << p;
+    EXPECT_EQ(f->path, p);
+    EXPECT_EQ(f->size, conf.size());
+    EXPECT_EQ(f->crc32c, crc32c(conf));
+  }
+  EXPECT_EQ(parent.find(0, "b"), nullptr);
+  EXPECT_EQ(parent.find(0, "PG_15_202209061/5/16390"), nullptr);
+  ASSERT_NE(parent.find(16400, "PG_15_202209061/5/16390"), nullptr);
+  EXPECT_EQ(parent.find(16400, "a"), nullptr);
+  EXPECT_FALSE(parent.find(0, "upper")->crc32c.has_value());
+  EXPECT_FALSE(parent.find(0, "none")->crc32c.has_value());
+  // So a file of the parent's size and content whose parent entry has no usable CRC-32C is stored whole.
+  IncrementalBase inc;
+  inc.parent_files = ParentFiles(files);
+  Received r;
+  receive(r, &inc, {{"upper", conf}, {"m", conf}});
+  EXPECT_EQ(r.m.files[0].kind, FileKind::Full);
+  EXPECT_EQ(r.m.files[1].kind, FileKind::Unchanged);
 }
 
 TEST(StoredForm, ServerModeConvertsIncrementalFiles) {
@@ -263,7 +297,7 @@ TEST(StoredForm, ServerModeConvertsIncrementalFiles) {
   EXPECT_EQ(r.m.files[1].kind, FileKind::Full);
   EXPECT_EQ(r.raw[0].path, "base/5/INCREMENTAL.16384");
   EXPECT_EQ(r.raw[0].size, incr.size());
-  EXPECT_EQ(r.raw[0].crc32c, crc32c_hex(crc32c(incr)));
+  EXPECT_EQ(r.raw[0].crc32c, crc32c(incr));
   Received bad;
   EXPECT_THROW_KIND(receive(bad, &inc, {{"INCREMENTAL.pg_control", incr}}), ErrorKind::Corruption);
 }
