@@ -255,7 +255,7 @@ TEST(StoredForm, ParentFilesLookup) {
   const Bytes conf = bytes_of("a = 1\n");
   std::vector<ManifestFile> files;
   for (const char* p : {"z", "base/5/16384", "m", "a"}) files.push_back(parent_entry(p, conf));
-  files.push_back(parent_entry("PG_15_202209061/5/16390", conf));
+  files.push_back(parent_entry("zz", conf));  // a tablespace's file, after every path of the data directory
   files.back().tablespace = 16400;
   files.push_back(parent_entry("upper", conf));
   for (auto& c : files.back().crc32c) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -270,8 +270,8 @@ TEST(StoredForm, ParentFilesLookup) {
     EXPECT_EQ(f->crc32c, crc32c(conf));
   }
   EXPECT_EQ(parent.find(0, "b"), nullptr);
-  EXPECT_EQ(parent.find(0, "PG_15_202209061/5/16390"), nullptr);
-  ASSERT_NE(parent.find(16400, "PG_15_202209061/5/16390"), nullptr);
+  EXPECT_EQ(parent.find(0, "zz"), nullptr);
+  ASSERT_NE(parent.find(16400, "zz"), nullptr);
   EXPECT_EQ(parent.find(16400, "a"), nullptr);
   EXPECT_FALSE(parent.find(0, "upper")->crc32c.has_value());
   EXPECT_FALSE(parent.find(0, "none")->crc32c.has_value());
