@@ -227,6 +227,24 @@ TEST(BytePipe, PumpIntoMovesEveryByteInOrder) {
   EXPECT_EQ(none.finished, 0);
 }
 
+// Several chunks waiting at once (writes of 600 KiB are not merged: write() coalesces up to 1 MiB)
+// leave in the order they were written, front first; the tests above mostly find one merged chunk.
+TEST(BytePipe, WaitingChunksLeaveFrontFirst) {
+  BytePipe pipe(8u << 20, nullptr);
+  std::string expected;
+  for (char c : std::string("abcde")) {
+    const std::string piece(600u << 10, c);
+    pipe.write(as_bytes(piece));
+    expected += piece;
+  }
+  pipe.close();
+  CollectChunks sink;
+  EXPECT_EQ(pipe.pump_into(sink), expected.size());
+  EXPECT_EQ(sink.chunks.size(), 5u);
+  EXPECT_TRUE(sink.got == expected);  // not EXPECT_EQ: 3 MiB of text in a failure message
+  EXPECT_EQ(sink.finished, 1);
+}
+
 TEST(BytePipe, ConsumerFailureReachesProducer) {
   BytePipe pipe(10, nullptr);
   pipe.fail(std::make_exception_ptr(Error(ErrorKind::Transient, "storage down")));
