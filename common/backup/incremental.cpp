@@ -124,7 +124,7 @@ std::optional<IncrementalPlan> plan_incremental(Repository& repo, ReplicationCon
   plan.base.server_mode = choose_server_mode(repo, conn, server, plan, no_fallback);
   plan.parent.require_files("an incremental backup's parent");
   if (!plan.base.server_mode) plan.base.parent_files = ParentFiles(plan.parent.files);
-  std::vector<ManifestFile>().swap(plan.parent.files);  // all the backup needs of them is in parent_files
+  plan.parent.drop_files();  // all the backup needs of them is in parent_files
   spdlog::info("{} backup on parent {} ({} mode)", differential ? "differential" : "incremental", plan.parent.label,
                plan.mode());
   return plan;

@@ -150,8 +150,7 @@ void add_backups(Repository& repo, Inventory& inv) {
     }
     try {
       BackupManifest m = read_manifest(repo, f.label);
-      m.files_dropped = m.files.size();
-      std::vector<ManifestFile>().swap(m.files);  // its memory too (clear() and = {} keep the capacity)
+      m.drop_files();
       inv.backups.push_back(std::move(m));
       if (f.has_marks) add_marks(repo, inv, f.label);
     } catch (const Error& e) {

@@ -350,6 +350,11 @@ void BackupManifest::require_files(const char* use) const {
   }
 }
 
+void BackupManifest::drop_files() {
+  if (!files_dropped) files_dropped = files.size();
+  std::vector<ManifestFile>().swap(files);  // its memory too (clear() and = {} keep the capacity)
+}
+
 std::string BackupManifest::to_json() const {
   require_files("writing a manifest");
   const std::string head = head_json();

@@ -134,6 +134,8 @@ struct BackupManifest {
   // Internal error naming `use` when the entries were dropped: a head passed where the files are read
   // (a restore, a copy or a check of nothing must not pass as done).
   void require_files(const char* use) const;
+  // Frees the file entries and their memory, recording their number in files_dropped.
+  void drop_files();
 
   // The manifest's text. Internal error when the entries were dropped (a manifest written without them
   // would lose the backup).
