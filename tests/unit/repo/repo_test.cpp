@@ -35,6 +35,13 @@ ErrorKind kind_of(const std::function<void()>& f) {
   return ErrorKind::Internal;
 }
 
+// `text` with its first `from` replaced by `to` (a test failure when there is none).
+std::string replaced_once(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
 // from_json refuses `text` as Corruption "backups/x/manifest.json: malformed manifest (...<needle>...)".
 void expect_malformed(const std::string& text, const std::string& needle) {
   try {
@@ -125,52 +132,56 @@ TEST(KeyRecord, WrongKeyFailsAtFirstUse) {
   EXPECT_EQ(kind_of([&] { wrong.read_key(); }), ErrorKind::Auth);
 }
 
-TEST(KeyRecord, PassphraseSaltIsStoredAndReused) {
+// A repository in memory keyed with a passphrase, holding object "x" ("hello") and its key record.
+struct PassphraseRepo {
   TempDir dir;
-  std::string pf = dir / "pass";
-  std::ofstream(pf) << "correct horse\n";
-  ::chmod(pf.c_str(), 0600);
   Config c;
-  c.encryption.method = Encryption::Aes256Gcm;
-  c.encryption.passphrase_file = pf;
-  auto storage = std::make_unique<MemoryStorage>();
-  MemoryStorage* mem = storage.get();
-  Repository repo(std::move(storage), c);
-  repo.put_bytes("x", as_bytes("hello"));
-  std::string rec(mem->objects["pgvault.key.json"].begin(), mem->objects["pgvault.key.json"].end());
-  EXPECT_NE(rec.find("scrypt"), std::string::npos);
-  auto copy = std::make_unique<MemoryStorage>();
-  copy->objects = mem->objects;
-  Repository again(std::move(copy), c);
-  Bytes got = again.get_bytes("x");
+  MemoryStorage* mem = nullptr;
+  std::unique_ptr<Repository> repo;
+
+  PassphraseRepo() {
+    std::string pf = dir / "pass";
+    std::ofstream(pf) << "correct horse\n";
+    ::chmod(pf.c_str(), 0600);
+    c.encryption.method = Encryption::Aes256Gcm;
+    c.encryption.passphrase_file = pf;
+    auto storage = std::make_unique<MemoryStorage>();
+    mem = storage.get();
+    repo = std::make_unique<Repository>(std::move(storage), c);
+    repo->put_bytes("x", as_bytes("hello"));
+  }
+  std::string record() const {
+    const Bytes& r = mem->objects.at("pgvault.key.json");
+    return std::string(r.begin(), r.end());
+  }
+  // Another Repository over a copy of the objects, its key record replaced by `record`.
+  std::unique_ptr<Repository> copy_with_record(const std::string& record) const {
+    auto copy = std::make_unique<MemoryStorage>();
+    copy->objects = mem->objects;
+    copy->objects["pgvault.key.json"] = Bytes(record.begin(), record.end());
+    return std::make_unique<Repository>(std::move(copy), c);
+  }
+};
+
+TEST(KeyRecord, PassphraseSaltIsStoredAndReused) {
+  PassphraseRepo p;
+  EXPECT_NE(p.record().find("scrypt"), std::string::npos);
+  Bytes got = p.copy_with_record(p.record())->get_bytes("x");
   EXPECT_EQ(std::string(got.begin(), got.end()), "hello");
 }
 
 TEST(KeyRecord, KdfParametersThatAreNotIntegersAreCorruption) {
-  TempDir dir;
-  std::string pf = dir / "pass";
-  std::ofstream(pf) << "correct horse\n";
-  ::chmod(pf.c_str(), 0600);
-  Config c;
-  c.encryption.method = Encryption::Aes256Gcm;
-  c.encryption.passphrase_file = pf;
-  auto storage = std::make_unique<MemoryStorage>();
-  MemoryStorage* mem = storage.get();
-  Repository repo(std::move(storage), c);
-  repo.put_bytes("x", as_bytes("hello"));
-  const std::string rec(mem->objects["pgvault.key.json"].begin(), mem->objects["pgvault.key.json"].end());
+  PassphraseRepo p;
+  const std::string rec = p.record();
   for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{{"\"r\": 8", "\"r\": 8.5"},
                                                                                {"\"p\": 1", "\"p\": -1"}}) {
     SCOPED_TRACE(to);
     std::string bad = rec;
     ASSERT_NE(bad.find(from), std::string::npos) << rec;
     bad.replace(bad.find(from), from.size(), to);
-    auto copy = std::make_unique<MemoryStorage>();
-    copy->objects = mem->objects;
-    copy->objects["pgvault.key.json"] = Bytes(bad.begin(), bad.end());
-    Repository again(std::move(copy), c);
+    auto again = p.copy_with_record(bad);
     try {
-      again.read_key();
+      again->read_key();
       ADD_FAILURE() << "accepted";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
@@ -423,12 +434,7 @@ TEST(Manifest, FileEntryMembersAreCheckedOneByOne) {
   m.start_wal = m.stop_wal = "000000010000000000000002";
   m.files.push_back({"PG_VERSION", 0, 3, 0600, 1, "e3069283", 0, 0, ""});
   const std::string text = m.to_json();
-  auto with = [&](const std::string& from, const std::string& to) {
-    std::string t = text;
-    const auto at = t.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    return at == std::string::npos ? t : t.replace(at, from.size(), to);
-  };
+  auto with = [&](const std::string& from, const std::string& to) { return replaced_once(text, from, to); };
   const std::string mode = "\"mode\": 384";
   expect_malformed(with(mode, "\"mode\": -1"), "file PG_VERSION: \"mode\" is not an integer from 0 to 4294967295");
   expect_malformed(with(mode, "\"mode\": 4294967296"), "file PG_VERSION: \"mode\" is not an integer");
@@ -469,12 +475,7 @@ TEST(Manifest, HeadNumbersAndBundleDigestsAreChecked) {
   m.bundles.push_back({0, 3, 20, std::string(64, 'a')});
   m.files.push_back({"PG_VERSION", 0, 3, 0600, 1, "e3069283", 0, 0, ""});
   const std::string text = m.to_json();
-  auto with = [&](const std::string& from, const std::string& to) {
-    std::string t = text;
-    const auto at = t.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    return at == std::string::npos ? t : t.replace(at, from.size(), to);
-  };
+  auto with = [&](const std::string& from, const std::string& to) { return replaced_once(text, from, to); };
   EXPECT_EQ(BackupManifest::from_json(text, "x").bundles.at(0).sha256, std::string(64, 'a'));
   expect_malformed(with("\"timeline\": 1", "\"timeline\": -1"), "(\"timeline\" is not an integer from 0 to 4294967295)");
   expect_malformed(with("\"timeline\": 1", "\"timeline\": 1.5"), "\"timeline\" is not an integer");
