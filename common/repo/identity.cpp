@@ -36,7 +36,7 @@ Identity identity_from_json(const json& j, const std::string& what) {
     Identity id;
     const std::string malformed = what + ": malformed identity";
     id.format = repo_json::integer_field<int>(j, "format", malformed);
-    id.system_identifier = std::stoull(j.at("system_identifier").get<std::string>());
+    id.system_identifier = repo_json::decimal_string_field(j, "system_identifier", malformed);
     id.pg_version = repo_json::integer_field<int>(j, "pg_version", malformed);
     id.wal_segment_size = repo_json::integer_field<std::uint32_t>(j, "wal_segment_size", malformed);
     id.created = j.value("created", "");
@@ -48,10 +48,6 @@ Identity identity_from_json(const json& j, const std::string& what) {
     return id;
   } catch (const json::exception& e) {
     throw Error(ErrorKind::Corruption, what + ": malformed identity (" + e.what() + ")");
-  } catch (const std::invalid_argument&) {
-    throw Error(ErrorKind::Corruption, what + ": malformed system_identifier");
-  } catch (const std::out_of_range&) {
-    throw Error(ErrorKind::Corruption, what + ": malformed system_identifier");
   }
 }
 

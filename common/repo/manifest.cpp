@@ -389,6 +389,7 @@ std::string BackupManifest::to_json() const {
 // sorts before "format").
 BackupManifest BackupManifest::from_json(const std::string& text, const std::string& what) {
   using repo_json::integer_field;
+  using repo_json::decimal_string_field;
   try {
     BackupManifest m;
     const std::string malformed = what + ": malformed manifest";
@@ -419,7 +420,7 @@ BackupManifest BackupManifest::from_json(const std::string& text, const std::str
     m.start_time = j.at("start_time").get<std::string>();
     m.stop_time = j.at("stop_time").get<std::string>();
     m.pg_version = integer_field<int>(j, "pg_version", malformed);
-    m.system_identifier = std::stoull(j.at("system_identifier").get<std::string>());
+    m.system_identifier = decimal_string_field(j, "system_identifier", malformed);
     m.wal_segment_size = integer_field<std::uint32_t>(j, "wal_segment_size", malformed);
     m.backup_label = j.at("backup_label").get<std::string>();
     m.tablespace_map = j.value("tablespace_map", "");

@@ -11,6 +11,7 @@
 
 #include "common/base/errors.h"
 #include "common/base/io.h"
+#include "common/base/text.h"
 
 namespace pgvault::repo_json {
 
@@ -47,6 +48,17 @@ T integer_field(const nlohmann::json& obj, const char* key, const std::string& m
   if (std::optional<T> n = integer_in_range<T>(obj.at(key))) return *n;
   throw Error(ErrorKind::Corruption, malformed + " (" + (whose.empty() ? "" : whose + ": ") + "\"" + key + "\" " +
                                          not_an_integer_of<T>() + ")");
+}
+
+// obj[key], a string holding a decimal number (parse_decimal_u64: digits only, no sign, space or leading
+// zero), such as a system identifier, which JSON numbers cannot carry exactly. A missing key throws as
+// at() does; anything else is Corruption "<malformed> (\"<key>\" is not a decimal number in a string)".
+inline std::uint64_t decimal_string_field(const nlohmann::json& obj, const char* key, const std::string& malformed) {
+  const nlohmann::json& v = obj.at(key);
+  if (v.is_string()) {
+    if (std::optional<std::uint64_t> n = parse_decimal_u64(v.get_ref<const std::string&>())) return *n;
+  }
+  throw Error(ErrorKind::Corruption, malformed + " (\"" + key + "\" is not a decimal number in a string)");
 }
 
 }  // namespace pgvault::repo_json

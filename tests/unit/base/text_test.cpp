@@ -1,4 +1,4 @@
-// Hex and ASCII case helpers (common/base/hex.h, common/base/text.h).
+// Hex, ASCII case and decimal helpers (common/base/hex.h, common/base/text.h).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -70,6 +70,21 @@ TEST(AsciiCase, RoundTripsHexDigits) {
   EXPECT_EQ(ascii_upper(to_hex(b)), "0ABCDEF0");
   EXPECT_EQ(from_hex(ascii_upper(to_hex(b))), b);
   EXPECT_EQ(ascii_lower(ascii_upper(to_hex(b))), to_hex(b));
+}
+
+TEST(Decimal, TakesExactlyADecimalNumber) {
+  EXPECT_EQ(parse_decimal_u64("0"), 0u);
+  EXPECT_EQ(parse_decimal_u64("7"), 7u);
+  EXPECT_EQ(parse_decimal_u64("7301234567890123456"), 7301234567890123456ull);
+  EXPECT_EQ(parse_decimal_u64("18446744073709551615"), 18446744073709551615ull);
+}
+
+TEST(Decimal, RefusesWhatStoullWouldBend) {
+  // Each of these std::stoull accepts (skipping, wrapping or stopping early) or PostgreSQL reads otherwise.
+  for (const char* bad : {"", " 7", "7 ", "+7", "-1", "-18446744073709551615", "12abc", "0x10", "010", "00",
+                          "18446744073709551616", "99999999999999999999", "123456789012345678901", "1.5", "1e3"}) {
+    EXPECT_EQ(parse_decimal_u64(bad), std::nullopt) << bad;
+  }
 }
 
 }  // namespace

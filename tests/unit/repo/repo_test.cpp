@@ -114,6 +114,30 @@ TEST(Identity, NumbersThatAreNotIntegersOfTheirTypeAreCorruption) {
   }
 }
 
+TEST(Identity, SystemIdentifierMustBeADecimalNumberInAString) {
+  auto identity_of = [](const std::string& sysid) {
+    auto mem = std::make_unique<MemoryStorage>();
+    std::string j = R"({"format": 1, "system_identifier": )" + sysid + R"(, "pg_version": 15, "wal_segment_size": 16777216})";
+    mem->objects["pgvault.json"] = Bytes(j.begin(), j.end());
+    Repository repo(std::move(mem), Config{});
+    return repo.identity();
+  };
+  EXPECT_EQ(identity_of("\"7301234567890123456\"")->system_identifier, 7301234567890123456ull);
+  // std::stoull wrapped "-1" to the largest value, skipped the space and stopped at the first letter.
+  for (const char* bad : {"\"-1\"", "\" 7301234567890123456\"", "\"7301234567890123456x\"", "\"+7\"",
+                          "\"18446744073709551616\"", "7301234567890123456", "\"\""}) {
+    SCOPED_TRACE(bad);
+    try {
+      identity_of(bad);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Corruption) << e.what();
+      EXPECT_NE(std::string(e.what()).find("(\"system_identifier\" is not a decimal number in a string)"),
+                std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(KeyRecord, WrongKeyFailsAtFirstUse) {
   TempDir dir;
   auto storage = std::make_unique<MemoryStorage>();
@@ -488,6 +512,13 @@ TEST(Manifest, HeadNumbersAndBundleDigestsAreChecked) {
   expect_malformed(with("\"plain_size\": 3", "\"plain_size\": 3e9"), "bundle 0: \"plain_size\" is not an integer");
   expect_malformed(with("\"index\": 0", "\"index\": -1"), "a bundle: \"index\" is not an integer");
   expect_malformed(with(std::string(64, 'a'), std::string(63, 'a')), "bundle 0: \"sha256\" is not 64 hex digits");
+  // The system identifier (a string: JSON numbers lose 64-bit integers) must be a decimal number exactly:
+  // std::stoull wrapped "-1" to 18446744073709551615 and read "42abc" as 42.
+  EXPECT_EQ(BackupManifest::from_json(text, "x").system_identifier, 0u);
+  for (const char* bad : {"\"-1\"", "\" 0\"", "\"0abc\"", "\"00\"", "0", "\"\""}) {
+    expect_malformed(with("\"system_identifier\": \"0\"", std::string("\"system_identifier\": ") + bad),
+                     "(\"system_identifier\" is not a decimal number in a string)");
+  }
   expect_malformed(with(std::string(64, 'a'), std::string(63, 'a') + "z"), "bundle 0: \"sha256\" is not 64 hex digits");
   try {  // a newer format is still refused as such, also when written as a float
     BackupManifest::from_json(with("\"format\": 2", "\"format\": 2.5"), "x");
