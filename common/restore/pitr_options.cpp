@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/base/errors.h"
+#include "common/base/text.h"
 #include "common/pg/wal.h"
 
 namespace pgvault {
@@ -14,10 +15,14 @@ RecoveryTarget recovery_target_from_flags(const TargetFlags& flags) {
   if (flags.time) return {TargetKind::Time, *flags.time, 0, parse_target_time(*flags.time)};
   if (flags.lsn) return {TargetKind::Lsn, *flags.lsn, parse_lsn(*flags.lsn, "--target-lsn"), 0};
   if (flags.xid) {
-    if (flags.xid->empty() || flags.xid->find_first_not_of("0123456789") != std::string::npos) {
-      throw Error(ErrorKind::InvalidInput, "--target-xid must be a transaction id (digits)");
+    // Decimal exactly, written back as read: PostgreSQL reads recovery_target_xid with strtoul(..., 0),
+    // so "010" would be xid 8 to it while the target was resolved as 10.
+    std::optional<std::uint64_t> xid = parse_decimal_u64(*flags.xid);
+    if (!xid) {
+      throw Error(ErrorKind::InvalidInput, "--target-xid must be a transaction id (decimal digits, no leading zero), "
+                                           "not \"" + *flags.xid + "\"");
     }
-    return {TargetKind::Xid, *flags.xid, 0, 0};
+    return {TargetKind::Xid, std::to_string(*xid), 0, 0};
   }
   if (flags.name) {
     if (flags.name->empty()) throw Error(ErrorKind::InvalidInput, "--target-name must not be empty");

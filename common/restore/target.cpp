@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "common/base/errors.h"
+#include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/restore/restore_steps.h"
 
@@ -97,15 +98,12 @@ std::optional<std::uint32_t> check_target_options(const RestoreOptions& opts) {
     throw Error(ErrorKind::InvalidInput, "--archive-mode must be off or preserve, not \"" + opts.archive_mode + "\"");
   }
   if (opts.target_timeline == "latest" || opts.target_timeline == "current") return std::nullopt;
-  try {
-    std::size_t used = 0;
-    unsigned long v = std::stoul(opts.target_timeline, &used);
-    if (used != opts.target_timeline.size() || v == 0 || v > 0xFFFFFFFFul) throw std::invalid_argument("range");
-    return static_cast<std::uint32_t>(v);
-  } catch (const std::logic_error&) {
+  std::optional<std::uint64_t> v = parse_decimal_u64(opts.target_timeline);
+  if (!v || *v == 0 || *v > 0xFFFFFFFFull) {
     throw Error(ErrorKind::InvalidInput, "--target-timeline must be latest, current or a timeline number, not \"" +
                                              opts.target_timeline + "\"");
   }
+  return static_cast<std::uint32_t>(*v);
 }
 
 }  // namespace restore_detail

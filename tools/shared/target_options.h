@@ -12,7 +12,7 @@ inline void add_target_options(CLI::App& app, TargetFlags& t) {
   auto* g = app.add_option_group("target", "recovery target (at most one; default: latest)");
   g->add_option("--target-time", t.time, "recover to this time; a time zone is required (2026-11-21 16:41:00+00)");
   g->add_option("--target-lsn", t.lsn, "recover to this WAL location (e.g. 0/5000060)");
-  g->add_option("--target-xid", t.xid, "recover to the commit of this transaction id");
+  g->add_option("--target-xid", t.xid, "recover to the commit of this transaction id (decimal, no leading zero)");
   g->add_option("--target-name", t.name, "recover to this restore point (pg_create_restore_point)");
   g->add_option("--target", t.special, "immediate (end of the backup) or latest")
       ->check(CLI::IsMember({"immediate", "latest"}));

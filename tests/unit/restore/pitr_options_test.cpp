@@ -51,6 +51,19 @@ TEST(PitrOptions, BadTargetsAreInvalidInput) {
   EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
 }
 
+TEST(PitrOptions, XidIsDecimalExactlyAsPostgresqlReadsIt) {
+  // PostgreSQL reads recovery_target_xid with strtoul(..., 0): "010" is octal 8 to it, so a leading zero
+  // is refused rather than resolved as 10 and stopped at 8; a sign or a space is no transaction id.
+  TargetFlags t;
+  t.xid = "18446744073709551615";  // a 64-bit xid (epoch and xid) is taken whole
+  EXPECT_EQ(recovery_target_from_flags(t).value, "18446744073709551615");
+  for (const char* bad : {"010", "0x10", "-1", "+5", " 5", "5 ", "18446744073709551616"}) {
+    SCOPED_TRACE(bad);
+    t.xid = bad;
+    EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
+  }
+}
+
 TEST(PitrOptions, TablespaceMapNeedsOldAndNew) {
   auto m = parse_tablespace_map({"/old=/new", "/a=/b=c"});
   ASSERT_EQ(m.size(), 2u);

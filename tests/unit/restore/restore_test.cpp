@@ -269,6 +269,18 @@ TEST(RestoreTest, FollowsTimelinesToTheTarget) {
   }
   o.target_timeline = "3";
   EXPECT_THROW(plan_restore(*fx.repo, inv, o), Error);
+  // A timeline number is decimal exactly: std::stoul wrapped "-4294967294" to 2 and skipped a space.
+  for (const char* bad : {"-4294967294", " 2", "+2", "02", "2x", "0", "4294967296"}) {
+    SCOPED_TRACE(bad);
+    o.target_timeline = bad;
+    try {
+      plan_restore(*fx.repo, inv, o);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::InvalidInput) << e.what();
+      EXPECT_NE(std::string(e.what()).find("--target-timeline must be"), std::string::npos) << e.what();
+    }
+  }
 }
 
 // --- Paths from the repository ---
