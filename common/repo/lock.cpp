@@ -17,6 +17,7 @@
 #include "common/base/threads.h"
 #include "common/crypto/crypto.h"
 #include "common/repo/layout.h"
+#include "common/repo/repo_json.h"
 
 namespace pgvault {
 namespace {
@@ -42,8 +43,14 @@ std::optional<LockHolder> parse_holder(const Bytes& data) {
     LockHolder h;
     h.tool = j.value("tool", "");
     h.host = j.value("host", "");
-    h.pid = j.value("pid", std::int64_t{0});
-    h.time = j.value("time", std::int64_t{0});
+    // A pid or time that is not an integer (a float, a string, 1e300) makes the record unreadable:
+    // the lock's age then comes from the object's mtime, never from a value get<>() truncated or wrapped.
+    for (auto [key, field] : {std::pair{"pid", &h.pid}, std::pair{"time", &h.time}}) {
+      if (!j.contains(key)) continue;
+      std::optional<std::int64_t> n = repo_json::integer_in_range<std::int64_t>(j.at(key));
+      if (!n) return std::nullopt;
+      *field = *n;
+    }
     h.token = j.value("token", "");
     return h;
   } catch (const json::exception&) {

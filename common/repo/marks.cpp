@@ -7,6 +7,7 @@
 #include "common/base/io.h"
 #include "common/repo/layout.h"
 #include "common/repo/repo.h"
+#include "common/repo/repo_json.h"
 
 namespace pgvault {
 
@@ -67,7 +68,7 @@ BackupMarks BackupMarks::from_json(const std::string& text, const std::string& w
   BackupMarks m;
   try {
     json j = json::parse(text);
-    if (j.at("format").get<int>() != kMarksFormat) {
+    if (repo_json::integer_in_range<int>(j.at("format")) != kMarksFormat) {
       throw Error(ErrorKind::Corruption, what + ": unknown marks format " + j.at("format").dump());
     }
     m.label = j.at("label").get<std::string>();

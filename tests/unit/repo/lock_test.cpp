@@ -147,5 +147,20 @@ TEST(RepositoryLockTest, UnparsableLockIsHeldUntilStale) {
   EXPECT_TRUE(lock.taken_over());
 }
 
+// A time that is not an integer is not read as one: get<>() truncated 4102444800.5 (2100) to a time in
+// the future, so the lock never grew old and blocked every run until deleted by hand. Such a record is
+// unreadable, and its age is the object's (MemoryStorage: mtime 0, stale).
+TEST(RepositoryLockTest, ANumberThatIsNotAnIntegerMakesTheRecordUnreadable) {
+  for (const char* bad : {R"("time": 4102444800.5)", R"("time": 1e300)", R"("pid": 12.5, "time": 4102444800)"}) {
+    SCOPED_TRACE(bad);
+    testing::MemoryStorage st;
+    write_all(st, "locks/retention", as_bytes(std::string(R"({"tool": "retention-prune", "host": "h", )") + bad +
+                                              R"(, "token": "x"})"));
+    auto lock = RepositoryLock::acquire(st, "retention", LockOptions{"retention-prune", 3600, kT0});
+    ASSERT_TRUE(lock.taken_over());
+    EXPECT_EQ(lock.taken_over()->time, 0);
+  }
+}
+
 }  // namespace
 }  // namespace pgvault

@@ -57,6 +57,8 @@ TEST(Marks, DecodeRefusesWhatTheChecksRefuse) {
   const std::string ok = R"({"format":1,"label":"L","keep":true,"annotations":{"a":"b"},"time":""})";
   EXPECT_TRUE(BackupMarks::from_json(ok, "m").keep);
   for (std::string bad : {R"({"format":2,"label":"L","keep":true,"annotations":{}})",
+                          R"({"format":1.5,"label":"L","keep":true,"annotations":{}})",  // get<int>() read 1
+                          R"({"format":"1","label":"L","keep":true,"annotations":{}})",
                           R"({"format":1,"label":"L","keep":"yes","annotations":{}})",
                           R"({"format":1,"label":"L","keep":true,"annotations":{"a b":"c"}})",
                           R"({"format":1,"label":"L","keep":true,"annotations":{"a":"\u0007"}})", "not json"}) {
