@@ -16,7 +16,11 @@ TEST(RestoreTest, TargetTimeParsing) {
   EXPECT_DOUBLE_EQ(parse_target_time("2026-01-01 00:01:00.25+00"), 1767225660.25);
   EXPECT_DOUBLE_EQ(parse_target_time("2026-01-01 02:01:00+02:00"), 1767225660.0);
   EXPECT_DOUBLE_EQ(parse_target_time("2025-12-31 19:01:00-0500"), 1767225660.0);
-  for (const char* bad : {"2026-01-01 00:01:00", "yesterday", "2026-01-01T00:01:00Zx", "2026-13-01 00:00:00Z"}) {
+  EXPECT_DOUBLE_EQ(parse_target_time("2028-02-29 00:00:00Z"), 1835395200.0);  // a leap day
+  // A day the month does not have is refused, as PostgreSQL refuses it (utc_seconds rolled it over).
+  for (const char* bad : {"2026-01-01 00:01:00", "yesterday", "2026-01-01T00:01:00Zx", "2026-13-01 00:00:00Z",
+                          "2026-11-31 00:00:00Z", "2026-02-29 00:00:00Z", "2100-02-29 00:00:00Z", " 2026-01-01 00:01:00Z",
+                          "+2026-01-01 00:01:00Z", "2026-01-01 -1:01:00Z"}) {
     EXPECT_THROW(parse_target_time(bad), Error) << bad;
   }
 }
