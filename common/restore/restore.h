@@ -89,7 +89,7 @@ struct RestoreOptions {
 // restore_command for postgresql.auto.conf: `wal_fetch` and `config_path` are shell-quoted when needed;
 // each `sets` entry becomes --set KEY=VALUE; a `repo` name becomes --repo NAME (wal-fetch then reads that
 // repository only; without it wal-fetch tries every configured repository in order). config_path ""
-// leaves --config out.
+// leaves --config out. A % in any of them is written as %% (PostgreSQL's escape for a literal %).
 std::string make_restore_command(const std::string& wal_fetch, const std::string& config_path,
                                  const std::vector<std::string>& sets, const std::string& repo = "");
 

@@ -35,13 +35,24 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-// A value in single quotes for postgresql.conf.
+// A value in single quotes for postgresql.conf. A control byte is written as a 3-digit octal escape, which
+// PostgreSQL's configuration scanner decodes: a raw newline (a restore point's name may hold one) would end
+// the quoted string, so the server refused the file and did not start.
 std::string conf_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "''";
-    else if (c == '\\') out += "\\\\";
-    else out += c;
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '\'') {
+      out += "''";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (b < 0x20 || b == 0x7f) {
+      const char octal[] = {'\\', static_cast<char>('0' + (b >> 6)), static_cast<char>('0' + ((b >> 3) & 7)),
+                            static_cast<char>('0' + (b & 7)), '\0'};
+      out += octal;
+    } else {
+      out += c;
+    }
   }
   return out + "'";
 }
@@ -75,7 +86,11 @@ std::string make_restore_command(const std::string& wal_fetch, const std::string
   if (!config_path.empty()) cmd += " --config " + shell_quote(config_path);
   for (const auto& s : sets) cmd += " --set " + shell_quote(s);
   if (!repo.empty()) cmd += " --repo " + shell_quote(repo);
-  return cmd + " %f %p";
+  // PostgreSQL replaces %f, %p and %r anywhere in the command and reads %% as %: a path holding
+  // "%f" would otherwise have the file name put into it.
+  std::string escaped;
+  for (char c : cmd) escaped += c == '%' ? std::string("%%") : std::string(1, c);
+  return escaped + " %f %p";
 }
 
 std::string restore_next_command(const RestoreOptions& opts) {

@@ -18,6 +18,9 @@ from helpers.pitr import (archive_info_json, base_push, create_marks, db_state, 
                           start_primary)
 
 EXIT_UNRECOVERABLE = 3
+# A restore point name with a quote, a newline and a backslash, created right after t1: pitr-prepare must
+# write it into postgresql.auto.conf so that the server reads it back (a raw newline made it refuse the file).
+ODD_NAME = "t1 it's\nline two\\end"
 
 
 def index_key(repo, segment: str) -> str:
@@ -48,6 +51,7 @@ def two_backups_around_t1(workspace, repo) -> dict:
     time.sleep(1.2)  # base-push records whole seconds: the time target must be surely after its end
     mark(pg, "A", 2)
     pg.psql("SELECT pg_create_restore_point('t1')")
+    pg.psql("SELECT pg_create_restore_point(E't1 it''s\\nline two\\\\end')")
     state_t1 = db_state(pg)
     xid = pg.psql("BEGIN; INSERT INTO marks (step) VALUES ('X'); "
                   "UPDATE pgbench_accounts SET abalance = abalance - 7 WHERE aid % 13 = 0; "
@@ -80,6 +84,7 @@ def test_targets_between_two_backups(workspace, repo):
     assert f"passed over: the archived WAL from backup {newer}'s start" in plan["why"], plan["why"]
 
     for kind, args, expected in [("name", ["--target-name", "t1"], state_t1),
+                                 ("odd-name", ["--target-name", ODD_NAME], state_t1),
                                  ("xid", ["--target-xid", xid], state_x),
                                  ("time", ["--target-time", when], state_x)]:
         restored, summary = recover(workspace, repo, f"r-{kind}", *args)
@@ -99,7 +104,7 @@ def test_targets_between_two_backups(workspace, repo):
     # archive-info --targets lists the restore point and the commit times of timeline 1.
     info = archive_info_json(repo, "--targets")
     points = [(p["name"], p["timeline"]) for p in info["targets"]["restore_points"]]
-    assert points == [("t1", 1)], info["targets"]
+    assert points == [("t1", 1), (ODD_NAME, 1)], info["targets"]
     assert info["targets"]["restore_points"][0]["lsn"] == resolution["lsn"]
     assert info["targets"]["timelines"][0]["last_commit"] > info["targets"]["timelines"][0]["first_commit"]
     assert archive_info_json(repo)["targets"] is None
@@ -131,4 +136,4 @@ def test_targets_resolved_on_s3(workspace, repo):
     err = refused(repo, workspace, "no-name", "--target-name", "never")
     assert 'restore point "never" was never created' in err and '"t1"' in err, err
     points = archive_info_json(repo, "--targets")["targets"]["restore_points"]
-    assert [p["name"] for p in points] == ["t1"]
+    assert [p["name"] for p in points] == ["t1", ODD_NAME]

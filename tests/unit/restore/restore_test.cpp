@@ -29,9 +29,30 @@ TEST(RestoreTest, RestoreCommandAndAutoConf) {
   EXPECT_EQ(make_restore_command("/usr/bin/wal-fetch", "/etc/p.toml", {"repository.path=/x"}),
             "/usr/bin/wal-fetch --config /etc/p.toml --set repository.path=/x %f %p");
   EXPECT_EQ(make_restore_command("/opt/my tools/wal-fetch", "", {}), "'/opt/my tools/wal-fetch' %f %p");
+  // A path holding "%f" must reach wal-fetch as it is: PostgreSQL reads %% as %.
+  EXPECT_EQ(make_restore_command("/usr/bin/wal-fetch", "/etc/100%full.toml", {"repository.path=/a%p"}),
+            "/usr/bin/wal-fetch --config /etc/100%%full.toml --set repository.path=/a%%p %f %p");
   std::string out = rewrite_auto_conf("# head\nrestore_command = 'old'\nRecovery_Target_Time = 'x'\nwork_mem = 1\n",
                                       "restore_command = 'new'\n");
   EXPECT_EQ(out, "# head\nwork_mem = 1\nrestore_command = 'new'\n");
+}
+
+TEST(RestoreTest, SettingsQuoteWhatPostgresqlsScannerReadsBack) {
+  // A restore point's name may hold a quote, a backslash and a newline: a raw newline ended the quoted
+  // string and the server refused postgresql.auto.conf. Control bytes are 3-digit octal escapes, which
+  // the scanner decodes (checked against PostgreSQL 15 with postgres -C recovery_target_name).
+  RestoreOptions o;
+  o.restore_command = "/usr/bin/wal-fetch %f %p";
+  o.target = {TargetKind::Name, "it's\nC:\\x\t\x7f", 0, 0};
+  RestorePlan plan;
+  const std::string conf = recovery_settings(o, plan);
+  EXPECT_NE(conf.find("recovery_target_name = 'it''s\\012C:\\\\x\\011\\177'\n"), std::string::npos) << conf;
+  for (std::size_t i = 0, line_start = 0; i < conf.size(); ++i) {  // a comment or one setting per line
+    if (conf[i] != '\n') continue;
+    const std::string line = conf.substr(line_start, i - line_start);
+    EXPECT_TRUE(line.starts_with("# ") || line.find(" = ") != std::string::npos) << line;
+    line_start = i + 1;
+  }
 }
 
 TEST(RestoreTest, RestoresVerifiedFilesAndRecoverySettings) {
