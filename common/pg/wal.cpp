@@ -79,7 +79,7 @@ std::uint64_t parse_lsn(std::string_view text, std::string_view what) {
                  std::string(what) + ": \"" + std::string(text) + "\" is not an LSN (expected e.g. 0/16B3748)");
   };
   if (slash == std::string_view::npos || slash == 0 || slash > 8 || text.size() - slash - 1 == 0 ||
-      text.size() - slash - 1 > 8) {
+      text.size() - slash - 1 > 8 || text.find('/', slash + 1) != std::string_view::npos) {
     throw bad();
   }
   auto hi = text.substr(0, slash), lo = text.substr(slash + 1);

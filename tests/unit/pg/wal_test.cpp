@@ -65,6 +65,8 @@ TEST(Lsn, ParseAndFormat) {
   EXPECT_THROW(parse_lsn("/1", "x"), Error);
   EXPECT_THROW(parse_lsn("1/", "x"), Error);
   EXPECT_THROW(parse_lsn("1/XYZ", "x"), Error);
+  EXPECT_THROW(parse_lsn("0/1/2", "x"), Error);  // std::stoul stopped at the second slash: read as 0/1
+  EXPECT_THROW(parse_lsn("0/12/", "x"), Error);
 }
 
 namespace {
