@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -88,7 +89,11 @@ std::uint64_t parse_size(const std::string& text, const std::string& what) {
   if (i == 0 || u == units.end() || i > 15) {
     throw Error(ErrorKind::Config, what + " must be a size such as \"64MiB\" (got \"" + text + "\")");
   }
-  return std::stoull(text.substr(0, i)) * u->second;
+  const std::uint64_t n = std::stoull(text.substr(0, i));
+  if (n > std::numeric_limits<std::uint64_t>::max() / u->second) {  // the product would wrap
+    throw Error(ErrorKind::Config, what + " is too large (got \"" + text + "\")");
+  }
+  return n * u->second;
 }
 
 std::int64_t parse_duration(const std::string& text, const std::string& what) {

@@ -275,6 +275,9 @@ TEST(Config, SizesAndDurations) {
   EXPECT_EQ(parse_size("1GiB", "x"), 1ull << 30);
   EXPECT_THROW(parse_size("MiB", "x"), Error);
   EXPECT_THROW(parse_size("-5MiB", "x"), Error);
+  EXPECT_EQ(parse_size("16777215TiB", "x"), 16777215ull << 40);
+  EXPECT_THROW(parse_size("16777216TiB", "x"), Error);  // 2^64 bytes: the product wrapped to 0
+  EXPECT_THROW(parse_size("999999999999999GiB", "x"), Error);
   EXPECT_EQ(parse_duration("30d", "x"), 30 * 86400);
   EXPECT_EQ(parse_duration("2w", "x"), 14 * 86400);
   EXPECT_EQ(parse_duration("12h", "x"), 12 * 3600);
