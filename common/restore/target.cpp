@@ -2,6 +2,7 @@
 // with a target. parse_target_time stays here rather than in base/: it reads what a user types (any
 // zone, a fraction of a second), while parse_iso8601 (repo/manifest.h) reads only the UTC times pgvault
 // writes itself.
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
@@ -55,8 +56,12 @@ int days_in_month(int year, int month) {
 
 double parse_target_time(const std::string& text) {
   int y, mo, d, h, mi, s, n = 0;
-  // sscanf's %d would also skip leading space and take a sign ("-026-11-21 ..."): a year is digits.
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) throw bad_time(text, "not a date and time");
+  // A year is 4 digits: sscanf's %d would also skip leading space and take a sign, and PostgreSQL reads
+  // a shorter first field by its DateStyle ("26-11-21": month 26 by default), never as the year %4d read.
+  if (text.size() < 5 || text[4] != '-' ||
+      !std::all_of(text.begin(), text.begin() + 4, [](unsigned char c) { return std::isdigit(c); })) {
+    throw bad_time(text, "not a date and time");
+  }
   if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*[ T]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6) {
     throw bad_time(text, "not a date and time");
   }

@@ -20,7 +20,7 @@ TEST(RestoreTest, TargetTimeParsing) {
   // A day the month does not have is refused, as PostgreSQL refuses it (utc_seconds rolled it over).
   for (const char* bad : {"2026-01-01 00:01:00", "yesterday", "2026-01-01T00:01:00Zx", "2026-13-01 00:00:00Z",
                           "2026-11-31 00:00:00Z", "2026-02-29 00:00:00Z", "2100-02-29 00:00:00Z", " 2026-01-01 00:01:00Z",
-                          "+2026-01-01 00:01:00Z", "2026-01-01 -1:01:00Z"}) {
+                          "+2026-01-01 00:01:00Z", "2026-01-01 -1:01:00Z", "26-01-01 00:01:00Z", "0026-1"}) {
     EXPECT_THROW(parse_target_time(bad), Error) << bad;
   }
 }
