@@ -26,6 +26,12 @@ RecoveryTarget recovery_target_from_flags(const TargetFlags& flags) {
   }
   if (flags.name) {
     if (flags.name->empty()) throw Error(ErrorKind::InvalidInput, "--target-name must not be empty");
+    // PostgreSQL's limit for restore point names (MAXFNAMELEN - 1): a longer recovery_target_name makes
+    // the restored server refuse to start.
+    if (flags.name->size() > 63) {
+      throw Error(ErrorKind::InvalidInput, "--target-name is " + std::to_string(flags.name->size()) +
+                                               " bytes; a restore point name has at most 63");
+    }
     return {TargetKind::Name, *flags.name, 0, 0};
   }
   if (flags.special && *flags.special == "immediate") return {TargetKind::Immediate, "", 0, 0};

@@ -46,6 +46,10 @@ TEST(PitrOptions, BadTargetsAreInvalidInput) {
   t = {};
   t.name = "";
   EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
+  t.name = std::string(64, 'n');  // PostgreSQL refuses a recovery_target_name of 64 bytes or more
+  EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
+  t.name = std::string(63, 'n');
+  EXPECT_EQ(recovery_target_from_flags(t).value, t.name);
   t = {};
   t.time = "2026-11-21 16:41:00";  // no zone
   EXPECT_THROW_KIND(recovery_target_from_flags(t), ErrorKind::InvalidInput);
