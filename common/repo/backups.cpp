@@ -52,8 +52,8 @@ BackupManifest read_manifest(Repository& repo, const std::string& label) {
 }
 
 void write_manifest(Repository& repo, const BackupManifest& m) {
-  std::string text = m.to_json();
-  repo.put_bytes(keys::backup_manifest(m.label), as_bytes(text), PutOptions{.if_absent = true, .size = {}});
+  ManifestText text(m);  // made as the store reads it: tens of thousands of entries are never held as text
+  repo.put_object(keys::backup_manifest(m.label), text, PutOptions{.if_absent = true, .size = {}});
 }
 
 }  // namespace pgvault

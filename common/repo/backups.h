@@ -42,7 +42,7 @@ BackupListing list_backups(Repository& repo);
 
 // Reads and verifies one manifest. NotFound when the backup has no manifest.
 BackupManifest read_manifest(Repository& repo, const std::string& label);
-// Writes the manifest (the commit point of a backup).
+// Writes the manifest (the commit point of a backup), its text made as it is stored (ManifestText).
 void write_manifest(Repository& repo, const BackupManifest& m);
 
 }  // namespace pgvault

@@ -299,9 +299,6 @@ ManifestFile FileReader::checked() {
 
 }  // namespace
 
-// The file entries, most of a manifest (tens of thousands in a cluster with many tables), are written one
-// at a time into the text instead of as one JSON tree (about 0.6 KB of tree per file): the text is the
-// same as a whole tree's dump(1).
 std::string BackupManifest::head_json() const {
   json j;
   j["format"] = needs_format_3(*this) ? 3 : std::min(format, 2);
@@ -355,30 +352,52 @@ void BackupManifest::drop_files() {
   std::vector<ManifestFile>().swap(files);  // its memory too (clear() and = {} keep the capacity)
 }
 
-std::string BackupManifest::to_json() const {
-  require_files("writing a manifest");
-  const std::string head = head_json();
+ManifestText::ManifestText(const BackupManifest& m) : m_(m) {
+  m.require_files("writing a manifest");
+  std::string head = m.head_json();
   // dump(1) puts each top-level key on its own line with one space of indent; a string value cannot
   // hold a raw line break, so this line is the top-level key (nested keys have more indent).
   const std::string slot = "\n \"files\": []";
   const std::size_t at = head.find(slot);
-  if (at == std::string::npos) throw Error(ErrorKind::Internal, "manifest of " + label + ": no files slot");
-  std::string out;
-  out.reserve(head.size() + files.size() * 220);
-  out.append(head, 0, at).append("\n \"files\": [");
-  bool first = true;
-  for (const auto& f : files) {
+  if (at == std::string::npos) throw Error(ErrorKind::Internal, "manifest of " + m.label + ": no files slot");
+  tail_ = (m.files.empty() ? "]" : "\n ]") + head.substr(at + slot.size()) + "\n";
+  head.resize(at);
+  piece_ = std::move(head.append("\n \"files\": ["));
+}
+
+bool ManifestText::next_piece() {
+  piece_.clear();
+  taken_ = 0;
+  if (next_file_ < m_.files.size()) {
     // An element of the top-level array sits two spaces in: dump(1) from no indent, shifted by two.
-    const std::string e = file_to_json(f, label).dump(1);
-    out.append(first ? "\n  " : ",\n  ");
-    first = false;
+    const std::string e = file_to_json(m_.files[next_file_], m_.label).dump(1);
+    piece_.append(next_file_++ == 0 ? "\n  " : ",\n  ");
     for (char c : e) {
-      out.push_back(c);
-      if (c == '\n') out.append("  ");
+      piece_.push_back(c);
+      if (c == '\n') piece_.append("  ");
     }
+  } else if (!tail_.empty()) {
+    piece_.swap(tail_);
   }
-  out.append(files.empty() ? "]" : "\n ]");
-  out.append(head, at + slot.size(), std::string::npos).append("\n");
+  return !piece_.empty();
+}
+
+std::size_t ManifestText::read(std::span<std::uint8_t> buf) {
+  std::size_t n = 0;
+  while (n < buf.size() && (taken_ < piece_.size() || next_piece())) {
+    const std::size_t k = std::min(buf.size() - n, piece_.size() - taken_);
+    std::copy_n(piece_.data() + taken_, k, buf.data() + n);
+    taken_ += k;
+    n += k;
+  }
+  return n;
+}
+
+std::string BackupManifest::to_json() const {
+  ManifestText src(*this);
+  std::string out;
+  std::array<std::uint8_t, 64 << 10> buf;
+  while (std::size_t n = src.read(buf)) out.append(reinterpret_cast<const char*>(buf.data()), n);
   return out;
 }
 

@@ -137,8 +137,8 @@ struct BackupManifest {
   // Frees the file entries and their memory, recording their number in files_dropped.
   void drop_files();
 
-  // The manifest's text. Internal error when the entries were dropped (a manifest written without them
-  // would lose the backup).
+  // The manifest's text (ManifestText's, whole). Internal error when the entries were dropped (a manifest
+  // written without them would lose the backup).
   std::string to_json() const;
   // The text without the file entries ("files": []), whether they were dropped or not: two heads are the
   // same backup's when these and file_count() are equal.
@@ -147,6 +147,26 @@ struct BackupManifest {
   // directory or its tablespace location (manifest_path_problem), a tablespace location that is not an
   // absolute path without ".." components, and an entry of a tablespace the manifest does not list.
   static BackupManifest from_json(const std::string& text, const std::string& what);
+};
+
+// The manifest's text (to_json()'s) made as it is read, one file entry at a time: write_manifest
+// (backups.h) streams it into the store, so neither a JSON tree of the file entries (about 0.6 KB per
+// file) nor the whole text (about 0.25 KB per file) is ever held. The text is the same as a whole tree's
+// dump(1). Internal error (at construction) when the entries were dropped, (from read()) at an entry
+// without a checksum. `m` must outlive the source and stay unchanged while it is read.
+class ManifestText final : public Source {
+ public:
+  explicit ManifestText(const BackupManifest& m);
+  std::size_t read(std::span<std::uint8_t> buf) override;
+
+ private:
+  bool next_piece();  // the next file entry, or the tail; false at the end
+
+  const BackupManifest& m_;
+  std::string piece_;  // the text being read: the head up to the files, one entry, or the tail
+  std::size_t taken_ = 0;
+  std::size_t next_file_ = 0;
+  std::string tail_;   // after the last entry; emptied once it is the piece
 };
 
 // Why `path` (a file or directory path from a manifest, relative to the data directory or to a tablespace

@@ -412,6 +412,14 @@ TEST(Manifest, FilesStreamedKeepTheTextAndTheOrder) {
   m.bundles.push_back({0, 8192, 100, std::string(64, 'e')});
   const std::string text = m.to_json();
   EXPECT_EQ(nlohmann::json::parse(text).dump(1) + "\n", text);
+  // What write_manifest streams: the same text, whatever the size of the reads.
+  for (std::size_t chunk : {1, 7, 4096}) {
+    ManifestText src(m);
+    std::string streamed;
+    std::vector<std::uint8_t> buf(chunk);
+    while (std::size_t n = src.read(buf)) streamed.append(reinterpret_cast<const char*>(buf.data()), n);
+    EXPECT_EQ(streamed, text) << chunk;
+  }
   BackupManifest back = BackupManifest::from_json(text, "x");
   ASSERT_EQ(back.files.size(), m.files.size());
   for (std::size_t i = 0; i < m.files.size(); ++i) {
