@@ -132,6 +132,33 @@ TEST(ServerManifest, EntriesTakenOneByOne) {
   expect_corruption(damaged, one, "checksum mismatch");
 }
 
+// The server's entries are checked as the parse hands them over, against the received files sorted by
+// their path in the manifest: the problems still come in the received files' order, then the server's
+// files not received by path; of a path listed twice the last entry counts (and it is named once);
+// tablespace files of several tablespaces are found by their "pg_tblspc/<oid>/" paths.
+TEST(ServerManifest, ProblemsInTheirOrder) {
+  std::vector<ReceivedFile> files = {file("z", "zz"), file("x", "x1", 16384), file("a", "aa"),
+                                     file("x", "x22", 163840), file("PG_15/1/2", "ts", 1638)};
+  const std::vector<std::tuple<std::string, std::uint64_t, std::string>> good = {
+      {"pg_tblspc/163840/x", 3, server_crc("x22")}, {"a", 5, server_crc("aa")},   {"a", 2, server_crc("aa")},
+      {"pg_tblspc/1638/PG_15/1/2", 2, server_crc("ts")}, {"pg_tblspc/16384/x", 2, server_crc("x1")},
+      {"z", 2, server_crc("zz")}};
+  EXPECT_NO_THROW(verify_server_manifest(server_manifest(good), files));
+
+  auto bad = good;
+  bad.pop_back();                                   // z: received, not listed
+  std::get<1>(bad[4]) = 3;                          // pg_tblspc/16384/x: wrong size
+  bad.emplace_back("c", 1, server_crc("c"));        // c and b: listed, not received (c twice)
+  bad.emplace_back("b", 1, server_crc("b"));
+  bad.emplace_back("c", 1, server_crc("c"));
+  expect_corruption(server_manifest(bad), files,
+                    "(4 problem(s)): z received but not in the server's manifest; pg_tblspc/16384/x has 2 bytes, the "
+                    "server's manifest says 3; b is in the server's manifest but was not received; c is in the "
+                    "server's manifest but was not received");
+  std::swap(bad[1], bad[2]);  // a's last entry now says 5 bytes
+  expect_corruption(server_manifest(bad), files, "a has 2 bytes, the server's manifest says 5");
+}
+
 TEST(PgSize, Units) {
   EXPECT_EQ(parse_pg_size("16MB"), 16u << 20);
   EXPECT_EQ(parse_pg_size("1GB"), 1u << 30);
