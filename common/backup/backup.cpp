@@ -76,7 +76,7 @@ struct BackupRun {
   const BackupClaim& claim;
   BackupManifest& m;
   Progress& progress;
-  const IncrementalPlan* plan = nullptr;  // null: a full backup
+  IncrementalPlan* plan = nullptr;        // null: a full backup
   bool manifest_attempted = false;
   std::vector<std::string> own_keys;      // objects written outside the bundles (the server's manifest)
   const RepositoryLock& lock;
@@ -177,11 +177,19 @@ void store_server_manifest(BackupRun& run, const std::string& text) {
   run.repo.put_bytes(key, as_bytes(text));
 }
 
-void take_backup(BackupRun& run, ReplicationConnection& conn, BundleUploader& uploader) {
+// The data in, checked and the server's manifest stored. The receiver's record of every file and the
+// server's manifest text end here, not held through the wait and the commit (at tens of thousands of
+// files each is MiBs next to the manifest's entries).
+void receive_and_check(BackupRun& run, ReplicationConnection& conn, BundleUploader& uploader) {
   TarReceiver receiver(run.m, uploader, run.opts.bundle_size, run.plan ? &run.plan->base : nullptr);
   StreamedBackup s = receive_backup(run, conn, uploader, receiver);
   check_received(run.m, s, receiver);
   store_server_manifest(run, s.server_manifest);
+}
+
+void take_backup(BackupRun& run, ReplicationConnection& conn, BundleUploader& uploader) {
+  receive_and_check(run, conn, uploader);
+  if (run.plan) run.plan->base.parent_files = ParentFiles();  // client mode: all files are in
   // The stop segment must be archived before the backup is usable.
   wait_for_segment(run.repo, run.m.stop_wal, run.opts.archive_timeout, run.progress);
   commit(run);
