@@ -96,8 +96,7 @@ bool choose_server_mode(Repository& repo, ReplicationConnection& conn, const Ser
     return false;
   }
   try {
-    Bytes text = repo.get_bytes(keys::backup_server_manifest(plan.parent.label));
-    plan.parent_server_manifest.assign(text.begin(), text.end());
+    plan.parent_server_manifest = repo.get_text(keys::backup_server_manifest(plan.parent.label));
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::NotFound) throw;
     spdlog::info("incremental backup: parent {} has no stored server backup_manifest, using client-side block mode",

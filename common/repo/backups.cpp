@@ -39,11 +39,7 @@ BackupListing list_backups(Repository& repo) {
 
 BackupManifest read_manifest(Repository& repo, const std::string& label) {
   std::string key = keys::backup_manifest(label);
-  std::string text;
-  {
-    Bytes data = repo.get_bytes(key);  // freed before the parse: a manifest is ~0.2 KB per file
-    text.assign(data.begin(), data.end());
-  }
+  const std::string text = repo.get_text(key);  // a manifest is ~0.22 KB per file
   BackupManifest m = BackupManifest::from_json(text, repo.describe() + "/" + key);
   if (m.label != label) {
     throw Error(ErrorKind::Corruption, repo.describe() + "/" + key + ": manifest is for backup " + m.label);

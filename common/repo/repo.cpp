@@ -109,6 +109,47 @@ Bytes Repository::get_bytes(const std::string& key) {
   return out;
 }
 
+namespace {
+
+// Gathers what it is given in chunks of 1 MiB (the last one partly filled), for one copy into a string
+// of the exact size at the end.
+class ChunkSink final : public Sink {
+ public:
+  void write(ByteView data) override {
+    while (!data.empty()) {
+      if (chunks_.empty() || chunks_.back().size() == kChunk) chunks_.emplace_back().reserve(kChunk);
+      Bytes& c = chunks_.back();
+      const std::size_t n = std::min(data.size(), kChunk - c.size());
+      c.insert(c.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
+      data = data.subspan(n);
+    }
+  }
+  void finish() override {}
+  std::string joined() {
+    std::size_t size = 0;
+    for (const auto& c : chunks_) size += c.size();
+    std::string out;
+    out.reserve(size);
+    for (auto& c : chunks_) {
+      out.append(reinterpret_cast<const char*>(c.data()), c.size());
+      Bytes().swap(c);  // each chunk's memory goes as soon as it is copied
+    }
+    return out;
+  }
+
+ private:
+  static constexpr std::size_t kChunk = 1u << 20;
+  std::vector<Bytes> chunks_;
+};
+
+}  // namespace
+
+std::string Repository::get_text(const std::string& key) {
+  ChunkSink sink;
+  get_object(key, sink);
+  return sink.joined();
+}
+
 Digest Repository::stored_digest(const std::string& key) {
   // One read of one version (size and trailer together): a HEAD then a ranged GET could pair the size
   // of one version with the trailer of a newer one while another writer replaces the object.

@@ -129,6 +129,11 @@ class Repository {
   // Small objects.
   void put_bytes(const std::string& key, ByteView plaintext, const PutOptions& opts = {});
   Bytes get_bytes(const std::string& key);
+  // The same as a string, for large texts (a manifest at tens of thousands of files is tens of MiB): the
+  // plaintext is gathered in chunks and copied once, so it costs at most twice its size, where a vector
+  // grown by doubling and a copy into a string cost up to three times (four when the copy went through a
+  // temporary).
+  std::string get_text(const std::string& key);
   // The digest recorded in an object's trailer, without reading its body (a claim; see codec.h): the
   // plaintext SHA-256, or for an encrypted object of format 2 a keyed claim (`keyed` set), which only
   // claim_of() can reproduce. Never compare it with a plaintext digest directly.

@@ -787,4 +787,17 @@ TEST(Repository, PutObjectCapsTheMatchTables) {
   EXPECT_EQ(repo.get_bytes("x"), text);
 }
 
+// get_text: the plaintext as a string, whole across its 1 MiB chunks (here 2 MiB and 3 bytes), and empty
+// for an empty object.
+TEST(Repository, GetTextJoinsTheChunks) {
+  Repository repo(std::make_unique<MemoryStorage>(), Config{});
+  std::string text((2u << 20) + 3, '\0');
+  std::mt19937 rng(11);
+  for (auto& c : text) c = static_cast<char>('a' + rng() % 26);
+  repo.put_bytes("t", as_bytes(text));
+  EXPECT_EQ(repo.get_text("t"), text);
+  repo.put_bytes("empty", {});
+  EXPECT_EQ(repo.get_text("empty"), "");
+}
+
 }  // namespace
