@@ -46,14 +46,16 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "print a JSON summary on stdout");
   pgvault::add_common_options(app, common);
   return pgvault::run_tool(pgvault::notifying(pgvault::tool_spec("base-push")), app, argc, argv, [&] {
-    // Blocks of 4 MiB and more (an S3 upload's parts, 5 MiB at least, and its buffer) are mapped and
-    // unmapped. Otherwise glibc raises its threshold to the size of the first such block freed (up to
-    // 32 MiB), later ones are carved from the threads' arenas and stay resident once freed, and the
-    // peak RSS grew with the database size (S3, pgbench scale 50 -> 200: 91 -> 135 MiB; with this
-    // 72 -> 83 MiB, for 10-20% more CPU: tests/bench/results/scale.md, 2026-12-02). Smaller blocks (the
-    // pipes' 1 MiB chunks, most of zstd's buffers) stay in the arenas, reused without new page faults.
-    ::mallopt(M_MMAP_THRESHOLD, 4 << 20);
     pgvault::Config config = pgvault::load_tool_config(common);
+    if (config.repository.type == "s3") {
+      // Into S3, blocks of 4 MiB and more (the uploads' buffers and parts, 5 MiB at least) are mapped and
+      // unmapped. Otherwise glibc raises its threshold to the size of the first such block freed (up to
+      // 32 MiB), later ones are carved from the threads' arenas and stay resident once freed, and the peak
+      // RSS grew with the database size (pgbench scale 50 -> 200: 91 -> 135 MiB; with this 72 -> 83 MiB,
+      // for 1.1-1.2x the CPU in page faults: tests/bench/results/scale.md, 2026-12-02). A local
+      // repository keeps glibc's default (its growth was smaller, and its backups are CPU-bound).
+      ::mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    }
     pgvault::BackupOptions opts = pgvault::backup_options_from_config(config);
     if (conninfo) opts.conninfo = *conninfo;
     if (checkpoint) opts.checkpoint = *checkpoint;
