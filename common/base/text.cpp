@@ -21,10 +21,8 @@ std::string ascii_upper(std::string_view s) {
 }
 
 std::optional<std::uint64_t> parse_decimal_u64(std::string_view s) {
+  // from_chars takes no sign or space for an unsigned type; the end check refuses anything after the digits.
   if (s.empty() || s.size() > 20 || (s.size() > 1 && s.front() == '0')) return std::nullopt;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-  }
   std::uint64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;

@@ -40,6 +40,16 @@ std::int64_t utc_seconds(int year, int month, int day, int hour, int minute, int
   return static_cast<std::int64_t>(timegm(&tm));
 }
 
+bool valid_utc_fields(int year, int month, int day, int hour, int minute, int second) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 ||
+      second > 60) {
+    return false;
+  }
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return day <= (month == 2 && leap ? 29 : kDays[month - 1]);
+}
+
 std::string format_utc(std::int64_t unix_time) {
   if (unix_time <= 0) return "";
   return strftime_utc(unix_time, "%Y-%m-%dT%H:%M:%SZ");
@@ -55,7 +65,10 @@ std::optional<std::int64_t> parse_iso8601_prefix(std::string_view text) {
   }
   auto year = digits(text, 0, 4), month = digits(text, 5, 2), day = digits(text, 8, 2);
   auto hour = digits(text, 11, 2), minute = digits(text, 14, 2), second = digits(text, 17, 2);
-  if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
+  if (!year || !month || !day || !hour || !minute || !second ||
+      !valid_utc_fields(*year, *month, *day, *hour, *minute, *second)) {
+    return std::nullopt;
+  }
   return utc_seconds(*year, *month, *day, *hour, *minute, *second);
 }
 

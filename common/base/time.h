@@ -13,6 +13,11 @@ namespace pgvault {
 // carry over as timegm(3) does (second 60 is the first second of the next minute).
 std::int64_t utc_seconds(int year, int month, int day, int hour, int minute, int second);
 
+// Whether the fields name a real UTC calendar time: month 1..12, a day its month has (leap years
+// counted), hour 0..23, minute 0..59, second 0..60 (a leap second). utc_seconds would carry any other
+// value over (2026-11-31 into December 1).
+bool valid_utc_fields(int year, int month, int day, int hour, int minute, int second);
+
 // "2026-11-21T16:41:00Z" (extended format); "" for t <= 0 (an unknown time).
 std::string format_utc(std::int64_t unix_time);
 
@@ -20,7 +25,8 @@ std::string format_utc(std::int64_t unix_time);
 std::string format_utc_compact(std::int64_t unix_time);
 
 // Reads "YYYY-MM-DDTHH:MM:SS" (digits exactly so) at the start of `text`, ignoring what follows (S3
-// lists "2026-11-21T16:41:00.000Z"); nullopt when the text does not start so.
+// lists "2026-11-21T16:41:00.000Z"); nullopt when the text does not start so or its fields are not a
+// real time (valid_utc_fields).
 std::optional<std::int64_t> parse_iso8601_prefix(std::string_view text);
 
 // Reads exactly "YYYY-MM-DDTHH:MM:SSZ", what format_utc writes. Throws ErrorKind::InvalidInput naming

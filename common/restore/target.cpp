@@ -46,12 +46,6 @@ long parse_zone(const std::string& text, std::size_t i) {
   return sign * (zh * 3600L + zm * 60L);
 }
 
-int days_in_month(int year, int month) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  return month == 2 && leap ? 29 : kDays[month - 1];
-}
-
 }  // namespace
 
 double parse_target_time(const std::string& text) {
@@ -78,10 +72,7 @@ double parse_target_time(const std::string& text) {
   long offset = parse_zone(text, i);
   // PostgreSQL refuses a day its month does not have (2026-11-31, 2026-02-29) and would not start; utc_seconds
   // would have rolled it into the next month.
-  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 ||
-      s < 0 || s > 60) {
-    throw bad_time(text, "out of range");
-  }
+  if (y < 1 || !valid_utc_fields(y, mo, d, h, mi, s)) throw bad_time(text, "out of range");
   return static_cast<double>(utc_seconds(y, mo, d, h, mi, s) - offset) + frac;
 }
 

@@ -56,6 +56,12 @@ TEST(UtcTime, PrefixIgnoresWhatFollows) {
   EXPECT_EQ(parse_iso8601_prefix("2026-11-21t16:41:00Z"), std::nullopt);
   EXPECT_EQ(parse_iso8601_prefix("2026-11-2xT16:41:00Z"), std::nullopt);
   EXPECT_EQ(parse_iso8601_prefix(""), std::nullopt);
+  // Digits in the right places are not enough: a time that does not exist is not carried over.
+  EXPECT_EQ(parse_iso8601_prefix("2028-02-29T00:00:00Z"), 1835395200);
+  for (const char* bad : {"2026-11-31T00:00:00Z", "2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
+                          "2026-00-01T00:00:00Z", "2026-11-21T24:00:00Z", "2026-11-21T16:60:00Z"}) {
+    EXPECT_EQ(parse_iso8601_prefix(bad), std::nullopt) << bad;
+  }
 }
 
 }  // namespace
