@@ -22,9 +22,13 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # of an integration test's time is spent waiting on servers, not computing.
 jobs="${PGVAULT_TEST_JOBS:-2}"
 status=0
+# Each stage says how long it took (CI's log is how its time budget is kept).
+stage_start=$SECONDS
+stage_done() { echo "=== $1: $((SECONDS - stage_start)) s ===" && stage_start=$SECONDS; }
 for kind in "${kinds[@]}"; do
   echo "=== $kind build ==="
   scripts/build.sh "$kind"
+  stage_done "$kind build"
   echo "=== $kind tests ==="
   if [ "$kind" = tsan ]; then
     # A race ends the process with exit code 66 (a tool run by pytest or by PostgreSQL too), and every
@@ -42,5 +46,6 @@ for kind in "${kinds[@]}"; do
   else
     (cd "build/$kind" && ctest --output-on-failure --timeout 1800 -j"$jobs") || status=1
   fi
+  stage_done "$kind tests"
 done
 exit $status
