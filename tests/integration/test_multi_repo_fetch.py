@@ -18,8 +18,7 @@ import pytest
 from conftest import fetch, push
 from helpers.faultproxy import FaultProxy
 from helpers.pitr import base_push, pitr_prepare, recover
-from helpers.proc import chown_to
-from helpers.repo import Repo, local_dirs, toml_text, wal_key
+from helpers.repo import Repo, local_dirs, wal_key, write_config
 
 ABORT = 200
 
@@ -31,8 +30,7 @@ def both(workspace, first: Repo, second: Repo, second_name: str, prefetch: int =
     settings = {"repository": first.settings["repository"], f"repositories.{second_name}": second.settings["repository"],
                 **local_dirs(workspace, "both")}  # spools, owed queue, local state
     settings["fetch"]["prefetch"] = prefetch
-    conf.write_text(toml_text(settings))
-    chown_to(conf)
+    write_config(conf, settings)
     view = copy.copy(first)
     view.config_path = conf
     return view

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import push
 from helpers.faultproxy import FaultProxy
-from helpers.proc import PG_USER, chown_to
-from helpers.repo import Repo, local_dirs, toml_text, wal_key
+from helpers.proc import PG_USER
+from helpers.repo import Repo, local_dirs, wal_key, write_config
 
 SEG_RE = r"^[0-9A-F]{24}$"
 
@@ -44,12 +44,10 @@ class TwoRepos:
 
     def write(self, **cloud):
         self.cloud_settings.update(cloud)
-        self.config_path.write_text(toml_text({
+        write_config(self.config_path, {
             "repository": dict(self.local.settings["repository"], name="local"),
             "repositories.cloud": dict(self.cloud.settings["repository"], **self.cloud_settings),
-            "push": self.push_settings, "fetch": dict(self.dirs["fetch"], prefetch=0), "check": self.dirs["check"]}))
-        os.chmod(self.config_path, 0o644)
-        chown_to(self.config_path)
+            "push": self.push_settings, "fetch": dict(self.dirs["fetch"], prefetch=0), "check": self.dirs["check"]})
 
     @property
     def archive_command(self):

@@ -43,6 +43,18 @@ def toml_text(settings: Mapping[str, Mapping[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def write_config(path: Path, settings: Mapping[str, Mapping[str, object]]) -> None:
+    """Writes a pgvault.toml readable by every user and owned by postgres, in one rename: a tool that
+    PostgreSQL starts while a test rewrites the config (archive_command keeps running) reads the old file
+    or the new one, never a half-written one (a file cut after [repository] reads as a config without its
+    local folders, and the tool then writes to its default locations)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(toml_text(settings))
+    os.chmod(tmp, 0o644)
+    chown_to(tmp)
+    os.replace(tmp, path)
+
+
 def local_dirs(workspace, name: str) -> dict[str, dict[str, object]]:
     """The settings that keep a config's local folders in the workspace, so that they go with it and each
     test starts from zero: the push and fetch spools, the owed queue and the local state ([check]
@@ -105,9 +117,7 @@ class Repo:
         """Merge settings ({"section": {"key": value}}) and rewrite the config file."""
         for section, values in settings.items():
             self.settings.setdefault(section, {}).update(values)
-        self.config_path.write_text(toml_text(self.settings))
-        os.chmod(self.config_path, 0o644)
-        chown_to(self.config_path)
+        write_config(self.config_path, self.settings)
         return self
 
     def write_key(self, key_hex: str = "00112233445566778899aabbccddeeff" * 2, name: str = "key") -> Path:
