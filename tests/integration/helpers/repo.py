@@ -46,8 +46,8 @@ def toml_text(settings: Mapping[str, Mapping[str, object]]) -> str:
 def write_config(path: Path, settings: Mapping[str, Mapping[str, object]]) -> None:
     """Writes a pgvault.toml readable by every user and owned by postgres, in one rename: a tool that
     PostgreSQL starts while a test rewrites the config (archive_command keeps running) reads the old file
-    or the new one, never a half-written one (a file cut after [repository] reads as a config without its
-    local folders, and the tool then writes to its default locations)."""
+    or the new one, never the empty file an in-place rewrite shows between truncation and write (read as
+    the defaults: the tool fails, but first makes its push spool at the default location)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(toml_text(settings))
     os.chmod(tmp, 0o644)
