@@ -49,6 +49,9 @@ def pytest_unconfigure(config):
 def configure_harness(config):
     config.addinivalue_line("markers", "pg_versions(min=15, max=None): run only on these PostgreSQL "
                                        "major versions (PGVAULT_PG_VERSION)")
+    config.addinivalue_line("markers", "server_independent: pgvault's own logic, for which the server only "
+                                       "supplies segments or a cluster; the version matrix (tests/CMakeLists.txt, "
+                                       "-m 'not server_independent') runs it on 15 only")
     # SIGTERM (e.g. from a CI runner) would end Python without running fixture teardowns or atexit
     # handlers; turn it into KeyboardInterrupt so the servers are stopped and temp dirs removed.
     def on_sigterm(signum, frame):

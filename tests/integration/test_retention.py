@@ -20,6 +20,8 @@ import os
 import time
 from typing import Optional
 
+import pytest
+
 from helpers.pitr import (archive_info, base_push, create_marks, db_state, mark, recover, segments,
                           start_primary)
 from helpers.proc import PG_USER, RunResult, make_dir, run
@@ -160,6 +162,7 @@ def test_full_backups_two_keeps_recovery_exact(workspace, repo):
 # 2. The window rule, with a faked clock
 # ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.server_independent
 def test_window_with_faked_clock(workspace, repo):
     pg, (b1, b2, b3) = three_quick_backups(workspace, repo)
     stop3 = stop_time_unix(b3)
@@ -195,6 +198,7 @@ def test_window_with_faked_clock(workspace, repo):
 # 3. Crash half-way
 # ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.server_independent
 def test_crash_after_manifest_delete_then_next_run_finishes(workspace, repo):
     pg, (b1, b2, b3) = three_quick_backups(workspace, repo)
     pg.wait_archived(pg.switch_wal())
@@ -235,6 +239,7 @@ def lock_record(host: str, pid: int, when: int) -> bytes:
                        "token": "other"}).encode()
 
 
+@pytest.mark.server_independent
 def test_lock_held_refuses_and_stale_lock_is_taken_over(workspace, repo):
     repo.update({"retention": {"full_backups": 1}})
     if repo.backend == "fs":  # Repo.write() chowns the file, not the directories it creates
@@ -265,6 +270,7 @@ def test_lock_held_refuses_and_stale_lock_is_taken_over(workspace, repo):
     assert repo.keys("locks/") == []
 
 
+@pytest.mark.server_independent
 def test_lock_taken_over_mid_run_stops_deleting(workspace, repo):
     pg, (b1, b2, b3) = three_quick_backups(workspace, repo)
     pg.wait_archived(pg.switch_wal())
@@ -288,6 +294,7 @@ def test_lock_taken_over_mid_run_stops_deleting(workspace, repo):
 # 5. Policy errors
 # ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.server_independent
 def test_bad_policy_is_a_config_error(workspace, repo):
     res = prune(repo)  # neither rule set
     assert res.rc == EXIT_USAGE

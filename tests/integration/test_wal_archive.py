@@ -136,6 +136,7 @@ def test_standby_keeps_waiting_on_repository_errors(workspace, repo):
 # `primary`, `recovery_dir`, `push` and `fetch` come from conftest.py (shared with the S3 fault tests).
 
 
+@pytest.mark.server_independent
 def test_push_relative_and_absolute_then_fetch_identical(primary, repo, recovery_dir):
     s0, s1 = primary.segments[0], primary.segments[1]
     r = push(primary, repo, f"pg_wal/{s0}")
@@ -173,6 +174,7 @@ def test_version_from_the_wal_page_magic_or_a_clear_refusal(primary, workspace, 
     assert not future.keys("wal/")
 
 
+@pytest.mark.server_independent
 def test_repush_identical_succeeds_different_is_refused(primary, repo, workspace):
     s0 = primary.segments[0]
     assert push(primary, repo, f"pg_wal/{s0}").rc == 0
@@ -224,6 +226,7 @@ def test_history_partial_and_backup_files(primary, repo, recovery_dir, workspace
     assert push(primary, repo, files / "00000002.history").rc == 3
 
 
+@pytest.mark.server_independent
 def test_foreign_cluster_is_refused(primary, repo, workspace):
     assert push(primary, repo, f"pg_wal/{primary.segments[0]}").rc == 0
     before = {k: repo.read(k) for k in repo.keys()}
@@ -239,6 +242,7 @@ def test_foreign_cluster_is_refused(primary, repo, workspace):
     assert {k: repo.read(k) for k in repo.keys()} == before
 
 
+@pytest.mark.server_independent
 def test_bad_input_gets_one_clear_line(primary, repo, workspace):
     s0 = primary.segments[0]
     cases = []
@@ -332,6 +336,7 @@ def test_fetch_errors_abort_recovery_or_read_as_missing_on_standby(primary, repo
     assert fetch(primary, repo, s1, dest, recovery_dir).rc == 0
 
 
+@pytest.mark.server_independent
 @pytest.mark.parametrize("compression", ["zstd", "none"])
 @pytest.mark.parametrize("encryption", ["none", "key", "passphrase"])
 def test_every_codec_combination_reads_back_under_any_config(primary, repo, recovery_dir, compression, encryption):
@@ -366,6 +371,7 @@ def test_every_codec_combination_reads_back_under_any_config(primary, repo, reco
         assert not (recovery_dir / "pg_wal/RECOVERYXLOG2").exists()
 
 
+@pytest.mark.server_independent
 def test_kill_9_during_push_leaves_nothing_visible(primary, repo, workspace, recovery_dir):
     """A push killed while writing leaves no object that wal-fetch could see; the next push succeeds."""
     # A 1 GiB segment (a valid WAL segment size) with a real long page header, so the write takes a while.
@@ -491,6 +497,7 @@ def test_lookahead_archives_every_segment_exactly_once(workspace, repo):
         assert r.rc == 0, r.stderr
 
 
+@pytest.mark.server_independent
 def test_lookahead_survives_kill_9(workspace, repo):
     repo.update({"push": {"parallel": 4, "spool": str(workspace.mkdir("push-spool"))}})
     pg = workspace.cluster("primary")
