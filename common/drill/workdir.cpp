@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -59,10 +60,29 @@ ServerUser server_user() {
 
 namespace {
 
+// The server's socket goes into the work directory, which must therefore suit PostgreSQL's
+// unix_socket_directories and libpq's host (both comma-separated lists, libpq's without any quoting)
+// and the kernel's limit on a socket path (108 bytes with its NUL, ".s.PGSQL.<port>" included).
+void check_socket_dir(const std::string& dir) {
+  constexpr std::size_t kSocketPathMax = sizeof(sockaddr_un::sun_path) - 1;
+  constexpr std::size_t kSocketName = sizeof("/.s.PGSQL.65535") - 1;
+  if (dir.find(',') != std::string::npos) {
+    throw Error(ErrorKind::InvalidInput, "work directory " + dir +
+                                             " contains a comma: the server's socket goes there, and PostgreSQL and "
+                                             "libpq read a socket directory as a comma-separated list");
+  }
+  if (dir.size() + kSocketName > kSocketPathMax) {
+    throw Error(ErrorKind::InvalidInput, "work directory " + dir + " is " + std::to_string(dir.size()) +
+                                             " bytes long: the server's socket goes there, so it may have at most " +
+                                             std::to_string(kSocketPathMax - kSocketName));
+  }
+}
+
 std::string new_temp_dir() {
   const char* tmp = std::getenv("TMPDIR");
   std::string base = tmp && *tmp ? tmp : "/var/tmp";
   std::string tmpl = base + "/pgvault-drill-XXXXXX";
+  check_socket_dir(tmpl);
   if (!mkdtemp(tmpl.data())) throw errno_error("create work directory " + tmpl, errno);
   return tmpl;
 }
@@ -76,6 +96,7 @@ WorkDir::WorkDir(const std::string& configured, const ServerUser& user) : user_(
     created_ = true;
   } else {
     path_ = fs::absolute(configured).lexically_normal().string();
+    check_socket_dir(path_);
     if (fs::exists(path_, ec)) {
       if (!fs::is_directory(path_, ec) || !fs::is_empty(path_, ec)) {
         throw Error(ErrorKind::InvalidInput, "work directory " + path_ + " is not an empty directory");

@@ -193,5 +193,12 @@ def test_drill_refuses_bad_options_before_touching_anything(workspace):
     rc, _, err = drill(repo, "--work-dir", str(busy))
     assert rc == 2 and "not an empty directory" in err, err
     assert (busy / "keep").read_text() == "x"
+    # The server's socket goes into the work directory: PostgreSQL and libpq split a socket directory
+    # at commas, and a socket path has at most 107 bytes.
+    for bad, why in ((workspace.path("drill,work"), "contains a comma"),
+                     (workspace.path("d" * 100), "bytes long")):
+        rc, _, err = drill(repo, "--work-dir", str(bad))
+        assert rc == 2 and why in err and str(bad) in err and len(err.strip().splitlines()) == 1, err
+        assert not bad.exists()
     rc, _, err = drill(repo, "--sql", str(sql_file(workspace, "empty.sql", "-- nothing\n")))
     assert rc == 2 and "holds no query" in err, err

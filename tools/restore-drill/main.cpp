@@ -33,8 +33,9 @@ void add_drill_options(CLI::App& app, Flags& f, pgvault::DrillOptions& opts) {
   app.add_option("--sql-database", f.sql_database, "the database the --sql queries run in ([drill] sql_database; postgres)");
   app.add_option("--bin-dir", f.bin_dir, "PostgreSQL server programs ([drill] bin_dir; default\n"
                                          "/usr/lib/postgresql/<the backup's major version>/bin)");
-  app.add_option("--work-dir", f.work_dir, "absent or empty directory to work in, removed (emptied) afterwards\n"
-                                           "([drill] work_dir; default: a new one under $TMPDIR or /var/tmp)");
+  app.add_option("--work-dir", f.work_dir, "absent or empty directory to work in, removed (emptied) afterwards; it holds\n"
+                                           "the server's socket: no comma, at most 92 bytes ([drill] work_dir;\n"
+                                           "default: a new one under $TMPDIR or /var/tmp)");
   app.add_option("--port", f.port, "the server's port, naming its socket ([drill] port; 0 = a free one)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--timeout", f.timeout, "for the server to start and recovery to end ([drill] timeout; 30m)")
