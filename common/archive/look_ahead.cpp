@@ -219,6 +219,11 @@ PushOutcome archive_detached(const Config& config, Repository& repo, const std::
 PushOutcome archive_command(const Config& config, const std::string& path, const std::function<bool()>& spawn_worker) {
   if (config.repositories.size() > 1) return archive_everywhere(config, path);
   Repository repo(open_storage(config), config);
+  // The first call makes the spool only for a repository that exists: a mistyped location or an
+  // unmounted directory fails the call (as below) without leaving a folder behind.
+  if (config.push.parallel > 1 && !path_exists(push_spool_dir(config.push.spool, {repo.describe()}, false))) {
+    repo.require_initialised();
+  }
   const std::string spool = push_spool(config, {repo.describe()});
   if (!spool.empty() && spawn_worker) return archive_detached(config, repo, path, spool, spawn_worker);
   if (!spool.empty() && pushed_ahead(spool, path)) {

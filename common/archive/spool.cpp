@@ -41,14 +41,14 @@ std::string spool_dir(const std::string& configured, const std::string& kind, co
 // A record says "durable in these repositories": a configured folder shared by calls for different
 // repositories (wal-push --repo a, then --repo b, or two configs) keeps each set's records apart, or
 // a record of one repository would let the call for another report a file it never stored.
-std::string push_spool_dir(const std::string& configured, const std::vector<std::string>& repo_describes) {
-  if (repo_describes.size() == 1 && configured.empty()) return spool_dir(configured, "push", repo_describes.front());
+std::string push_spool_dir(const std::string& configured, const std::vector<std::string>& repo_describes,
+                           bool create) {
   std::string joined;
   for (const auto& d : repo_describes) joined += d + "\n";
   if (repo_describes.size() == 1) joined = repo_describes.front();
   std::string dir = spool_base(configured, "push", joined);
   if (!configured.empty()) dir += (repo_describes.size() == 1 ? "/push-" : "/several-") + repo_hash(joined);
-  make_dirs(dir, 0700);
+  if (create) make_dirs(dir, 0700);
   return dir;
 }
 

@@ -44,7 +44,9 @@ std::string spool_dir(const std::string& configured, const std::string& kind, co
 // a folder of its own for that set ("push-<hash>" / "several-<hash>" in `configured`), so a record
 // written for a push into one repository never answers a call that must push into another one or into
 // several, nor the reverse (two configs or `--repo` calls may share one configured [push] spool).
-std::string push_spool_dir(const std::string& configured, const std::vector<std::string>& repo_describes);
+// Created (mode 0700) when missing and `create`.
+std::string push_spool_dir(const std::string& configured, const std::vector<std::string>& repo_describes,
+                           bool create = true);
 
 // The prefetch spool of repository `repo_describe` for database system `system_identifier`: a folder
 // inside spool_dir(configured, "fetch", repo_describe). Created (mode 0700) when missing and `create`.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -64,9 +65,12 @@ def test_no_tool_but_repo_init_creates_a_repository(primary, bare, workspace, re
         assert location(bare) in line and "repo-init" in line, line
         assert nothing_there(bare), bare.keys()
 
-    # wal-push (a segment, and a history file, which has no page header to check): a config error.
+    # wal-push (a segment, and a history file, which has no page header to check): a config error,
+    # and no push spool made for the location either.
+    spool = Path(bare.settings["push"]["spool"])
     refused(push(primary, bare, f"pg_wal/{s0}"), 2)
     refused(push(primary, bare, str(history)), 2)
+    assert list(spool.iterdir()) == [], list(spool.iterdir())
     # archive-info, with and without --verify: no verdict (3), never "0 problems".
     refused(tool(bare, "archive-info"), 3)
     refused(tool(bare, "archive-info", "--verify"), 3)
