@@ -50,5 +50,21 @@ TEST(Log, FileGetsInfoLinesEvenWhenStderrIsQuiet) {
   EXPECT_THROW_KIND(add_log_file("/proc/pgvault-test/x.log", "log.file"), ErrorKind::Config);  // not creatable
 }
 
+TEST(Log, EveryRecordIsOneLine) {
+  TempDir t;
+  init_logging("log-test");
+  add_log_file(t / "pgvault.log", "log.file");
+  spdlog::error("restore point \"a\nb\" was never created\r\t{}", std::string("\x01\x7f\\ok", 5));
+  spdlog::default_logger()->flush();
+  std::ifstream in(t / "pgvault.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.find('\n'), text.size() - 1) << text;  // only the record's own end
+  EXPECT_NE(text.find("error: restore point \"a\\nb\" was never created\\r\\t\\x01\\x7f\\ok"), std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace pgvault
