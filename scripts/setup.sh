@@ -12,7 +12,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libgtest-dev
   postgresql-15 postgresql-client-15 zstd
   python3 python3-pytest python3-botocore python3-cryptography python3-prometheus-client awscli
-  swift swift-proxy swift-account swift-container swift-object
+  swift swift-proxy swift-account swift-container swift-object memcached
   dpkg-dev file help2man podman podman-compose buildah debootstrap runc containernetworking-plugins
 )
 if [ "${PGVAULT_BENCH:-}" = 1 ]; then PACKAGES+=(pgbackrest hyperfine time barman-cli-cloud python3-snappy); fi
@@ -32,7 +32,7 @@ fetch_servers() {
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "setup: installing ${missing[*]}" >&2
-# Packages must not start services here (postgresql, swift): the tests start their own servers.
+# Packages must not start services here (postgresql, swift, memcached): the tests start their own servers.
 policy_added=0
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
