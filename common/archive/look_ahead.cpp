@@ -1,6 +1,5 @@
 // archive_command (archive.h): the called file, served from a look-ahead record or pushed, beside
 // look-ahead pushes of the files PostgreSQL will ask for next, or followed by the detached push worker.
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -83,7 +82,7 @@ class AheadQueue {
 void drain_ahead(AheadQueue& queue, const PushFn& push, const std::string& spool) {
   while (auto p = queue.take()) {
     push_ahead_one(push, spool, *p);
-    ::malloc_trim(0);
+    release_freed_memory();
   }
 }
 

@@ -172,7 +172,7 @@ void drain_backlog(PushBacklog& backlog, const PushFn& push, const std::string& 
   while (auto p = backlog.take()) {
     push_ahead_one(push, spool, *p);
     backlog.done(*p);
-    ::malloc_trim(0);
+    release_freed_memory();
   }
 }
 

@@ -1,5 +1,7 @@
 #include "common/base/threads.h"
 
+#include <malloc.h>
+
 #include <system_error>
 #include <utility>
 
@@ -33,6 +35,12 @@ void ThreadGroup::join() noexcept {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+}
+
+void release_freed_memory() noexcept {
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  ::malloc_trim(0);
+#endif
 }
 
 }  // namespace pgvault

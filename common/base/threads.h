@@ -46,4 +46,11 @@ class ThreadGroup {
   std::vector<std::thread> threads_;
 };
 
+// Hands the calling thread's freed heap memory back to the system (glibc's malloc_trim: glibc keeps
+// per-thread arenas, and a thread that pushes several files would grow the process's peak RSS). Safe
+// from several threads at once. Does nothing in a sanitizer build, whose allocator is not glibc's: there
+// glibc's malloc is never initialised before the threads start, and its first malloc_trim, called by two
+// threads at once, may crash inside glibc.
+void release_freed_memory() noexcept;
+
 }  // namespace pgvault
