@@ -30,6 +30,20 @@ status=0
 # Each stage says how long it took (CI's log is how its time budget is kept).
 stage_start=$SECONDS
 stage_done() { echo "=== $1: $((SECONDS - stage_start)) s ===" && stage_start=$SECONDS; }
+# CI shows only the end of its log, so the last lines name every stage's failed tests.
+summary=()
+# run_ctest KIND JOBS [ctest args...]: runs one stage's tests and notes in the summary what failed.
+run_ctest() {
+  local kind=$1 k_jobs=$2 failed
+  shift 2
+  if (cd "build/$kind" && ctest --output-on-failure --timeout 1800 -j"$k_jobs" "$@"); then
+    summary+=("$kind: all tests passed")
+  else
+    status=1
+    failed=$(sed 's/^[0-9]*://' "build/$kind/Testing/Temporary/LastTestsFailed.log" 2>/dev/null | tr '\n' ' ')
+    summary+=("$kind: FAILED ${failed:-(ctest did not say which)}")
+  fi
+}
 for kind in "${kinds[@]}"; do
   echo "=== $kind build ==="
   scripts/build.sh "$kind"
@@ -41,20 +55,24 @@ for kind in "${kinds[@]}"; do
     logs="$PWD/build/tsan/tsan-reports"
     rm -rf "$logs" && mkdir -p "$logs" && chmod 1777 "$logs"  # the tools also run as the postgres user
     export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp:log_path=$logs/tsan"
-    (cd build/tsan && ctest --output-on-failure --timeout 1800 -j"$jobs" -L '^(unit|tsan)$') || status=1
+    run_ctest tsan "$jobs" -L '^(unit|tsan)$'
     if compgen -G "$logs/tsan.*" >/dev/null; then
       echo "=== ThreadSanitizer reports ===" && cat "$logs"/tsan.* && status=1
+      reports=("$logs"/tsan.*)
+      summary+=("tsan: ${#reports[@]} ThreadSanitizer report files in $logs (above)")
     fi
     unset TSAN_OPTIONS
   elif [ "$kind" = asan ] && [[ " ${kinds[*]} " == *" release "* ]]; then
-    (cd build/asan && ctest --output-on-failure --timeout 1800 -j"$jobs" -LE '^pg15s3$') || status=1
+    run_ctest asan "$jobs" -LE '^pg15s3$'
   elif [ "$kind" = release ] && [[ " ${kinds[*]} " == *" asan "* ]]; then
-    (cd build/release && ctest --output-on-failure --timeout 1800 -j"$release_jobs" -LE '^(pg15|serverless)$') || status=1
+    run_ctest release "$release_jobs" -LE '^(pg15|serverless)$'
   else
     k_jobs=$jobs
     if [ "$kind" = release ]; then k_jobs=$release_jobs; fi
-    (cd "build/$kind" && ctest --output-on-failure --timeout 1800 -j"$k_jobs") || status=1
+    run_ctest "$kind" "$k_jobs"
   fi
   stage_done "$kind tests"
 done
+echo "=== summary ==="
+printf '%s\n' "${summary[@]}"
 exit $status
