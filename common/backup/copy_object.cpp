@@ -2,16 +2,15 @@
 #include "common/backup/copy_object.h"
 
 #include <algorithm>
-#include <exception>
 #include <functional>
 #include <optional>
 #include <map>
 #include <memory>
 
 #include "common/backup/interrupt.h"
+#include "common/base/byte_pipe.h"
 #include "common/base/errors.h"
 #include "common/base/hex.h"
-#include "common/base/threads.h"
 #include "common/repo/backup_bundles.h"
 #include "common/repo/bundle_split.h"
 #include "common/repo/layout.h"
@@ -156,32 +155,6 @@ class StoredTee final : public Sink {
   std::uint64_t fed_ = 0;
   bool checked_ = false;
 };
-
-// Runs `read` (the source side, which feeds `pipe`) in a thread while `write` drains `pipe` into the
-// destination. A read failure aborts the pipe (the destination commits nothing) and is thrown in
-// preference to the writer's error, which it caused.
-void read_beside(BytePipe& pipe, const std::function<void()>& read, const std::function<void()>& write) {
-  std::exception_ptr read_error;
-  ThreadGroup reader([&pipe] { pipe.abort(); });
-  reader.start([&] {
-    try {
-      read();
-    } catch (...) {
-      read_error = std::current_exception();
-      pipe.abort();
-    }
-  });
-  try {
-    write();
-  } catch (...) {
-    pipe.fail(std::current_exception());
-    reader.join();
-    if (read_error) std::rethrow_exception(read_error);
-    throw;
-  }
-  reader.join();
-  if (read_error) std::rethrow_exception(read_error);
-}
 
 // The object decoded, verified and re-encoded with the destination's settings.
 Digest copy_reencoded(Repository& src, const CopyDestination& dst, const std::string& key, Tee& tee,

@@ -67,11 +67,11 @@ void fsync_fd(int fd, const std::string& path, int (*call)(int)) {
   if (rc != 0) throw errno_error("fsync " + path, errno);
 }
 
-void start_writeback(int fd) {
+void start_writeback(int fd, std::uint64_t offset, std::uint64_t bytes) {
 #ifdef SYNC_FILE_RANGE_WRITE
-  ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  ::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(bytes), SYNC_FILE_RANGE_WRITE);
 #else
-  (void)fd;
+  (void)fd, (void)offset, (void)bytes;
 #endif
 }
 

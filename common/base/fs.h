@@ -36,8 +36,9 @@ void write_full(int fd, ByteView data, const std::string& path);
 // seam where tests inject failures).
 void fsync_fd(int fd, const std::string& path, int (*call)(int) = nullptr);
 // Starts writing the file's dirty pages back without waiting (sync_file_range SYNC_FILE_RANGE_WRITE where
-// the system has it). Best effort, never an error: it makes nothing durable, a later fsync or syncfs does.
-void start_writeback(int fd);
+// the system has it), those of `bytes` bytes from `offset` (0 bytes: to the end of the file). Best
+// effort, never an error: it makes nothing durable, a later fsync or syncfs does.
+void start_writeback(int fd, std::uint64_t offset = 0, std::uint64_t bytes = 0);
 void fsync_dir(const std::string& dir);
 // mkdir -p; each directory it creates gets exactly `mode` (whatever the umask) and is made durable (its
 // parent fsynced). Existing directories are left as they are.

@@ -56,7 +56,7 @@ bool device_deferred(dev_t dev) {
 }  // namespace
 
 SyncCalls& sync_calls() {
-  static SyncCalls calls{::fsync, real_syncfs, syncfs_reports_errors};
+  static SyncCalls calls{::fsync, real_syncfs, syncfs_reports_errors, start_writeback};
   return calls;
 }
 
@@ -117,11 +117,19 @@ void FilesystemSync::sync() {
   }
 }
 
+void WritebackAhead::wrote(int fd, std::uint64_t n) {
+  written_ += n;
+  if (written_ - started_ < kStep) return;
+  const std::uint64_t upto = written_ - written_ % kStep;
+  sync_calls().writeback(fd, started_, upto - started_);
+  started_ = upto;
+}
+
 void sync_written_file(int fd, const std::string& path, std::uint64_t size) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw errno_error("stat " + path, errno);
   if (device_deferred(st.st_dev)) {
-    if (size >= kEarlyWritebackBytes) start_writeback(fd);
+    if (size >= kEarlyWritebackBytes) sync_calls().writeback(fd, 0, 0);
     return;
   }
   fsync_fd(fd, path, sync_calls().fsync);

@@ -14,80 +14,8 @@
 namespace pgvault {
 
 namespace {
-constexpr std::size_t kMaxChunk = 1 << 20;  // coalesce small writes into chunks up to this size
 constexpr auto kWaitSlice = std::chrono::milliseconds(200);
-// A waiting consumer is woken once this much is buffered (or at close): one wake-up per batch instead of
-// one per write (a CopyData message: 32 KiB), measured in tests/bench/results/restore-sync.md.
-constexpr std::size_t kWakeBytes = 512 << 10;
 }  // namespace
-
-// ------------------------------------------------------------------------------------------- BytePipe
-
-BytePipe::BytePipe(std::size_t capacity, std::function<void()> check)
-    : capacity_(std::max<std::size_t>(capacity, 1)), wake_(std::min(capacity_, kWakeBytes)), check_(std::move(check)) {}
-
-void BytePipe::write(ByteView data) {
-  if (data.empty()) return;
-  std::unique_lock lock(mu_);
-  while (!error_ && buffered_ >= capacity_) {
-    cv_.wait_for(lock, kWaitSlice);
-    if (!error_ && buffered_ >= capacity_ && check_) check_();
-  }
-  if (error_) std::rethrow_exception(error_);
-  if (!chunks_.empty() && chunks_.back().size() + data.size() <= kMaxChunk) {
-    chunks_.back().insert(chunks_.back().end(), data.begin(), data.end());
-  } else {
-    Bytes& c = chunks_.emplace_back();
-    c.reserve(std::max(data.size(), std::min(kMaxChunk, capacity_)));  // filled without reallocating
-    c.insert(c.end(), data.begin(), data.end());
-  }
-  buffered_ += data.size();
-  if (buffered_ >= wake_) cv_.notify_all();
-}
-
-void BytePipe::close() {
-  std::lock_guard lock(mu_);
-  closed_ = true;
-  cv_.notify_all();
-}
-
-void BytePipe::abort() noexcept {
-  std::lock_guard lock(mu_);
-  aborted_ = true;
-  cv_.notify_all();
-}
-
-void BytePipe::fail(std::exception_ptr error) noexcept {
-  std::lock_guard lock(mu_);
-  if (!error_) error_ = error;
-  chunks_.clear();
-  buffered_ = 0;
-  cv_.notify_all();
-}
-
-bool BytePipe::take_chunk(Bytes& chunk) {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return aborted_ || buffered_ >= wake_ || closed_; });
-  if (aborted_) throw Error(ErrorKind::Interrupted, "bundle upload abandoned");
-  if (chunks_.empty()) return false;  // closed
-  chunk = std::move(chunks_.front());
-  chunks_.pop_front();
-  buffered_ -= chunk.size();
-  cv_.notify_all();
-  return true;
-}
-
-std::uint64_t BytePipe::pump_into(Sink& dst) {
-  std::uint64_t total = 0;
-  Bytes chunk;
-  while (take_chunk(chunk)) {
-    dst.write(ByteView(chunk.data(), chunk.size()));
-    total += chunk.size();
-  }
-  Bytes().swap(chunk);  // freed before finish(), which may wait long (an upload's commit)
-  dst.finish();
-  return total;
-}
 
 // ------------------------------------------------------------------------------------- BundleUploader
 

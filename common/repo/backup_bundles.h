@@ -22,43 +22,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/base/byte_pipe.h"
 #include "common/base/threads.h"
 #include "common/codec/codec.h"
 #include "common/repo/manifest.h"
 #include "common/storage/storage.h"
 
 namespace pgvault {
-
-// A bounded single-producer/single-consumer byte queue: write() blocks while `capacity` bytes wait;
-// the consumer, pump_into(), is woken once min(capacity, 512 KiB) bytes wait or the pipe is closed, and
-// takes the chunks where they lie. It is not a Source: nothing copies out of it into a read buffer.
-class BytePipe final {
- public:
-  BytePipe(std::size_t capacity, std::function<void()> check);
-  // Producer. Throws the consumer's error (fail()) or what `check` throws while waiting.
-  void write(ByteView data);
-  void close();
-  // Producer gives up: the consumer's pump_into() throws Interrupted (the object is not committed).
-  void abort() noexcept;
-  // Consumer: every chunk is written to `dst` where it lies, in order, then dst.finish() after close().
-  // Returns the bytes moved.
-  std::uint64_t pump_into(Sink& dst);
-  void fail(std::exception_ptr error) noexcept;
-
- private:
-  // Moves the next chunk into `chunk`, or returns false at the end. Throws Interrupted after abort().
-  bool take_chunk(Bytes& chunk);
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Bytes> chunks_;
-  std::size_t buffered_ = 0;
-  std::size_t capacity_;
-  std::size_t wake_;  // the consumer waits for this many bytes (or the end): min(capacity, 512 KiB)
-  bool closed_ = false;
-  bool aborted_ = false;
-  std::exception_ptr error_;
-  std::function<void()> check_;
-};
 
 struct BundleUploaderOptions {
   int workers = 1;                          // encoding/upload threads

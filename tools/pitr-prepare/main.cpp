@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
   app.add_flag("--force", opts.force, "remove the existing contents of the data directory first");
   app.add_flag("--dry-run", opts.dry_run, "check the plan, the archive and the data directory as a real run does, and\n"
                                          "print the plan; write nothing");
-  app.add_option("--parallel", opts.parallel, "bundles decoded at once (default: [backup] parallel; 0 = cores)")
+  app.add_option("--parallel", opts.parallel, "bundles decoded at once (default: [backup] parallel; 0 = cores); a\n"
+                                             "bundle of 64 MiB or more is written by a second thread while it is decoded")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--json", json, "print a JSON summary on stdout");
   pgvault::add_common_options(app, common);

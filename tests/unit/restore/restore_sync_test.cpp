@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "restore/restore_fixture.h"
 #include "support/sync_fakes.h"
@@ -43,6 +45,23 @@ TEST(RestoreSync, WithoutSyncfsEveryRestoredFileIsFsynced) {
   auto [files, fsyncs, syncfs_calls] = restore_counting(false);
   EXPECT_EQ(static_cast<std::uint64_t>(fsyncs), files);  // each one, none skipped
   EXPECT_EQ(syncfs_calls, 0);
+}
+
+// A large file's write-back is started while it is written, 16 MiB at a time, and for what is left when
+// it ends: 40 MiB and a byte give [0, 16 MiB), [16, 32 MiB), then the whole file (the rest). The small
+// files start none (under 1 MiB), and syncfs still makes it all durable.
+TEST(RestoreSync, ALargeFilesWriteBackStartsWhileItIsWritten) {
+  Fixture fx;
+  const std::string big((40u << 20) + 1, 'w');
+  fx.add_bundle(2, {{"base/5/big", big}});
+  RestoreOptions o = options_of(fx);
+  FakeSync fake(true);
+  run_restore(*fx.repo, o);
+  constexpr std::uint64_t kMiB = 1u << 20;
+  using Calls = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+  EXPECT_EQ(FakeSync::writebacks, (Calls{{0, 16 * kMiB}, {16 * kMiB, 16 * kMiB}, {0, 0}}));
+  EXPECT_EQ(FakeSync::syncfs_calls.load(), 1);
+  EXPECT_TRUE(slurp(o.pgdata + "/base/5/big") == big);
 }
 
 TEST(RestoreSync, AWriteBackErrorAtTheFinalSyncFailsBeforePgControl) {

@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -155,6 +157,74 @@ TEST(RestoreWriteTest, TheBundleWithTheMostBytesIsTakenFirst) {
   run_restore(repo, o);
   EXPECT_EQ(order, (std::vector<std::string>{"bundle-000002", "bundle-000000", "bundle-000001"}));
   EXPECT_EQ(slurp(o.pgdata + "/base/5/big"), std::string(200000, 'b'));
+}
+
+// 64 MiB and one byte, every 8 KiB block different (a file cut or put together in the wrong order
+// fails its checksum), compressible.
+std::string large_file() {
+  std::string s((64u << 20) + 1, 'l');
+  for (std::size_t at = 0; at < s.size(); at += 8192) {
+    const std::string n = std::to_string(at / 8192);
+    s.replace(at, std::min(n.size(), s.size() - at), n.substr(0, s.size() - at));
+  }
+  return s;
+}
+
+// The thread that called get() for each bundle.
+std::unique_ptr<testing::FaultStorage> storage_noting_threads(Fixture& fx, std::mutex& mu,
+                                                              std::map<std::string, std::thread::id>& threads) {
+  auto mem = std::make_unique<testing::MemoryStorage>();
+  mem->objects = fx.mem->objects;
+  auto fault = std::make_unique<testing::FaultStorage>(std::move(mem));
+  fault->fail = [&](const std::string& op, const std::string& key) {
+    if (op != "get" || key.find("/bundle-") == std::string::npos) return;
+    std::lock_guard g(mu);
+    threads[key.substr(key.rfind('/') + 1)] = std::this_thread::get_id();
+  };
+  return fault;
+}
+
+// A bundle holding 64 MiB or more (a large table's) is read and decoded in a thread of its own while the
+// task's thread writes its files: with one worker, the small bundles are read on the worker's thread and
+// the large one on another. Its file arrives whole.
+TEST(RestoreWriteTest, ALargeBundleIsDecodedBesideTheThreadWritingItsFiles) {
+  Fixture fx;
+  const std::string big = large_file();
+  fx.add_bundle(2, {{"base/5/big", big}});
+  fx.commit();
+  std::mutex mu;
+  std::map<std::string, std::thread::id> threads;
+  Repository repo(storage_noting_threads(fx, mu, threads), fx.repo->config());
+  RestoreOptions o = options(fx, 1);
+  run_restore(repo, o);
+  ASSERT_EQ(threads.size(), 3u);
+  EXPECT_EQ(threads["bundle-000000"], threads["bundle-000001"]);
+  EXPECT_NE(threads["bundle-000002"], threads["bundle-000000"]);
+  EXPECT_TRUE(slurp(o.pgdata + "/base/5/big") == big);  // not EXPECT_EQ: 64 MiB in a failure message
+  EXPECT_EQ(slurp(o.pgdata + "/base/5/1259"), std::string(70000, 'a'));
+}
+
+// The large bundle's files are written before its digest is known: a bundle whose plaintext digest
+// differs from its trailer's fails the restore (the decoder's error, not the writer's Interrupted),
+// names the backup and the bundle, and leaves nothing.
+TEST(RestoreWriteTest, ALargeBundleFailingItsDigestLeavesNothing) {
+  Fixture fx;
+  fx.add_bundle(2, {{"base/5/big", large_file()}});
+  fx.commit();
+  auto& obj = fx.mem->objects[keys::backup_bundle(fx.m.label, 2)];
+  obj[obj.size() - 48] ^= 0x01;  // the first byte of the trailer's SHA-256 (docs/FORMAT.md 1.6)
+  RestoreOptions o = options(fx, 2);
+  try {
+    run_restore(*fx.repo, o);
+    ADD_FAILURE() << "restored";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::Corruption) << msg;
+    EXPECT_NE(msg.find("backup " + fx.m.label + ": "), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bundle-000002"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("plaintext digest mismatch"), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(exists(o.pgdata));
 }
 
 // The progress line (a terminal): the backup, the bytes written of the total; erased at the end.
