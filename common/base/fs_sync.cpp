@@ -125,6 +125,11 @@ void WritebackAhead::wrote(int fd, std::uint64_t n) {
   started_ = upto;
 }
 
+bool sync_deferred(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && device_deferred(st.st_dev);
+}
+
 void sync_written_file(int fd, const std::string& path, std::uint64_t size) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw errno_error("stat " + path, errno);

@@ -73,6 +73,10 @@ class WritebackAhead {
   std::uint64_t started_ = 0;  // write-back started below this offset
 };
 
+// Whether `fd`'s filesystem is one of the current FilesystemSync's (a local ext4, xfs or btrfs whose
+// syncfs reports errors): where pitr-prepare writes its large files past the page cache.
+bool sync_deferred(int fd);
+
 // A file just written: when its filesystem is one of the current FilesystemSync's, write-back is started
 // (large files) and durability is left to FilesystemSync::sync(); otherwise it is fsynced now. The
 // caller then closes it.

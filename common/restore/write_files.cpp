@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common/base/byte_pipe.h"
+#include "common/base/direct_write.h"
 #include "common/base/errors.h"
 #include "common/base/fs_sync.h"
 #include "common/base/progress.h"
@@ -30,6 +31,11 @@ struct Counters {
   std::atomic<std::uint64_t> files{0};
   std::atomic<std::uint64_t> bytes{0};
 };
+
+// A file this large is written past the page cache (DirectFileWriter): a large table's segments. Only on
+// the local filesystems whose durability FilesystemSync leaves to one syncfs (ext4, xfs, btrfs): a
+// network filesystem's direct writes would each wait for the server.
+constexpr std::uint64_t kDirectFileBytes = 16u << 20;
 
 // Writes the files of one bundle as the splitter hands them over. Throws (ending the bundle) on a file
 // that fails verification, on extra or missing bytes, and once the group stops after another bundle failed.
@@ -52,14 +58,15 @@ class RestoreVisitor final : public BundleVisitor {
     auto [root, rel] = dest_.dest(f);
     path_ = root + "/" + rel;
     fd_ = open_file_beneath(root, rel, true);
+    file_.start(fd_.get(), path_, f.size >= kDirectFileBytes && sync_deferred(fd_.get()));
     writeback_.reset();
   }
 
   void on_data(const ManifestFile&, ByteView part) override {
     check_stop();
     if (fd_) {
-      write_full(fd_.get(), part, path_);
-      writeback_.wrote(fd_.get(), part.size());
+      file_.write(part);
+      if (!file_.direct()) writeback_.wrote(fd_.get(), part.size());
     }
     n_.bytes += part.size();
   }
@@ -67,6 +74,7 @@ class RestoreVisitor final : public BundleVisitor {
   void on_end(const ManifestFile& f, const std::string& mismatch) override {
     if (!mismatch.empty()) throw Error(ErrorKind::Corruption, "file " + f.path + " fails verification: " + mismatch);
     if (fd_) {
+      file_.finish();
       finish_file(fd_, f, path_);
       n_.files++;
     }
@@ -98,7 +106,8 @@ class RestoreVisitor final : public BundleVisitor {
   std::size_t ended_ = 0;
   Fd fd_;
   std::string path_;
-  WritebackAhead writeback_;
+  DirectFileWriter file_;
+  WritebackAhead writeback_;  // for the files written through the page cache
 };
 
 // The manifest's files by bundle, each bundle's sorted by offset (overlaps are Corruption).

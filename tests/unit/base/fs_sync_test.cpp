@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "support/sync_fakes.h"
 #include "support/test_support.h"
@@ -105,6 +107,26 @@ TEST(FsSync, RealSyncfsOnThisFilesystem) {
   fd.close(tmp / "f");
   EXPECT_NO_THROW(sync.sync());
   EXPECT_EQ(covered, syncfs_reports_errors(Fd(::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY)).get()));
+}
+
+// WritebackAhead starts the write-back of each whole 16 MiB step once it is written, never the same
+// bytes twice, and starts again from 0 for the next file.
+TEST(FsSync, WritebackAheadStartsEachWholeStepOnce) {
+  testing::FakeSync fake(true);
+  testing::TempDir tmp;
+  const std::string path = tmp / "f";
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd);
+  constexpr std::uint64_t kMiB = 1u << 20;
+  WritebackAhead ahead;
+  for (int i = 0; i < 8; ++i) ahead.wrote(fd.get(), 5 * kMiB);  // 40 MiB
+  ahead.wrote(fd.get(), 1);
+  using Calls = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+  EXPECT_EQ(testing::FakeSync::writebacks, (Calls{{0, 16 * kMiB}, {16 * kMiB, 16 * kMiB}}));
+  ahead.reset();
+  ahead.wrote(fd.get(), 40 * kMiB);  // one write past two steps: both at once
+  EXPECT_EQ(testing::FakeSync::writebacks, (Calls{{0, 16 * kMiB}, {16 * kMiB, 16 * kMiB}, {0, 32 * kMiB}}));
+  fd.close(path);
 }
 
 }  // namespace
