@@ -1,7 +1,6 @@
 // ChainState, ChainVisitor and the steps both ways of composing a chain's files share (chain_state.h).
 #include "common/restore/chain_state.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/repo/layout.h"
@@ -15,12 +14,6 @@ std::map<std::uint64_t, std::uint64_t> bundle_ends(const BackupManifest& m) {
   std::map<std::uint64_t, std::uint64_t> out;
   for (const auto& f : m.files) out[f.bundle] = std::max(out[f.bundle], f.offset + f.bundle_bytes());
   return out;
-}
-
-std::uint64_t size_of(int fd, const std::string& path) {
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) throw errno_error("stat " + path, errno);
-  return static_cast<std::uint64_t>(st.st_size);
 }
 
 }  // namespace

@@ -95,6 +95,12 @@ Fd open_file_beneath(const std::string& root, const std::string& rel, bool creat
   return Fd(fd);
 }
 
+std::uint64_t size_of(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw errno_error("stat " + path, errno);
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
 void finish_file(Fd& fd, const ManifestFile& f, const std::string& path) {
   if (::fchmod(fd.get(), f.mode & 07777) != 0) throw errno_error("chmod " + path, errno);
   struct timespec times[2] = {{static_cast<time_t>(f.mtime), 0}, {static_cast<time_t>(f.mtime), 0}};

@@ -43,6 +43,8 @@ Fd open_dir_beneath(const std::string& root, const std::string& rel, bool create
 // Creates (O_EXCL) or opens for writing the file `rel` beneath `root`, never through a symbolic link;
 // `create` also creates missing parent directories (0700).
 Fd open_file_beneath(const std::string& root, const std::string& rel, bool create);
+// The size of the open file `fd` (`path` for messages).
+std::uint64_t size_of(int fd, const std::string& path);
 // The file's mode and mtime from its manifest entry, then close: fsynced first, unless its filesystem is
 // one the restore's FilesystemSync makes durable at the commit (common/base/fs_sync.h).
 void finish_file(Fd& fd, const ManifestFile& f, const std::string& path);

@@ -2,7 +2,9 @@
 // each bundle's plaintext is split into its files by the one BundleSplitter, and the visitor here writes
 // them beneath their root (O_EXCL | O_NOFOLLOW, never through a link), with their mode and mtime, checked
 // against the manifest's checksum and size; finish_file leaves their durability to the commit's syncfs or
-// fsyncs them (fs_sync.h). The bundle object itself is verified by the repository (its SHA-256).
+// fsyncs them (fs_sync.h). The bundle object itself is verified by the repository (its SHA-256). A large
+// bundle is decoded on a thread of its own beside the one writing its files (read_beside), and a large
+// file goes past the page cache where the syncfs covers it (DirectFileWriter).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -75,6 +77,13 @@ class RestoreVisitor final : public BundleVisitor {
     if (!mismatch.empty()) throw Error(ErrorKind::Corruption, "file " + f.path + " fails verification: " + mismatch);
     if (fd_) {
       file_.finish();
+      // What reached the file, not only what passed its checksum on the way there: a write lost in
+      // between would be a restore that succeeds with a damaged table.
+      const std::uint64_t written = size_of(fd_.get(), path_);
+      if (written != f.size) {
+        throw Error(ErrorKind::Io, path_ + " has " + std::to_string(written) + " bytes once written, the manifest says " +
+                                       std::to_string(f.size));
+      }
       finish_file(fd_, f, path_);
       n_.files++;
     }

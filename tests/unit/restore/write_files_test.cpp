@@ -8,8 +8,11 @@
 #include <mutex>
 #include <thread>
 
+#include "common/base/direct_write.h"
 #include "common/base/format.h"
 #include "restore/restore_fixture.h"
+#include "support/page_cache.h"
+#include "support/sync_fakes.h"
 
 namespace pgvault {
 namespace {
@@ -223,6 +226,33 @@ TEST(RestoreWriteTest, ALargeBundleFailingItsDigestLeavesNothing) {
     EXPECT_NE(msg.find("backup " + fx.m.label + ": "), std::string::npos) << msg;
     EXPECT_NE(msg.find("bundle-000002"), std::string::npos) << msg;
     EXPECT_NE(msg.find("plaintext digest mismatch"), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(exists(o.pgdata));
+}
+
+// The restore checks what reached each file, not only what passed its checksum on the way: direct
+// writes that claim success but leave the file short (a lost write) fail the restore, naming the file,
+// and leave nothing. Where the filesystem does not take O_DIRECT the lost write cannot be injected here.
+TEST(RestoreWriteTest, AFileShorterThanWrittenFailsTheRestore) {
+  Fixture fx;
+  if (!testing::takes_direct_io(fx.tmp.path())) GTEST_SKIP() << fx.tmp.path() << " does not take O_DIRECT";
+  fx.add_bundle(2, {{"base/5/big", std::string((20u << 20) + 100, 'q')}});
+  fx.commit();
+  testing::FakeSync fake(true);  // syncfs covers the data directory: large files go direct
+  struct LostWrites {
+    LostWrites() {
+      DirectFileWriter::direct_write_call = [](int, const void*, std::size_t n) { return static_cast<ssize_t>(n); };
+    }
+    ~LostWrites() { DirectFileWriter::direct_write_call = ::write; }
+  } lost;
+  RestoreOptions o = options(fx, 2);
+  try {
+    run_restore(*fx.repo, o);
+    ADD_FAILURE() << "restored";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::Io) << msg;
+    EXPECT_NE(msg.find("base/5/big has 100 bytes once written, the manifest says 20971620"), std::string::npos) << msg;
   }
   EXPECT_FALSE(exists(o.pgdata));
 }
