@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "common/base/direct_write.h"
 #include "common/base/format.h"
@@ -97,6 +98,18 @@ void expect_failure(Repository& repo, const RestoreOptions& o, ErrorKind kind, c
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), kind) << e.what();
     EXPECT_EQ(std::string(e.what()), message);
+  }
+}
+
+// run_restore fails with `kind` and a message holding each of `parts`.
+void expect_failure_with(Repository& repo, const RestoreOptions& o, ErrorKind kind,
+                         const std::vector<std::string>& parts) {
+  try {
+    run_restore(repo, o);
+    ADD_FAILURE() << "restored";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    for (const auto& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
   }
 }
 
@@ -217,16 +230,8 @@ TEST(RestoreWriteTest, ALargeBundleFailingItsDigestLeavesNothing) {
   auto& obj = fx.mem->objects[keys::backup_bundle(fx.m.label, 2)];
   obj[obj.size() - 48] ^= 0x01;  // the first byte of the trailer's SHA-256 (docs/FORMAT.md 1.6)
   RestoreOptions o = options(fx, 2);
-  try {
-    run_restore(*fx.repo, o);
-    ADD_FAILURE() << "restored";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(e.kind(), ErrorKind::Corruption) << msg;
-    EXPECT_NE(msg.find("backup " + fx.m.label + ": "), std::string::npos) << msg;
-    EXPECT_NE(msg.find("bundle-000002"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("plaintext digest mismatch"), std::string::npos) << msg;
-  }
+  expect_failure_with(*fx.repo, o, ErrorKind::Corruption,
+                      {"backup " + fx.m.label + ": ", "bundle-000002", "plaintext digest mismatch"});
   EXPECT_FALSE(exists(o.pgdata));
 }
 
@@ -246,14 +251,7 @@ TEST(RestoreWriteTest, AFileShorterThanWrittenFailsTheRestore) {
     ~LostWrites() { DirectFileWriter::direct_write_call = ::write; }
   } lost;
   RestoreOptions o = options(fx, 2);
-  try {
-    run_restore(*fx.repo, o);
-    ADD_FAILURE() << "restored";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(e.kind(), ErrorKind::Io) << msg;
-    EXPECT_NE(msg.find("base/5/big has 100 bytes once written, the manifest says 20971620"), std::string::npos) << msg;
-  }
+  expect_failure_with(*fx.repo, o, ErrorKind::Io, {"base/5/big has 100 bytes once written, the manifest says 20971620"});
   EXPECT_FALSE(exists(o.pgdata));
 }
 
