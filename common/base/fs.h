@@ -88,7 +88,9 @@ class AtomicFileWriter final : public ObjectWriter {
   bool done_ = false;
   int slot_ = -1;  // where remove_temp_files_on_signal() finds tmp_
   std::vector<std::uint8_t> buf_;
+  std::uint64_t written_ = 0;  // bytes in the file so far
   void flush();
+  void put(ByteView data);
 };
 
 // The prefix of temporary files, so listings skip them and garbage collection finds them. An
