@@ -9,7 +9,8 @@
 #    both with ExecStart/commands pointing at /usr/bin;
 #  - README.md and docs/ in /usr/share/doc/pgvault;
 #  - Depends: from dpkg-shlibdeps (the packages of the shared libraries the tools link), so the package
-#    installs with apt on Debian 12 and pulls in libpq5, libssl3, libzstd1, libfmt9, ...; plus libcurl4,
+#    installs with apt on Debian 12 and pulls in libpq5, libssl3, libzstd1, libc6 (a Release build carries its
+#    C++ libraries: PGVAULT_LEAN_START, docs/ARCHITECTURE.md); plus libcurl4,
 #    which the S3 backend loads with dlopen (common/storage/s3/curl_api.cpp), unseen by dpkg-shlibdeps;
 #  - postinst: /var/lib/pgvault (the default repository's parent) owned by postgres, mode 0750, when that
 #    user exists; removal and purge leave it and the repositories in it alone.
