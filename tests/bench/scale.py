@@ -54,9 +54,9 @@ def add_arguments(p) -> None:
     p.add_argument("--scale-tables", type=int, default=20000, help="small tables of the many-files cluster (20000)")
     p.add_argument("--scale-segments", default="200,2000,20000",
                    help="WAL segments of the archive repositories, comma-separated (200,2000,20000)")
-    p.add_argument("--scale-s3-segments", type=int, default=2000,
-                   help="the biggest archive also measured on S3 (2000: uploading 20,000 segments' 40,000\n"
-                        "objects to the test Swift takes ~40 min here); bigger ones are projected")
+    p.add_argument("--scale-s3-segments", type=int, default=20000,
+                   help="the biggest archive also measured on S3 (20000: uploading its 40,000 objects to the\n"
+                        "test Swift, untimed, takes ~2.5 min here); bigger ones are projected")
     p.add_argument("--scale-reps", type=int, default=3,
                    help="repetitions of each archive command (3; archive-info --verify runs once)")
     p.add_argument("--scale-pgbackrest", action="store_true",
