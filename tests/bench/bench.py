@@ -72,6 +72,8 @@ except ImportError:  # the S3 test server helper has not landed yet
 
 SEG = 16 * 1024 * 1024
 STANZA = "bench"
+BARMAN_BACKUP = "barman-cloud-backup (uncompressed, 2 jobs)"
+BARMAN_RESTORE = "barman-cloud-restore"
 PGBR_CIPHER_PASS = "bench-cipher-pass-0123456789abcdef"
 KEY_HEX = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
@@ -494,6 +496,21 @@ class Bench:
         os.chmod(conf, 0o600)
         chown_to(conf)
         return conf
+
+    def barman_env(self, ca: Optional[Path] = None) -> dict[str, str]:
+        """Environment of barman-cloud-* (boto3) for the test S3 behind the TLS front-end whose certificate
+        is ``ca`` (default: the front-end of every tool, self.proxy)."""
+        s3 = self.s3
+        ca = ca or self.ws.root / "proxy.crt"
+        os.chmod(ca, 0o644)   # barman runs as postgres
+        return {"AWS_CA_BUNDLE": str(ca), "AWS_ACCESS_KEY_ID": s3.access_key,
+                "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_DEFAULT_REGION": s3.region,
+                "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+    def barman_args(self, name: str) -> list[str]:
+        """barman-cloud-*'s S3 arguments: provider, endpoint, the URL of prefix ``name``, the server name."""
+        return ["--cloud-provider", "aws-s3", "--endpoint-url", f"https://127.0.0.1:{self.proxy.port}",
+                f"s3://{self.s3_bucket}/{name}", STANZA]
 
     def pb(self, conf: Path, *args: str) -> list[str]:
         return ["pgbackrest", f"--config={conf}", f"--stanza={STANZA}", *args]
@@ -977,8 +994,9 @@ class Bench:
 
     def bench_backup(self) -> None:
         """Full backup and restore of one pgbench database, per storage (fs, then S3 when it runs): base-push
-        against pgBackRest at its best for a full (process-max 2, repo-bundle and repo-block on) and, on fs,
-        pg_basebackup; pitr-prepare against pgbackrest restore (process-max 2) and, on fs, tar -x."""
+        against pgBackRest at its best for a full (process-max 2, repo-bundle and repo-block on), on fs
+        pg_basebackup, on S3 barman-cloud-backup; pitr-prepare against pgbackrest restore (process-max 2),
+        on fs tar -x, on S3 barman-cloud-restore."""
         a = self.args
         pg = self.new_cluster("bk-primary", archive_mode="on", archive_command="/bin/false",
                               max_wal_size="1GB", checkpoint_timeout="15min")
@@ -993,14 +1011,16 @@ class Bench:
                           "compress zst:3; base-push with [backup] parallel = 2, zstd 3")
             restores = [(storage, *self.backups_into(pg, storage, size)) for storage in self.storages()]
             pg.stop("fast")
-            for storage, pv, pb, tars in restores:
-                self.restores_from(storage, pv, pb, tars, size, pg.pg_env())
+            for storage, pv, pb, tars, barman in restores:
+                self.restores_from(storage, pv, pb, tars, barman, size, pg.pg_env())
         finally:
             self.drop_cluster(pg)
 
-    def backups_into(self, pg: PgCluster, storage: str, size: int) -> tuple[Path, Path, dict[str, Path]]:
+    def backups_into(self, pg: PgCluster, storage: str,
+                     size: int) -> tuple[Path, Path, dict[str, Path], Optional[tuple[str, str]]]:
         """The backup rows of one storage, tools interleaved; archive_command pushes into this storage's two
-        repositories only. Returns both configs and, on fs, the newest pg_basebackup tar directories."""
+        repositories only. Returns both configs, on fs the newest pg_basebackup tar directories, on S3 the
+        prefix and name of the newest barman-cloud-backup (None without barman-cli-cloud)."""
         a = self.args
         pv = self.pv_config(storage, False, f"bkpv-{storage}")
         pv.write_text(pv.read_text() + f'\n[backup]\nconninfo = "{pg.conninfo}"\nparallel = 2\n')
@@ -1017,6 +1037,16 @@ class Bench:
         tools.append("pgbackrest backup --type=full (process-max 2, bundle, block)")
         if storage == "fs":  # pg_basebackup writes local tar files whatever the repository
             tools += ["pg_basebackup -Ft", "pg_basebackup -Ft --compress=client-zstd:3"]
+        barman_prefix = self.uniq("bkbarman")
+        barman: Optional[tuple[str, str]] = None
+        if storage == "s3" and shutil.which("barman-cloud-backup"):
+            tools.append(BARMAN_BACKUP)
+            self.res.note(f"backup: {BARMAN_BACKUP}: barman-cli-cloud's own default of 2 upload jobs, "
+                          "no compression (its fastest on this loopback S3, as in the drain section), "
+                          "--immediate-checkpoint; it takes the backup through pg_backup_start/stop, reading "
+                          "the data directory itself")
+        elif storage == "s3":
+            self.res.note("backup: barman-cloud-backup not installed (PGVAULT_BENCH=1 scripts/setup.sh): its rows skipped")
         self.res.pair("backup", case, "base-push", tools[1:] if tools[0] == "base-push" else tools)
         tars: dict[str, Path] = {}
         env = pg.pg_env()
@@ -1027,13 +1057,18 @@ class Bench:
                     argv = [self.tools["base-push"], "--config", pv]
                 elif tool.startswith("pgbackrest"):
                     argv = self.pb(pb, "backup", "--type=full", "--process-max=2")
+                elif tool == BARMAN_BACKUP:
+                    barman = (barman_prefix, self.uniq("b"))
+                    argv = ["barman-cloud-backup", "-h", pg.sockdir, "-p", pg.port, "-U", "postgres",
+                            "--immediate-checkpoint", "-J", "2", "-n", barman[1], *self.barman_args(barman[0])]
                 else:
                     argv = [pg_bin("pg_basebackup"), "-D", out, "-Ft", "-X", "none", "-c", "fast",
                             "-h", pg.sockdir, "-p", pg.port, "-U", "postgres"]
                     if "zstd" in tool:
                         argv.append("--compress=client-zstd:3")
                     make_dir(out, mode=0o700)
-                kib = self.timed_backup_row(case, tool, argv, env, size)
+                kib = self.timed_backup_row(case, tool, argv, dict(env, **self.barman_env()) if tool == BARMAN_BACKUP
+                                            else env, size)
                 if tool == "base-push":
                     self.res.note_rss("base-push", kib)
                 if tool.startswith("pg_basebackup"):
@@ -1041,7 +1076,7 @@ class Bench:
                     if kind in tars:
                         remove_tree(tars[kind])
                     tars[kind] = out
-        return pv, pb, tars
+        return pv, pb, tars, barman
 
     def timed_backup_row(self, case: str, tool: str, argv: list, env: dict, size: int) -> int:
         """One timed call of the backup section (after a sync): its row with MB/s and CPU seconds.
@@ -1052,8 +1087,10 @@ class Bench:
         log(f"{case} {tool}: {dt:.1f}s ({size / 1e6 / dt:.0f} MB/s)")
         return kib
 
-    def restores_from(self, storage: str, pv: Path, pb: Path, tars: dict[str, Path], size: int, env: dict) -> None:
-        """The restore rows of one storage (the server stopped), tools interleaved."""
+    def restores_from(self, storage: str, pv: Path, pb: Path, tars: dict[str, Path],
+                      barman: Optional[tuple[str, str]], size: int, env: dict) -> None:
+        """The restore rows of one storage (the server stopped), tools interleaved; ``barman``: the prefix and
+        name of the barman-cloud-backup restored by barman-cloud-restore."""
         case = f"restore {storage}"
         tools = ["pitr-prepare"] if "pitr-prepare" in self.tools else []
         if not tools:
@@ -1063,6 +1100,8 @@ class Bench:
             tools.append("tar -x + fsync")
         if "zstd" in tars:
             tools.append("tar --zstd -x + fsync")
+        if barman:
+            tools.append(BARMAN_RESTORE)
         self.res.pair("backup", case, "pitr-prepare", tools[1:] if tools[0] == "pitr-prepare" else tools)
         for _ in range(self.args.backup_reps):
             for tool in tools:
@@ -1072,12 +1111,16 @@ class Bench:
                     argv = [self.tools["pitr-prepare"], "--config", pv, "--pgdata", dest, "--force"]
                 elif tool.startswith("pgbackrest"):
                     argv = self.pb(pb, "restore", f"--pg1-path={dest}", "--process-max=2")
+                elif tool == BARMAN_RESTORE:
+                    prefix, name = barman
+                    argv = ["barman-cloud-restore", *self.barman_args(prefix), name, dest]
                 else:
                     zstd = "zstd" in tool
                     src = (tars["zstd"] / "base.tar.zst") if zstd else (tars["plain"] / "base.tar")
                     argv = ["sh", "-c", f"tar {'--zstd ' if zstd else ''}-xf {src} -C {dest} && "
                                         f"find {dest} -type f -print0 | xargs -0 sync"]
-                kib = self.timed_backup_row(case, tool, argv, env, size)
+                kib = self.timed_backup_row(case, tool, argv, dict(env, **self.barman_env()) if tool == BARMAN_RESTORE
+                                            else env, size)
                 if tool == "pitr-prepare":
                     self.res.note_rss("pitr-prepare", kib)
                 remove_tree(dest)

@@ -285,14 +285,10 @@ class DrainSection:
         return conf
 
     def barman_env(self) -> str:
-        s3 = self.b.s3
-        return (f"AWS_CA_BUNDLE={self.ca} AWS_ACCESS_KEY_ID={s3.access_key} "
-                f"AWS_SECRET_ACCESS_KEY={s3.secret_key} AWS_DEFAULT_REGION={s3.region} "
-                f"AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+        return " ".join(f"{k}={v}" for k, v in self.b.barman_env(self.ca).items())
 
     def barman_args(self, name: str) -> str:
-        return (f"--cloud-provider aws-s3 --endpoint-url https://127.0.0.1:{self.b.proxy.port} "
-                f"s3://{self.b.s3_bucket}/{name} {STANZA}")
+        return " ".join(self.b.barman_args(name))
 
     def archive_command(self, tool: str, storage: str, name: str, pg: PgCluster) -> tuple[str, Path]:
         if tool.startswith("wal-push"):
@@ -300,7 +296,6 @@ class DrainSection:
                                     prefetch=self.a.drain_prefetch)
             return f"{self.b.tools['wal-push']} --config {conf} %p", conf
         if tool.startswith("barman"):
-            os.chmod(self.ca, 0o644)
             return f"{self.barman_env()} barman-cloud-wal-archive {self.barman_flag} {self.barman_args(name)} %p", \
                 self.ws.path("conf")
         if tool == PB_SYNC:
