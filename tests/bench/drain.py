@@ -58,8 +58,8 @@ def add_arguments(p) -> None:
     p.add_argument("--drain-barman-cap", type=int, default=34,
                    help="barman-cloud-wal-archive: segments timed, then extrapolated (34; raised to\n"
                         "reach the restore point: its archive serves the recovery)")
-    p.add_argument("--drain-recovery-segments", type=int, default=32,
-                   help="segments replayed by the recovery from S3 (32 = 512 MiB)")
+    p.add_argument("--drain-recovery-segments", type=int, default=64,
+                   help="segments replayed by the recovery from S3 (64 = 1 GiB, the issue's 1-2 GB range)")
     p.add_argument("--drain-recovery-reps", type=int, default=2, help="repetitions of every recovery (2)")
     p.add_argument("--drain-parallel", type=int, default=4, help="wal-push [push] parallel (4)")
     p.add_argument("--drain-prefetch", type=int, default=8, help="wal-fetch [fetch] prefetch (8)")
