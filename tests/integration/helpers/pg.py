@@ -375,6 +375,9 @@ class PgCluster:
                 raise PgError(f"postmaster.pid says {file_pid} but we started {proc.pid}; not signalling")
             if mode == "kill":  # whole process group, while the unreaped postmaster pins its pgid
                 self._killpg(signal.SIGKILL)
+                # A killed backend holds the shared memory until its exit completes: a start before
+                # that fails with "pre-existing shared memory block is still in use".
+                self._wait_group_dead(timeout)
             else:
                 self._signal(sigs[mode])
             try:
@@ -401,6 +404,29 @@ class PgCluster:
             os.killpg(self._proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def _wait_group_dead(self, timeout: float) -> None:
+        """Wait until every process of the postmaster's group has exited (gone, or a zombie: its memory,
+        the shared memory attachment included, is released by then). Called before the postmaster is
+        reaped, so the group id is still ours."""
+        pgid = self._proc.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            alive = False
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                    alive = True
+                    break
+            if not alive:
+                return
+            time.sleep(0.01)
 
     def _reap(self) -> Optional[int]:
         proc = self._proc
