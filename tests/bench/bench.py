@@ -1050,6 +1050,7 @@ class Bench:
         self.res.pair("backup", case, "base-push", tools[1:] if tools[0] == "base-push" else tools)
         tars: dict[str, Path] = {}
         env = pg.pg_env()
+        barman_env = dict(env, **self.barman_env()) if BARMAN_BACKUP in tools else env
         for _ in range(a.backup_reps):
             for tool in tools:
                 out = self.ws.path(self.uniq("bk"))
@@ -1067,8 +1068,7 @@ class Bench:
                     if "zstd" in tool:
                         argv.append("--compress=client-zstd:3")
                     make_dir(out, mode=0o700)
-                kib = self.timed_backup_row(case, tool, argv, dict(env, **self.barman_env()) if tool == BARMAN_BACKUP
-                                            else env, size)
+                kib = self.timed_backup_row(case, tool, argv, barman_env if tool == BARMAN_BACKUP else env, size)
                 if tool == "base-push":
                     self.res.note_rss("base-push", kib)
                 if tool.startswith("pg_basebackup"):
@@ -1103,6 +1103,7 @@ class Bench:
         if barman:
             tools.append(BARMAN_RESTORE)
         self.res.pair("backup", case, "pitr-prepare", tools[1:] if tools[0] == "pitr-prepare" else tools)
+        barman_env = dict(env, **self.barman_env()) if barman else env
         for _ in range(self.args.backup_reps):
             for tool in tools:
                 dest = self.ws.path(self.uniq("restore"))
@@ -1119,8 +1120,7 @@ class Bench:
                     src = (tars["zstd"] / "base.tar.zst") if zstd else (tars["plain"] / "base.tar")
                     argv = ["sh", "-c", f"tar {'--zstd ' if zstd else ''}-xf {src} -C {dest} && "
                                         f"find {dest} -type f -print0 | xargs -0 sync"]
-                kib = self.timed_backup_row(case, tool, argv, dict(env, **self.barman_env()) if tool == BARMAN_RESTORE
-                                            else env, size)
+                kib = self.timed_backup_row(case, tool, argv, barman_env if tool == BARMAN_RESTORE else env, size)
                 if tool == "pitr-prepare":
                     self.res.note_rss("pitr-prepare", kib)
                 remove_tree(dest)

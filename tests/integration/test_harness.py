@@ -12,22 +12,12 @@ import pytest
 
 from helpers.pg import PgCluster, Workspace
 from helpers.proc import (PG_USER, CommandError, PgvaultTools, accessible_by, make_tempdir,
-                          pid_alive, remove_tree, run)
+                          pid_alive, processes, remove_tree, run)
 
 
 def _children(pid):
-    """Pids of the direct children of ``pid`` (from /proc)."""
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.append(int(entry))
-    return kids
+    """Pids of the direct children of ``pid``."""
+    return [p.pid for p in processes() if p.ppid == pid]
 
 
 def _bank_totals(pg):

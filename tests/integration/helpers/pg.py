@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from .proc import (PG_USER, CommandError, PathLike, PgvaultTools, RunResult, chown_to, make_dir,
-                   make_tempdir, pid_alive, remove_tree, run, user_popen_kwargs)
+                   make_tempdir, pid_alive, processes, remove_tree, run, user_popen_kwargs)
 
 #: Debian 12's PostgreSQL 15: its client programs (psql, pgbench, pg_isready, pg_basebackup, and any
 #: other program the chosen version's package lacks) talk to servers 15 to 18.
@@ -412,19 +412,7 @@ class PgCluster:
         pgid = self._proc.pid
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            alive = False
-            for entry in os.listdir("/proc"):
-                if not entry.isdigit():
-                    continue
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                    alive = True
-                    break
-            if not alive:
+            if not any(p.pgrp == pgid and p.state not in ("Z", "X") for p in processes()):
                 return
             time.sleep(0.01)
 

@@ -163,6 +163,28 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+class ProcStat(NamedTuple):
+    pid: int
+    state: str   # R, S, D, Z (zombie), X (dead), ...
+    ppid: int
+    pgrp: int
+
+
+def processes() -> list[ProcStat]:
+    """Every process of the machine, from /proc/<pid>/stat (those that vanish while read are skipped)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()   # after the command name, which may hold ")"
+        except OSError:
+            continue
+        out.append(ProcStat(int(entry), fields[0], int(fields[1]), int(fields[2])))
+    return out
+
+
 # --------------------------------------------------------------------------------------------- files
 
 def chown_to(path: PathLike, user: str = PG_USER, recursive: bool = False) -> None:
